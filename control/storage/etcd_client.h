@@ -1,0 +1,111 @@
+// EtcdClient: the apiserver's only path to etcd v3 (gRPC, our own proto subset with etcd's
+// package names and field numbers, see proto/etcd/).
+//
+// Every operation is an Asio awaitable that completes on the executor the client was built
+// with; the gRPC callback threads never touch caller state. Writes are compare-and-swap
+// transactions on mod_revision, which is what resourceVersion is. The client is safe to
+// use from several coroutines at once; destroy it only after they have finished.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace podwarp::storage {
+
+struct KeyValue {
+  std::string key;
+  std::string value;
+  std::int64_t create_revision = 0;
+  std::int64_t mod_revision = 0;
+};
+
+enum class StorageErrc {
+  kNotFound,       // the key does not exist (or the CAS found it gone)
+  kAlreadyExists,  // create: the key exists
+  kConflict,       // update/delete: mod_revision did not match
+  kCompacted,      // watch/range: revision was compacted away
+  kUnavailable,    // etcd unreachable or the RPC failed
+};
+
+struct StorageError {
+  StorageErrc code;
+  std::string message;
+  std::optional<KeyValue> current;  // the key's current value, for kAlreadyExists/kConflict
+  std::int64_t compact_revision = 0;  // for kCompacted
+};
+
+template <typename T>
+using Result = std::expected<T, StorageError>;
+
+struct RangeResult {
+  std::vector<KeyValue> kvs;
+  std::int64_t revision = 0;  // the store revision the read was served at
+  bool more = false;
+  std::int64_t count = 0;
+};
+
+struct RangeOptions {
+  std::int64_t limit = 0;     // 0 = no limit
+  std::int64_t revision = 0;  // 0 = latest
+  bool prefix = false;        // key is a prefix: range [key, prefix_end(key))
+  std::string range_end;      // explicit range end (overrides prefix when set)
+  bool count_only = false;
+  bool keys_only = false;
+};
+
+struct WatchEvent {
+  enum class Type { kPut, kDelete };
+  Type type = Type::kPut;
+  KeyValue kv;       // for kDelete: key and mod_revision (the deletion revision) only
+  KeyValue prev_kv;  // previous value when the watch asked for it (always here)
+};
+
+class EtcdClient {
+ public:
+  virtual ~EtcdClient() = default;
+
+  virtual boost::asio::awaitable<Result<RangeResult>> range(std::string key,
+                                                            RangeOptions opts = {}) = 0;
+  // Creates key only if absent. Returns the new KeyValue (mod_revision set).
+  virtual boost::asio::awaitable<Result<KeyValue>> create(std::string key, std::string value) = 0;
+  // Puts key only if its mod_revision equals expected_mod_revision.
+  virtual boost::asio::awaitable<Result<KeyValue>> update(std::string key, std::string value,
+                                                          std::int64_t expected_mod_revision) = 0;
+  // Deletes key, if expected_mod_revision != 0 only when it matches. Returns the deleted
+  // value with mod_revision set to the revision of the deletion.
+  virtual boost::asio::awaitable<Result<KeyValue>> remove(std::string key,
+                                                          std::int64_t expected_mod_revision) = 0;
+  // Unconditional put (benchmarks and tests: the raw-etcd peer).
+  virtual boost::asio::awaitable<Result<std::int64_t>> put(std::string key, std::string value) = 0;
+  virtual boost::asio::awaitable<Result<std::int64_t>> compact(std::int64_t revision) = 0;
+
+  // Watches every key under prefix from start_revision (inclusive). on_events is called on
+  // the client's executor with each batch, in order; on_error once if the watch fails (e.g.
+  // kCompacted, with compact_revision) after which no more calls happen. Progress
+  // notifications arrive as an empty batch with the header revision in `revision`.
+  class Watch {
+   public:
+    virtual ~Watch() = default;  // cancels the watch
+  };
+  using EventsFn = std::function<void(std::vector<WatchEvent> events, std::int64_t revision)>;
+  using ErrorFn = std::function<void(StorageError)>;
+  virtual std::unique_ptr<Watch> watch(std::string prefix, std::int64_t start_revision,
+                                       EventsFn on_events, ErrorFn on_error) = 0;
+};
+
+// Connects to the first reachable of endpoints ("http://127.0.0.1:2379,..."), falling over
+// to the next on failure. Completions run on executor.
+std::unique_ptr<EtcdClient> make_etcd_client(boost::asio::any_io_executor executor,
+                                             const std::vector<std::string>& endpoints);
+
+// The end of the key range that holds exactly the keys starting with prefix.
+std::string prefix_end(std::string_view prefix);
+
+}  // namespace podwarp::storage

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package podwarp needs to build, test and run.
+# Idempotent and quiet: it only calls apt-get when something is missing.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  g++ cmake ninja-build ccache pkg-config git
+  # core libraries
+  libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
+  libssl-dev liburing-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
+  # etcd client: gRPC + protobuf
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # real peers for integration tests
+  etcd-server etcd-client python3-kubernetes python3-yaml openssl curl
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "deps.sh: missing packages: ${missing[*]}; run as root to install them" >&2
+  exit 1
+fi
+
+echo "deps.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The etcd-server package starts a system etcd on 2379; podwarp runs its own etcd on free
+# ports, so the packaged service is not needed. Stop it only if this script just installed it.
+if printf '%s\n' "${missing[@]}" | grep -qx etcd-server; then
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/dev/null; then
+    systemctl stop etcd || true
+    systemctl disable etcd >/dev/null 2>&1 || true
+  fi
+fi
