@@ -1,1 +1,273 @@
-int main() { return 0; }
+// podwarp-control: apiserver (+ scheduler and controllers, in later components) in one
+// process over etcd v3.
+#include <CLI/CLI.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "apiserver/api.h"
+#include "apiserver/server.h"
+#include "apiserver/service_allocator.h"
+#include "apiserver/watch_cache.h"
+#include "podwarp/kubeconfig.h"
+#include "podwarp/log.h"
+#include "podwarp/pki.h"
+#include "schema/schema.h"
+#include "storage/etcd_client.h"
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using namespace podwarp;
+
+namespace {
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (c == sep) {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  return out;
+}
+
+// Compacts etcd history every interval to the revision seen one interval earlier, as
+// upstream's apiserver does, so that etcd does not grow without bound.
+asio::awaitable<void> compaction_loop(storage::EtcdClient& etcd, std::chrono::seconds interval) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  std::int64_t previous = 0;
+  while (true) {
+    timer.expires_after(interval);
+    boost::system::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return;
+    if (previous > 0) {
+      auto r = co_await etcd.compact(previous);
+      if (!r && r.error().code != storage::StorageErrc::kCompacted) {
+        log::warn("etcd compaction at {}: {}", previous, r.error().message);
+      }
+    }
+    const storage::RangeOptions count_only{.count_only = true};
+    auto head = co_await etcd.range("/registry/", count_only);
+    if (head) previous = head->revision;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"podwarp-control: the podwarp control plane (apiserver, scheduler, controllers)"};
+  std::string etcd_servers = "http://127.0.0.1:2379";
+  std::string data_dir = "/var/lib/podwarp/control";
+  std::string bind_address = "127.0.0.1";
+  int secure_port = 6443;
+  std::string service_range = "10.96.0.0/12";
+  std::string components = "apiserver,scheduler,controllers";
+  std::string token_file;
+  std::string advertise_address;
+  std::string node_port_range = "30000-32767";
+  std::string log_level = "info";
+  std::vector<std::string> extra_sans;
+  int compaction_interval = 300;
+  app.add_option("--etcd-servers", etcd_servers, "etcd endpoints, comma separated");
+  app.add_option("--data-dir", data_dir, "where the CA, certificates and admin.kubeconfig live");
+  app.add_option("--bind-address", bind_address, "address to serve HTTPS on");
+  app.add_option("--secure-port", secure_port, "HTTPS port; 0 picks a free one and prints it");
+  app.add_option("--service-cluster-ip-range", service_range, "CIDR of ClusterIPs");
+  app.add_option("--service-node-port-range", node_port_range, "NodePort range, e.g. 30000-32767");
+  app.add_option("--components", components, "which of apiserver,scheduler,controllers to run");
+  app.add_option("--token-auth-file", token_file, "CSV of bearer tokens: token,user,uid,\"groups\"");
+  app.add_option("--advertise-address", advertise_address, "address in the kubernetes Endpoints");
+  app.add_option("--tls-san", extra_sans, "extra subject alternative names for the serving cert");
+  app.add_option("--etcd-compaction-interval", compaction_interval, "seconds; 0 disables");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  CLI11_PARSE(app, argc, argv);
+  log::set_level(log_level);
+  // Every watch holds a connection: allow as many descriptors as the hard limit does.
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
+
+  try {
+    schema::load();  // a defect in the built-in schema fails here, not on first use
+  } catch (const std::exception& e) {
+    std::cerr << "podwarp-control: schema: " << e.what() << "\n";
+    return 1;
+  }
+
+  auto comps = split(components, ',');
+  for (const std::string& c : comps) {
+    if (c != "apiserver" && c != "scheduler" && c != "controllers") {
+      std::cerr << "podwarp-control: --components: unknown component \"" << c << "\"\n";
+      return 2;
+    }
+  }
+  const bool run_apiserver = std::find(comps.begin(), comps.end(), "apiserver") != comps.end();
+  if (!run_apiserver) {
+    std::cerr << "podwarp-control: only the apiserver component exists in this version; "
+                 "include it in --components\n";
+    return 2;
+  }
+  for (const std::string& c : comps) {
+    if (c != "apiserver") log::warn("component {} is not part of this build yet; skipped", c);
+  }
+  int port_min = 30000;
+  int port_max = 32767;
+  if (std::sscanf(node_port_range.c_str(), "%d-%d", &port_min, &port_max) != 2 ||
+      port_min < 1 || port_max > 65535 || port_min > port_max) {
+    std::cerr << "podwarp-control: --service-node-port-range: invalid \"" << node_port_range << "\"\n";
+    return 2;
+  }
+  if (auto r = apiserver::Ipv4Range::parse(service_range); !r) {
+    std::cerr << "podwarp-control: --service-cluster-ip-range: " << r.error() << "\n";
+    return 2;
+  }
+
+  // Certificates and the admin kubeconfig.
+  std::error_code fec;
+  fs::create_directories(data_dir, fec);
+  if (fec) {
+    std::cerr << "podwarp-control: create " << data_dir << ": " << fec.message() << "\n";
+    return 1;
+  }
+  fs::path pki_dir = fs::path(data_dir) / "pki";
+  auto ca = pki::ensure_ca(pki_dir);
+  if (!ca) {
+    std::cerr << "podwarp-control: " << ca.error() << "\n";
+    return 1;
+  }
+  pki::SubjectAltNames sans;
+  sans.dns = {"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+              "kubernetes.default.svc.cluster.local"};
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) == 0 && host[0] != '\0') sans.dns.emplace_back(host);
+  sans.ips = {"127.0.0.1"};
+  auto range = apiserver::Ipv4Range::parse(service_range);
+  sans.ips.push_back(apiserver::Ipv4Range::format(range->base + 1));
+  if (bind_address != "0.0.0.0" && bind_address != "127.0.0.1" && bind_address != "::") {
+    sans.ips.push_back(bind_address);
+  }
+  if (!advertise_address.empty() && advertise_address != "127.0.0.1") {
+    sans.ips.push_back(advertise_address);
+  }
+  for (const std::string& s : extra_sans) {
+    if (apiserver::Ipv4Range::parse_ip(s)) {
+      sans.ips.push_back(s);
+    } else {
+      sans.dns.push_back(s);
+    }
+  }
+  auto serving = pki::ensure_serving_cert(pki_dir, sans);
+  if (!serving) {
+    std::cerr << "podwarp-control: " << serving.error() << "\n";
+    return 1;
+  }
+  std::vector<std::string> admin_groups = {"system:masters"};
+  auto admin = pki::ensure_client_cert(pki_dir, "admin", "kubernetes-admin", admin_groups);
+  if (!admin) {
+    std::cerr << "podwarp-control: " << admin.error() << "\n";
+    return 1;
+  }
+
+  asio::io_context io(1);
+  auto etcd = storage::make_etcd_client(io.get_executor(), split(etcd_servers, ','));
+  apiserver::WatchCache cache(io.get_executor(), *etcd, "/registry/");
+  apiserver::ApiOptions api_opts;
+  api_opts.service_cluster_ip_range = service_range;
+  api_opts.node_port_min = port_min;
+  api_opts.node_port_max = port_max;
+  api_opts.advertise_address = advertise_address.empty()
+                                   ? (bind_address == "0.0.0.0" ? "127.0.0.1" : bind_address)
+                                   : advertise_address;
+  apiserver::ServerOptions srv_opts;
+  srv_opts.bind_address = bind_address;
+  srv_opts.port = static_cast<std::uint16_t>(secure_port);
+  srv_opts.cert_file = pki::cert_path(pki_dir, "apiserver").string();
+  srv_opts.key_file = pki::key_path(pki_dir, "apiserver").string();
+  srv_opts.client_ca_file = pki::cert_path(pki_dir, "ca").string();
+  srv_opts.token_file = token_file;
+
+  std::unique_ptr<apiserver::Api> api;
+  std::unique_ptr<apiserver::ApiServer> server;
+  int exit_code = 0;
+
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    log::info("signal {}: shutting down", sig);
+    if (server) server->stop();
+    io.stop();
+  });
+
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        // Load the cache, listen, bootstrap the system objects, then serve.
+        auto started = co_await cache.start();
+        if (!started) {
+          log::error("cannot load state from etcd at {}: {}", etcd_servers, started.error().message);
+          exit_code = 1;
+          io.stop();
+          co_return;
+        }
+        api = std::make_unique<apiserver::Api>(io.get_executor(), *etcd, cache, api_opts);
+        server = std::make_unique<apiserver::ApiServer>(io, *api, srv_opts);
+        auto port = server->listen();
+        if (!port) {
+          log::error("{}", port.error());
+          exit_code = 1;
+          io.stop();
+          co_return;
+        }
+        // The bound port goes into the kubernetes service's Endpoints.
+        api->set_secure_port(*port);
+        std::string host_for_url = bind_address == "0.0.0.0" ? "127.0.0.1" : bind_address;
+        server->discovery_options().server_address = fmt::format("{}:{}", host_for_url, *port);
+        co_await api->bootstrap();
+        kubeconfig::Config kc;
+        kc.server = fmt::format("https://{}:{}", host_for_url, *port);
+        kc.ca_pem = *pki::read_file(pki::cert_path(pki_dir, "ca"));
+        kc.client_cert_pem = *pki::read_file(pki::cert_path(pki_dir, "admin"));
+        kc.client_key_pem = *pki::read_file(pki::key_path(pki_dir, "admin"));
+        fs::path kc_path = fs::path(data_dir) / "admin.kubeconfig";
+        if (auto w = kubeconfig::write(kc_path, kc); !w) log::error("{}", w.error());
+        server->set_ready(true);
+        std::printf("podwarp-control: serving on https://%s:%u (kubeconfig %s)\n",
+                    host_for_url.c_str(), *port, kc_path.c_str());
+        std::fflush(stdout);
+        if (compaction_interval > 0) {
+          asio::co_spawn(io, compaction_loop(*etcd, std::chrono::seconds(compaction_interval)),
+                         asio::detached);
+        }
+        co_await server->run();
+      },
+      [](std::exception_ptr e) {
+        if (!e) return;
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          log::error("podwarp-control: {}", ex.what());
+        }
+      });
+  io.run();
+  return exit_code;
+}

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace podwarp::storage {
@@ -71,11 +72,22 @@ class EtcdClient {
  public:
   virtual ~EtcdClient() = default;
 
+  // GCC 12.2 miscompiles a braced aggregate temporary with non-trivial members (such as
+  // RangeOptions, which holds a std::string) in a full-expression that contains co_await: the
+  // temporary is destroyed twice (double free). So do not write
+  //   co_await etcd.range(key, {.prefix = true});          // crashes under GCC 12.2
+  // but name the options first:
+  //   RangeOptions opts{.prefix = true};
+  //   co_await etcd.range(key, opts);
+  // The default argument is written RangeOptions() (value-initialized) for the same reason.
   virtual boost::asio::awaitable<Result<RangeResult>> range(std::string key,
-                                                            RangeOptions opts = {}) = 0;
+                                                            RangeOptions opts = RangeOptions()) = 0;
   // Creates key only if absent. Returns the new KeyValue (mod_revision set).
   virtual boost::asio::awaitable<Result<KeyValue>> create(std::string key, std::string value) = 0;
-  // Puts key only if its mod_revision equals expected_mod_revision.
+  // Puts key only if its mod_revision equals expected_mod_revision. kConflict (with current)
+  // when it differs, kNotFound when the key is gone. expected_mod_revision == 0 means
+  // "unconditionally, but only if the key exists" (never creates). The result's
+  // create_revision is the key's.
   virtual boost::asio::awaitable<Result<KeyValue>> update(std::string key, std::string value,
                                                           std::int64_t expected_mod_revision) = 0;
   // Deletes key, if expected_mod_revision != 0 only when it matches. Returns the deleted
@@ -84,12 +96,21 @@ class EtcdClient {
                                                           std::int64_t expected_mod_revision) = 0;
   // Unconditional put (benchmarks and tests: the raw-etcd peer).
   virtual boost::asio::awaitable<Result<std::int64_t>> put(std::string key, std::string value) = 0;
+  // Compacts history before revision. Returns the store's current revision. kCompacted if
+  // revision is already compacted.
   virtual boost::asio::awaitable<Result<std::int64_t>> compact(std::int64_t revision) = 0;
 
   // Watches every key under prefix from start_revision (inclusive). on_events is called on
   // the client's executor with each batch, in order; on_error once if the watch fails (e.g.
   // kCompacted, with compact_revision) after which no more calls happen. Progress
-  // notifications arrive as an empty batch with the header revision in `revision`.
+  // notifications arrive as an empty batch with the header revision in `revision`; for a
+  // batch of events `revision` is the last event's mod_revision. Events carry prev_kv.
+  // One gRPC stream per watch; on a stream failure on_error gets kUnavailable (the caller
+  // re-watches from its last revision).
+  // Destroying the handle cancels the stream. Destroyed on the thread that runs the client's
+  // executor (a single-threaded io_context, the usual case), no callback runs after the
+  // destructor returns; on a multi-threaded io_context a callback that is already running on
+  // another thread may still finish. A callback may destroy its own handle.
   class Watch {
    public:
     virtual ~Watch() = default;  // cancels the watch
@@ -102,6 +123,10 @@ class EtcdClient {
 
 // Connects to the first reachable of endpoints ("http://127.0.0.1:2379,..."), falling over
 // to the next on failure. Completions run on executor.
+// Each element may itself be a comma-separated list; "http://" is optional, TLS is not
+// supported. A call that finds its endpoint UNAVAILABLE fails with kUnavailable (it is not
+// retried: a write may have been applied) and later calls go to the next endpoint. Every
+// unary call has a 10 s deadline. Throws std::invalid_argument if no endpoint is given.
 std::unique_ptr<EtcdClient> make_etcd_client(boost::asio::any_io_executor executor,
                                              const std::vector<std::string>& endpoints);
 

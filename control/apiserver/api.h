@@ -1,0 +1,105 @@
+// Api: the REST semantics of every built-in resource (create, get, list, watch, update,
+// patch, delete, deletecollection and the status/scale/binding/eviction subresources) over
+// etcd, with list and watch served from the WatchCache.
+//
+// Threading: one instance per apiserver, used only on its executor.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "apiserver/http.h"
+#include "apiserver/watch_cache.h"
+#include "podwarp/json.h"
+#include "storage/etcd_client.h"
+
+namespace podwarp::apiserver {
+
+struct ApiOptions {
+  std::string service_cluster_ip_range = "10.96.0.0/12";
+  int node_port_min = 30000;
+  int node_port_max = 32767;
+  std::size_t max_object_bytes = 3 * 1024 * 1024;  // upstream's request body limit
+  std::string advertise_address = "127.0.0.1";
+  int secure_port = 6443;
+};
+
+class ServiceAllocator;
+
+class Api {
+ public:
+  Api(boost::asio::any_io_executor ex, storage::EtcdClient& etcd, WatchCache& cache,
+      ApiOptions opts);
+  ~Api();
+
+  void set_secure_port(int port) { opts_.secure_port = port; }
+
+  // Creates the system namespaces and the default/kubernetes service if missing.
+  boost::asio::awaitable<void> bootstrap();
+
+  // Handles a resource request (req.info parsed). Returns nullopt when the response was
+  // streamed through `stream` (watch).
+  boost::asio::awaitable<std::optional<Response>> handle(Request& req, ResponseStream& stream);
+
+  static std::string key_for(const api::Resource& r, std::string_view ns, std::string_view name);
+  static std::string prefix_for(const api::Resource& r, std::string_view ns);
+
+ private:
+  using Obj = json::value;
+  struct Loaded {
+    json::value object;
+    std::int64_t revision = 0;
+  };
+
+  boost::asio::awaitable<std::optional<Response>> dispatch(Request& req, ResponseStream& stream);
+  boost::asio::awaitable<Response> get(const Request& req);
+  boost::asio::awaitable<Response> list(const Request& req);
+  boost::asio::awaitable<std::optional<Response>> watch(const Request& req, ResponseStream& s);
+  boost::asio::awaitable<Response> create(const Request& req);
+  boost::asio::awaitable<Response> update(const Request& req);
+  boost::asio::awaitable<Response> patch(const Request& req);
+  boost::asio::awaitable<Response> remove(const Request& req);
+  boost::asio::awaitable<Response> remove_collection(const Request& req);
+  boost::asio::awaitable<Response> binding(const Request& req);
+  boost::asio::awaitable<Response> eviction(const Request& req);
+  boost::asio::awaitable<Response> scale(const Request& req);
+
+  // Loads the current object from etcd.
+  boost::asio::awaitable<std::expected<Loaded, ApiError>> load(const api::Resource& r,
+                                                               std::string_view ns,
+                                                               std::string_view name);
+  // Writes `next` over `old` (CAS on old.revision) after strategy, defaulting and
+  // validation; deletes instead when finalizers are done. `subresource` is "" or "status".
+  boost::asio::awaitable<std::expected<std::pair<json::value, bool>, ApiError>> store_update(
+      const Request& req, const api::Resource& r, const Loaded& old, json::value next,
+      std::string_view subresource);
+  // Creates obj (already decoded and namespace-checked).
+  boost::asio::awaitable<std::expected<json::value, ApiError>> store_create(
+      const Request& req, const api::Resource& r, json::value obj);
+  // The deletion of one loaded object with options; returns the reply body.
+  boost::asio::awaitable<std::expected<json::value, ApiError>> delete_object(
+      const Request& req, const api::Resource& r, Loaded current, const json::value& options);
+
+  std::expected<json::value, ApiError> decode_body(const Request& req, const api::Resource& r,
+                                                   std::vector<std::string>* warnings);
+  std::expected<void, ApiError> check_fields(const Request& req, const api::Resource& r,
+                                             const json::value& obj,
+                                             std::vector<std::string>* warnings);
+  std::expected<void, ApiError> check_namespace(const api::Resource& r, std::string_view ns,
+                                                std::string_view name);
+  Response object_response(const Request& req, const api::Resource& r, unsigned status,
+                           const json::value& obj,
+                           const std::vector<std::string>& warnings = {});
+
+  boost::asio::any_io_executor ex_;
+  storage::EtcdClient& etcd_;
+  WatchCache& cache_;
+  ApiOptions opts_;
+  std::unique_ptr<ServiceAllocator> services_;
+};
+
+}  // namespace podwarp::apiserver

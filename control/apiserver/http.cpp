@@ -1,0 +1,100 @@
+#include "apiserver/http.h"
+
+#include <ranges>
+
+namespace podwarp::apiserver {
+
+std::optional<std::string_view> Request::param(std::string_view key) const {
+  auto it = query.find(std::string(key));
+  if (it == query.end()) return std::nullopt;
+  return std::string_view(it->second);
+}
+
+std::string_view Request::param_or(std::string_view key, std::string_view fallback) const {
+  auto v = param(key);
+  return v ? *v : fallback;
+}
+
+Response Response::json(unsigned status, std::string body) {
+  Response r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+Response Response::error(const ApiError& e) {
+  return json(static_cast<unsigned>(e.code), podwarp::to_json(e.to_json()));
+}
+
+bool parse_request_info(Request& req) {
+  std::vector<std::string> parts;
+  for (auto part : std::views::split(std::string_view(req.path), '/')) {
+    std::string_view s(part.begin(), part.end());
+    if (!s.empty()) parts.emplace_back(s);
+  }
+  RequestInfo& info = req.info;
+  std::size_t i = 0;
+  if (parts.empty()) return false;
+  if (parts[0] == "api") {
+    if (parts.size() < 2) return false;
+    info.api_prefix = "api";
+    info.version = parts[1];
+    i = 2;
+  } else if (parts[0] == "apis") {
+    if (parts.size() < 3) return false;
+    info.api_prefix = "apis";
+    info.group = parts[1];
+    info.version = parts[2];
+    i = 3;
+  } else {
+    return false;
+  }
+  if (i >= parts.size()) return false;  // a discovery path
+  bool watch_path = false;
+  if (parts[i] == "watch") {  // deprecated /watch/ prefix
+    watch_path = true;
+    ++i;
+  }
+  std::vector<std::string> rest(parts.begin() + static_cast<std::ptrdiff_t>(i), parts.end());
+  // namespaces/{ns}/{resource}/... unless it is the namespace object itself
+  const bool namespace_subresource =
+      rest.size() >= 3 && (rest[2] == "status" || rest[2] == "finalize");
+  if (rest.size() >= 3 && rest[0] == "namespaces" && !namespace_subresource) {
+    info.namespace_ = rest[1];
+    rest.erase(rest.begin(), rest.begin() + 2);
+  } else if (rest.size() >= 1 && rest[0] == "namespaces") {
+    // /api/v1/namespaces, /api/v1/namespaces/{name}[/status|/finalize]
+    if (rest.size() >= 2) info.namespace_ = rest[1];
+  }
+  if (rest.empty()) return false;
+  info.resource = rest[0];
+  if (rest.size() >= 2) info.name = rest[1];
+  if (rest.size() >= 3) info.subresource = rest[2];
+  if (rest.size() > 3) {
+    // Only proxy-style subresources take a path; none are served.
+    return false;
+  }
+  info.is_resource_request = true;
+  info.resource_info = api::find_resource(info.group, info.version, info.resource);
+
+  const bool watch = watch_path || req.param_or("watch", "") == "true" ||
+                     req.param_or("watch", "") == "1";
+  if (req.method == "GET" || req.method == "HEAD") {
+    if (watch) {
+      info.verb = "watch";
+    } else {
+      info.verb = info.name.empty() ? "list" : "get";
+    }
+  } else if (req.method == "POST") {
+    info.verb = "create";
+  } else if (req.method == "PUT") {
+    info.verb = "update";
+  } else if (req.method == "PATCH") {
+    info.verb = "patch";
+  } else if (req.method == "DELETE") {
+    info.verb = info.name.empty() ? "deletecollection" : "delete";
+  }
+  return true;
+}
+
+}  // namespace podwarp::apiserver

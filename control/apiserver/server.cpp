@@ -1,0 +1,364 @@
+#include "apiserver/server.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/url.hpp>
+#include <fmt/format.h>
+#include <openssl/x509.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include "podwarp/log.h"
+#include "podwarp/metrics.h"
+#include "schema/openapi.h"
+
+namespace podwarp::apiserver {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+namespace {
+
+metrics::Counter& request_counter() {
+  static auto& c = metrics::default_registry().counter(
+      "apiserver_request_total", "Counter of apiserver requests by verb, resource and code.",
+      {"verb", "resource", "code"});
+  return c;
+}
+
+metrics::Histogram& request_latency() {
+  static auto& h = metrics::default_registry().histogram(
+      "apiserver_request_duration_seconds",
+      "Response latency distribution in seconds for each verb and resource.",
+      {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+      {"verb", "resource"});
+  return h;
+}
+
+std::optional<UserInfo> user_from_peer(SSL* ssl) {
+  X509* cert = SSL_get1_peer_certificate(ssl);
+  if (cert == nullptr) return std::nullopt;
+  std::unique_ptr<X509, decltype(&X509_free)> guard(cert, X509_free);
+  if (SSL_get_verify_result(ssl) != X509_V_OK) return std::nullopt;
+  X509_NAME* subject = X509_get_subject_name(cert);
+  UserInfo u;
+  for (int i = 0; i < X509_NAME_entry_count(subject); ++i) {
+    X509_NAME_ENTRY* e = X509_NAME_get_entry(subject, i);
+    int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(e));
+    ASN1_STRING* data = X509_NAME_ENTRY_get_data(e);
+    unsigned char* utf8 = nullptr;
+    int len = ASN1_STRING_to_UTF8(&utf8, data);
+    if (len < 0) continue;
+    std::string value(reinterpret_cast<char*>(utf8), static_cast<std::size_t>(len));
+    OPENSSL_free(utf8);
+    if (nid == NID_commonName) u.name = value;
+    if (nid == NID_organizationName) u.groups.push_back(value);
+  }
+  if (u.name.empty()) return std::nullopt;
+  u.groups.emplace_back("system:authenticated");
+  return u;
+}
+
+// Writes the chunked body of a watch.
+class ChunkedStream final : public ResponseStream {
+ public:
+  ChunkedStream(TlsStream& s, unsigned version) : stream_(s), version_(version) {}
+
+  asio::awaitable<bool> write_head(unsigned status, std::string content_type) override {
+    http::response<http::empty_body> res{static_cast<http::status>(status), version_};
+    res.set(http::field::content_type, content_type);
+    res.set(http::field::cache_control, "no-cache, private");
+    res.chunked(true);
+    http::response_serializer<http::empty_body> sr{res};
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(60));
+    boost::system::error_code ec;
+    co_await http::async_write_header(stream_, sr, asio::redirect_error(asio::use_awaitable, ec));
+    started_ = !ec;
+    co_return !ec;
+  }
+
+  asio::awaitable<bool> write_chunks(std::vector<std::shared_ptr<const std::string>> chunks) override {
+    std::vector<asio::const_buffer> bufs;
+    bufs.reserve(chunks.size());
+    for (const auto& c : chunks) bufs.emplace_back(c->data(), c->size());
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(60));
+    boost::system::error_code ec;
+    co_await asio::async_write(stream_, http::make_chunk(bufs),
+                               asio::redirect_error(asio::use_awaitable, ec));
+    co_return !ec;
+  }
+
+  asio::awaitable<void> finish() {
+    if (!started_) co_return;
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(10));
+    boost::system::error_code ec;
+    co_await asio::async_write(stream_, http::make_chunk_last(),
+                               asio::redirect_error(asio::use_awaitable, ec));
+  }
+
+  bool started() const { return started_; }
+
+ private:
+  TlsStream& stream_;
+  unsigned version_;
+  bool started_ = false;
+};
+
+std::string plain(std::string_view s) { return std::string(s); }
+
+}  // namespace
+
+ApiServer::ApiServer(asio::io_context& io, Api& api, ServerOptions opts)
+    : io_(io), api_(api), opts_(std::move(opts)), ssl_(asio::ssl::context::tls_server),
+      acceptor_(io) {
+  ssl_.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                   asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+  ssl_.use_certificate_chain_file(opts_.cert_file);
+  ssl_.use_private_key_file(opts_.key_file, asio::ssl::context::pem);
+  if (!opts_.client_ca_file.empty()) {
+    ssl_.load_verify_file(opts_.client_ca_file);
+    // Ask for a client certificate but accept connections without one: those requests are
+    // anonymous (401) unless they carry a bearer token.
+    ssl_.set_verify_mode(asio::ssl::verify_peer);
+    SSL_CTX_set_client_CA_list(ssl_.native_handle(),
+                               SSL_load_client_CA_file(opts_.client_ca_file.c_str()));
+  }
+  if (!opts_.token_file.empty()) {
+    std::ifstream in(opts_.token_file);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.empty() || line[0] == '#') continue;
+      // token,user,uid,"g1,g2"
+      std::vector<std::string> cols;
+      std::string cur;
+      bool quoted = false;
+      for (char c : line) {
+        if (c == '"') {
+          quoted = !quoted;
+        } else if (c == ',' && !quoted) {
+          cols.push_back(cur);
+          cur.clear();
+        } else {
+          cur += c;
+        }
+      }
+      cols.push_back(cur);
+      if (cols.size() < 2 || cols[0].empty()) continue;
+      UserInfo u{cols[1], {}};
+      if (cols.size() >= 4) {
+        std::stringstream gs(cols[3]);
+        std::string g;
+        while (std::getline(gs, g, ',')) {
+          if (!g.empty()) u.groups.push_back(g);
+        }
+      }
+      u.groups.emplace_back("system:authenticated");
+      tokens_[cols[0]] = std::move(u);
+    }
+  }
+}
+
+ApiServer::~ApiServer() = default;
+
+std::expected<std::uint16_t, std::string> ApiServer::listen() {
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(opts_.bind_address, ec);
+  if (ec) return std::unexpected(fmt::format("--bind-address {}: {}", opts_.bind_address, ec.message()));
+  tcp::endpoint ep(addr, opts_.port);
+  acceptor_.open(ep.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(ep, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return std::unexpected(fmt::format("listen on {}:{}: {}", opts_.bind_address, opts_.port,
+                                       ec.message()));
+  }
+  return acceptor_.local_endpoint().port();
+}
+
+void ApiServer::stop() {
+  boost::system::error_code ec;
+  acceptor_.close(ec);
+}
+
+asio::awaitable<void> ApiServer::run() {
+  while (acceptor_.is_open()) {
+    boost::system::error_code ec;
+    tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) break;
+      log::warn("accept: {}", ec.message());
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    asio::co_spawn(io_, serve(std::move(socket)), asio::detached);
+  }
+}
+
+std::optional<UserInfo> ApiServer::authenticate_token(std::string_view authorization) const {
+  constexpr std::string_view kBearer = "Bearer ";
+  if (!authorization.starts_with(kBearer)) return std::nullopt;
+  std::string_view token = authorization.substr(kBearer.size());
+  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  auto it = tokens_.find(token);
+  if (it == tokens_.end()) return std::nullopt;
+  return it->second;
+}
+
+asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
+  TlsStream stream(std::move(socket), ssl_);
+  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
+  boost::system::error_code ec;
+  co_await stream.async_handshake(asio::ssl::stream_base::server,
+                                  asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return;
+  const std::optional<UserInfo> cert_user = user_from_peer(stream.native_handle());
+  beast::flat_buffer buffer;
+  while (true) {
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(64 * 1024);
+    parser.body_limit(opts_.max_body_bytes);
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(120));
+    co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec == http::error::body_limit) {
+      // Refuse without reading the rest: answer 413 and close.
+      http::response<http::string_body> res{http::status::payload_too_large, 11};
+      res.set(http::field::content_type, "application/json");
+      res.body() = to_json(request_entity_too_large(
+                               fmt::format("the request body is larger than the limit of {} bytes",
+                                           opts_.max_body_bytes))
+                               .to_json());
+      res.keep_alive(false);
+      res.prepare_payload();
+      beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));
+      co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+      break;
+    }
+    if (ec) break;
+    auto started = std::chrono::steady_clock::now();
+    http::request<http::string_body> hreq = parser.release();
+    Request req;
+    req.method = std::string(hreq.method_string());
+    auto url = boost::urls::parse_origin_form(hreq.target());
+    if (!url) {
+      req.path = "/";
+    } else {
+      req.path = url->path();
+      for (auto p : url->params()) req.query.emplace(p.key, p.value);
+    }
+    req.accept = plain(hreq[http::field::accept]);
+    req.content_type = plain(hreq[http::field::content_type]);
+    req.body = std::move(hreq.body());
+    const bool keep_alive = hreq.keep_alive();
+
+    // Authentication.
+    std::optional<UserInfo> user = cert_user;
+    if (auto auth = hreq[http::field::authorization]; !auth.empty()) {
+      user = authenticate_token(auth);
+      if (!user) user.reset();
+    }
+    const bool public_path = req.path == "/healthz" || req.path == "/livez" ||
+                             req.path == "/readyz" || req.path == "/version" ||
+                             req.path == "/version/";
+    std::optional<Response> response;
+    ChunkedStream chunked(stream, hreq.version());
+    std::string verb = "other";
+    std::string resource;
+    if (!user && !public_path) {
+      response = Response::error(unauthorized());
+    } else {
+      if (user) req.user = *user;
+      if (req.path == "/healthz" || req.path == "/livez" || req.path == "/readyz") {
+        Response r;
+        r.content_type = "text/plain; charset=utf-8";
+        if (req.path == "/readyz" && !ready_) {
+          r.status = 500;
+          r.body = "[-]watch-cache failed: not ready\nreadyz check failed\n";
+        } else {
+          r.body = "ok";
+        }
+        response = std::move(r);
+      } else if (req.path == "/metrics") {
+        Response r;
+        r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+        r.body = metrics::default_registry().expose();
+        response = std::move(r);
+      } else if (req.path == "/openapi/v3" || req.path == "/openapi/v3/") {
+        response = Response::json(200, to_json(schema::openapi_v3_index()));
+      } else if (req.path.starts_with("/openapi/v3/")) {
+        std::string_view rest = std::string_view(req.path).substr(12);
+        const std::string* doc = nullptr;
+        if (rest.starts_with("api/")) {
+          doc = schema::openapi_v3_document("", rest.substr(4));
+        } else if (rest.starts_with("apis/")) {
+          std::string_view gv = rest.substr(5);
+          auto slash = gv.find('/');
+          if (slash != std::string_view::npos) {
+            doc = schema::openapi_v3_document(gv.substr(0, slash), gv.substr(slash + 1));
+          }
+        }
+        if (doc) {
+          Response r = Response::json(200, *doc);
+          r.headers.emplace_back("Cache-Control", "public, immutable");
+          response = std::move(r);
+        } else {
+          response = Response::error(plain_not_found());
+        }
+      } else if (req.path == "/openapi/v2") {
+        if (!req.accept.empty() && req.accept.find("json") == std::string::npos &&
+            req.accept.find("*/*") == std::string::npos) {
+          response = Response::error(not_acceptable(
+              "only the following media types are accepted: application/json"));
+        } else {
+          response = Response::json(200, schema::openapi_v2_document());
+        }
+      } else if (auto d = discovery(req, discovery_)) {
+        response = std::move(d);
+      } else if (parse_request_info(req)) {
+        verb = req.info.verb;
+        resource = req.info.resource;
+        if (!req.info.subresource.empty()) resource += "/" + req.info.subresource;
+        response = co_await api_.handle(req, chunked);
+      } else {
+        response = Response::error(plain_not_found());
+      }
+    }
+    if (!response) {
+      // Streamed (watch).
+      co_await chunked.finish();
+      request_counter().with({verb, resource, "200"}).inc();
+      break;  // the stream used the connection up; close it
+    }
+    http::response<http::string_body> res{static_cast<http::status>(response->status),
+                                          hreq.version()};
+    res.set(http::field::content_type, response->content_type);
+    res.set(http::field::cache_control, "no-cache, private");
+    for (auto& [k, v] : response->headers) res.insert(k, v);
+    res.keep_alive(keep_alive);
+    res.body() = std::move(response->body);
+    res.prepare_payload();
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(60));
+    co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+    request_counter().with({verb, resource, std::to_string(response->status)}).inc();
+    request_latency()
+        .with({verb, resource})
+        .observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    if (ec || !keep_alive) break;
+  }
+  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
+  co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+}
+
+}  // namespace podwarp::apiserver

@@ -1,0 +1,27 @@
+// Per-kind strategies applied by the REST handlers before defaulting and validation, as
+// upstream's registry strategies: what create resets, what an update may change, when
+// metadata.generation moves, and the initial status some kinds get.
+#pragma once
+
+#include <string>
+
+#include "podwarp/api/resources.h"
+#include "podwarp/json.h"
+
+namespace podwarp::apiserver {
+
+bool uses_generation(const api::Resource& r);
+bool has_status_subresource(const api::Resource& r);
+
+// Create: server-owned metadata (uid, creationTimestamp, generation), status reset.
+void prepare_for_create(const api::Resource& r, json::value& obj);
+// Update of the main resource: status and server-owned metadata come from old; generation
+// moves when the spec does.
+void prepare_for_update(const api::Resource& r, json::value& next, const json::value& old);
+// Update of the status subresource: everything but status comes from old.
+void prepare_for_status_update(const api::Resource& r, json::value& next, const json::value& old);
+
+// Upstream's QoS class of a pod spec: Guaranteed, Burstable or BestEffort.
+std::string pod_qos_class(const json::value& pod);
+
+}  // namespace podwarp::apiserver

@@ -1,0 +1,283 @@
+#include "apiserver/watch_cache.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
+
+#include "podwarp/log.h"
+
+namespace podwarp::apiserver {
+
+namespace asio = boost::asio;
+
+std::string_view event_type_name(EventType t) {
+  switch (t) {
+    case EventType::kAdded:
+      return "ADDED";
+    case EventType::kModified:
+      return "MODIFIED";
+    case EventType::kDeleted:
+      return "DELETED";
+  }
+  return "ERROR";
+}
+
+namespace {
+
+// Delivers ev to w as w's filter sees it: an object that stops matching is deleted for w,
+// one that starts matching is added.
+void deliver_filtered(CacheWatcher& w, const CacheEvent& ev) {
+  bool before = ev.prev && w.matches(ev.prev->value);
+  if (ev.type == EventType::kDeleted) {
+    if (before) w.deliver(ev, EventType::kDeleted);
+    return;
+  }
+  bool now = w.matches(ev.object->value);
+  if (now && before) {
+    w.deliver(ev, EventType::kModified);
+  } else if (now) {
+    w.deliver(ev, EventType::kAdded);
+  } else if (before) {
+    w.deliver(ev, EventType::kDeleted);
+  }
+}
+
+}  // namespace
+
+WatchCache::WatchCache(asio::any_io_executor ex, storage::EtcdClient& etcd, std::string root)
+    : ex_(std::move(ex)), etcd_(etcd), root_(std::move(root)) {}
+
+WatchCache::~WatchCache() {
+  *alive_ = false;
+  watch_.reset();
+  for (auto& [rev, timer] : revision_waiters_) timer->cancel();
+}
+
+ObjectPtr WatchCache::decode(std::string_view value, std::int64_t rev) {
+  auto parsed = parse_json(value);
+  if (!parsed || !parsed->is_object()) return nullptr;
+  json::object& meta = ensure_object(parsed->get_object(), "metadata");
+  meta["resourceVersion"] = std::to_string(rev);
+  return std::make_shared<const StoredObject>(std::move(*parsed));
+}
+
+asio::awaitable<storage::Result<std::int64_t>> WatchCache::start() {
+  // The current revision.
+  // Named, not braced in the co_await: g++ 12 destroys such temporaries twice.
+  const storage::RangeOptions head_opts{.limit = 1, .count_only = true};
+  auto head = co_await etcd_.range(root_, head_opts);
+  if (!head) co_return std::unexpected(head.error());
+  const std::int64_t current = head->revision;
+
+  // State at an older revision, then replay of the events since, so that history covers
+  // the last kStartupHistory revisions (or back to the compaction point).
+  std::int64_t base = std::max<std::int64_t>(0, current - kStartupHistory);
+  storage::Result<storage::RangeResult> snapshot;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (base == 0) {
+      snapshot = storage::RangeResult{};  // before the first revision: empty store
+      snapshot->revision = 0;
+      break;
+    }
+    const storage::RangeOptions at_base{.revision = base, .prefix = true};
+    snapshot = co_await etcd_.range(root_, at_base);
+    if (snapshot) break;
+    if (snapshot.error().code != storage::StorageErrc::kCompacted) {
+      co_return std::unexpected(snapshot.error());
+    }
+    base = snapshot.error().compact_revision;
+    if (base == 0) base = current;
+  }
+  if (!snapshot) co_return std::unexpected(snapshot.error());
+  for (const storage::KeyValue& kv : snapshot->kvs) {
+    if (ObjectPtr obj = decode(kv.value, kv.mod_revision)) objects_[kv.key] = std::move(obj);
+  }
+  revision_ = base;
+  history_start_ = base;
+  restart_watch();
+  bool reached = co_await wait_for_revision(current, std::chrono::milliseconds(1500));
+  if (!reached) {
+    // The newest revisions touched keys outside root_; nothing is missing below it.
+    set_revision(current);
+  }
+  ready_ = true;
+  log::info("watch cache: {} objects at revision {}, history from {}", objects_.size(),
+            revision_, history_start_);
+  co_return revision_;
+}
+
+void WatchCache::restart_watch() {
+  std::weak_ptr<bool> alive = alive_;
+  watch_ = etcd_.watch(
+      root_, revision_ + 1,
+      [this, alive](std::vector<storage::WatchEvent> events, std::int64_t rev) {
+        if (alive.expired()) return;
+        on_events(std::move(events), rev);
+      },
+      [this, alive](storage::StorageError err) {
+        if (alive.expired()) return;
+        on_error(std::move(err));
+      });
+}
+
+void WatchCache::on_error(storage::StorageError err) {
+  log::warn("watch cache: etcd watch ended: {}", err.message);
+  if (err.code == storage::StorageErrc::kCompacted) {
+    // Our position was compacted away: we cannot know what changed. Tell every watcher to
+    // start over and rebuild from a fresh list.
+    for (CacheWatcher* w : std::vector<CacheWatcher*>(watchers_.begin(), watchers_.end())) {
+      w->terminate("watch cache reset: etcd history compacted");
+    }
+    watchers_.clear();
+    history_.clear();
+    objects_.clear();
+    std::weak_ptr<bool> alive = alive_;
+    asio::co_spawn(
+        ex_,
+        [this, alive]() -> asio::awaitable<void> {
+          const storage::RangeOptions all{.prefix = true};
+          auto snap = co_await etcd_.range(root_, all);
+          if (alive.expired() || !snap) co_return;
+          for (const auto& kv : snap->kvs) {
+            if (ObjectPtr obj = decode(kv.value, kv.mod_revision)) objects_[kv.key] = obj;
+          }
+          revision_ = snap->revision;
+          history_start_ = snap->revision;
+          restart_watch();
+        },
+        asio::detached);
+    return;
+  }
+  // Transient: retry from where we are after a short pause.
+  auto timer = std::make_shared<asio::steady_timer>(ex_, std::chrono::milliseconds(500));
+  std::weak_ptr<bool> alive = alive_;
+  timer->async_wait([this, alive, timer](boost::system::error_code ec) {
+    if (ec || alive.expired()) return;
+    restart_watch();
+  });
+}
+
+void WatchCache::on_events(std::vector<storage::WatchEvent> events, std::int64_t revision) {
+  for (const storage::WatchEvent& ev : events) apply(ev);
+  if (events.empty() && revision > revision_) set_revision(revision);
+}
+
+void WatchCache::apply(const storage::WatchEvent& ev) {
+  auto event = std::make_shared<CacheEvent>();
+  event->key = ev.kv.key;
+  event->revision = ev.kv.mod_revision;
+  auto it = objects_.find(ev.kv.key);
+  ObjectPtr prev = it == objects_.end() ? nullptr : it->second;
+  if (ev.type == storage::WatchEvent::Type::kPut) {
+    ObjectPtr obj = decode(ev.kv.value, ev.kv.mod_revision);
+    if (!obj) {
+      log::error("watch cache: undecodable value at {} (revision {}), skipped", ev.kv.key,
+                 ev.kv.mod_revision);
+      set_revision(ev.kv.mod_revision);
+      return;
+    }
+    event->type = prev ? EventType::kModified : EventType::kAdded;
+    event->object = obj;
+    event->prev = prev;
+    objects_[ev.kv.key] = std::move(obj);
+  } else {
+    if (!prev && !ev.prev_kv.value.empty()) prev = decode(ev.prev_kv.value, ev.prev_kv.mod_revision);
+    if (it != objects_.end()) objects_.erase(it);
+    if (!prev) {
+      set_revision(ev.kv.mod_revision);
+      return;
+    }
+    // The deleted object carries the deletion revision, as upstream.
+    json::value last = prev->value;
+    ensure_object(last.get_object(), "metadata")["resourceVersion"] =
+        std::to_string(ev.kv.mod_revision);
+    event->type = EventType::kDeleted;
+    event->object = std::make_shared<const StoredObject>(std::move(last));
+    event->prev = prev;
+  }
+  history_.push_back(event);
+  if (history_.size() > kHistoryCapacity) {
+    history_start_ = history_.front()->revision;
+    history_.pop_front();
+  }
+  set_revision(event->revision);
+  dispatch(*event);
+}
+
+void WatchCache::dispatch(const CacheEvent& ev) {
+  // Copy: a watcher may remove itself (terminate) while we iterate.
+  std::vector<CacheWatcher*> targets;
+  targets.reserve(watchers_.size());
+  for (CacheWatcher* w : watchers_) {
+    if (ev.key.starts_with(w->prefix())) targets.push_back(w);
+  }
+  for (CacheWatcher* w : targets) {
+    if (watchers_.contains(w)) deliver_filtered(*w, ev);
+  }
+}
+
+void WatchCache::set_revision(std::int64_t rev) {
+  if (rev <= revision_) return;
+  revision_ = rev;
+  while (!revision_waiters_.empty() && revision_waiters_.begin()->first <= revision_) {
+    revision_waiters_.begin()->second->cancel();
+    revision_waiters_.erase(revision_waiters_.begin());
+  }
+}
+
+void WatchCache::list(std::string_view prefix,
+                      const std::function<void(const std::string&, const ObjectPtr&)>& fn) const {
+  for (auto it = objects_.lower_bound(prefix); it != objects_.end(); ++it) {
+    if (!it->first.starts_with(prefix)) break;
+    fn(it->first, it->second);
+  }
+}
+
+ObjectPtr WatchCache::get(const std::string& key) const {
+  auto it = objects_.find(key);
+  return it == objects_.end() ? nullptr : it->second;
+}
+
+asio::awaitable<bool> WatchCache::wait_for_revision(std::int64_t rev,
+                                                    std::chrono::milliseconds timeout) {
+  if (revision_ >= rev) co_return true;
+  asio::steady_timer timer(ex_, timeout);
+  auto pos = revision_waiters_.emplace(rev, &timer);
+  std::weak_ptr<bool> alive = alive_;
+  boost::system::error_code ec;
+  co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  if (alive.expired()) co_return false;
+  if (!ec) {
+    // Timed out: still registered.
+    revision_waiters_.erase(pos);
+  }
+  co_return revision_ >= rev;
+}
+
+std::expected<void, std::string> WatchCache::add_watcher(CacheWatcher* w,
+                                                         std::int64_t after_revision) {
+  if (after_revision != 0 && after_revision < history_start_) {
+    return std::unexpected(fmt::format("too old resource version: {} ({})", after_revision,
+                                       history_start_ + 1));
+  }
+  if (after_revision != 0) {
+    // Replay history after after_revision. History is sorted by revision.
+    auto it = std::lower_bound(history_.begin(), history_.end(), after_revision + 1,
+                               [](const std::shared_ptr<const CacheEvent>& e, std::int64_t r) {
+                                 return e->revision < r;
+                               });
+    for (; it != history_.end(); ++it) {
+      const CacheEvent& ev = **it;
+      if (ev.key.starts_with(w->prefix())) deliver_filtered(*w, ev);
+    }
+  }
+  watchers_.insert(w);
+  return {};
+}
+
+void WatchCache::remove_watcher(CacheWatcher* w) { watchers_.erase(w); }
+
+}  // namespace podwarp::apiserver

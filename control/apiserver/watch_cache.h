@@ -1,0 +1,136 @@
+// WatchCache: the apiserver's in-memory mirror of everything under /registry/ in etcd.
+//
+// One etcd watch feeds it. It holds the current object of every key (parsed, with
+// metadata.resourceVersion set to the etcd mod revision) and a bounded history of events,
+// so that list and watch are served from memory and a watch can resume from any revision
+// still in the history (older ones get 410 Gone). At start it replays up to
+// kStartupHistory revisions of etcd history so that watchers that reconnect after a
+// restart of podwarp-control miss no event.
+//
+// Each event is serialized at most once per (event type, format) for all its watchers.
+//
+// Threading: everything runs on the one executor the cache was built with; no locks.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "podwarp/json.h"
+#include "storage/etcd_client.h"
+
+namespace podwarp::apiserver {
+
+// An object as stored: the parsed value (resourceVersion set) and its serialization, made
+// once on first use and shared by every list and watch that sends it.
+class StoredObject {
+ public:
+  explicit StoredObject(json::value v) : value(std::move(v)) {}
+  const json::value value;
+  // REQUIRES: called on the cache's executor (the lazy fill is not synchronized).
+  const std::string& text() const {
+    if (text_.empty()) text_ = json::serialize(value);
+    return text_;
+  }
+
+ private:
+  mutable std::string text_;
+};
+using ObjectPtr = std::shared_ptr<const StoredObject>;
+
+enum class EventType { kAdded, kModified, kDeleted };
+std::string_view event_type_name(EventType t);
+
+// One change of one key. `object` is the new state (for kDeleted: the last state, with
+// resourceVersion set to the deletion revision); `prev` the state before (null on add).
+struct CacheEvent {
+  EventType type = EventType::kAdded;
+  std::string key;
+  std::int64_t revision = 0;
+  ObjectPtr object;
+  ObjectPtr prev;
+  // Serialized frames, filled on first use: index [type as seen][representation].
+  mutable std::shared_ptr<const std::string> frames[3][5];
+};
+
+// A registered watch. The cache calls deliver() for each event under prefix, in revision
+// order, with the event type as this watcher sees it (after its filter: an object that
+// stops matching is seen as deleted, one that starts matching as added).
+class CacheWatcher {
+ public:
+  virtual ~CacheWatcher() = default;
+  virtual const std::string& prefix() const = 0;
+  virtual bool matches(const json::value& obj) const = 0;
+  virtual void deliver(const CacheEvent& ev, EventType as) = 0;
+  // The cache stopped (or this watcher fell too far behind): close the stream.
+  virtual void terminate(std::string reason) = 0;
+};
+
+class WatchCache {
+ public:
+  static constexpr std::size_t kHistoryCapacity = 100000;
+  static constexpr std::int64_t kStartupHistory = 10000;
+
+  WatchCache(boost::asio::any_io_executor ex, storage::EtcdClient& etcd, std::string root);
+  ~WatchCache();
+
+  // Loads the state and history from etcd and starts following it. Returns once the cache
+  // holds the state at the etcd revision current when it was called.
+  boost::asio::awaitable<storage::Result<std::int64_t>> start();
+
+  std::int64_t revision() const { return revision_; }
+  bool ready() const { return ready_; }
+
+  // Current objects whose key starts with prefix, in key order.
+  void list(std::string_view prefix, const std::function<void(const std::string& key,
+                                                             const ObjectPtr& obj)>& fn) const;
+  ObjectPtr get(const std::string& key) const;
+
+  // Waits until revision() >= rev or the timeout passes; returns whether it got there.
+  boost::asio::awaitable<bool> wait_for_revision(std::int64_t rev,
+                                                 std::chrono::milliseconds timeout);
+
+  // Registers w to get every event after `after_revision`. after_revision == 0 means "now":
+  // the caller has to send the current state itself. Fails with a 410-style message when
+  // the history does not reach back to after_revision.
+  std::expected<void, std::string> add_watcher(CacheWatcher* w, std::int64_t after_revision);
+  void remove_watcher(CacheWatcher* w);
+  std::size_t watcher_count() const { return watchers_.size(); }
+
+  // The oldest revision from which the cache can replay every later event.
+  std::int64_t oldest_revision() const { return history_start_; }
+
+  // Parses a stored value into an object with resourceVersion = rev. Null on corrupt data.
+  static ObjectPtr decode(std::string_view value, std::int64_t rev);
+
+ private:
+  void on_events(std::vector<storage::WatchEvent> events, std::int64_t revision);
+  void on_error(storage::StorageError err);
+  void apply(const storage::WatchEvent& ev);
+  void dispatch(const CacheEvent& ev);
+  void set_revision(std::int64_t rev);
+  void restart_watch();
+
+  boost::asio::any_io_executor ex_;
+  storage::EtcdClient& etcd_;
+  std::string root_;
+  std::map<std::string, ObjectPtr, std::less<>> objects_;
+  std::deque<std::shared_ptr<const CacheEvent>> history_;
+  std::int64_t history_start_ = 0;
+  std::int64_t revision_ = 0;
+  bool ready_ = false;
+  std::unique_ptr<storage::EtcdClient::Watch> watch_;
+  std::unordered_set<CacheWatcher*> watchers_;
+  std::multimap<std::int64_t, boost::asio::steady_timer*> revision_waiters_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace podwarp::apiserver

@@ -1,0 +1,650 @@
+// EtcdClient against a real etcd (EtcdProcess): one server for the suite, one key prefix per
+// test. Every test drives an io_context (io_uring backend) with co_spawn; waits are on
+// completions with generous deadlines, never on sleeps.
+#include "storage/etcd_client.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <set>
+
+#include "storage/etcd_process.h"
+
+namespace podwarp::storage {
+namespace {
+
+namespace asio = boost::asio;
+using asio::awaitable;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using std::chrono::steady_clock;
+
+// ASSERT_* returns, which a coroutine cannot: record the failure and co_return.
+#define CO_ASSERT(cond)                            \
+  do {                                             \
+    if (!(cond)) {                                 \
+      ADD_FAILURE() << "CO_ASSERT failed: " #cond; \
+      co_return;                                   \
+    }                                              \
+  } while (0)
+#define CO_ASSERT_OK(expr)                                                 \
+  do {                                                                     \
+    auto&& co_result_ = (expr);                                            \
+    if (!co_result_) {                                                     \
+      ADD_FAILURE() << #expr << " failed: " << co_result_.error().message; \
+      co_return;                                                           \
+    }                                                                      \
+  } while (0)
+
+// Runs one coroutine to completion on io. A hang fails loudly instead of blocking ctest.
+void run(asio::io_context& io, std::function<awaitable<void>()> body,
+         steady_clock::duration timeout = seconds(180)) {
+  auto done = std::make_shared<bool>(false);
+  auto error = std::make_shared<std::exception_ptr>();
+  asio::co_spawn(io, body(), [done, error](std::exception_ptr e) {
+    *done = true;
+    *error = e;
+  });
+  io.restart();
+  io.run_for(timeout);
+  if (!*done) {
+    // Pending gRPC completions refer to this io_context: leaving would be unsafe.
+    std::fprintf(stderr, "test coroutine did not finish within the timeout\n");
+    std::abort();
+  }
+  if (*error) std::rethrow_exception(*error);
+}
+
+// Collects a watch's callbacks; a coroutine waits for a condition on them.
+struct Inbox {
+  explicit Inbox(asio::any_io_executor ex) : timer(ex) {}
+
+  std::vector<WatchEvent> events;
+  std::vector<std::int64_t> progress;  // revisions of progress notifications
+  std::optional<StorageError> error;
+  int error_calls = 0;
+  asio::steady_timer timer;
+
+  EtcdClient::EventsFn on_events() {
+    return [this](std::vector<WatchEvent> batch, std::int64_t rev) {
+      if (batch.empty()) progress.push_back(rev);
+      for (auto& e : batch) events.push_back(std::move(e));
+      timer.cancel();
+    };
+  }
+  EtcdClient::ErrorFn on_error() {
+    return [this](StorageError e) {
+      error = std::move(e);
+      ++error_calls;
+      timer.cancel();
+    };
+  }
+  awaitable<bool> wait(std::function<bool()> ready, steady_clock::duration timeout = seconds(60)) {
+    const auto deadline = steady_clock::now() + timeout;
+    while (!ready()) {
+      if (steady_clock::now() >= deadline) co_return false;
+      timer.expires_at(deadline);
+      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    co_return true;
+  }
+};
+
+awaitable<void> sleep_for(steady_clock::duration d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
+// A loopback port nothing listens on (bound, read and closed).
+std::string dead_endpoint() {
+  asio::io_context io;
+  asio::ip::tcp::acceptor a(io, {asio::ip::address_v4::loopback(), 0});
+  const auto port = a.local_endpoint().port();
+  return "http://127.0.0.1:" + std::to_string(port);
+}
+
+class EtcdClientTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto started = EtcdProcess::start();
+    ASSERT_TRUE(started) << started.error().what();
+    etcd_ = started->release();
+  }
+  static void TearDownTestSuite() {
+    delete etcd_;
+    etcd_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_NE(etcd_, nullptr);
+    client_ = make_etcd_client(io_.get_executor(), {etcd_->endpoint()});
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    prefix_ = std::string("/podwarp-test/") + info->name() + "/";
+  }
+
+  static EtcdProcess* etcd_;
+  asio::io_context io_{1};
+  std::unique_ptr<EtcdClient> client_;
+  std::string prefix_;
+};
+EtcdProcess* EtcdClientTest::etcd_ = nullptr;
+
+TEST(PrefixEnd, IncrementsTheLastByteThatCan) {
+  EXPECT_EQ(prefix_end("/registry/pods/"), "/registry/pods0");
+  EXPECT_EQ(prefix_end("a"), "b");
+  EXPECT_EQ(prefix_end("a\xff"), "b");
+  EXPECT_EQ(prefix_end("\xff\xff"), std::string(1, '\0'));
+  EXPECT_EQ(prefix_end(""), std::string(1, '\0'));
+}
+
+TEST_F(EtcdClientTest, CreateTwiceIsAlreadyExistsWithCurrent) {
+  run(io_, [&]() -> awaitable<void> {
+    const std::string key = prefix_ + "a";
+    auto first = co_await client_->create(key, "v1");
+    CO_ASSERT_OK(first);
+    EXPECT_EQ(first->key, key);
+    EXPECT_EQ(first->value, "v1");
+    EXPECT_GT(first->mod_revision, 0);
+    EXPECT_EQ(first->create_revision, first->mod_revision);
+
+    auto again = co_await client_->create(key, "v2");
+    CO_ASSERT(!again);
+    EXPECT_EQ(again.error().code, StorageErrc::kAlreadyExists);
+    EXPECT_NE(again.error().message.find(key), std::string::npos) << again.error().message;
+    CO_ASSERT(again.error().current.has_value());
+    EXPECT_EQ(again.error().current->value, "v1");
+    EXPECT_EQ(again.error().current->mod_revision, first->mod_revision);
+
+    auto got = co_await client_->range(key);
+    CO_ASSERT_OK(got);
+    CO_ASSERT(got->kvs.size() == 1);
+    EXPECT_EQ(got->kvs[0].value, "v1");
+  });
+}
+
+TEST_F(EtcdClientTest, UpdateIsCompareAndSwapOnModRevision) {
+  run(io_, [&]() -> awaitable<void> {
+    const std::string key = prefix_ + "a";
+    auto created = co_await client_->create(key, "v1");
+    CO_ASSERT_OK(created);
+
+    auto updated = co_await client_->update(key, "v2", created->mod_revision);
+    CO_ASSERT_OK(updated);
+    EXPECT_GT(updated->mod_revision, created->mod_revision);
+    EXPECT_EQ(updated->create_revision, created->create_revision);
+    EXPECT_EQ(updated->value, "v2");
+
+    // The same expected revision again: someone (we) changed it since.
+    auto stale = co_await client_->update(key, "v3", created->mod_revision);
+    CO_ASSERT(!stale);
+    EXPECT_EQ(stale.error().code, StorageErrc::kConflict);
+    CO_ASSERT(stale.error().current.has_value());
+    EXPECT_EQ(stale.error().current->value, "v2");
+    EXPECT_EQ(stale.error().current->mod_revision, updated->mod_revision);
+
+    // expected 0: unconditional, on an existing key.
+    auto forced = co_await client_->update(key, "v4", 0);
+    CO_ASSERT_OK(forced);
+    EXPECT_GT(forced->mod_revision, updated->mod_revision);
+    EXPECT_EQ(forced->create_revision, created->create_revision);
+  });
+}
+
+TEST_F(EtcdClientTest, UpdateOfMissingKeyIsNotFound) {
+  run(io_, [&]() -> awaitable<void> {
+    const std::string key = prefix_ + "missing";
+    auto with_rev = co_await client_->update(key, "v", 12345);
+    CO_ASSERT(!with_rev);
+    EXPECT_EQ(with_rev.error().code, StorageErrc::kNotFound);
+    EXPECT_FALSE(with_rev.error().current.has_value());
+
+    auto without_rev = co_await client_->update(key, "v", 0);
+    CO_ASSERT(!without_rev);
+    EXPECT_EQ(without_rev.error().code, StorageErrc::kNotFound);
+
+    auto got = co_await client_->range(key);
+    CO_ASSERT_OK(got);
+    EXPECT_TRUE(got->kvs.empty()) << "update must never create";
+  });
+}
+
+TEST_F(EtcdClientTest, RemoveWithAndWithoutExpectedRevision) {
+  run(io_, [&]() -> awaitable<void> {
+    const std::string key = prefix_ + "a";
+    auto created = co_await client_->create(key, "v1");
+    CO_ASSERT_OK(created);
+
+    auto wrong = co_await client_->remove(key, created->mod_revision + 1000);
+    CO_ASSERT(!wrong);
+    EXPECT_EQ(wrong.error().code, StorageErrc::kConflict);
+    CO_ASSERT(wrong.error().current.has_value());
+    EXPECT_EQ(wrong.error().current->mod_revision, created->mod_revision);
+
+    auto removed = co_await client_->remove(key, created->mod_revision);
+    CO_ASSERT_OK(removed);
+    EXPECT_EQ(removed->value, "v1");
+    EXPECT_EQ(removed->create_revision, created->create_revision);
+    EXPECT_GT(removed->mod_revision, created->mod_revision);  // the deletion's revision
+
+    auto twice = co_await client_->remove(key, created->mod_revision);
+    CO_ASSERT(!twice);
+    EXPECT_EQ(twice.error().code, StorageErrc::kNotFound);
+
+    auto recreated = co_await client_->create(key, "v2");
+    CO_ASSERT_OK(recreated);
+    auto unconditional = co_await client_->remove(key, 0);
+    CO_ASSERT_OK(unconditional);
+    EXPECT_EQ(unconditional->value, "v2");
+    EXPECT_GT(unconditional->mod_revision, recreated->mod_revision);
+
+    auto gone = co_await client_->remove(key, 0);
+    CO_ASSERT(!gone);
+    EXPECT_EQ(gone.error().code, StorageErrc::kNotFound);
+  });
+}
+
+TEST_F(EtcdClientTest, RangePrefixLimitMoreCountAndRevision) {
+  run(io_, [&]() -> awaitable<void> {
+    const std::string dir = prefix_ + "pods/";
+    std::vector<std::int64_t> revs;
+    for (int i = 0; i < 5; ++i) {
+      auto r = co_await client_->create(dir + "p" + std::to_string(i), "v" + std::to_string(i));
+      CO_ASSERT_OK(r);
+      revs.push_back(r->mod_revision);
+    }
+    // Siblings that share the string prefix but are outside the "directory".
+    CO_ASSERT_OK(co_await client_->create(prefix_ + "pods", "x"));
+    CO_ASSERT_OK(co_await client_->create(prefix_ + "pods0", "x"));
+
+    const RangeOptions prefixed{.prefix = true};
+    auto all = co_await client_->range(dir, prefixed);
+    CO_ASSERT_OK(all);
+    CO_ASSERT(all->kvs.size() == 5);
+    for (int i = 0; i < 5; ++i) {
+      EXPECT_EQ(all->kvs[i].key, dir + "p" + std::to_string(i));  // sorted by key
+      EXPECT_EQ(all->kvs[i].value, "v" + std::to_string(i));
+      EXPECT_EQ(all->kvs[i].mod_revision, revs[i]);
+    }
+    EXPECT_FALSE(all->more);
+    EXPECT_EQ(all->count, 5);
+    EXPECT_GE(all->revision, revs.back());
+
+    const RangeOptions first_two{.limit = 2, .prefix = true};
+    auto page = co_await client_->range(dir, first_two);
+    CO_ASSERT_OK(page);
+    EXPECT_EQ(page->kvs.size(), 2u);
+    EXPECT_TRUE(page->more);
+    EXPECT_EQ(page->count, 5);
+
+    // The next page: from just after the last key to the prefix's end.
+    const RangeOptions rest{.limit = 10, .range_end = prefix_end(dir)};
+    auto next = co_await client_->range(page->kvs.back().key + std::string(1, '\0'), rest);
+    CO_ASSERT_OK(next);
+    EXPECT_EQ(next->kvs.size(), 3u);
+    EXPECT_FALSE(next->more);
+
+    const RangeOptions count{.prefix = true, .count_only = true};
+    auto counted = co_await client_->range(dir, count);
+    CO_ASSERT_OK(counted);
+    EXPECT_TRUE(counted->kvs.empty());
+    EXPECT_EQ(counted->count, 5);
+
+    const RangeOptions keys_only{.prefix = true, .keys_only = true};
+    auto keys = co_await client_->range(dir, keys_only);
+    CO_ASSERT_OK(keys);
+    CO_ASSERT(keys->kvs.size() == 5);
+    EXPECT_TRUE(keys->kvs[0].value.empty());
+
+    // A read at an older revision sees the older value.
+    auto changed = co_await client_->update(dir + "p0", "new", revs[0]);
+    CO_ASSERT_OK(changed);
+    const RangeOptions at_first{.revision = revs[0]};
+    auto old = co_await client_->range(dir + "p0", at_first);
+    CO_ASSERT_OK(old);
+    CO_ASSERT(old->kvs.size() == 1);
+    EXPECT_EQ(old->kvs[0].value, "v0");
+    const RangeOptions dir_at_first{.revision = revs[0], .prefix = true};
+    auto before_any = co_await client_->range(dir, dir_at_first);
+    CO_ASSERT_OK(before_any);
+    EXPECT_EQ(before_any->kvs.size(), 1u);
+
+    auto missing = co_await client_->range(prefix_ + "nope");
+    CO_ASSERT_OK(missing);
+    EXPECT_TRUE(missing->kvs.empty());
+    EXPECT_EQ(missing->count, 0);
+  });
+}
+
+TEST_F(EtcdClientTest, WatchFromRevisionSeesPutsAndDeletesInOrderWithPrevKv) {
+  run(io_, [&]() -> awaitable<void> {
+    const std::string key = prefix_ + "a";
+    // History before the watch starts: it must be replayed from start_revision.
+    auto c = co_await client_->create(key, "v1");
+    CO_ASSERT_OK(c);
+    auto u = co_await client_->update(key, "v2", c->mod_revision);
+    CO_ASSERT_OK(u);
+    auto d = co_await client_->remove(key, u->mod_revision);
+    CO_ASSERT_OK(d);
+    CO_ASSERT_OK(co_await client_->put(prefix_ + "outside-before", "x"));
+
+    Inbox inbox(io_.get_executor());
+    auto watch =
+        client_->watch(prefix_ + "a", c->mod_revision, inbox.on_events(), inbox.on_error());
+    CO_ASSERT(co_await inbox.wait([&] { return inbox.events.size() >= 3 || inbox.error; }));
+    CO_ASSERT(!inbox.error);
+
+    // Live events after the backlog.
+    auto c2 = co_await client_->create(prefix_ + "a/b", "w1");
+    CO_ASSERT_OK(c2);
+    CO_ASSERT(co_await inbox.wait([&] { return inbox.events.size() >= 4 || inbox.error; }));
+    CO_ASSERT(!inbox.error);
+    CO_ASSERT(inbox.events.size() == 4);
+
+    const auto& e = inbox.events;
+    EXPECT_EQ(e[0].type, WatchEvent::Type::kPut);
+    EXPECT_EQ(e[0].kv.key, key);
+    EXPECT_EQ(e[0].kv.value, "v1");
+    EXPECT_EQ(e[0].kv.mod_revision, c->mod_revision);
+    EXPECT_TRUE(e[0].prev_kv.key.empty());  // a creation has no previous value
+
+    EXPECT_EQ(e[1].type, WatchEvent::Type::kPut);
+    EXPECT_EQ(e[1].kv.value, "v2");
+    EXPECT_EQ(e[1].kv.mod_revision, u->mod_revision);
+    EXPECT_EQ(e[1].kv.create_revision, c->mod_revision);
+    EXPECT_EQ(e[1].prev_kv.value, "v1");
+    EXPECT_EQ(e[1].prev_kv.mod_revision, c->mod_revision);
+
+    EXPECT_EQ(e[2].type, WatchEvent::Type::kDelete);
+    EXPECT_EQ(e[2].kv.key, key);
+    EXPECT_EQ(e[2].kv.mod_revision, d->mod_revision);
+    EXPECT_EQ(e[2].prev_kv.value, "v2");
+    EXPECT_EQ(e[2].prev_kv.mod_revision, u->mod_revision);
+
+    EXPECT_EQ(e[3].type, WatchEvent::Type::kPut);
+    EXPECT_EQ(e[3].kv.key, prefix_ + "a/b");
+    EXPECT_EQ(e[3].kv.mod_revision, c2->mod_revision);
+    for (std::size_t i = 1; i < e.size(); ++i) {
+      EXPECT_GT(e[i].kv.mod_revision, e[i - 1].kv.mod_revision);
+    }
+    EXPECT_EQ(inbox.error_calls, 0);
+  });
+}
+
+TEST_F(EtcdClientTest, WatchAndRangeAtCompactedRevisionAreCompacted) {
+  run(io_, [&]() -> awaitable<void> {
+    auto r1 = co_await client_->put(prefix_ + "a", "1");
+    CO_ASSERT_OK(r1);
+    auto r2 = co_await client_->put(prefix_ + "a", "2");
+    CO_ASSERT_OK(r2);
+    auto compacted = co_await client_->compact(*r2);
+    CO_ASSERT_OK(compacted);
+    EXPECT_GE(*compacted, *r2);
+
+    Inbox inbox(io_.get_executor());
+    auto watch = client_->watch(prefix_, *r1, inbox.on_events(), inbox.on_error());
+    CO_ASSERT(co_await inbox.wait([&] { return inbox.error.has_value(); }));
+    EXPECT_EQ(inbox.error->code, StorageErrc::kCompacted) << inbox.error->message;
+    EXPECT_EQ(inbox.error->compact_revision, *r2);
+    EXPECT_TRUE(inbox.events.empty());
+
+    const RangeOptions at_r1{.revision = *r1};
+    auto old = co_await client_->range(prefix_ + "a", at_r1);
+    CO_ASSERT(!old);
+    EXPECT_EQ(old.error().code, StorageErrc::kCompacted) << old.error().message;
+
+    auto again = co_await client_->compact(*r1);
+    CO_ASSERT(!again);
+    EXPECT_EQ(again.error().code, StorageErrc::kCompacted) << again.error().message;
+
+    // on_error is the last call: nothing more arrives.
+    CO_ASSERT_OK(co_await client_->put(prefix_ + "b", "x"));
+    co_await sleep_for(milliseconds(200));
+    EXPECT_EQ(inbox.error_calls, 1);
+    EXPECT_TRUE(inbox.events.empty());
+  });
+}
+
+// Regression guard for the reactor's lifetime: handles destroyed before, during and after
+// events, and from inside their own callback, with a writer running all along. Nothing may
+// be called after the handle is gone (and ASan builds see no use-after-free).
+TEST_F(EtcdClientTest, DestroyingWatchesMidStreamIsSafe) {
+  run(io_, [&]() -> awaitable<void> {
+    bool writing = true;
+    bool writer_done = false;
+    int writes = 0;
+    asio::steady_timer writer_stopped(io_.get_executor(), steady_clock::time_point::max());
+    asio::co_spawn(
+        io_,
+        [&]() -> awaitable<void> {
+          while (writing) {
+            auto r = co_await client_->put(prefix_ + "k" + std::to_string(writes % 7), "x");
+            if (!r) ADD_FAILURE() << r.error().message;
+            ++writes;
+          }
+          writer_done = true;
+          writer_stopped.cancel();
+        },
+        asio::detached);
+
+    constexpr int kCycles = 300;
+    int late_calls = 0;
+    int got_events = 0;
+    for (int i = 0; i < kCycles; ++i) {
+      auto gone = std::make_shared<bool>(false);
+      auto seen = std::make_shared<int>(0);
+      std::unique_ptr<EtcdClient::Watch> watch;
+      asio::steady_timer wake(io_.get_executor());
+      const int mode = i % 4;
+      auto on_events = [&, gone, seen, mode](std::vector<WatchEvent>, std::int64_t) {
+        if (*gone) {
+          ++late_calls;  // and touch nothing of a finished cycle
+          return;
+        }
+        ++*seen;
+        wake.cancel();
+        if (mode == 3) {  // the callback destroys its own watch
+          watch.reset();
+          *gone = true;
+        }
+      };
+      auto on_error = [&, gone](StorageError e) {
+        if (*gone) {
+          ++late_calls;
+          return;
+        }
+        ADD_FAILURE() << "unexpected watch error: " << e.message;
+      };
+      watch = client_->watch(prefix_, 0, on_events, on_error);
+      if (mode == 0) {  // right away, before the stream is even up
+        watch.reset();
+        *gone = true;
+      } else {
+        // Wait for an event (modes 1-3) or a little while (to cancel mid-stream).
+        const auto deadline = steady_clock::now() + seconds(30);
+        while (*seen == 0 && steady_clock::now() < deadline) {
+          wake.expires_at(mode == 2 ? steady_clock::now() + milliseconds(1) : deadline);
+          co_await wake.async_wait(asio::as_tuple(asio::use_awaitable));
+          if (mode == 2) break;
+        }
+        if (mode != 2 && *seen == 0) ADD_FAILURE() << "no event within 30 s in cycle " << i;
+        got_events += *seen > 0;
+        watch.reset();
+        *gone = true;
+      }
+      // Let anything already in flight drain: it must be dropped.
+      co_await sleep_for(milliseconds(i % 10 == 0 ? 20 : 0));
+    }
+    writing = false;
+    while (!writer_done) {
+      co_await writer_stopped.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    co_await sleep_for(milliseconds(200));  // a late callback would show up here
+    EXPECT_EQ(late_calls, 0);
+    EXPECT_GT(got_events, kCycles / 2);
+    EXPECT_GT(writes, 0);
+  });
+}
+
+TEST_F(EtcdClientTest, ThousandConcurrentCreatesAllSucceed) {
+  run(io_, [&]() -> awaitable<void> {
+    constexpr int kCreates = 1000;
+    std::vector<std::int64_t> revs;
+    int finished = 0;
+    asio::steady_timer all_done(io_.get_executor(), steady_clock::time_point::max());
+    const auto start = steady_clock::now();
+    for (int i = 0; i < kCreates; ++i) {
+      asio::co_spawn(
+          io_,
+          [&, i]() -> awaitable<void> {
+            auto r = co_await client_->create(prefix_ + std::to_string(i), "v");
+            if (r) {
+              revs.push_back(r->mod_revision);
+            } else {
+              ADD_FAILURE() << r.error().message;
+            }
+            if (++finished == kCreates) all_done.cancel();
+          },
+          asio::detached);
+    }
+    while (finished < kCreates) {
+      co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    const auto elapsed = steady_clock::now() - start;
+    std::printf("[ info ] %d concurrent creates: %.1f ms total\n", kCreates,
+                std::chrono::duration<double, std::milli>(elapsed).count());
+    CO_ASSERT(revs.size() == kCreates);
+    std::sort(revs.begin(), revs.end());
+    EXPECT_EQ(std::adjacent_find(revs.begin(), revs.end()), revs.end()) << "duplicate revision";
+    const RangeOptions count{.prefix = true, .count_only = true};
+    auto counted = co_await client_->range(prefix_, count);
+    CO_ASSERT_OK(counted);
+    EXPECT_EQ(counted->count, kCreates);
+    EXPECT_GE(counted->revision, revs.back());
+  });
+}
+
+// A baseline for the lead, not a timed assertion (benchmarks live in tests/bench).
+TEST_F(EtcdClientTest, SequentialCreateLatency) {
+  run(io_, [&]() -> awaitable<void> {
+    constexpr int kCreates = 1000;
+    std::vector<double> ms;
+    std::int64_t last = 0;
+    for (int i = 0; i < kCreates; ++i) {
+      const auto t0 = steady_clock::now();
+      auto r = co_await client_->create(prefix_ + std::to_string(i), "{\"kind\":\"Pod\"}");
+      ms.push_back(std::chrono::duration<double, std::milli>(steady_clock::now() - t0).count());
+      CO_ASSERT_OK(r);
+      EXPECT_GT(r->mod_revision, last);  // sequential creates: strictly increasing
+      last = r->mod_revision;
+    }
+    std::sort(ms.begin(), ms.end());
+    std::printf("[ info ] %d sequential creates: median %.3f ms, p90 %.3f ms, p99 %.3f ms\n",
+                kCreates, ms[kCreates / 2], ms[kCreates * 9 / 10], ms[kCreates * 99 / 100]);
+    ::testing::Test::RecordProperty("create_median_us", static_cast<int>(ms[kCreates / 2] * 1000));
+  });
+}
+
+TEST_F(EtcdClientTest, FailsOverToTheNextEndpointAfterUnavailable) {
+  auto client = make_etcd_client(io_.get_executor(), {dead_endpoint() + "," + etcd_->endpoint()});
+  run(io_, [&]() -> awaitable<void> {
+    auto first = co_await client->range(prefix_ + "a");
+    CO_ASSERT(!first);
+    EXPECT_EQ(first.error().code, StorageErrc::kUnavailable);
+    EXPECT_NE(first.error().message.find("Range"), std::string::npos) << first.error().message;
+    EXPECT_NE(first.error().message.find(prefix_ + "a"), std::string::npos);
+
+    auto second = co_await client->create(prefix_ + "a", "v");
+    CO_ASSERT_OK(second);
+  });
+}
+
+TEST(EtcdClient, RejectsAnEmptyEndpointList) {
+  asio::io_context io;
+  EXPECT_THROW(make_etcd_client(io.get_executor(), {}), std::invalid_argument);
+  EXPECT_THROW(make_etcd_client(io.get_executor(), {" , "}), std::invalid_argument);
+}
+
+// Own etcd: it is stopped under the watch, and it sends progress notifications every 500 ms.
+TEST(EtcdClientOwnServer, WatchGetsProgressThenUnavailableWhenEtcdStops) {
+  auto started = EtcdProcess::start({.progress_notify_interval = milliseconds(500)});
+  ASSERT_TRUE(started) << started.error().what();
+  std::unique_ptr<EtcdProcess> etcd = std::move(*started);
+  asio::io_context io(1);
+  auto client = make_etcd_client(io.get_executor(), {etcd->endpoint()});
+  run(io, [&]() -> awaitable<void> {
+    auto rev = co_await client->put("/w/a", "1");
+    CO_ASSERT_OK(rev);
+    Inbox inbox(io.get_executor());
+    auto watch = client->watch("/w/", *rev + 1, inbox.on_events(), inbox.on_error());
+    CO_ASSERT(co_await inbox.wait([&] { return !inbox.progress.empty() || inbox.error; }));
+    CO_ASSERT(!inbox.error);
+    EXPECT_GE(inbox.progress.front(), *rev);
+    EXPECT_TRUE(inbox.events.empty());
+
+    auto stopped = etcd->stop();
+    CO_ASSERT(stopped.has_value());
+    CO_ASSERT(co_await inbox.wait([&] { return inbox.error.has_value(); }));
+    EXPECT_EQ(inbox.error->code, StorageErrc::kUnavailable) << inbox.error->message;
+    EXPECT_EQ(inbox.error_calls, 1);
+
+    auto after = co_await client->range("/w/a");
+    CO_ASSERT(!after);
+    EXPECT_EQ(after.error().code, StorageErrc::kUnavailable);
+  });
+}
+
+TEST(EtcdProcessTest, StartsServesAndCleansUp) {
+  std::string data_dir;
+  pid_t pid = 0;
+  {
+    auto started = EtcdProcess::start();
+    ASSERT_TRUE(started) << started.error().what();
+    auto& etcd = **started;
+    pid = etcd.pid();
+    data_dir = etcd.data_dir();
+    EXPECT_GT(pid, 0);
+    EXPECT_EQ(::kill(pid, 0), 0);
+    EXPECT_TRUE(etcd.endpoint().starts_with("http://127.0.0.1:"));
+    EXPECT_TRUE(std::filesystem::exists(etcd.log_path()));
+    EXPECT_TRUE(std::filesystem::exists(data_dir + "/member"));
+    auto status = etcd.stop();
+    ASSERT_TRUE(status) << status.error().what();
+    // etcd shuts down on SIGTERM and then re-raises it: 128 + SIGTERM, never SIGKILL.
+    EXPECT_TRUE(*status == 0 || *status == 128 + SIGTERM) << "exit status " << *status;
+    EXPECT_EQ(etcd.pid(), 0);
+    EXPECT_TRUE(etcd.stop().has_value());  // idempotent
+    EXPECT_TRUE(std::filesystem::exists(data_dir)) << "removed by the destructor, not stop()";
+  }
+  EXPECT_FALSE(std::filesystem::exists(data_dir));
+  EXPECT_NE(::kill(pid, 0), 0);  // reaped (the pid could be reused, but hardly this fast)
+}
+
+TEST(EtcdProcessTest, KeepsAGivenDataDirAndReportsABadBinary) {
+  const std::string dir = "/tmp/podwarp-etcd-test-" + std::to_string(::getpid());
+  {
+    auto started = EtcdProcess::start({.data_dir = dir});
+    ASSERT_TRUE(started) << started.error().what();
+  }
+  EXPECT_TRUE(std::filesystem::exists(dir + "/member"));
+  std::filesystem::remove_all(dir);
+
+  auto bad = EtcdProcess::start({.binary = "/nonexistent/etcd"});
+  ASSERT_FALSE(bad);
+  EXPECT_NE(std::string(bad.error().what()).find("/nonexistent/etcd"), std::string::npos)
+      << bad.error().what();
+}
+
+}  // namespace
+}  // namespace podwarp::storage

@@ -1,0 +1,75 @@
+// EtcdProcess: one real etcd server (/usr/bin/etcd), started and owned by this process, for
+// tests, benchmarks and `podwarp up`.
+//
+// start() picks two free loopback ports (client and peer; never 8080 or 2024), starts a
+// single-member cluster on them with the space quota and auto-compaction off, and blocks
+// until the member answers Maintenance.Status with a leader. etcd's output goes to
+// <data_dir>/etcd.log. stop() signals only the pid this object started (through a pidfd, so
+// a reused pid is never hit) and reaps it. The destructor stops etcd and removes the data dir
+// if start() created it.
+//
+// start() and stop() block (fork/exec, polling, waiting for exit): call them at setup and
+// teardown, not on an event loop thread. An EtcdProcess is not shared between threads.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <expected>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace podwarp::storage {
+
+struct EtcdOptions {
+  std::string binary = "/usr/bin/etcd";
+  // Empty: a fresh mkdtemp under /tmp ("/tmp/podwarp-etcd-XXXXXX"), removed by the destructor.
+  // Given: created if missing, kept.
+  std::string data_dir;
+  // How long start() waits for the member to serve (a loaded 2-core machine is slow).
+  std::chrono::milliseconds start_timeout = std::chrono::seconds(60);
+  // --experimental-watch-progress-notify-interval; 0 keeps etcd's default (10 min).
+  std::chrono::milliseconds progress_notify_interval{0};
+  // The kernel kills etcd (SIGKILL) when the thread that started it exits, so a crashed test
+  // leaves nothing behind. Turn off when the starting thread is not the process's lifetime.
+  bool die_with_parent = true;
+  std::vector<std::string> extra_args;  // appended to etcd's command line
+};
+
+class EtcdProcess {
+ public:
+  // Starts etcd and waits until it serves. On failure the error names the step, and for an
+  // etcd that exited or never answered, includes the tail of its log.
+  static std::expected<std::unique_ptr<EtcdProcess>, std::system_error> start(
+      EtcdOptions options = {});
+
+  ~EtcdProcess();
+  EtcdProcess(const EtcdProcess&) = delete;
+  EtcdProcess& operator=(const EtcdProcess&) = delete;
+
+  // "http://127.0.0.1:<client port>", for make_etcd_client.
+  const std::string& endpoint() const { return endpoint_; }
+  // etcd's pid; 0 once stopped.
+  pid_t pid() const { return pid_; }
+  const std::string& data_dir() const { return data_dir_; }
+  std::string log_path() const { return data_dir_ + "/etcd.log"; }
+
+  // SIGTERM, then SIGKILL if etcd has not exited within grace; waits for and reaps it.
+  // Idempotent. Returns etcd's exit code, or 128 + the signal that ended it (shell style).
+  std::expected<int, std::system_error> stop(
+      std::chrono::milliseconds grace = std::chrono::seconds(10));
+
+ private:
+  EtcdProcess() = default;
+
+  std::string endpoint_;
+  std::string data_dir_;
+  bool owns_data_dir_ = false;
+  pid_t pid_ = 0;
+  int pidfd_ = -1;
+  int exit_status_ = 0;
+};
+
+}  // namespace podwarp::storage

@@ -1,0 +1,219 @@
+"""Acceptance 1: the installed kubectl drives podwarp-control unmodified."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+
+MANIFEST = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web, tier: front}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: httpd
+        image: busybox:1.36
+        command: ["httpd", "-f", "-p", "8080"]
+        ports:
+        - containerPort: 8080
+        env:
+        - name: A
+          value: "1"
+        readinessProbe:
+          httpGet: {path: /, port: 8080}
+        resources:
+          requests: {cpu: 100m, memory: 64Mi}
+      - name: sidecar
+        image: busybox:1.36
+        command: ["sleep", "infinity"]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports:
+  - name: http
+    port: 80
+    targetPort: 8080
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: web-config
+data:
+  greeting: hello
+"""
+
+
+class KubectlTest(harness.ClusterTestCase):
+    def setUp(self):
+        self.ns = "kt-" + self.id().rsplit(".", 1)[1].replace("_", "-")[:40].lower()
+        self.cluster.kubectl("create", "namespace", self.ns)
+
+    def k(self, *args, **kw):
+        return self.cluster.kubectl("-n", self.ns, *args, **kw)
+
+    def apply(self, text):
+        return self.k("apply", "-f", "-", input=text)
+
+    def test_apply_twice_merges(self):
+        out = self.apply(MANIFEST).stdout
+        self.assertIn("deployment.apps/web created", out)
+        self.assertIn("service/web created", out)
+        self.assertIn("configmap/web-config created", out)
+        changed = MANIFEST.replace('value: "1"', 'value: "2"').replace("greeting: hello",
+                                                                       "greeting: bye")
+        out = self.apply(changed).stdout
+        self.assertIn("deployment.apps/web configured", out)
+        self.assertIn("service/web unchanged", out)
+        self.assertIn("configmap/web-config configured", out)
+        dep = json.loads(self.k("get", "deployment", "web", "-o", "json").stdout)
+        containers = dep["spec"]["template"]["spec"]["containers"]
+        self.assertEqual([c["name"] for c in containers], ["httpd", "sidecar"])
+        self.assertEqual(containers[0]["env"], [{"name": "A", "value": "2"}])
+        self.assertEqual(dep["metadata"]["generation"], 2)
+        # Defaults are applied as upstream.
+        self.assertEqual(dep["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%")
+        self.assertEqual(containers[0]["imagePullPolicy"], "IfNotPresent")
+        self.assertEqual(containers[0]["terminationMessagePath"], "/dev/termination-log")
+        cm = json.loads(self.k("get", "configmap", "web-config", "-o", "json").stdout)
+        self.assertEqual(cm["data"], {"greeting": "bye"})
+        svc = json.loads(self.k("get", "service", "web", "-o", "json").stdout)
+        self.assertRegex(svc["spec"]["clusterIP"], r"^10\.(9[6-9]|10[0-9]|11[01])\.")
+        # A third apply of the same text changes nothing.
+        out = self.apply(changed).stdout
+        self.assertIn("deployment.apps/web unchanged", out)
+
+    def test_get_wide_and_show_labels(self):
+        self.apply(MANIFEST)
+        out = self.k("get", "deployments", "-o", "wide").stdout
+        header = out.splitlines()[0].split()
+        self.assertEqual(header, ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE",
+                                  "CONTAINERS", "IMAGES", "SELECTOR"])
+        self.assertIn("httpd,sidecar", out)
+        self.assertIn("app=web", out)
+        out = self.k("get", "services", "-o", "wide").stdout
+        self.assertEqual(out.splitlines()[0].split(),
+                         ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE", "SELECTOR"])
+        self.assertIn("80/TCP", out)
+        out = self.cluster.kubectl("get", "deployments", "--show-labels", "-A").stdout
+        lines = out.splitlines()
+        self.assertEqual(lines[0].split()[:2], ["NAMESPACE", "NAME"])
+        self.assertEqual(lines[0].split()[-1], "LABELS")
+        row = [l for l in lines if l.startswith(self.ns)][0]
+        self.assertIn("app=web,tier=front", row)
+
+    def test_get_watch_shows_changes(self):
+        self.apply(MANIFEST)
+        cmd = [harness.KUBECTL, "--kubeconfig", self.cluster.kubeconfig, "--cache-dir",
+               self.cluster.cache_dir, "-n", self.ns, "get", "configmaps", "-w"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(1.5)
+            self.k("create", "configmap", "later", "--from-literal=a=b")
+            time.sleep(1.5)
+        finally:
+            proc.terminate()
+            out, err = proc.communicate(timeout=10)
+        self.assertIn("web-config", out, err)
+        self.assertIn("later", out, err)
+        self.assertEqual(out.splitlines()[0].split(), ["NAME", "DATA", "AGE"])
+
+    def test_describe(self):
+        self.apply(MANIFEST)
+        out = self.k("describe", "deployment", "web").stdout
+        self.assertIn("Name:", out)
+        self.assertIn("web", out)
+        self.assertIn("Selector:", out)
+        self.assertIn("app=web", out)
+        self.assertIn("RollingUpdate", out)
+        out = self.k("describe", "service", "web").stdout
+        self.assertIn("IP:", out)
+        self.assertIn("8080/TCP", out)
+
+    def test_scale(self):
+        self.apply(MANIFEST)
+        out = self.k("scale", "deployment", "web", "--replicas=5").stdout
+        self.assertIn("deployment.apps/web scaled", out)
+        dep = json.loads(self.k("get", "deployment", "web", "-o", "json").stdout)
+        self.assertEqual(dep["spec"]["replicas"], 5)
+
+    def test_patch_three_types(self):
+        self.apply(MANIFEST)
+        self.k("patch", "deployment", "web", "--type=strategic", "-p",
+               '{"spec":{"template":{"spec":{"containers":[{"name":"sidecar","image":"busybox:1.37"}]}}}}')
+        dep = json.loads(self.k("get", "deployment", "web", "-o", "json").stdout)
+        cs = {c["name"]: c for c in dep["spec"]["template"]["spec"]["containers"]}
+        self.assertEqual(cs["sidecar"]["image"], "busybox:1.37")
+        self.assertEqual(cs["httpd"]["image"], "busybox:1.36")
+        self.k("patch", "configmap", "web-config", "--type=merge", "-p", '{"data":{"x":"y"}}')
+        cm = json.loads(self.k("get", "configmap", "web-config", "-o", "json").stdout)
+        self.assertEqual(cm["data"], {"greeting": "hello", "x": "y"})
+        self.k("patch", "configmap", "web-config", "--type=json", "-p",
+               '[{"op":"remove","path":"/data/greeting"}]')
+        cm = json.loads(self.k("get", "configmap", "web-config", "-o", "json").stdout)
+        self.assertEqual(cm["data"], {"x": "y"})
+        r = self.k("patch", "configmap", "web-config", "--type=json", "-p",
+                   '[{"op":"test","path":"/data/x","value":"nope"}]', check=False)
+        self.assertNotEqual(r.returncode, 0)
+
+    def test_label_annotate(self):
+        self.apply(MANIFEST)
+        self.k("label", "configmap", "web-config", "color=blue")
+        self.k("annotate", "configmap", "web-config", "note=hi")
+        cm = json.loads(self.k("get", "configmap", "web-config", "-o", "json").stdout)
+        self.assertEqual(cm["metadata"]["labels"], {"color": "blue"})
+        self.assertEqual(cm["metadata"]["annotations"]["note"], "hi")
+        out = self.k("get", "configmaps", "-l", "color=blue", "-o", "name").stdout
+        self.assertEqual(out.split(), ["configmap/web-config"])
+        self.k("label", "configmap", "web-config", "color-")
+        cm = json.loads(self.k("get", "configmap", "web-config", "-o", "json").stdout)
+        self.assertNotIn("color", cm["metadata"].get("labels", {}))
+
+    def test_delete_returns_when_gone(self):
+        self.apply(MANIFEST)
+        out = self.k("delete", "deployment", "web", timeout=60).stdout
+        self.assertIn('deployment.apps "web" deleted', out)
+        r = self.k("get", "deployment", "web", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn('deployments.apps "web" not found', r.stderr)
+        self.k("delete", "-f", "-", input=MANIFEST.split("---", 1)[1])
+        self.assertEqual(self.k("get", "configmaps", "-o", "name").stdout.strip(), "")
+        self.assertEqual(self.k("get", "services", "-o", "name").stdout.strip(), "")
+
+    def test_api_resources_and_explain(self):
+        out = self.cluster.kubectl("api-resources").stdout
+        lines = out.splitlines()
+        self.assertEqual(lines[0].split(), ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"])
+        rows = {l.split()[0]: l.split() for l in lines[1:]}
+        self.assertEqual(rows["pods"], ["pods", "po", "v1", "true", "Pod"])
+        self.assertEqual(rows["deployments"], ["deployments", "deploy", "apps/v1", "true", "Deployment"])
+        self.assertEqual(rows["namespaces"], ["namespaces", "ns", "v1", "false", "Namespace"])
+        for res in ["services", "endpoints", "configmaps", "secrets", "serviceaccounts", "events",
+                    "replicasets", "daemonsets", "statefulsets", "jobs", "cronjobs", "leases",
+                    "endpointslices", "networkpolicies", "ingresses", "poddisruptionbudgets", "nodes"]:
+            self.assertIn(res, rows)
+        out = self.cluster.kubectl("explain", "pod.spec.containers").stdout
+        self.assertIn("KIND:", out)
+        self.assertIn("Pod", out)
+        self.assertIn("FIELD: containers", out)
+        self.assertIn("image", out)
+        self.assertIn("livenessProbe", out)
+
+
+if __name__ == "__main__":
+    harness.main()

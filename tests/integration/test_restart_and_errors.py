@@ -1,0 +1,185 @@
+"""Acceptance 3 (restart loses nothing; watchers resume without missing events) and
+acceptance 4 (bad input gets upstream-shaped errors, nothing crashes or is lost)."""
+import http.client
+import json
+import os
+import ssl
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+
+import yaml  # noqa: E402
+
+
+class Raw:
+    """Direct HTTPS requests with the admin client certificate (or none)."""
+
+    def __init__(self, cluster, authenticated=True):
+        kc = yaml.safe_load(open(cluster.kubeconfig))
+        import base64
+        self.dir = tempfile.mkdtemp(dir=cluster.root)
+        ca = os.path.join(self.dir, "ca.crt")
+        open(ca, "wb").write(base64.b64decode(kc["clusters"][0]["cluster"]["certificate-authority-data"]))
+        self.ctx = ssl.create_default_context(cafile=ca)
+        if authenticated:
+            cert = os.path.join(self.dir, "c.crt")
+            key = os.path.join(self.dir, "c.key")
+            user = kc["users"][0]["user"]
+            open(cert, "wb").write(base64.b64decode(user["client-certificate-data"]))
+            open(key, "wb").write(base64.b64decode(user["client-key-data"]))
+            self.ctx.load_cert_chain(cert, key)
+        self.port = cluster.port
+
+    def conn(self):
+        return http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx, timeout=30)
+
+    def request(self, method, path, body=None, content_type="application/json", headers=None):
+        c = self.conn()
+        h = {"Content-Type": content_type}
+        h.update(headers or {})
+        c.request(method, path, body=body, headers=h)
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        return r.status, (json.loads(data) if data[:1] == b"{" else data)
+
+
+class RestartTest(harness.ClusterTestCase):
+    def test_restart_loses_nothing_and_watch_resumes(self):
+        c = self.cluster
+        c.kubectl("create", "namespace", "rs")
+        for i in range(20):
+            c.kubectl("-n", "rs", "create", "configmap", f"cm{i}", f"--from-literal=k={i}")
+        raw = Raw(c)
+        status, lst = raw.request("GET", "/api/v1/namespaces/rs/configmaps")
+        self.assertEqual(status, 200)
+        rv = lst["metadata"]["resourceVersion"]
+        # Changes while the watcher is away: across a restart of podwarp-control.
+        c.kubectl("-n", "rs", "create", "configmap", "before-restart", "--from-literal=a=b")
+        c.restart_control()
+        c.kubectl("-n", "rs", "create", "configmap", "after-restart", "--from-literal=a=b")
+        c.kubectl("-n", "rs", "delete", "configmap", "cm3")
+        raw = Raw(c)
+        status, lst2 = raw.request("GET", "/api/v1/namespaces/rs/configmaps")
+        names = sorted(i["metadata"]["name"] for i in lst2["items"])
+        self.assertEqual(len(names), 21)
+        self.assertIn("before-restart", names)
+        self.assertNotIn("cm3", names)
+        # A watcher reconnecting with its last resourceVersion gets every event since.
+        conn = raw.conn()
+        conn.request("GET", f"/api/v1/namespaces/rs/configmaps?watch=true&resourceVersion={rv}&timeoutSeconds=3")
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 200)
+        events = []
+        dec = json.JSONDecoder()
+        buf = resp.read().decode()
+        pos = 0
+        while pos < len(buf):
+            while pos < len(buf) and buf[pos].isspace():
+                pos += 1
+            if pos >= len(buf):
+                break
+            obj, pos = dec.raw_decode(buf, pos)
+            events.append((obj["type"], obj["object"]["metadata"]["name"]))
+        conn.close()
+        self.assertEqual(events, [("ADDED", "before-restart"), ("ADDED", "after-restart"),
+                                  ("DELETED", "cm3")])
+
+
+class BadInputTest(harness.ClusterTestCase):
+    def setUp(self):
+        self.raw = Raw(self.cluster)
+
+    def test_malformed_json_is_400(self):
+        status, body = self.raw.request("POST", "/api/v1/namespaces/default/configmaps", b'{"kind": ')
+        self.assertEqual(status, 400)
+        self.assertEqual(body["kind"], "Status")
+        self.assertEqual(body["reason"], "BadRequest")
+
+    def test_invalid_pod_is_422_naming_the_field(self):
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bad"},
+               "spec": {"containers": [{"name": "c"}]}}
+        status, body = self.raw.request("POST", "/api/v1/namespaces/default/pods", json.dumps(pod))
+        self.assertEqual(status, 422)
+        self.assertEqual(body["reason"], "Invalid")
+        self.assertIn("spec.containers[0].image", body["message"])
+        self.assertEqual(body["details"]["causes"][0]["field"], "spec.containers[0].image")
+        pod["metadata"]["name"] = "Bad_Name"
+        status, body = self.raw.request("POST", "/api/v1/namespaces/default/pods", json.dumps(pod))
+        self.assertEqual(status, 422)
+        self.assertIn("metadata.name", body["message"])
+
+    def test_stale_update_is_409(self):
+        self.cluster.kubectl("create", "configmap", "stale", "--from-literal=a=1")
+        status, cm = self.raw.request("GET", "/api/v1/namespaces/default/configmaps/stale")
+        first = dict(cm)
+        cm["data"] = {"a": "2"}
+        status, _ = self.raw.request("PUT", "/api/v1/namespaces/default/configmaps/stale", json.dumps(cm))
+        self.assertEqual(status, 200)
+        first["data"] = {"a": "3"}
+        status, body = self.raw.request("PUT", "/api/v1/namespaces/default/configmaps/stale", json.dumps(first))
+        self.assertEqual(status, 409)
+        self.assertEqual(body["reason"], "Conflict")
+        self.assertIn("the object has been modified", body["message"])
+        status, cm = self.raw.request("GET", "/api/v1/namespaces/default/configmaps/stale")
+        self.assertEqual(cm["data"], {"a": "2"})
+
+    def test_unknown_field_strict(self):
+        cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "strict"},
+              "data": {"a": "b"}, "bogus": 1}
+        status, body = self.raw.request(
+            "POST", "/api/v1/namespaces/default/configmaps?fieldValidation=Strict", json.dumps(cm))
+        self.assertEqual(status, 400)
+        self.assertIn('unknown field "bogus"', body["message"])
+        r = self.cluster.kubectl("apply", "-f", "-", check=False, input=json.dumps(
+            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
+             "spec": {"selector": {"matchLabels": {"a": "b"}}, "replicass": 3,
+                      "template": {"metadata": {"labels": {"a": "b"}},
+                                   "spec": {"containers": [{"name": "c", "image": "i"}]}}}}))
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn('unknown field "spec.replicass"', r.stderr)
+
+    def test_anonymous_is_401(self):
+        anon = Raw(self.cluster, authenticated=False)
+        status, body = anon.request("GET", "/api/v1/namespaces")
+        self.assertEqual(status, 401)
+        self.assertEqual(body["reason"], "Unauthorized")
+        status, _ = anon.request("GET", "/api/v1/namespaces", headers={"Authorization": "Bearer nope"})
+        self.assertEqual(status, 401)
+
+    def test_huge_body_refused(self):
+        # Streams 100 MiB; the server must answer 413 without buffering it all.
+        c = self.raw.conn()
+        c.putrequest("POST", "/api/v1/namespaces/default/configmaps")
+        c.putheader("Content-Type", "application/json")
+        size = 100 * 1024 * 1024
+        c.putheader("Content-Length", str(size))
+        c.endheaders()
+        chunk = b" " * (1024 * 1024)
+        sent = 0
+        try:
+            while sent < size:
+                c.send(chunk)
+                sent += len(chunk)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            pass
+        try:
+            r = c.getresponse()
+            self.assertEqual(r.status, 413)
+        except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+            pass  # refused: the server closed the connection
+        self.assertLess(sent, size + 1)
+        # Still alive and nothing lost.
+        self.assertEqual(self.cluster.kubectl("get", "ns", "default", "-o", "name").stdout.strip(),
+                         "namespace/default")
+        rss_kb = int(open(f"/proc/{self.cluster.control.pid}/status").read()
+                     .split("VmRSS:")[1].split()[0])
+        self.assertLess(rss_kb, 200 * 1024)
+
+
+if __name__ == "__main__":
+    harness.main()
