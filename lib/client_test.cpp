@@ -24,6 +24,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -138,8 +139,35 @@ class FakeApiServer {
   const std::vector<Seen>& requests() const { return requests_; }
   int connections() const { return connections_; }
 
+  // Closes the listener and every session. Run the io_context until idle() before destroying
+  // the server: destroying an io_context (io_uring backend, Boost 1.81) while socket operations
+  // are still pending touches freed services.
+  void shutdown() {
+    error_code ec;
+    acceptor_.close(ec);
+    for (beast::tcp_stream* s : sessions_) s->close();
+    for (asio::steady_timer* t : hangs_) t->cancel();
+    for (const auto& f : feeds_) f->finish();
+  }
+  bool idle() const { return !accepting_ && sessions_.empty(); }
+
  private:
+  // Registers a session's socket for shutdown() while the session runs.
+  struct Registration {
+    std::set<beast::tcp_stream*>& set;
+    beast::tcp_stream* s;
+    Registration(std::set<beast::tcp_stream*>& set, beast::tcp_stream* s) : set(set), s(s) {
+      set.insert(s);
+    }
+    ~Registration() { set.erase(s); }
+  };
+
   asio::awaitable<void> accept_loop() {
+    accepting_ = true;
+    struct Done {
+      bool& flag;
+      ~Done() { flag = false; }
+    } done{accepting_};
     for (;;) {
       error_code ec;
       tcp::socket s =
@@ -153,6 +181,7 @@ class FakeApiServer {
   asio::awaitable<void> session(tcp::socket socket, int id) {
     auto use_ec = [](error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); };
     beast::ssl_stream<beast::tcp_stream> s(std::move(socket), tls_);
+    Registration registration(sessions_, &beast::get_lowest_layer(s));
     error_code ec;
     co_await s.async_handshake(ssl::stream_base::server, use_ec(ec));
     if (ec) co_return;
@@ -182,10 +211,13 @@ class FakeApiServer {
       Reply r = handler_(seen);
       if (r.hang) {
         asio::steady_timer t(ioc_, 1h);
+        hangs_.insert(&t);
         co_await t.async_wait(use_ec(ec));
+        hangs_.erase(&t);
         co_return;
       }
       if (r.stream) {
+        feeds_.push_back(r.stream);
         http::response<http::empty_body> res{static_cast<http::status>(r.status), 11};
         res.set(http::field::content_type, r.content_type);
         res.chunked(true);
@@ -222,6 +254,10 @@ class FakeApiServer {
   tcp::acceptor acceptor_;
   std::vector<Seen> requests_;
   int connections_ = 0;
+  bool accepting_ = false;
+  std::set<beast::tcp_stream*> sessions_;
+  std::set<asio::steady_timer*> hangs_;
+  std::vector<std::shared_ptr<ChunkFeed>> feeds_;
 };
 
 json::value pod(std::string_view name, std::string_view rv, std::string_view ns = "default") {
@@ -285,6 +321,16 @@ class ClientTest : public ::testing::Test {
     EXPECT_TRUE(run_until([&] { return result.has_value(); })) << "timed out";
     if (!result) throw std::runtime_error("coroutine did not finish");
     return std::move(*result);
+  }
+
+  void TearDown() override {
+    if (server_) {
+      server_->shutdown();
+      EXPECT_TRUE(run_until([&] { return server_->idle(); }));
+      server_.reset();
+    }
+    ioc_.restart();
+    ioc_.poll();
   }
 
   asio::io_context ioc_;  // first: outlives the server and every coroutine frame

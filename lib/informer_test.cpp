@@ -131,6 +131,7 @@ class InformerTest : public ::testing::Test {
 
   void TearDown() override {
     if (informer_) informer_->stop();
+    ioc_.restart();
     ioc_.poll();
   }
 

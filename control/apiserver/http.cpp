@@ -15,6 +15,11 @@ std::string_view Request::param_or(std::string_view key, std::string_view fallba
   return v ? *v : fallback;
 }
 
+bool Request::flag(std::string_view key) const {
+  std::string_view v = param_or(key, "");
+  return v == "1" || v == "t" || v == "T" || v == "true" || v == "TRUE" || v == "True";
+}
+
 Response Response::json(unsigned status, std::string body) {
   Response r;
   r.status = status;
@@ -77,8 +82,7 @@ bool parse_request_info(Request& req) {
   info.is_resource_request = true;
   info.resource_info = api::find_resource(info.group, info.version, info.resource);
 
-  const bool watch = watch_path || req.param_or("watch", "") == "true" ||
-                     req.param_or("watch", "") == "1";
+  const bool watch = watch_path || req.flag("watch");
   if (req.method == "GET" || req.method == "HEAD") {
     if (watch) {
       info.verb = "watch";

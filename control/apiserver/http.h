@@ -48,6 +48,8 @@ struct Request {
   // The first value of a query parameter, or nullopt.
   std::optional<std::string_view> param(std::string_view key) const;
   std::string_view param_or(std::string_view key, std::string_view fallback) const;
+  // A boolean parameter as Go's strconv.ParseBool reads it (1, t, T, TRUE, true, True).
+  bool flag(std::string_view key) const;
 };
 
 struct Response {

@@ -47,8 +47,8 @@ std::optional<std::string> unbase64url(std::string_view in) {
     if (c == '-') c = '+';
     if (c == '_') c = '/';
   }
-  while (s.size() % 4 != 0) s += '=';
-  std::string out(boost::beast::detail::base64::decoded_size(s.size()), '\0');
+  while (!s.empty() && s.back() == '=') s.pop_back();
+  std::string out(boost::beast::detail::base64::decoded_size(s.size()) + 3, '\0');
   auto [written, read] = boost::beast::detail::base64::decode(out.data(), s.data(), s.size());
   if (read != s.size()) return std::nullopt;
   out.resize(written);
@@ -382,9 +382,9 @@ asio::awaitable<std::optional<Response>> Api::watch(const Request& req, Response
     if (!v) co_return Response::error(bad_request(fmt::format("invalid resource version: {}", rv_param)));
     after = *v;
   }
-  const bool send_initial = req.param_or("sendInitialEvents", "") == "true";
+  const bool send_initial = req.flag("sendInitialEvents");
   if (send_initial) after = 0;
-  const bool bookmarks = req.param_or("allowWatchBookmarks", "") == "true";
+  const bool bookmarks = req.flag("allowWatchBookmarks");
   std::chrono::seconds timeout{0};
   if (auto t = req.param("timeoutSeconds")) timeout = std::chrono::seconds(parse_rv(*t).value_or(0));
   if (timeout.count() <= 0) {

@@ -406,19 +406,21 @@ asio::awaitable<std::expected<json::value, ApiError>> Api::store_create(const Re
   prepare_for_create(r, obj);
   validation::apply_defaults(r, obj);
   if (r.kind == "Pod") metadata(obj);  // keep metadata present
+  const bool dry = dry_run(req);
+  // Services get their addresses before validation, as upstream: it checks them.
+  if (r.kind == "Service" && !dry) {
+    auto alloc = co_await services_->allocate(r, obj, nullptr);
+    if (!alloc) co_return std::unexpected(alloc.error());
+  }
   auto causes = validation::validate(r, obj, nullptr);
   if (!causes.empty()) {
+    if (r.kind == "Service" && !dry) co_await services_->release(obj, nullptr);
     co_return std::unexpected(
         invalid(r, name, to_causes(causes), validation::invalid_message(r, name, causes)));
   }
   if (r.kind == "Pod") {
     // QoS depends on defaulted resources.
     obj.as_object()["status"].as_object()["qosClass"] = pod_qos_class(obj);
-  }
-  const bool dry = dry_run(req);
-  if (r.kind == "Service" && !dry) {
-    auto alloc = co_await services_->allocate(r, obj, nullptr);
-    if (!alloc) co_return std::unexpected(alloc.error());
   }
   if (dry) co_return obj;
   std::string text = encode_for_storage(obj);
@@ -486,23 +488,30 @@ asio::awaitable<std::expected<std::pair<json::value, bool>, ApiError>> Api::stor
         "the object has been modified; please apply your changes to the latest version and "
         "try again"));
   }
+  // From here on the object is an update of old.revision (defaulting tells create from
+  // update by the presence of resourceVersion).
+  metadata(next)["resourceVersion"] = std::to_string(old.revision);
   if (subresource == "status") {
     prepare_for_status_update(r, next, old.object);
+    metadata(next)["resourceVersion"] = std::to_string(old.revision);
   } else {
     prepare_for_update(r, next, old.object);
-    validation::apply_defaults(r, next);
+  }
+  validation::apply_defaults(r, next);
+  const bool dry = dry_run(req);
+  if (r.kind == "Service" && subresource.empty() && !dry) {
+    auto alloc = co_await services_->allocate(r, next, &old.object);
+    if (!alloc) co_return std::unexpected(alloc.error());
   }
   std::vector<validation::Cause> causes =
       subresource == "status" ? validation::validate_status(r, next, old.object)
                               : validation::validate(r, next, &old.object);
   if (!causes.empty()) {
+    if (r.kind == "Service" && subresource.empty() && !dry) {
+      co_await services_->release(next, &old.object);
+    }
     co_return std::unexpected(
         invalid(r, name, to_causes(causes), validation::invalid_message(r, name, causes)));
-  }
-  const bool dry = dry_run(req);
-  if (r.kind == "Service" && subresource.empty() && !dry) {
-    auto alloc = co_await services_->allocate(r, next, &old.object);
-    if (!alloc) co_return std::unexpected(alloc.error());
   }
   // Finalizers done on an object being deleted: the update completes the deletion.
   const json::value* fin = find_path(next, {"metadata", "finalizers"});

@@ -73,23 +73,14 @@ asio::awaitable<storage::Result<std::int64_t>> WatchCache::start() {
   const std::int64_t current = head->revision;
 
   // State at an older revision, then replay of the events since, so that history covers
-  // the last kStartupHistory revisions (or back to the compaction point).
-  std::int64_t base = std::max<std::int64_t>(0, current - kStartupHistory);
-  storage::Result<storage::RangeResult> snapshot;
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    if (base == 0) {
-      snapshot = storage::RangeResult{};  // before the first revision: empty store
-      snapshot->revision = 0;
-      break;
-    }
-    const storage::RangeOptions at_base{.revision = base, .prefix = true};
-    snapshot = co_await etcd_.range(root_, at_base);
-    if (snapshot) break;
-    if (snapshot.error().code != storage::StorageErrc::kCompacted) {
-      co_return std::unexpected(snapshot.error());
-    }
-    base = snapshot.error().compact_revision;
-    if (base == 0) base = current;
+  // the last kStartupHistory revisions. When that revision was compacted, start from now.
+  std::int64_t base = std::max<std::int64_t>(1, current - kStartupHistory);
+  const storage::RangeOptions at_base{.revision = base, .prefix = true};
+  storage::Result<storage::RangeResult> snapshot = co_await etcd_.range(root_, at_base);
+  if (!snapshot && snapshot.error().code == storage::StorageErrc::kCompacted) {
+    base = current;
+    const storage::RangeOptions at_current{.revision = current, .prefix = true};
+    snapshot = co_await etcd_.range(root_, at_current);
   }
   if (!snapshot) co_return std::unexpected(snapshot.error());
   for (const storage::KeyValue& kv : snapshot->kvs) {

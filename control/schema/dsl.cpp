@@ -187,9 +187,18 @@ class FileParser {
     field.source = here();
     field.scope = scope_;
     if (content.front() == '+') {
-      std::string_view name = trim(content.substr(1));
-      if (!is_identifier(name)) fail("expected `+<Mixin>`");
-      field.include = std::string(name);
+      std::vector<std::string_view> words = split_words(content.substr(1));
+      if (words.empty() || words.size() > 2 || !is_identifier(words[0])) {
+        fail("expected `+<Mixin>` or `+<Mixin> #<n>`");
+      }
+      field.include = std::string(words[0]);
+      if (words.size() == 2) {
+        if (!words[1].starts_with('#')) fail("expected `+<Mixin> #<n>`");
+        parse_protobuf(words[1], field);
+        if (field.protobuf_absent || field.protobuf_pointer) {
+          fail("a mixin's protobuf prefix is `#<n>` (the embedded message's field number)");
+        }
+      }
       current_->fields.push_back(std::move(field));
       return;
     }
@@ -208,8 +217,15 @@ class FileParser {
     field.name = std::string(name);
     field.type_expr = std::string(words[1]);
     bool strategy_given = false;
+    bool numbered = false;
     for (size_t i = 2; i < words.size(); ++i) {
       std::string_view w = words[i];
+      if (w.starts_with('#')) {
+        if (numbered) fail("two protobuf numbers on one field");
+        numbered = true;
+        parse_protobuf(w, field);
+        continue;
+      }
       size_t eq = w.find('=');
       if (eq == std::string_view::npos || eq + 1 == w.size()) {
         fail("attribute `" + std::string(w) + "` is not key=value");
@@ -253,6 +269,37 @@ class FileParser {
     }
     if (!field.list_map_keys.empty() && field.list_type != "map") fail("keys= needs list=map");
     current_->fields.push_back(std::move(field));
+  }
+
+  // `#-`, or `#<n>[.<m>...][*]`: field numbers from the outer message in; `*` marks a Go
+  // pointer. Field numbers are 1..2^29-1 as in protobuf.
+  void parse_protobuf(std::string_view word, FieldDecl& field) {
+    auto bad = [&](std::string_view why) {
+      fail("bad protobuf number `" + std::string(word) + "`: " + std::string(why) +
+           " (expected #<n>, #<n>.<m>, a trailing * for a Go pointer, or #- when the field is "
+           "not on the wire)");
+    };
+    std::string_view spec = word.substr(1);
+    if (spec == "-") {
+      field.protobuf_absent = true;
+      return;
+    }
+    if (spec.ends_with('*')) {
+      field.protobuf_pointer = true;
+      spec.remove_suffix(1);
+    }
+    if (spec.empty()) bad("no number");
+    constexpr std::uint32_t kMaxFieldNumber = (1u << 29) - 1;
+    for (const std::string& part : split(spec, '.')) {
+      if (part.empty() || part.size() > 9) bad("not a field number");
+      std::uint32_t n = 0;
+      for (char c : part) {
+        if (c < '0' || c > '9') bad("not a field number");
+        n = n * 10 + static_cast<std::uint32_t>(c - '0');
+      }
+      if (n == 0 || n > kMaxFieldNumber) bad("field numbers are 1 to 536870911");
+      field.protobuf_path.push_back(n);
+    }
   }
 
   std::string file_;

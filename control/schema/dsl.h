@@ -2,6 +2,7 @@
 // reference is resolved. Private to the schema component; the grammar is in README.md.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -29,6 +30,12 @@ struct FieldDecl {
   std::vector<std::string> enum_values;
   std::string default_json;  // raw JSON text, empty when absent
   std::string format;        // applies to the innermost primitive of type_expr
+  // Protobuf position (`#3`, `#2.1`, `#3*`, `#-`; see README). On a "+Mixin" line: the path
+  // prefix of the mixin's fields (`+ContainerFields #1`). Empty with neither flag set when the
+  // line carries no number, which the model rejects for fields.
+  std::vector<std::uint32_t> protobuf_path;
+  bool protobuf_pointer = false;  // `#3*`: a Go pointer, so a zero value on the wire is kept
+  bool protobuf_absent = false;   // `#-`: not on the wire
   std::string description;
   std::string source;  // "core.schema:42"
   const Scope* scope = nullptr;

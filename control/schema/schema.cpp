@@ -117,6 +117,7 @@ class Builder {
     }
     index();
     check();
+    check_protobuf();
     attach_patch_meta();
   }
 
@@ -238,12 +239,19 @@ class Builder {
     return found;
   }
 
+  // A field line after mixin expansion, with the protobuf path prefix of the mixins it came
+  // through (`+ContainerFields #1`).
+  struct ExpandedField {
+    const FieldDecl* decl;
+    std::vector<std::uint32_t> protobuf_prefix;
+  };
+
   // Appends the fields of `decl` (expanding mixins) to `out`.
-  void expand(const TypeDecl& decl, std::vector<const FieldDecl*>& out,
-              std::vector<std::string>& stack) {
+  void expand(const TypeDecl& decl, const std::vector<std::uint32_t>& prefix,
+              std::vector<ExpandedField>& out, std::vector<std::string>& stack) {
     for (const FieldDecl& f : decl.fields) {
       if (f.include.empty()) {
-        out.push_back(&f);
+        out.push_back({&f, prefix});
         continue;
       }
       auto it = mixins_.find(f.include);
@@ -251,19 +259,22 @@ class Builder {
       if (std::find(stack.begin(), stack.end(), f.include) != stack.end()) {
         fail(f.source, "mixin " + f.include + " includes itself");
       }
+      std::vector<std::uint32_t> inner = prefix;
+      inner.insert(inner.end(), f.protobuf_path.begin(), f.protobuf_path.end());
       stack.push_back(f.include);
-      expand(*it->second, out, stack);
+      expand(*it->second, inner, out, stack);
       stack.pop_back();
     }
   }
 
   void fill_struct(const TypeDecl& d) {
     Type* t = structs_.at(d.name);
-    std::vector<const FieldDecl*> decls;
+    std::vector<ExpandedField> decls;
     std::vector<std::string> stack;
-    expand(d, decls, stack);
+    expand(d, {}, decls, stack);
     std::set<std::string> seen;
-    for (const FieldDecl* fd : decls) {
+    std::vector<size_t> unnumbered;
+    for (const auto& [fd, protobuf_prefix] : decls) {
       if (!seen.insert(fd->name).second) {
         fail(fd->source, "field " + fd->name + " declared twice in " + d.name);
       }
@@ -284,11 +295,19 @@ class Builder {
         if (ec) fail(fd->source, "default=" + fd->default_json + " is not JSON");
         f.default_value = std::move(v);
       }
+      if (!fd->protobuf_absent) {
+        if (fd->protobuf_path.empty()) unnumbered.push_back(t->fields.size());
+        f.protobuf_path = protobuf_prefix;
+        f.protobuf_path.insert(f.protobuf_path.end(), fd->protobuf_path.begin(),
+                               fd->protobuf_path.end());
+        f.protobuf_pointer = fd->protobuf_pointer;
+      }
       t->fields.push_back(std::move(f));
     }
     for (size_t i = 0; i < t->fields.size(); ++i) {
-      field_sources_.emplace(&t->fields[i], decls[i]->source);
+      field_sources_.emplace(&t->fields[i], decls[i].decl->source);
     }
+    for (size_t i : unnumbered) unnumbered_.insert(&t->fields[i]);
   }
 
   void synthesize_list(const TypeDecl& d) {
@@ -311,9 +330,11 @@ class Builder {
     };
     const Field* api_version = item->find_field("apiVersion");
     const Field* kind_field = item->find_field("kind");
+    // Upstream's <Kind>List messages: metadata = 1, items = 2; TypeMeta is not on the wire.
     add("apiVersion", str, false, api_version != nullptr ? api_version->description : "");
     add("items", intern(TypeKind::kArray, "", item), true,
         "Items is the list of " + kind + " objects.");
+    t->fields.back().protobuf_path = {2};
     add("kind", str, false, kind_field != nullptr ? kind_field->description : "");
     auto list_meta = m_.by_name.find(std::string(kMetaV1) + ".ListMeta");
     if (list_meta == m_.by_name.end()) {
@@ -324,6 +345,7 @@ class Builder {
         "https://git.k8s.io/community/contributors/devel/sig-architecture/"
         "api-conventions.md#types-kinds");
     t->fields.back().default_value = json::object();
+    t->fields.back().protobuf_path = {1};
     if (!m_.by_name.emplace(t->name, t).second) {
       fail(d.source, "type " + t->name + " declared twice");
     }
@@ -392,6 +414,53 @@ class Builder {
     }
   }
 
+  static std::string protobuf_spelling(const std::vector<std::uint32_t>& path) {
+    std::string out = "#";
+    for (size_t i = 0; i < path.size(); ++i) {
+      if (i > 0) out += '.';
+      out += std::to_string(path[i]);
+    }
+    return out;
+  }
+
+  // Every struct field has a protobuf number or is explicitly off the wire; within a type no two
+  // fields share a number, and a number is either a field or an embedded message whose fields
+  // JSON inlines (#2 next to #2.1 would be both).
+  void check_protobuf() {
+    for (const Type* t : m_.sorted) {
+      if (t->kind != TypeKind::kStruct) continue;
+      for (const Field& f : t->fields) {
+        if (unnumbered_.contains(&f)) {
+          fail(source_of(*t, f), "field " + f.name + " of " + t->name +
+                                     " has no protobuf field number: add #<n> as upstream's "
+                                     "generated.proto numbers it, or #- if it is not on the wire");
+        }
+      }
+      for (size_t i = 0; i < t->fields.size(); ++i) {
+        const Field& a = t->fields[i];
+        if (a.protobuf_path.empty()) continue;
+        for (size_t j = i + 1; j < t->fields.size(); ++j) {
+          const Field& b = t->fields[j];
+          if (b.protobuf_path.empty()) continue;
+          size_t common = std::min(a.protobuf_path.size(), b.protobuf_path.size());
+          if (!std::equal(a.protobuf_path.begin(), a.protobuf_path.begin() + common,
+                          b.protobuf_path.begin())) {
+            continue;
+          }
+          std::string what = a.protobuf_path.size() == b.protobuf_path.size()
+                                 ? " share protobuf number "
+                                 : " collide: one protobuf number cannot be both a field and an "
+                                   "embedded message, ";
+          fail(source_of(*t, b), "fields " + a.name + " and " + b.name + " of " + t->name + what +
+                                     protobuf_spelling(a.protobuf_path) +
+                                     (a.protobuf_path == b.protobuf_path
+                                          ? std::string()
+                                          : " and " + protobuf_spelling(b.protobuf_path)));
+        }
+      }
+    }
+  }
+
   void attach_patch_meta() {
     for (Type& t : m_.storage) {
       t.patch_meta_ = m_.metas.emplace_back(std::make_unique<MetaNode>(&t, nullptr)).get();
@@ -407,6 +476,7 @@ class Builder {
   std::map<std::tuple<TypeKind, std::string, const Type*>, const Type*> anonymous_;
   std::map<std::string, const TypeDecl*, std::less<>> mixins_;
   std::map<const Field*, std::string> field_sources_;
+  std::set<const Field*> unnumbered_;  // struct fields whose line has no `#<n>` nor `#-`
   std::map<std::string, Type*, std::less<>> structs_;  // mutable view of the declared types
 };
 

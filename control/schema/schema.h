@@ -14,6 +14,7 @@
 // and line. Call load() at startup to fail fast.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
@@ -82,6 +83,17 @@ struct Field {
   std::string map_type;  // "", "atomic", "granular"
   std::vector<std::string> enum_values;
   std::optional<json::value> default_value;
+  // Where the field sits in upstream's protobuf encoding (generated.proto): its field number,
+  // or several when it belongs to an embedded Go struct that JSON inlines but protobuf nests
+  // (Probe.exec is {1, 1}: ProbeHandler at 1, exec at 1 in it). Empty for fields that are not
+  // on the wire (TypeMeta's apiVersion and kind, carried by the envelope). Every struct field
+  // has a number or is explicitly off the wire, and no two fields of a type collide: load()
+  // checks both.
+  std::vector<std::uint32_t> protobuf_path;
+  // A Go pointer field (`*int32`, `*bool`, `*string`): on the wire only when set, so an explicit
+  // zero is meaningful (replicas: 0, allowPrivilegeEscalation: false). Go always writes
+  // non-pointer fields, zero or not.
+  bool protobuf_pointer = false;
 
   const patch::PatchMeta* patch_meta_ = nullptr;
 };

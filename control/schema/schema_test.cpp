@@ -180,11 +180,79 @@ TEST(SchemaDsl, AcceptsAWellFormedFile) {
             "import io.k8s.apimachinery.pkg.apis.meta.v1\n"
             "type Widget gvk=example.io/v1/Widget withlist -- A widget.\n"
             "  +ObjectHead\n"
-            "  parts []Part merge=name list=map -- Parts.\n"
+            "  parts []Part merge=name list=map #2 -- Parts.\n"
             "type Part -- A part.\n"
-            "  name! string default=\"\" -- Name.\n"
-            "  size Quantity -- Size.\n"
+            "  name! string default=\"\" #1 -- Name.\n"
+            "  size Quantity #2* -- Size.\n"
+            "  note string #3.1 -- Note, in an embedded message.\n"
+            "  tag string #3.2\n"
+            "  secret string #- -- Not on the wire.\n"
             "scalar Quantity quantity -- Local quantity.\n"));
+}
+
+TEST(SchemaDsl, ProtobufNumbersReachTheModel) {
+  const Type* probe = find_type("io.k8s.api.core.v1.Probe");
+  ASSERT_NE(probe, nullptr);
+  EXPECT_EQ(probe->find_field("exec")->protobuf_path, (std::vector<std::uint32_t>{1, 1}));
+  EXPECT_EQ(probe->find_field("timeoutSeconds")->protobuf_path, (std::vector<std::uint32_t>{3}));
+  EXPECT_FALSE(probe->find_field("timeoutSeconds")->protobuf_pointer);
+  EXPECT_TRUE(probe->find_field("terminationGracePeriodSeconds")->protobuf_pointer);
+  // TypeMeta is carried by the envelope; <Kind>List is metadata = 1, items = 2.
+  const Type* pod = kind_type("", "v1", "Pod");
+  EXPECT_TRUE(pod->find_field("apiVersion")->protobuf_path.empty());
+  EXPECT_EQ(pod->find_field("metadata")->protobuf_path, (std::vector<std::uint32_t>{1}));
+  const Type* list = kind_type("", "v1", "PodList");
+  EXPECT_EQ(list->find_field("items")->protobuf_path, (std::vector<std::uint32_t>{2}));
+  EXPECT_EQ(list->find_field("metadata")->protobuf_path, (std::vector<std::uint32_t>{1}));
+  // `+ContainerFields #1`: EphemeralContainerCommon sits at field 1 of EphemeralContainer.
+  const Type* eph = find_type("io.k8s.api.core.v1.EphemeralContainer");
+  EXPECT_EQ(eph->find_field("image")->protobuf_path, (std::vector<std::uint32_t>{1, 2}));
+  EXPECT_EQ(eph->find_field("targetContainerName")->protobuf_path, (std::vector<std::uint32_t>{2}));
+  EXPECT_EQ(find_type("io.k8s.api.core.v1.Container")->find_field("image")->protobuf_path,
+            (std::vector<std::uint32_t>{2}));
+}
+
+TEST(SchemaDsl, EveryStructFieldHasAProtobufNumber) {
+  size_t numbered = 0;
+  for (const Type* t : named_types()) {
+    if (t->kind != TypeKind::kStruct) continue;
+    for (const Field& f : t->fields) {
+      if (!f.protobuf_path.empty()) {
+        ++numbered;
+      } else {
+        EXPECT_TRUE(f.name == "apiVersion" || f.name == "kind") << t->name << "." << f.name;
+      }
+    }
+  }
+  EXPECT_GT(numbered, 1000u);
+}
+
+TEST(SchemaDsl, RejectsMissingOrCollidingProtobufNumbers) {
+  EXPECT_THAT(failure("package io.example.v1\ntype W -- w\n  a string #1 -- a\n  b string -- b\n"),
+              HasSubstr("test.schema:4: field b of io.example.v1.W has no protobuf field number"));
+  EXPECT_THAT(
+      failure("package io.example.v1\ntype W -- w\n  a string #1 -- a\n  b int32 #1\n"),
+      HasSubstr("test.schema:4: fields a and b of io.example.v1.W share protobuf number #1"));
+  EXPECT_THAT(failure("package io.example.v1\ntype W -- w\n  a string #2 -- a\n  b string #2.1\n"),
+              HasSubstr("collide"));
+  EXPECT_THAT(failure("package io.example.v1\ntype W -- w\n  a string #0 -- a\n"),
+              HasSubstr("test.schema:3: bad protobuf number `#0`"));
+  EXPECT_THAT(failure("package io.example.v1\ntype W -- w\n  a string #x -- a\n"),
+              HasSubstr("bad protobuf number `#x`"));
+  EXPECT_THAT(failure("package io.example.v1\ntype W -- w\n  a string #536870912 -- a\n"),
+              HasSubstr("bad protobuf number"));
+  EXPECT_THAT(failure("package io.example.v1\ntype W -- w\n  a string #1 #2 -- a\n"),
+              HasSubstr("two protobuf numbers"));
+  // A mixin's fields are numbered once; each type that includes it is checked.
+  EXPECT_THAT(failure("package io.example.v1\nmixin M\n  x string #1 -- x\n"
+                      "type W -- w\n  +M\n  y string #1 -- y\n"),
+              HasSubstr("fields x and y of io.example.v1.W share protobuf number #1"));
+  EXPECT_NO_THROW(
+      check("package io.example.v1\nmixin M\n  x string #1 -- x\n"
+            "type W -- w\n  +M #3\n  y string #1 -- y\n"));
+  EXPECT_THAT(failure("package io.example.v1\nmixin M\n  x string #1 -- x\n"
+                      "type W -- w\n  +M #3*\n"),
+              HasSubstr("protobuf prefix"));
 }
 
 TEST(SchemaDsl, RejectsUndefinedReferencesWithFileAndLine) {

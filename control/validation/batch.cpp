@@ -67,21 +67,22 @@ void job_spec_defaults(json::object& spec) {
   default_pod_template(ensure_obj(spec, "template"));
 }
 
+// SetDefaults_Job: a job without labels of its own takes its template's.
+void copy_template_labels(json::object& job) {
+  const json::object* tmpl_labels =
+      obj(obj(obj(obj(job, "spec"), "template"), "metadata"), "labels");
+  if (tmpl_labels == nullptr || size_of(obj(obj(job, "metadata"), "labels")) != 0) return;
+  json::value copy = *tmpl_labels;
+  slot(ensure_obj(job, "metadata"), "labels") = std::move(copy);
+}
+
 void job_defaults(json::object& job, bool creating) {
-  ensure_obj(job, "metadata");
-  ensure_obj(job, "spec");
-  json::object& meta = ensure_obj(job, "metadata");
-  json::object& spec = ensure_obj(job, "spec");
-  // SetDefaults_Job copies the template's labels before the registry adds generated ones.
-  const json::object* tmpl_labels = obj(obj(obj(spec, "template"), "metadata"), "labels");
-  if (tmpl_labels && size_of(obj(meta, "labels")) == 0) {
-    json::value copy = *tmpl_labels;
-    slot(meta, "labels") = std::move(copy);
-  }
-  job_spec_defaults(spec);
+  copy_template_labels(job);
+  job_spec_defaults(ensure_obj(job, "spec"));
   // jobStrategy.PrepareForCreate: generate the selector unless manualSelector is true.
-  std::string uid(str(meta, "uid"));
-  std::string name(str(meta, "name"));
+  std::string uid(str(obj(job, "metadata"), "uid"));
+  std::string name(str(obj(job, "metadata"), "name"));
+  json::object& spec = ensure_obj(job, "spec");
   if (!creating || uid.empty() || boolean(&spec, "manualSelector")) return;
   json::object& labels = ensure_obj(ensure_obj(ensure_obj(spec, "template"), "metadata"), "labels");
   for (std::string_view k : {kLegacyName, kName}) {
@@ -92,6 +93,9 @@ void job_defaults(json::object& job, bool creating) {
   }
   json::object& ml = ensure_obj(ensure_obj(spec, "selector"), "matchLabels");
   if (!ml.contains(kUid)) slot(ml, kUid) = uid;
+  // Upstream defaults the stored job again when reading it back, so a job created without
+  // labels shows the generated ones; settle on that state now.
+  copy_template_labels(job);
 }
 
 void has_label(Errors& errs, const json::object* tmpl_meta, std::string_view key,

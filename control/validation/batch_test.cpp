@@ -35,6 +35,8 @@ TEST(JobDefaults, GeneratedSelectorAndLabels) {
                   "batch.kubernetes.io/controller-uid":"0b5c2c4e-1111-2222-3333-444455556666",
                   "batch.kubernetes.io/job-name":"pi",
                   "controller-uid":"0b5c2c4e-1111-2222-3333-444455556666","job-name":"pi"}})"));
+  // kubectl shows the generated labels on the Job itself too.
+  EXPECT_EQ(job.at("metadata").at("labels"), spec.at("template").at("metadata").at("labels"));
   EXPECT_THAT(texts(validate(R("batch", "Job"), job, nullptr)), IsEmpty());
 }
 

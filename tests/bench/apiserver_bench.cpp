@@ -298,7 +298,7 @@ int main(int argc, char** argv) {
           p.get().body().data = chunk;
           p.get().body().size = sizeof chunk;
           boost::system::error_code ec;
-          co_await http::async_read(*s, buf, p, asio::redirect_error(asio::use_awaitable, ec));
+          co_await http::async_read_some(*s, buf, p, asio::redirect_error(asio::use_awaitable, ec));
           if (ec && ec != http::error::need_buffer) co_return;
           auto now = Clock::now();
           pending.append(chunk, sizeof chunk - p.get().body().size);

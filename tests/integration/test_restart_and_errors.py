@@ -15,22 +15,28 @@ import harness  # noqa: E402
 import yaml  # noqa: E402
 
 
+def write(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
 class Raw:
     """Direct HTTPS requests with the admin client certificate (or none)."""
 
     def __init__(self, cluster, authenticated=True):
-        kc = yaml.safe_load(open(cluster.kubeconfig))
         import base64
+        with open(cluster.kubeconfig) as f:
+            kc = yaml.safe_load(f)
         self.dir = tempfile.mkdtemp(dir=cluster.root)
         ca = os.path.join(self.dir, "ca.crt")
-        open(ca, "wb").write(base64.b64decode(kc["clusters"][0]["cluster"]["certificate-authority-data"]))
+        write(ca, base64.b64decode(kc["clusters"][0]["cluster"]["certificate-authority-data"]))
         self.ctx = ssl.create_default_context(cafile=ca)
         if authenticated:
             cert = os.path.join(self.dir, "c.crt")
             key = os.path.join(self.dir, "c.key")
             user = kc["users"][0]["user"]
-            open(cert, "wb").write(base64.b64decode(user["client-certificate-data"]))
-            open(key, "wb").write(base64.b64decode(user["client-key-data"]))
+            write(cert, base64.b64decode(user["client-certificate-data"]))
+            write(key, base64.b64decode(user["client-key-data"]))
             self.ctx.load_cert_chain(cert, key)
         self.port = cluster.port
 
@@ -176,8 +182,8 @@ class BadInputTest(harness.ClusterTestCase):
         # Still alive and nothing lost.
         self.assertEqual(self.cluster.kubectl("get", "ns", "default", "-o", "name").stdout.strip(),
                          "namespace/default")
-        rss_kb = int(open(f"/proc/{self.cluster.control.pid}/status").read()
-                     .split("VmRSS:")[1].split()[0])
+        with open(f"/proc/{self.cluster.control.pid}/status") as f:
+            rss_kb = int(f.read().split("VmRSS:")[1].split()[0])
         self.assertLess(rss_kb, 200 * 1024)
 
 

@@ -1,0 +1,148 @@
+// WatchCache against a real etcd: state, history replay after a restart, filtered delivery
+// (objects leaving a watcher's filter are deleted for it), and 410 for revisions older
+// than the history.
+#include "apiserver/watch_cache.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include "storage/etcd_process.h"
+
+namespace podwarp::apiserver {
+namespace {
+
+namespace asio = boost::asio;
+
+class Recorder : public CacheWatcher {
+ public:
+  explicit Recorder(std::string prefix, std::string label = "")
+      : prefix_(std::move(prefix)), label_(std::move(label)) {}
+  const std::string& prefix() const override { return prefix_; }
+  bool matches(const json::value& obj) const override {
+    if (label_.empty()) return true;
+    return get_string(obj, {"metadata", "labels", "app"}) == label_;
+  }
+  void deliver(const CacheEvent& ev, EventType as) override {
+    events.emplace_back(std::string(event_type_name(as)) + " " +
+                        std::string(get_string(ev.object->value, {"metadata", "name"})));
+  }
+  void terminate(std::string) override { terminated = true; }
+  std::vector<std::string> events;
+  bool terminated = false;
+
+ private:
+  std::string prefix_;
+  std::string label_;
+};
+
+std::string obj(std::string_view name, std::string_view app) {
+  return json::serialize(json::object{
+      {"kind", "ConfigMap"},
+      {"metadata", json::object{{"name", name}, {"labels", json::object{{"app", app}}}}}});
+}
+
+std::string fmt_key(int i) { return "/registry/configmaps/ns/k" + std::to_string(i); }
+
+class WatchCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto e = storage::EtcdProcess::start();
+    ASSERT_TRUE(e) << e.error().what();
+    etcd_ = std::move(*e);
+    client_ = storage::make_etcd_client(io_.get_executor(), {etcd_->endpoint()});
+  }
+
+  template <typename T>
+  T run(asio::awaitable<T> aw) {
+    auto fut = asio::co_spawn(io_, std::move(aw), asio::use_future);
+    while (fut.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready) {
+      io_.run_one_for(std::chrono::milliseconds(50));
+    }
+    return fut.get();
+  }
+  // Runs the loop until pred holds (or fails after 10 s).
+  void until(const std::function<bool()>& pred) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!pred() && std::chrono::steady_clock::now() < deadline) {
+      io_.run_one_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_TRUE(pred());
+  }
+  std::int64_t put(std::string key, std::string value) {
+    auto r = run(client_->put(std::move(key), std::move(value)));
+    EXPECT_TRUE(r);
+    return r ? *r : 0;
+  }
+
+  asio::io_context io_;
+  // Keeps the loop from running out of work between etcd's posted completions.
+  asio::executor_work_guard<asio::io_context::executor_type> guard_{io_.get_executor()};
+  std::unique_ptr<storage::EtcdProcess> etcd_;
+  std::unique_ptr<storage::EtcdClient> client_;
+};
+
+TEST_F(WatchCacheTest, LoadsStateAndFollows) {
+  put("/registry/configmaps/ns/a", obj("a", "x"));
+  put("/other/key", "{}");
+  WatchCache cache(io_.get_executor(), *client_, "/registry/");
+  auto started = run(cache.start());
+  ASSERT_TRUE(started);
+  ASSERT_TRUE(cache.get("/registry/configmaps/ns/a"));
+  EXPECT_EQ(cache.get("/other/key"), nullptr);
+  std::int64_t rev = put("/registry/configmaps/ns/b", obj("b", "x"));
+  until([&] { return cache.revision() >= rev; });
+  std::vector<std::string> names;
+  cache.list("/registry/configmaps/ns/", [&](const std::string&, const ObjectPtr& o) {
+    names.emplace_back(get_string(o->value, {"metadata", "name"}));
+    EXPECT_EQ(get_string(o->value, {"metadata", "resourceVersion"}).empty(), false);
+  });
+  EXPECT_EQ(names, (std::vector<std::string>{"a", "b"}));
+}
+
+TEST_F(WatchCacheTest, ReplaysHistoryAfterRestart) {
+  std::int64_t rv0 = put("/registry/configmaps/ns/a", obj("a", "x"));
+  put("/registry/configmaps/ns/b", obj("b", "x"));
+  run(client_->remove("/registry/configmaps/ns/a", 0));
+  // A new cache (as after a restart) can still replay everything after rv0.
+  WatchCache cache(io_.get_executor(), *client_, "/registry/");
+  ASSERT_TRUE(run(cache.start()));
+  Recorder w("/registry/configmaps/");
+  ASSERT_TRUE(cache.add_watcher(&w, rv0));
+  EXPECT_EQ(w.events, (std::vector<std::string>{"ADDED b", "DELETED a"}));
+  cache.remove_watcher(&w);
+}
+
+TEST_F(WatchCacheTest, FilterTransitionsAreAddsAndDeletes) {
+  WatchCache cache(io_.get_executor(), *client_, "/registry/");
+  ASSERT_TRUE(run(cache.start()));
+  Recorder w("/registry/configmaps/", "x");
+  ASSERT_TRUE(cache.add_watcher(&w, 0));
+  put("/registry/configmaps/ns/a", obj("a", "y"));  // not matching: nothing
+  put("/registry/configmaps/ns/a", obj("a", "x"));  // starts matching: ADDED
+  put("/registry/configmaps/ns/a", obj("a", "x2")); // stops matching: DELETED
+  std::int64_t last = put("/registry/configmaps/ns/a", obj("a", "x"));
+  until([&] { return cache.revision() >= last; });
+  EXPECT_EQ(w.events, (std::vector<std::string>{"ADDED a", "DELETED a", "ADDED a"}));
+  cache.remove_watcher(&w);
+}
+
+TEST_F(WatchCacheTest, TooOldRevisionIsRefused) {
+  // Fill more history than the cache replays at start, then ask for revision 1.
+  std::int64_t last = 0;
+  for (int i = 0; i < 5; ++i) last = put(fmt_key(i), obj("a", "x"));
+  auto r = run(client_->compact(last));
+  ASSERT_TRUE(r);
+  WatchCache cache(io_.get_executor(), *client_, "/registry/");
+  ASSERT_TRUE(run(cache.start()));
+  Recorder w("/registry/configmaps/");
+  auto added = cache.add_watcher(&w, 1);
+  ASSERT_FALSE(added);
+  EXPECT_NE(added.error().find("too old resource version: 1"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace podwarp::apiserver
