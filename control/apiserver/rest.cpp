@@ -15,6 +15,8 @@
 #include "podwarp/log.h"
 #include "podwarp/patch.h"
 #include "podwarp/time.h"
+#include "podwarp/yaml.h"
+#include "schema/protobuf.h"
 #include "schema/schema.h"
 #include "tables/tables.h"
 #include "validation/validation.h"
@@ -343,13 +345,29 @@ std::expected<json::value, ApiError> Api::decode_body(const Request& req, const 
   std::string_view ct = req.content_type;
   auto semi = ct.find(';');
   std::string_view media = semi == std::string_view::npos ? ct : ct.substr(0, semi);
-  if (!media.empty() && media != "application/json" && media != "*/*") {
+  std::expected<json::value, std::string> parsed;
+  if (media.empty() || media == "application/json" || media == "*/*") {
+    parsed = parse_json(req.body);
+    if (!parsed) {
+      return std::unexpected(bad_request(fmt::format(
+          "couldn't get version/kind; json parse error: {}", parsed.error())));
+    }
+  } else if (media == "application/yaml") {
+    parsed = yaml_to_json(req.body);
+    if (!parsed) {
+      return std::unexpected(bad_request(fmt::format(
+          "couldn't get version/kind; yaml parse error: {}", parsed.error())));
+    }
+  } else if (media == "application/vnd.kubernetes.protobuf") {
+    // Stock kubectl sends built-in kinds as protobuf (kubectl create ...).
+    parsed = schema::decode_protobuf(std::string_view(req.body));
+    if (!parsed) {
+      return std::unexpected(bad_request(fmt::format(
+          "{} in version \"{}\" cannot be handled as a {}: {}", r.kind, r.version, r.kind,
+          parsed.error())));
+    }
+  } else {
     return std::unexpected(unsupported_media_type(ct));
-  }
-  auto parsed = parse_json(req.body);
-  if (!parsed) {
-    return std::unexpected(bad_request(fmt::format(
-        "couldn't get version/kind; json parse error: {}", parsed.error())));
   }
   if (!parsed->is_object()) {
     return std::unexpected(bad_request(

@@ -98,10 +98,10 @@ ApiError request_entity_too_large(std::string message) {
 }
 
 ApiError unsupported_media_type(std::string_view content_type) {
+  (void)content_type;
   return {415, "UnsupportedMediaType",
-          fmt::format("the body of the request was in an unknown format - accepted media types "
-                      "include: application/json, application/yaml; got \"{}\"",
-                      content_type)};
+          "the body of the request was in an unknown format - accepted media types include: "
+          "application/json, application/yaml, application/vnd.kubernetes.protobuf"};
 }
 
 ApiError not_acceptable(std::string message) { return {406, "NotAcceptable", std::move(message)}; }

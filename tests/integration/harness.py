@@ -107,6 +107,7 @@ class Cluster:
     def restart_control(self):
         stop_pid(self.control)
         self.control_log.close()
+        self.control.stdout.close()
         self.start_control(self.port)
 
     def kubectl(self, *args, input=None, check=True, timeout=60):

@@ -1,0 +1,115 @@
+#include "podwarp/yaml.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <cmath>
+
+namespace podwarp {
+
+namespace {
+
+std::optional<json::value> plain_scalar(const std::string& s) {
+  static const char* kTrue[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON", "y", "Y"};
+  static const char* kFalse[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF", "n", "N"};
+  if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return json::value(nullptr);
+  for (const char* t : kTrue) {
+    if (s == t) return json::value(true);
+  }
+  for (const char* f : kFalse) {
+    if (s == f) return json::value(false);
+  }
+  std::int64_t i = 0;
+  const char* b = s.data();
+  const char* e = s.data() + s.size();
+  const char* start = (*b == '+') ? b + 1 : b;
+  auto [p, ec] = std::from_chars(start, e, i);
+  if (ec == std::errc() && p == e) return json::value(i);
+  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+    auto [p2, ec2] = std::from_chars(b + 2, e, i, 16);
+    if (ec2 == std::errc() && p2 == e) return json::value(i);
+  }
+  double d = 0;
+  auto [p3, ec3] = std::from_chars(start, e, d);
+  if (ec3 == std::errc() && p3 == e && std::isfinite(d)) {
+    // Only decimal forms (yaml.v2): digits with a dot or an exponent.
+    if (s.find_first_of(".eE") != std::string::npos) return json::value(d);
+  }
+  return std::nullopt;
+}
+
+std::expected<json::value, std::string> convert(const YAML::Node& n, int depth, int max_depth) {
+  if (depth > max_depth) return std::unexpected("yaml: exceeded max depth");
+  switch (n.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      return json::value(nullptr);
+    case YAML::NodeType::Scalar: {
+      const std::string& s = n.Scalar();
+      if (n.Tag() == "!" || n.Tag() == "tag:yaml.org,2002:str") return json::value(s);
+      if (auto v = plain_scalar(s)) return *v;
+      return json::value(s);
+    }
+    case YAML::NodeType::Sequence: {
+      json::array a;
+      for (const YAML::Node& item : n) {
+        auto v = convert(item, depth + 1, max_depth);
+        if (!v) return v;
+        a.push_back(std::move(*v));
+      }
+      return a;
+    }
+    case YAML::NodeType::Map: {
+      json::object o;
+      for (const auto& kv : n) {
+        if (!kv.first.IsScalar()) return std::unexpected("yaml: mapping keys must be scalars");
+        auto v = convert(kv.second, depth + 1, max_depth);
+        if (!v) return v;
+        o[kv.first.Scalar()] = std::move(*v);
+      }
+      return o;
+    }
+  }
+  return json::value(nullptr);
+}
+
+std::string fmt_yaml_error(const YAML::Exception& e) {
+  return "yaml: line " + std::to_string(e.mark.line + 1) + ": " + e.msg;
+}
+
+}  // namespace
+
+// yaml-cpp parses flow collections recursively without a limit: refuse deep ones before
+// it sees them, so a hostile body cannot exhaust the stack.
+static bool flow_too_deep(std::string_view text, int max_depth) {
+  int depth = 0;
+  char quote = 0;
+  for (char c : text) {
+    if (quote != 0) {
+      if (c == quote) quote = 0;
+      continue;
+    }
+    if (c == '"' || c == '\'') {
+      quote = c;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return true;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return false;
+}
+
+std::expected<json::value, std::string> yaml_to_json(std::string_view text, int max_depth) {
+  if (flow_too_deep(text, max_depth)) return std::unexpected("yaml: exceeded max depth");
+  try {
+    YAML::Node root = YAML::Load(std::string(text));
+    return convert(root, 0, max_depth);
+  } catch (const YAML::Exception& e) {
+    return std::unexpected(fmt_yaml_error(e));
+  } catch (const std::exception& e) {
+    return std::unexpected(std::string("yaml: ") + e.what());
+  }
+}
+
+}  // namespace podwarp
