@@ -41,9 +41,9 @@ class Api {
   // Creates the system namespaces and the default/kubernetes service if missing.
   boost::asio::awaitable<void> bootstrap();
 
-  // Handles a resource request (req.info parsed). Returns nullopt when the response was
-  // streamed through `stream` (watch).
-  boost::asio::awaitable<std::optional<Response>> handle(Request& req, ResponseStream& stream);
+  // Handles a resource request (req.info parsed) on the Api's executor. A watch answers
+  // with a feed that the connection (on `connection`, its executor) streams out.
+  boost::asio::awaitable<Reply> handle(Request req, boost::asio::any_io_executor connection);
 
   static std::string key_for(const api::Resource& r, std::string_view ns, std::string_view name);
   static std::string prefix_for(const api::Resource& r, std::string_view ns);
@@ -55,10 +55,11 @@ class Api {
     std::int64_t revision = 0;
   };
 
-  boost::asio::awaitable<std::optional<Response>> dispatch(Request& req, ResponseStream& stream);
+  boost::asio::awaitable<Reply> dispatch(const Request& req,
+                                         boost::asio::any_io_executor connection);
   boost::asio::awaitable<Response> get(const Request& req);
   boost::asio::awaitable<Response> list(const Request& req);
-  boost::asio::awaitable<std::optional<Response>> watch(const Request& req, ResponseStream& s);
+  boost::asio::awaitable<Reply> watch(const Request& req, boost::asio::any_io_executor connection);
   boost::asio::awaitable<Response> create(const Request& req);
   boost::asio::awaitable<Response> update(const Request& req);
   boost::asio::awaitable<Response> patch(const Request& req);

@@ -1,5 +1,6 @@
 #include "apiserver/http.h"
 
+#include <boost/asio/post.hpp>
 #include <ranges>
 
 namespace podwarp::apiserver {
@@ -29,6 +30,46 @@ Response Response::json(unsigned status, std::string body) {
 
 Response Response::error(const ApiError& e) {
   return json(static_cast<unsigned>(e.code), podwarp::to_json(e.to_json()));
+}
+
+WatchFeed::WatchFeed(boost::asio::any_io_executor consumer)
+    : consumer_(consumer), signal_(consumer, std::chrono::steady_clock::time_point::max()) {}
+
+void WatchFeed::wake() {
+  if (!sleeping_) return;
+  sleeping_ = false;
+  boost::asio::post(consumer_, [self = shared_from_this()] { self->signal_.cancel(); });
+}
+
+void WatchFeed::push(std::shared_ptr<const std::string> frame) {
+  std::lock_guard lock(mu_);
+  if (closed_) return;
+  if (queue_.size() >= kMaxQueued) {
+    closed_ = true;  // the client does not keep up: end the stream, it will re-watch
+    wake();
+    return;
+  }
+  queue_.push_back(std::move(frame));
+  wake();
+}
+
+void WatchFeed::close() {
+  std::lock_guard lock(mu_);
+  closed_ = true;
+  wake();
+}
+
+std::vector<std::shared_ptr<const std::string>> WatchFeed::take() {
+  std::lock_guard lock(mu_);
+  std::vector<std::shared_ptr<const std::string>> out;
+  out.swap(queue_);
+  if (out.empty() && !closed_) sleeping_ = true;
+  return out;
+}
+
+bool WatchFeed::closed() const {
+  std::lock_guard lock(mu_);
+  return closed_;
 }
 
 bool parse_request_info(Request& req) {

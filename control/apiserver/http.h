@@ -1,11 +1,16 @@
 // The apiserver's view of one HTTP exchange, independent of the transport: the request as
 // parsed (path split into RequestInfo, query, headers, body, authenticated user) and either
-// a whole response or a stream (watch) written through ResponseStream.
+// a whole response or a watch feed that the connection streams out.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -62,14 +67,48 @@ struct Response {
   static Response error(const ApiError& e);
 };
 
-// A streamed response (watch). write_head first, then chunks; each returns false once the
-// client is gone.
-class ResponseStream {
+// The frames of one watch, handed from the Api's thread (producer: the cache delivers
+// events) to the connection's thread (consumer: writes them to the socket). push() and
+// close() may be called from any thread; the consumer side only from the connection's
+// executor.
+class WatchFeed : public std::enable_shared_from_this<WatchFeed> {
  public:
-  virtual ~ResponseStream() = default;
-  virtual boost::asio::awaitable<bool> write_head(unsigned status, std::string content_type) = 0;
-  virtual boost::asio::awaitable<bool> write_chunks(
-      std::vector<std::shared_ptr<const std::string>> chunks) = 0;
+  static constexpr std::size_t kMaxQueued = 20000;
+
+  explicit WatchFeed(boost::asio::any_io_executor consumer);
+
+  // Producer side.
+  void push(std::shared_ptr<const std::string> frame);
+  void close();  // no more frames; the consumer ends the stream after what is queued
+
+  // Consumer side. take() returns what is queued; when empty it arms the wake-up, so the
+  // caller must wait on signal() before calling take() again.
+  std::vector<std::shared_ptr<const std::string>> take();
+  bool closed() const;
+  boost::asio::steady_timer& signal() { return signal_; }
+
+  // Set by the Api when it creates the feed.
+  std::chrono::seconds timeout{1800};
+  bool bookmarks = false;
+  std::function<std::string()> make_bookmark;  // a BOOKMARK frame at the current revision
+  std::function<void()> on_finish;             // the consumer calls it once when done
+
+ private:
+  void wake();  // REQUIRES: mu_ held
+
+  mutable std::mutex mu_;
+  std::vector<std::shared_ptr<const std::string>> queue_;  // GUARDED_BY(mu_)
+  bool closed_ = false;                                    // GUARDED_BY(mu_)
+  bool sleeping_ = false;                                  // GUARDED_BY(mu_)
+  boost::asio::any_io_executor consumer_;
+  boost::asio::steady_timer signal_;
+};
+
+// What the Api answers: a whole response, or a watch feed to stream.
+struct Reply {
+  std::optional<Response> response;
+  std::shared_ptr<WatchFeed> feed;
+  unsigned feed_status = 200;
 };
 
 // Splits a path into RequestInfo (verb from method + whether a name is given + watch=true).

@@ -275,47 +275,34 @@ asio::awaitable<Response> Api::list(const Request& req) {
 
 namespace {
 
-// A watch stream: the cache pushes frames, the request's coroutine writes them out.
+// The cache side of a watch: filters, turns events into frames (serialized once per event
+// and representation, shared by all watchers) and pushes them into the connection's feed.
 class HttpWatcher final : public CacheWatcher {
  public:
-  static constexpr std::size_t kMaxQueued = 20000;
-
-  HttpWatcher(asio::any_io_executor ex, std::string prefix, ObjectFilter filter,
-              const api::Resource& r, Format format, std::string include_object,
-              std::int64_t after)
+  HttpWatcher(std::string prefix, ObjectFilter filter, const api::Resource& r, Format format,
+              std::string include_object, std::int64_t after, std::shared_ptr<WatchFeed> feed)
       : prefix_(std::move(prefix)),
         filter_(std::move(filter)),
         resource_(r),
-        format_(format),
         include_object_(std::move(include_object)),
         representation_(representation(format, include_object_)),
         after_(after),
-        signal_(ex) {}
+        feed_(std::move(feed)) {}
 
   const std::string& prefix() const override { return prefix_; }
   bool matches(const json::value& obj) const override { return filter_.matches(obj); }
 
   void deliver(const CacheEvent& ev, EventType as) override {
-    if (ev.revision <= after_ || closed_) return;
+    if (ev.revision <= after_) return;
     if (!exact_key_.empty() && ev.key != exact_key_) return;
     auto& slot = ev.frames[static_cast<int>(as)][representation_];
     if (!slot) slot = std::make_shared<const std::string>(frame(as, *ev.object));
-    push(slot);
+    feed_->push(slot);
   }
 
   void terminate(std::string reason) override {
     log::debug("watch on {} ended: {}", prefix_, reason);
-    closed_ = true;
-    signal_.cancel();
-  }
-
-  void push(std::shared_ptr<const std::string> f) {
-    if (queue_.size() >= kMaxQueued) {
-      terminate("client too slow");
-      return;
-    }
-    queue_.push_back(std::move(f));
-    signal_.cancel();
+    feed_->close();
   }
 
   std::string frame(EventType as, const StoredObject& obj) const {
@@ -345,46 +332,46 @@ class HttpWatcher final : public CacheWatcher {
     if (initial_end) meta["annotations"] = json::object{{"k8s.io/initial-events-end", "true"}};
     json::object obj{{"kind", resource_.kind}, {"apiVersion", resource_.api_version()},
                      {"metadata", std::move(meta)}};
-    return fmt::format(R"({{"type":"BOOKMARK","object":{}}})", json::serialize(obj)) + "\n";
+    return R"({"type":"BOOKMARK","object":)" + json::serialize(obj) + "}\n";
   }
 
-  std::deque<std::shared_ptr<const std::string>> queue_;
-  bool closed_ = false;
+  std::string exact_key_;  // a watch of one named object
+
+ private:
   std::string prefix_;
   ObjectFilter filter_;
   const api::Resource& resource_;
-  Format format_;
   std::string include_object_;
   int representation_;
   std::int64_t after_;
-  asio::steady_timer signal_;
-
- public:
-  std::string exact_key_;  // a watch of one named object
+  std::shared_ptr<WatchFeed> feed_;
 };
 
 }  // namespace
 
-asio::awaitable<std::optional<Response>> Api::watch(const Request& req, ResponseStream& stream) {
+asio::awaitable<Reply> Api::watch(const Request& req, asio::any_io_executor connection) {
   const RequestInfo& info = req.info;
   const api::Resource& r = *info.resource_info;
   const Format format = negotiate(req.accept);
   if (format == Format::kUnacceptable) {
-    co_return Response::error(not_acceptable("only the following media types are accepted: "
-                                             "application/json"));
+    co_return Reply{Response::error(not_acceptable("only the following media types are "
+                                                   "accepted: application/json")),
+                    nullptr};
   }
   auto filter = ObjectFilter::from_request(req, r);
-  if (!filter) co_return Response::error(filter.error());
+  if (!filter) co_return Reply{Response::error(filter.error()), nullptr};
   std::string_view rv_param = req.param_or("resourceVersion", "");
   std::int64_t after = 0;
   if (!rv_param.empty() && rv_param != "0") {
     auto v = parse_rv(rv_param);
-    if (!v) co_return Response::error(bad_request(fmt::format("invalid resource version: {}", rv_param)));
+    if (!v) {
+      co_return Reply{Response::error(bad_request(fmt::format("invalid resource version: {}", rv_param))),
+                      nullptr};
+    }
     after = *v;
   }
   const bool send_initial = req.flag("sendInitialEvents");
   if (send_initial) after = 0;
-  const bool bookmarks = req.flag("allowWatchBookmarks");
   std::chrono::seconds timeout{0};
   if (auto t = req.param("timeoutSeconds")) timeout = std::chrono::seconds(parse_rv(*t).value_or(0));
   if (timeout.count() <= 0) {
@@ -394,67 +381,45 @@ asio::awaitable<std::optional<Response>> Api::watch(const Request& req, Response
   }
   std::string prefix = prefix_for(r, info.namespace_);
   if (!info.name.empty()) prefix = key_for(r, info.namespace_, info.name);
-  std::string include_object(req.param_or("includeObject", "Metadata"));
 
-  auto ex = co_await asio::this_coro::executor;
-  HttpWatcher w(ex, prefix, std::move(*filter), r, format, include_object, after);
+  auto feed = std::make_shared<WatchFeed>(connection);
+  feed->timeout = timeout;
+  feed->bookmarks = req.flag("allowWatchBookmarks");
+  auto w = std::make_shared<HttpWatcher>(prefix, std::move(*filter), r, format,
+                                         std::string(req.param_or("includeObject", "Metadata")),
+                                         after, feed);
   // Pin to exactly the named object (the prefix alone would also match longer names).
-  if (!info.name.empty()) w.exact_key_ = prefix;
-  struct Registration {
-    WatchCache& cache;
-    HttpWatcher& w;
-    ~Registration() { cache.remove_watcher(&w); }
-  };
+  if (!info.name.empty()) w->exact_key_ = prefix;
 
   if (after == 0) {
-    // The current state as ADDED events, then everything after the cache's revision.
+    // The current state as ADDED events, then everything after the cache's revision. Both
+    // happen in this one step on the cache's executor, so nothing falls in between.
     cache_.list(prefix, [&](const std::string& key, const ObjectPtr& o) {
       if (!info.name.empty() && key != prefix) return;
-      if (w.matches(o->value)) {
-        w.queue_.push_back(std::make_shared<const std::string>(w.frame(EventType::kAdded, *o)));
+      if (w->matches(o->value)) {
+        feed->push(std::make_shared<const std::string>(w->frame(EventType::kAdded, *o)));
       }
     });
     if (send_initial) {
-      w.queue_.push_back(std::make_shared<const std::string>(w.bookmark(cache_.revision(), true)));
+      feed->push(std::make_shared<const std::string>(w->bookmark(cache_.revision(), true)));
     }
   }
-  auto added = cache_.add_watcher(&w, after == 0 ? 0 : after);
+  auto added = cache_.add_watcher(w.get(), after);
   if (!added) {
-    ApiError e = gone(added.error());
-    std::string frame = R"({"type":"ERROR","object":)" + to_json(e.to_json()) + "}\n";
-    if (!co_await stream.write_head(200, "application/json")) co_return std::nullopt;
-    // (Built outside the co_await: g++ 12 cannot keep an initializer_list in a coroutine frame.)
-    std::vector<std::shared_ptr<const std::string>> chunks;
-    chunks.push_back(std::make_shared<const std::string>(std::move(frame)));
-    co_await stream.write_chunks(std::move(chunks));
-    co_return std::nullopt;
+    // Upstream answers a too-old resourceVersion with 200 and one ERROR event (410).
+    feed->push(std::make_shared<const std::string>(
+        R"({"type":"ERROR","object":)" + to_json(gone(added.error()).to_json()) + "}\n"));
+    feed->close();
+    co_return Reply{std::nullopt, feed};
   }
-  Registration reg{cache_, w};
-  if (!co_await stream.write_head(200, "application/json")) co_return std::nullopt;
-
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto next_bookmark = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  std::vector<std::shared_ptr<const std::string>> batch;
-  while (!w.closed_) {
-    if (w.queue_.empty()) {
-      auto wake = std::min(deadline, bookmarks ? next_bookmark : deadline);
-      w.signal_.expires_at(wake);
-      boost::system::error_code ec;
-      co_await w.signal_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    }
-    const auto now = std::chrono::steady_clock::now();
-    if (now >= deadline) break;
-    if (bookmarks && now >= next_bookmark) {
-      w.queue_.push_back(std::make_shared<const std::string>(w.bookmark(cache_.revision(), false)));
-      next_bookmark = now + std::chrono::seconds(60);
-    }
-    if (w.queue_.empty()) continue;
-    batch.assign(std::make_move_iterator(w.queue_.begin()), std::make_move_iterator(w.queue_.end()));
-    w.queue_.clear();
-    if (!co_await stream.write_chunks(std::move(batch))) break;
-    batch.clear();
-  }
-  co_return std::nullopt;
+  WatchCache* cache = &cache_;
+  auto api_executor = ex_;
+  feed->make_bookmark = [w, cache] { return w->bookmark(cache->published_revision(), false); };
+  // The connection ends the stream: unregister on the cache's executor.
+  feed->on_finish = [w, cache, api_executor] {
+    asio::post(api_executor, [w, cache] { cache->remove_watcher(w.get()); });
+  };
+  co_return Reply{std::nullopt, feed};
 }
 
 }  // namespace podwarp::apiserver

@@ -172,61 +172,91 @@ asio::awaitable<void> Api::bootstrap() {
   }
 }
 
-asio::awaitable<std::optional<Response>> Api::handle(Request& req, ResponseStream& stream) {
+asio::awaitable<Reply> Api::handle(Request req, asio::any_io_executor connection) {
   const RequestInfo& info = req.info;
   if (info.resource_info == nullptr) {
-    co_return Response::error(plain_not_found());
+    co_return Reply{Response::error(plain_not_found()), nullptr};
   }
   const api::Resource& r = *info.resource_info;
   if (r.namespaced && info.namespace_.empty() && !info.name.empty()) {
-    co_return Response::error(plain_not_found());
+    co_return Reply{Response::error(plain_not_found()), nullptr};
   }
   if (!r.namespaced && r.kind != "Namespace" && !info.namespace_.empty()) {
-    co_return Response::error(plain_not_found());
+    co_return Reply{Response::error(plain_not_found()), nullptr};
   }
   if (!info.subresource.empty()) {
     bool known = false;
     for (const auto& s : r.subresources) known = known || s.name == info.subresource;
-    if (!known) co_return Response::error(plain_not_found());
+    if (!known) co_return Reply{Response::error(plain_not_found()), nullptr};
   }
-  co_return co_await dispatch(req, stream);
+  co_return co_await dispatch(req, connection);
 }
 
-asio::awaitable<std::optional<Response>> Api::dispatch(Request& req, ResponseStream& stream) {
+asio::awaitable<Reply> Api::dispatch(const Request& req, asio::any_io_executor connection) {
   const RequestInfo& info = req.info;
   const api::Resource& r = *info.resource_info;
   const std::string& sub = info.subresource;
   const std::string& verb = info.verb;
   if (sub == "binding") {
-    if (verb != "create") co_return Response::error(method_not_supported(r, verb));
-    co_return co_await binding(req);
+    if (verb != "create") co_return Reply{Response::error(method_not_supported(r, verb)), nullptr};
+    {
+      Response resp = co_await binding(req);
+      co_return Reply{std::move(resp), nullptr};
+    }
   }
   if (sub == "eviction") {
-    if (verb != "create") co_return Response::error(method_not_supported(r, verb));
-    co_return co_await eviction(req);
+    if (verb != "create") co_return Reply{Response::error(method_not_supported(r, verb)), nullptr};
+    {
+      Response resp = co_await eviction(req);
+      co_return Reply{std::move(resp), nullptr};
+    }
   }
-  if (sub == "scale") co_return co_await scale(req);
+  if (sub == "scale") {
+      Response resp = co_await scale(req);
+      co_return Reply{std::move(resp), nullptr};
+    }
   if (!sub.empty() && verb != "get" && verb != "update" && verb != "patch") {
-    co_return Response::error(method_not_supported(r, verb));
+    co_return Reply{Response::error(method_not_supported(r, verb)), nullptr};
   }
-  if (verb == "get") co_return co_await get(req);
-  if (verb == "list") co_return co_await list(req);
-  if (verb == "watch") co_return co_await watch(req, stream);
+  if (verb == "get") {
+      Response resp = co_await get(req);
+      co_return Reply{std::move(resp), nullptr};
+    }
+  if (verb == "list") {
+      Response resp = co_await list(req);
+      co_return Reply{std::move(resp), nullptr};
+    }
+  if (verb == "watch") co_return co_await watch(req, connection);
   if (verb == "create") {
-    if (!info.name.empty()) co_return Response::error(method_not_supported(r, "create"));
-    co_return co_await create(req);
+    if (!info.name.empty()) co_return Reply{Response::error(method_not_supported(r, "create")), nullptr};
+    {
+      Response resp = co_await create(req);
+      co_return Reply{std::move(resp), nullptr};
+    }
   }
   if (verb == "update") {
-    if (info.name.empty()) co_return Response::error(method_not_supported(r, "update"));
-    co_return co_await update(req);
+    if (info.name.empty()) co_return Reply{Response::error(method_not_supported(r, "update")), nullptr};
+    {
+      Response resp = co_await update(req);
+      co_return Reply{std::move(resp), nullptr};
+    }
   }
   if (verb == "patch") {
-    if (info.name.empty()) co_return Response::error(method_not_supported(r, "patch"));
-    co_return co_await patch(req);
+    if (info.name.empty()) co_return Reply{Response::error(method_not_supported(r, "patch")), nullptr};
+    {
+      Response resp = co_await patch(req);
+      co_return Reply{std::move(resp), nullptr};
+    }
   }
-  if (verb == "delete") co_return co_await remove(req);
-  if (verb == "deletecollection") co_return co_await remove_collection(req);
-  co_return Response::error(method_not_supported(r, verb));
+  if (verb == "delete") {
+      Response resp = co_await remove(req);
+      co_return Reply{std::move(resp), nullptr};
+    }
+  if (verb == "deletecollection") {
+      Response resp = co_await remove_collection(req);
+      co_return Reply{std::move(resp), nullptr};
+    }
+  co_return Reply{Response::error(method_not_supported(r, verb)), nullptr};
 }
 
 Response Api::object_response(const Request& req, const api::Resource& r, unsigned status,

@@ -2,7 +2,9 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
@@ -70,50 +72,47 @@ std::optional<UserInfo> user_from_peer(SSL* ssl) {
   return u;
 }
 
-// Writes the chunked body of a watch.
-class ChunkedStream final : public ResponseStream {
- public:
-  ChunkedStream(TlsStream& s, unsigned version) : stream_(s), version_(version) {}
-
-  asio::awaitable<bool> write_head(unsigned status, std::string content_type) override {
-    http::response<http::empty_body> res{static_cast<http::status>(status), version_};
-    res.set(http::field::content_type, content_type);
-    res.set(http::field::cache_control, "no-cache, private");
-    res.chunked(true);
-    http::response_serializer<http::empty_body> sr{res};
-    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(60));
-    boost::system::error_code ec;
-    co_await http::async_write_header(stream_, sr, asio::redirect_error(asio::use_awaitable, ec));
-    started_ = !ec;
-    co_return !ec;
-  }
-
-  asio::awaitable<bool> write_chunks(std::vector<std::shared_ptr<const std::string>> chunks) override {
-    std::vector<asio::const_buffer> bufs;
-    bufs.reserve(chunks.size());
-    for (const auto& c : chunks) bufs.emplace_back(c->data(), c->size());
-    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(60));
-    boost::system::error_code ec;
-    co_await asio::async_write(stream_, http::make_chunk(bufs),
+// Streams a watch feed as a chunked body, on the connection's executor.
+asio::awaitable<void> stream_feed(TlsStream& stream, unsigned version, WatchFeed& feed) {
+  http::response<http::empty_body> res{http::status::ok, version};
+  res.set(http::field::content_type, "application/json");
+  res.set(http::field::cache_control, "no-cache, private");
+  res.chunked(true);
+  http::response_serializer<http::empty_body> sr{res};
+  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(60));
+  boost::system::error_code ec;
+  co_await http::async_write_header(stream, sr, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) co_return;
+  const auto deadline = std::chrono::steady_clock::now() + feed.timeout;
+  auto next_bookmark = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  std::vector<asio::const_buffer> bufs;
+  while (true) {
+    std::vector<std::shared_ptr<const std::string>> frames = feed.take();
+    if (frames.empty()) {
+      if (feed.closed()) break;
+      auto wake = feed.bookmarks ? std::min(deadline, next_bookmark) : deadline;
+      feed.signal().expires_at(wake);
+      co_await feed.signal().async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) break;
+      if (feed.bookmarks && now >= next_bookmark && feed.make_bookmark) {
+        frames.push_back(std::make_shared<const std::string>(feed.make_bookmark()));
+        next_bookmark = now + std::chrono::seconds(60);
+      } else {
+        continue;
+      }
+    }
+    bufs.clear();
+    for (const auto& f : frames) bufs.emplace_back(f->data(), f->size());
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(60));
+    co_await asio::async_write(stream, http::make_chunk(bufs),
                                asio::redirect_error(asio::use_awaitable, ec));
-    co_return !ec;
+    if (ec) co_return;
   }
-
-  asio::awaitable<void> finish() {
-    if (!started_) co_return;
-    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(10));
-    boost::system::error_code ec;
-    co_await asio::async_write(stream_, http::make_chunk_last(),
-                               asio::redirect_error(asio::use_awaitable, ec));
-  }
-
-  bool started() const { return started_; }
-
- private:
-  TlsStream& stream_;
-  unsigned version_;
-  bool started_ = false;
-};
+  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
+  co_await asio::async_write(stream, http::make_chunk_last(),
+                             asio::redirect_error(asio::use_awaitable, ec));
+}
 
 std::string plain(std::string_view s) { return std::string(s); }
 
@@ -170,7 +169,12 @@ ApiServer::ApiServer(asio::io_context& io, Api& api, ServerOptions opts)
   }
 }
 
-ApiServer::~ApiServer() = default;
+ApiServer::~ApiServer() { stop(); }
+
+asio::any_io_executor ApiServer::next_worker() {
+  if (workers_.empty()) return io_.get_executor();
+  return workers_[next_++ % workers_.size()]->get_executor();
+}
 
 std::expected<std::uint16_t, std::string> ApiServer::listen() {
   boost::system::error_code ec;
@@ -191,19 +195,32 @@ std::expected<std::uint16_t, std::string> ApiServer::listen() {
 void ApiServer::stop() {
   boost::system::error_code ec;
   acceptor_.close(ec);
+  guards_.clear();
+  for (auto& w : workers_) w->stop();
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  threads_.clear();
 }
 
 asio::awaitable<void> ApiServer::run() {
+  for (unsigned i = 0; i < opts_.workers; ++i) {
+    workers_.push_back(std::make_unique<asio::io_context>(1));
+    guards_.emplace_back(workers_.back()->get_executor());
+    threads_.emplace_back([ctx = workers_.back().get()] { ctx->run(); });
+  }
   while (acceptor_.is_open()) {
     boost::system::error_code ec;
-    tcp::socket socket = co_await acceptor_.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    auto worker = next_worker();
+    tcp::socket socket = co_await acceptor_.async_accept(
+        worker, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) break;
       log::warn("accept: {}", ec.message());
       continue;
     }
     socket.set_option(tcp::no_delay(true), ec);
-    asio::co_spawn(io_, serve(std::move(socket)), asio::detached);
+    asio::co_spawn(worker, serve(std::move(socket)), asio::detached);
   }
 }
 
@@ -273,7 +290,7 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
                              req.path == "/readyz" || req.path == "/version" ||
                              req.path == "/version/";
     std::optional<Response> response;
-    ChunkedStream chunked(stream, hreq.version());
+    std::shared_ptr<WatchFeed> feed;
     std::string verb = "other";
     std::string resource;
     if (!user && !public_path) {
@@ -283,7 +300,7 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
       if (req.path == "/healthz" || req.path == "/livez" || req.path == "/readyz") {
         Response r;
         r.content_type = "text/plain; charset=utf-8";
-        if (req.path == "/readyz" && !ready_) {
+        if (req.path == "/readyz" && !ready_.load()) {
           r.status = 500;
           r.body = "[-]watch-cache failed: not ready\nreadyz check failed\n";
         } else {
@@ -330,17 +347,25 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
         verb = req.info.verb;
         resource = req.info.resource;
         if (!req.info.subresource.empty()) resource += "/" + req.info.subresource;
-        response = co_await api_.handle(req, chunked);
+        auto here = co_await asio::this_coro::executor;
+        Reply reply = co_await asio::co_spawn(io_, api_.handle(std::move(req), here),
+                                              asio::use_awaitable);
+        if (reply.feed) {
+          feed = std::move(reply.feed);
+        } else {
+          response = std::move(reply.response);
+        }
       } else {
         response = Response::error(plain_not_found());
       }
     }
-    if (!response) {
-      // Streamed (watch).
-      co_await chunked.finish();
+    if (feed) {
       request_counter().with({verb, resource, "200"}).inc();
+      co_await stream_feed(stream, hreq.version(), *feed);
+      if (feed->on_finish) feed->on_finish();
       break;  // the stream used the connection up; close it
     }
+    if (!response) response = Response::error(internal_error("no response"));
     http::response<http::string_body> res{static_cast<http::status>(response->status),
                                           hreq.version()};
     res.set(http::field::content_type, response->content_type);

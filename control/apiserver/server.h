@@ -3,15 +3,22 @@
 // certificate signed by the cluster CA, or a bearer token from the token file), routes
 // discovery, OpenAPI, health and metrics paths itself and hands resource paths to Api.
 //
-// Threading: runs on the executor of the io_context it was given; not thread-safe.
+// Threading: connections are spread over `workers` reactor threads (each its own
+// io_context), which do TLS, HTTP and watch streaming; every Api call hops to the Api's
+// executor (the io_context passed in), where all API state lives. Construct, listen, run and
+// stop from the Api's thread.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <cstdint>
+#include <atomic>
 #include <map>
+#include <thread>
+#include <vector>
 #include <memory>
 #include <string>
 
@@ -28,6 +35,7 @@ struct ServerOptions {
   std::string client_ca_file;
   std::string token_file;  // CSV: token,user,uid,"group1,group2"
   std::size_t max_body_bytes = 3 * 1024 * 1024;
+  unsigned workers = 2;  // connection threads; 0 serves connections on the Api's thread
 };
 
 class ApiServer {
@@ -41,12 +49,13 @@ class ApiServer {
   boost::asio::awaitable<void> run();
   void stop();
 
-  void set_ready(bool ready) { ready_ = ready; }
+  void set_ready(bool ready) { ready_.store(ready); }
   DiscoveryOptions& discovery_options() { return discovery_; }
 
  private:
   struct Connection;
   boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
+  boost::asio::any_io_executor next_worker();
   std::optional<UserInfo> authenticate_token(std::string_view authorization) const;
 
   boost::asio::io_context& io_;
@@ -56,7 +65,11 @@ class ApiServer {
   boost::asio::ssl::context ssl_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::map<std::string, UserInfo, std::less<>> tokens_;
-  bool ready_ = false;
+  std::atomic<bool> ready_{false};
+  std::vector<std::unique_ptr<boost::asio::io_context>> workers_;
+  std::vector<std::thread> threads_;
+  std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> guards_;
+  std::size_t next_ = 0;
 };
 
 }  // namespace podwarp::apiserver

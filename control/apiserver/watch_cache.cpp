@@ -87,6 +87,7 @@ asio::awaitable<storage::Result<std::int64_t>> WatchCache::start() {
     if (ObjectPtr obj = decode(kv.value, kv.mod_revision)) objects_[kv.key] = std::move(obj);
   }
   revision_ = base;
+  published_.store(base, std::memory_order_relaxed);
   history_start_ = base;
   restart_watch();
   bool reached = co_await wait_for_revision(current, std::chrono::milliseconds(1500));
@@ -213,6 +214,7 @@ void WatchCache::dispatch(const CacheEvent& ev) {
 void WatchCache::set_revision(std::int64_t rev) {
   if (rev <= revision_) return;
   revision_ = rev;
+  published_.store(rev, std::memory_order_relaxed);
   while (!revision_waiters_.empty() && revision_waiters_.begin()->first <= revision_) {
     revision_waiters_.begin()->second->cancel();
     revision_waiters_.erase(revision_waiters_.begin());

@@ -15,6 +15,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -87,6 +88,8 @@ class WatchCache {
   boost::asio::awaitable<storage::Result<std::int64_t>> start();
 
   std::int64_t revision() const { return revision_; }
+  // revision(), readable from any thread (bookmarks written by connection threads).
+  std::int64_t published_revision() const { return published_.load(std::memory_order_relaxed); }
   bool ready() const { return ready_; }
 
   // Current objects whose key starts with prefix, in key order.
@@ -126,6 +129,7 @@ class WatchCache {
   std::deque<std::shared_ptr<const CacheEvent>> history_;
   std::int64_t history_start_ = 0;
   std::int64_t revision_ = 0;
+  std::atomic<std::int64_t> published_{0};
   bool ready_ = false;
   std::unique_ptr<storage::EtcdClient::Watch> watch_;
   std::unordered_set<CacheWatcher*> watchers_;

@@ -1,4 +1,4 @@
-// The shared formatting helpers and the private time helpers (timestamps.h).
+// The shared formatting helpers, and podwarp/time.h as the tables use it.
 #include "tables/format.h"
 
 #include <gtest/gtest.h>

@@ -69,5 +69,8 @@ inline constexpr std::string_view kImagesDoc =
 // The Name and Age columns most kinds start and end with.
 inline constexpr Column kNameColumn{"Name", "string", "name", kNameDoc};
 inline constexpr Column kAgeColumn{"Age", "string", "", kCreationTimestampDoc};
+// The wide Containers and Images columns of the kinds with a pod template.
+inline constexpr Column kContainersColumn{"Containers", "string", "", kContainersDoc, 1};
+inline constexpr Column kImagesColumn{"Images", "string", "", kImagesDoc, 1};
 
 }  // namespace podwarp::tables::detail

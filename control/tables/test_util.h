@@ -15,7 +15,7 @@ namespace podwarp::tables::testing {
 
 // Every test prints as of this instant.
 inline std::chrono::system_clock::time_point now() {
-  return *detail::parse_rfc3339("2025-01-15T12:00:00Z");
+  return *podwarp::parse_rfc3339("2025-01-15T12:00:00Z");
 }
 
 inline json::value parse(std::string_view text) {

@@ -24,7 +24,8 @@ std::int64_t desired_replicas(const json::value& obj) {
 
 // The Containers and Images cells of a pod template's containers.
 void add_template_cells(json::array& cells, const json::value& obj,
-                        std::initializer_list<std::string_view> containers_path) {
+                        std::initializer_list<std::string_view> containers_path = {
+                            "spec", "template", "spec", "containers"}) {
   auto [names, images] = container_cells(array_at(obj, containers_path));
   cells.emplace_back(names);
   cells.emplace_back(images);
@@ -42,8 +43,8 @@ constexpr Column kDeploymentColumns[] = {
      "Total number of available pods (ready for at least minReadySeconds) targeted by this "
      "deployment."},
     kAgeColumn,
-    {"Containers", "string", "", kContainersDoc, 1},
-    {"Images", "string", "", kImagesDoc, 1},
+    kContainersColumn,
+    kImagesColumn,
     {"Selector", "string", "",
      "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the "
      "ones affected by this deployment.",
@@ -60,7 +61,7 @@ json::array deployment_cells(const json::value& d, TimePoint now) {
   cells.emplace_back(get_int(d, {"status", "updatedReplicas"}));
   cells.emplace_back(get_int(d, {"status", "availableReplicas"}));
   cells.emplace_back(age_of(d, now));
-  add_template_cells(cells, d, {"spec", "template", "spec", "containers"});
+  add_template_cells(cells, d);
   cells.emplace_back(selector ? *selector : std::string("<invalid>"));
   return cells;
 }
@@ -80,8 +81,8 @@ constexpr Column kReplicaSetColumns[] = {
      "#what-is-a-replicationcontroller"},
     {"Ready", "integer", "", "The number of ready replicas for this replica set."},
     kAgeColumn,
-    {"Containers", "string", "", kContainersDoc, 1},
-    {"Images", "string", "", kImagesDoc, 1},
+    kContainersColumn,
+    kImagesColumn,
     {"Selector", "string", "",
      "Selector is a label query over pods that should match the replica count. If the selector "
      "is empty, it is defaulted to the labels present on the pod template.",
@@ -95,7 +96,7 @@ json::array replica_set_cells(const json::value& rs, TimePoint now) {
   cells.emplace_back(get_int(rs, {"status", "replicas"}));
   cells.emplace_back(get_int(rs, {"status", "readyReplicas"}));
   cells.emplace_back(age_of(rs, now));
-  add_template_cells(cells, rs, {"spec", "template", "spec", "containers"});
+  add_template_cells(cells, rs);
   cells.emplace_back(format_label_selector(find_path(rs, {"spec", "selector"})));
   return cells;
 }
@@ -123,8 +124,8 @@ constexpr Column kDaemonSetColumns[] = {
      "must match a node's labels for the pod to be scheduled on that node. More info: "
      "https://kubernetes.io/docs/concepts/configuration/assign-pod-node/"},
     kAgeColumn,
-    {"Containers", "string", "", kContainersDoc, 1},
-    {"Images", "string", "", kImagesDoc, 1},
+    kContainersColumn,
+    kImagesColumn,
     {"Selector", "string", "",
      "A label query over pods that are managed by the daemon set. Must match in order to be "
      "controlled. If empty, defaulted to labels on Pod template. More info: "
@@ -142,7 +143,7 @@ json::array daemon_set_cells(const json::value& ds, TimePoint now) {
   cells.emplace_back(get_int(ds, {"status", "numberAvailable"}));
   cells.emplace_back(format_labels(find_path(ds, {"spec", "template", "spec", "nodeSelector"})));
   cells.emplace_back(age_of(ds, now));
-  add_template_cells(cells, ds, {"spec", "template", "spec", "containers"});
+  add_template_cells(cells, ds);
   cells.emplace_back(format_label_selector(find_path(ds, {"spec", "selector"})));
   return cells;
 }
@@ -153,8 +154,9 @@ constexpr Column kStatefulSetColumns[] = {
     kNameColumn,
     {"Ready", "string", "", kReadyPodsDoc},
     kAgeColumn,
-    {"Containers", "string", "", kContainersDoc, 1},
-    {"Images", "string", "", kImagesDoc, 1},
+    // -o wide:
+    kContainersColumn,
+    kImagesColumn,
 };
 
 json::array stateful_set_cells(const json::value& sts, TimePoint now) {
@@ -163,7 +165,7 @@ json::array stateful_set_cells(const json::value& sts, TimePoint now) {
   cells.emplace_back(
       fmt::format("{}/{}", get_int(sts, {"status", "readyReplicas"}), desired_replicas(sts)));
   cells.emplace_back(age_of(sts, now));
-  add_template_cells(cells, sts, {"spec", "template", "spec", "containers"});
+  add_template_cells(cells, sts);
   return cells;
 }
 
@@ -180,8 +182,8 @@ constexpr Column kJobColumns[] = {
     {"Completions", "string", "", "The number of pods which reached phase Succeeded."},
     {"Duration", "string", "", "Time required to complete the job."},
     kAgeColumn,
-    {"Containers", "string", "", kContainersDoc, 1},
-    {"Images", "string", "", kImagesDoc, 1},
+    kContainersColumn,
+    kImagesColumn,
     {"Selector", "string", "", kJobSelectorDoc, 1},
 };
 
@@ -228,7 +230,7 @@ json::array job_cells(const json::value& job, TimePoint now) {
   cells.emplace_back(completions);
   cells.emplace_back(duration);
   cells.emplace_back(age_of(job, now));
-  add_template_cells(cells, job, {"spec", "template", "spec", "containers"});
+  add_template_cells(cells, job);
   cells.emplace_back(format_label_selector(find_path(job, {"spec", "selector"})));
   return cells;
 }
@@ -250,8 +252,8 @@ constexpr Column kCronJobColumns[] = {
     {"Last Schedule", "string", "",
      "Information when was the last time the job was successfully scheduled."},
     kAgeColumn,
-    {"Containers", "string", "", kContainersDoc, 1},
-    {"Images", "string", "", kImagesDoc, 1},
+    kContainersColumn,
+    kImagesColumn,
     {"Selector", "string", "", kJobSelectorDoc, 1},
 };
 

@@ -18,15 +18,12 @@ namespace {
 const Path kSpec = Path().child("spec");
 const Path kStatus = Path().child("status");
 
-void nonneg(Errors& errs, const json::object* o, std::string_view k, const Path& p) {
-  if (auto v = integer(o, k); v && *v < 0) errs.push_back(invalid_int(p.child(k), *v, kIsNegative));
-}
-
 void default_template(json::object& spec) { default_pod_template(ensure_obj(spec, "template")); }
 
 // ---------------------------------------------------------------------------------------------
-// Shared by Deployment and ReplicaSet (ValidatePodTemplateSpecForReplicaSet).
+// Shared by the kinds.
 
+// spec.selector: present, valid and not empty (Deployment, ReplicaSet, StatefulSet).
 void selector_required(Errors& errs, const json::object* spec, std::string_view kind) {
   const json::value* sel = field(spec, "selector");
   Path sp = kSpec.child("selector");
@@ -42,6 +39,22 @@ void selector_required(Errors& errs, const json::object* spec, std::string_view 
   }
 }
 
+// The pod template of a controller: restartPolicy Always, no activeDeadlineSeconds.
+void controller_pod_template(Errors& errs, const json::object* tmpl, const Path& tp,
+                             std::string_view kind) {
+  const json::object* pspec = obj(tmpl, "spec");
+  std::string_view restart = str(pspec, "restartPolicy");
+  if (restart != "Always") {
+    errs.push_back(not_supported(tp.child("spec", "restartPolicy"), q(restart), {"Always"}));
+  }
+  if (field(pspec, "activeDeadlineSeconds")) {
+    errs.push_back(
+        forbidden(tp.child("spec", "activeDeadlineSeconds"),
+                  "activeDeadlineSeconds in " + std::string(kind) + " is not Supported"));
+  }
+}
+
+// ValidatePodTemplateSpecForReplicaSet (Deployment, ReplicaSet).
 void template_for_replica_set(Errors& errs, const json::object* spec) {
   const json::value* sel = field(spec, "selector");
   auto selector = as_selector(sel);
@@ -58,15 +71,26 @@ void template_for_replica_set(Errors& errs, const json::object* spec) {
                            "`selector` does not match template `labels`"));
   }
   add(errs, validate_pod_template_spec(tmpl, tp));
-  const json::object* pspec = obj(tmpl, "spec");
-  std::string_view restart = str(pspec, "restartPolicy");
-  if (restart != "Always") {
-    errs.push_back(not_supported(tp.child("spec", "restartPolicy"), q(restart), {"Always"}));
-  }
-  if (field(pspec, "activeDeadlineSeconds")) {
-    errs.push_back(forbidden(tp.child("spec", "activeDeadlineSeconds"),
-                             "activeDeadlineSeconds in ReplicaSet is not Supported"));
-  }
+  controller_pod_template(errs, tmpl, tp, "ReplicaSet");
+}
+
+// On update: spec.selector may not change.
+void immutable_selector(Errors& errs, const json::object* spec, const json::object& old) {
+  const json::value* sel = field(spec, "selector");
+  check_immutable(errs, sel, field(obj(old, "spec"), "selector"), kSpec.child("selector"),
+                  go_label_selector(sel));
+}
+
+// Create and update of Deployments and ReplicaSets: metadata, then the spec, then (on update) the
+// immutable selector.
+Errors replicated_validate(const json::object& o, const json::object* old,
+                           Errors (*spec_errors)(const json::object* spec)) {
+  const json::object* spec = obj(o, "spec");
+  Errors errs =
+      old == nullptr ? object_meta(o, true, name_is_dns_subdomain) : object_meta_update(o, *old);
+  add(errs, spec_errors(spec));
+  if (old != nullptr) immutable_selector(errs, spec, *old);
+  return errs;
 }
 
 void collision_count(Errors& errs, const json::object& o, const json::object& old) {
@@ -164,18 +188,7 @@ Errors deployment_spec(const json::object* spec) {
 }
 
 Errors deployment_validate(const api::Resource&, const json::object& d, const json::object* old) {
-  const json::object* spec = obj(d, "spec");
-  if (old == nullptr) {
-    Errors errs = object_meta(d, true, name_is_dns_subdomain);
-    add(errs, deployment_spec(spec));
-    return errs;
-  }
-  Errors errs = object_meta_update(d, *old);
-  add(errs, deployment_spec(spec));
-  const json::value* sel = field(spec, "selector");
-  check_immutable(errs, sel, field(obj(*old, "spec"), "selector"), kSpec.child("selector"),
-                  go_label_selector(sel));
-  return errs;
+  return replicated_validate(d, old, deployment_spec);
 }
 
 Errors deployment_status(const api::Resource&, const json::object& d, const json::object& old) {
@@ -210,18 +223,7 @@ Errors replicaset_spec(const json::object* spec) {
 }
 
 Errors replicaset_validate(const api::Resource&, const json::object& rs, const json::object* old) {
-  const json::object* spec = obj(rs, "spec");
-  if (old == nullptr) {
-    Errors errs = object_meta(rs, true, name_is_dns_subdomain);
-    add(errs, replicaset_spec(spec));
-    return errs;
-  }
-  Errors errs = object_meta_update(rs, *old);
-  add(errs, replicaset_spec(spec));
-  const json::value* sel = field(spec, "selector");
-  check_immutable(errs, sel, field(obj(*old, "spec"), "selector"), kSpec.child("selector"),
-                  go_label_selector(sel));
-  return errs;
+  return replicated_validate(rs, old, replicaset_spec);
 }
 
 Errors replicaset_status(const api::Resource&, const json::object& rs, const json::object& old) {
@@ -270,15 +272,7 @@ Errors daemonset_spec(const json::object* spec) {
     errs.push_back(invalid(sp, go_label_selector(sel), "empty selector is invalid for daemonset"));
   }
   add(errs, validate_pod_template_spec(tmpl, tp));
-  const json::object* pspec = obj(tmpl, "spec");
-  std::string_view restart = str(pspec, "restartPolicy");
-  if (restart != "Always") {
-    errs.push_back(not_supported(tp.child("spec", "restartPolicy"), q(restart), {"Always"}));
-  }
-  if (field(pspec, "activeDeadlineSeconds")) {
-    errs.push_back(forbidden(tp.child("spec", "activeDeadlineSeconds"),
-                             "activeDeadlineSeconds in DaemonSet is not Supported"));
-  }
+  controller_pod_template(errs, tmpl, tp, "DaemonSet");
   nonneg(errs, spec, "minReadySeconds", kSpec);
   const json::object* strategy = obj(spec, "updateStrategy");
   Path up = kSpec.child("updateStrategy");
@@ -323,9 +317,7 @@ Errors daemonset_validate(const api::Resource&, const json::object& ds, const js
     return errs;
   }
   Errors errs = object_meta_update(ds, *old);
-  const json::value* sel = field(spec, "selector");
-  check_immutable(errs, sel, field(obj(*old, "spec"), "selector"), kSpec.child("selector"),
-                  go_label_selector(sel));
+  immutable_selector(errs, spec, *old);
   add(errs, daemonset_spec(spec));
   return errs;
 }
@@ -429,17 +421,9 @@ Errors statefulset_spec(const json::object* spec, bool validate_template, bool v
   if (auto start = integer(obj(spec, "ordinals"), "start"); start && *start < 0) {
     errs.push_back(invalid_int(kSpec.child("ordinals.start"), *start, kIsNegative));
   }
+  selector_required(errs, spec, "statefulset");
   const json::value* sel = field(spec, "selector");
   Path sp = kSpec.child("selector");
-  if (sel == nullptr) {
-    errs.push_back(required(sp));
-  } else {
-    add(errs, validate_label_selector(sel, sp));
-    if (size_of(obj(obj(sel), "matchLabels")) + size_of(arr(obj(sel), "matchExpressions")) == 0) {
-      errs.push_back(
-          invalid(sp, go_label_selector(sel), "empty selector is invalid for statefulset"));
-    }
-  }
   const json::object* tmpl = obj(spec, "template");
   Path tp = kSpec.child("template");
   auto selector = as_selector(sel);
@@ -482,15 +466,7 @@ Errors statefulset_spec(const json::object* spec, bool validate_template, bool v
     add(errs, validate_pod_annotations(field(meta, "annotations"), obj(copy, "spec"),
                                        tp.child("annotations"), false));
   }
-  const json::object* pspec = obj(tmpl, "spec");
-  std::string_view restart = str(pspec, "restartPolicy");
-  if (restart != "Always") {
-    errs.push_back(not_supported(tp.child("spec", "restartPolicy"), q(restart), {"Always"}));
-  }
-  if (field(pspec, "activeDeadlineSeconds")) {
-    errs.push_back(forbidden(tp.child("spec", "activeDeadlineSeconds"),
-                             "activeDeadlineSeconds in StatefulSet is not Supported"));
-  }
+  controller_pod_template(errs, tmpl, tp, "StatefulSet");
   return errs;
 }
 

@@ -12,10 +12,7 @@ namespace {
 
 Errors scale_validate(const api::Resource&, const json::object& scale, const json::object*) {
   Errors errs = object_meta(scale, true, name_is_dns_subdomain);
-  if (auto r = integer(obj(scale, "spec"), "replicas"); r && *r < 0) {
-    errs.push_back(
-        invalid_int(Path().child("spec", "replicas"), *r, "must be greater than or equal to 0"));
-  }
+  nonneg(errs, obj(scale, "spec"), "replicas", Path().child("spec"));
   return errs;
 }
 

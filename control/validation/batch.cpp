@@ -31,10 +31,6 @@ constexpr std::string_view kLegacyName = "job-name";
 constexpr std::string_view kUid = "batch.kubernetes.io/controller-uid";
 constexpr std::string_view kName = "batch.kubernetes.io/job-name";
 
-void nonneg(Errors& errs, const json::object* o, std::string_view k, const Path& p) {
-  if (auto v = integer(o, k); v && *v < 0) errs.push_back(invalid_int(p.child(k), *v, kIsNegative));
-}
-
 // ---------------------------------------------------------------------------------------------
 // Job
 
@@ -514,28 +510,10 @@ Errors job_validate(const api::Resource&, const json::object& job, const json::o
   if (mutable_scheduling && tmpl.is_object() && old_tmpl.is_object()) {
     json::object& o = old_tmpl.get_object();
     const json::object& n = tmpl.get_object();
-    json::object& om = ensure_obj(o, "metadata");
-    const json::object* nm = obj(n, "metadata");
-    for (std::string_view f : {"labels", "annotations"}) {
-      om.erase(f);
-      if (const json::value* v = field(nm, f)) slot(om, f) = *v;
-    }
+    copy_fields(ensure_obj(o, "metadata"), obj(n, "metadata"), {"labels", "annotations"});
     json::object& os = ensure_obj(o, "spec");
-    const json::object* ns = obj(n, "spec");
-    for (std::string_view f : {"nodeSelector", "tolerations", "schedulingGates"}) {
-      os.erase(f);
-      if (const json::value* v = field(ns, f)) slot(os, f) = *v;
-    }
-    const json::value* naff = field(obj(ns, "affinity"), "nodeAffinity");
-    if (json::object* oaff = mobj(os, "affinity")) {
-      oaff->erase("nodeAffinity");
-      if (naff) slot(*oaff, "nodeAffinity") = *naff;
-      if (oaff->empty() && !field(ns, "affinity")) os.erase("affinity");
-    } else if (naff) {
-      json::object a;
-      slot(a, "nodeAffinity") = *naff;
-      slot(os, "affinity") = std::move(a);
-    }
+    copy_fields(os, obj(n, "spec"), {"nodeSelector", "tolerations", "schedulingGates"});
+    copy_node_affinity(os, obj(n, "spec"));
   }
   check_immutable(errs, &tmpl, &old_tmpl, kSpec.child("template"),
                   "core.PodTemplateSpec" + go_value(tmpl));

@@ -18,10 +18,7 @@ Errors lease_validate(const api::Resource&, const json::object& lease, const jso
   if (auto d = integer(spec, "leaseDurationSeconds"); d && *d <= 0) {
     errs.push_back(invalid_int(sp.child("leaseDurationSeconds"), *d, "must be greater than 0"));
   }
-  if (auto t = integer(spec, "leaseTransitions"); t && *t < 0) {
-    errs.push_back(
-        invalid_int(sp.child("leaseTransitions"), *t, "must be greater than or equal to 0"));
-  }
+  nonneg(errs, spec, "leaseTransitions", sp);
   return errs;
 }
 

@@ -323,10 +323,7 @@ Errors pod_update(const json::object& pod, const json::object& old) {
       }
     }
   }
-  for (std::string_view f : {"activeDeadlineSeconds", "schedulingGates", "tolerations"}) {
-    munged.erase(f);
-    if (const json::value* v = field(old_spec, f)) slot(munged, f) = *v;
-  }
+  copy_fields(munged, old_spec, {"activeDeadlineSeconds", "schedulingGates", "tolerations"});
   auto old_tgps = integer(old_spec, "terminationGracePeriodSeconds");
   if (old_tgps && *old_tgps < 0 && integer(munged, "terminationGracePeriodSeconds") == 1) {
     slot(munged, "terminationGracePeriodSeconds") = *old_tgps;
@@ -349,17 +346,7 @@ Errors pod_update(const json::object& pod, const json::object& old) {
       if (ons) slot(munged, "nodeSelector") = *ons;
     }
     // Node affinity may change while gated (upstream limits it to additions).
-    json::object* aff = mobj(munged, "affinity");
-    const json::value* old_na = field(obj(old_spec, "affinity"), "nodeAffinity");
-    if (aff) {
-      aff->erase("nodeAffinity");
-      if (old_na) slot(*aff, "nodeAffinity") = *old_na;
-      if (aff->empty() && !field(old_spec, "affinity")) munged.erase("affinity");
-    } else if (old_na) {
-      json::object a;
-      slot(a, "nodeAffinity") = *old_na;
-      slot(munged, "affinity") = std::move(a);
-    }
+    copy_node_affinity(munged, old_spec);
   }
   json::value munged_v = munged;
   if (!semantic_equal(&munged_v, &old_spec_v)) {
@@ -534,17 +521,17 @@ Errors node_resources(const json::object& node) {
     const json::object* l = obj(status, list);
     for (const auto& e : l ? *l : empty_object()) {
       Path rp = kStatus.child(list, e.key());
-      auto qty = Quantity::from_json(e.value());
+      auto qty = quantity_from_json(e.value());
       if (!qty) {
         errs.push_back(invalid(rp, go_value(e.value()), qty.error()));
         continue;
       }
-      if (qty->sign() < 0) errs.push_back(invalid_str(rp, qty->str(), kIsNegative));
+      if (qty->sign() < 0) errs.push_back(invalid_str(rp, qty->to_string(), kIsNegative));
       bool integer_resource =
           e.key() == "pods" || (e.key().find('/') != std::string_view::npos &&
                                 e.key().find("kubernetes.io/") == std::string_view::npos);
-      if (integer_resource && !qty->is_integer()) {
-        errs.push_back(invalid_str(rp, qty->str(), "must be an integer"));
+      if (integer_resource && !is_integer(*qty)) {
+        errs.push_back(invalid_str(rp, qty->to_string(), "must be an integer"));
       }
     }
   }

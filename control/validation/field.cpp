@@ -112,6 +112,10 @@ std::string inclusive_range_error(std::int64_t lo, std::int64_t hi) {
   return "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", inclusive";
 }
 
+void nonneg(Errors& errs, const json::object* o, std::string_view k, const Path& p) {
+  if (auto v = integer(o, k); v && *v < 0) errs.push_back(invalid_int(p.child(k), *v, kIsNegative));
+}
+
 // Go's strconv.Quote: printable runes stay, the rest is escaped; invalid UTF-8 bytes become \x..
 std::string q(std::string_view s) {
   std::string out = "\"";

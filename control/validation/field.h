@@ -78,6 +78,10 @@ inline constexpr std::string_view kFieldImmutable = "field is immutable";
 inline constexpr std::string_view kIsNegative = "must be greater than or equal to 0";
 std::string inclusive_range_error(std::int64_t lo, std::int64_t hi);
 
+// ValidateNonnegativeField on the integer o[k], if set: "<p>.<k>: Invalid value: -1: must be
+// greater than or equal to 0".
+void nonneg(Errors& errs, const json::object* o, std::string_view k, const Path& p);
+
 Cause invalid_str(const Path& p, std::string_view value, std::string_view detail) {
   return invalid(p, q(value), detail);
 }

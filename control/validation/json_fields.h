@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string_view>
 
@@ -115,6 +116,15 @@ inline bool unset(const json::object& o, std::string_view k) {
 }
 inline void set_default(json::object& o, std::string_view k, json::value v) {
   if (unset(o, k)) slot(o, k) = std::move(v);
+}
+// Gives each of `fields` in `into` its value in `from`, erasing it where `from` has none (absent
+// or null). `from` must not be (inside) `into`.
+inline void copy_fields(json::object& into, const json::object* from,
+                        std::initializer_list<std::string_view> fields) {
+  for (std::string_view f : fields) {
+    into.erase(f);
+    if (const json::value* v = field(from, f)) slot(into, f) = *v;
+  }
 }
 
 }  // namespace podwarp::validation

@@ -300,73 +300,16 @@ Errors object_meta_update(const json::object& o, const json::object& old) {
 
 std::optional<Selector> as_selector(const json::value* selector) {
   Selector s;
-  const json::object* o = obj(selector);
-  if (o == nullptr) return s;  // nothing
-  const json::object* labels = obj(*o, "matchLabels");
-  const json::array* exprs = arr(*o, "matchExpressions");
-  if (size_of(labels) + size_of(exprs) == 0) {
-    s.kind = Selector::Kind::kEverything;
-    return s;
-  }
-  if (labels != nullptr) {
-    for (const auto& e : *labels) {
-      if (!is_qualified_name(e.key()).empty()) return std::nullopt;
-      if (!is_label_value(str(&e.value())).empty()) return std::nullopt;
-    }
-  }
-  for (const auto& v : exprs != nullptr ? *exprs : empty_array()) {
-    const json::object* e = v.if_object();
-    std::string_view op = str(e, "operator");
-    std::size_t n = size_of(arr(e, "values"));
-    if (op == "In" || op == "NotIn") {
-      if (n == 0) return std::nullopt;
-    } else if (op == "Exists" || op == "DoesNotExist") {
-      if (n != 0) return std::nullopt;
-    } else {
-      return std::nullopt;
-    }
-    if (!is_qualified_name(str(e, "key")).empty()) return std::nullopt;
-    if (const json::array* vals = arr(e, "values")) {
-      for (const auto& x : *vals) {
-        if (!is_label_value(str(&x)).empty()) return std::nullopt;
-      }
-    }
-  }
-  s.kind = Selector::Kind::kRequirements;
-  s.selector = o;
+  if (obj(selector) == nullptr) return s;  // nothing
+  auto parsed = LabelSelector::from_json(*selector);
+  if (!parsed) return std::nullopt;
+  s.nothing = false;
+  s.selector = std::move(*parsed);
   return s;
 }
 
 bool Selector::matches(const json::value* labels) const {
-  if (kind == Kind::kNothing) return false;
-  if (kind == Kind::kEverything) return true;
-  const json::object* l = obj(labels);
-  auto lookup = [l](std::string_view k) -> const json::value* { return field(l, k); };
-  if (const json::object* ml = obj(*selector, "matchLabels")) {
-    for (const auto& e : *ml) {
-      const json::value* v = lookup(e.key());
-      if (v == nullptr || str(v) != str(&e.value())) return false;
-    }
-  }
-  if (const json::array* exprs = arr(*selector, "matchExpressions")) {
-    for (const auto& x : *exprs) {
-      const json::object* e = x.if_object();
-      std::string_view op = str(e, "operator");
-      const json::value* v = lookup(str(e, "key"));
-      bool in_set = false;
-      const json::array* vals = arr(e, "values");
-      if (v != nullptr && vals != nullptr) {
-        for (const auto& val : *vals) {
-          if (str(&val) == str(v)) in_set = true;
-        }
-      }
-      if (op == "In" && !(v && in_set)) return false;
-      if (op == "NotIn" && v && in_set) return false;
-      if (op == "Exists" && !v) return false;
-      if (op == "DoesNotExist" && v) return false;
-    }
-  }
-  return true;
+  return !nothing && selector.matches(obj(labels));
 }
 
 bool semantic_equal(const json::value* a, const json::value* b) {

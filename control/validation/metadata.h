@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "podwarp/json.h"
+#include "podwarp/selector.h"
 #include "validation/field.h"
 #include "validation/names.h"
 
@@ -36,11 +37,10 @@ Errors validate_kube_finalizer_name(std::string_view name, const Path& p);
 
 // metav1.LabelSelectorAsSelector: a nil selector selects nothing, an empty one everything.
 struct Selector {
-  enum class Kind { kNothing, kEverything, kRequirements };
-  Kind kind = Kind::kNothing;
-  const json::object* selector = nullptr;
+  bool nothing = true;  // a nil selector
+  LabelSelector selector;
   // upstream's Selector.Empty(): true only for "everything".
-  bool empty() const { return kind == Kind::kEverything; }
+  bool empty() const { return !nothing && selector.empty(); }
   bool matches(const json::value* labels) const;
 };
 // std::nullopt when the selector cannot be converted (bad operator, key or value).

@@ -12,11 +12,6 @@ constexpr std::string_view kDns1123LabelFmt = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
 constexpr std::string_view kDns1123LabelErr =
     "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and "
     "must start and end with an alphanumeric character";
-constexpr std::string_view kDns1123SubdomainFmt =
-    "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
-constexpr std::string_view kDns1123SubdomainErr =
-    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
-    "'.', and must start and end with an alphanumeric character";
 constexpr std::string_view kDns1035LabelFmt = "[a-z]([-a-z0-9]*[a-z0-9])?";
 constexpr std::string_view kDns1035LabelErr =
     "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
@@ -27,14 +22,6 @@ constexpr std::string_view kWildcardErr =
     "a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS subdomain, which "
     "must consist of lower case alphanumeric characters, '-' or '.' and end with an alphanumeric "
     "character";
-constexpr std::string_view kQualifiedNameFmt = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
-constexpr std::string_view kQualifiedNameErr =
-    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
-    "alphanumeric character";
-constexpr std::string_view kLabelValueFmt = "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?";
-constexpr std::string_view kLabelValueErr =
-    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or "
-    "'.', and must start and end with an alphanumeric character";
 constexpr std::string_view kEnvVarFmt = "[-._a-zA-Z][-._a-zA-Z0-9]*";
 constexpr std::string_view kEnvVarErr =
     "a valid environment variable name must consist of alphabetic characters, digits, '_', '-', "
@@ -108,14 +95,6 @@ bool match_dns1035_label(std::string_view v) {
   return true;
 }
 
-bool match_qualified_part(std::string_view v) {
-  if (v.empty() || !is_alnum(v.front()) || !is_alnum(v.back())) return false;
-  for (char c : v) {
-    if (!is_alnum(c) && c != '-' && c != '_' && c != '.') return false;
-  }
-  return true;
-}
-
 Messages has_chdir_prefix(std::string_view v) {
   if (v == ".") return {"must not be '.'"};
   if (v == "..") return {"must not be '..'"};
@@ -150,15 +129,6 @@ Messages is_dns1123_label(std::string_view v) {
   return errs;
 }
 
-Messages is_dns1123_subdomain(std::string_view v) {
-  Messages errs;
-  if (v.size() > 253) errs.push_back(max_len_error(253));
-  if (!match_dns1123_subdomain(v)) {
-    errs.push_back(regex_error(kDns1123SubdomainErr, kDns1123SubdomainFmt, {"example.com"}));
-  }
-  return errs;
-}
-
 Messages is_dns1035_label(std::string_view v) {
   Messages errs;
   if (v.size() > 63) errs.push_back(max_len_error(63));
@@ -173,47 +143,6 @@ Messages is_wildcard_dns1123_subdomain(std::string_view v) {
   if (v.size() > 253) errs.push_back(max_len_error(253));
   if (!v.starts_with("*.") || !match_dns1123_subdomain(v.substr(2))) {
     errs.push_back(regex_error(kWildcardErr, kWildcardFmt, {"*.example.com"}));
-  }
-  return errs;
-}
-
-Messages is_qualified_name(std::string_view v) {
-  Messages errs;
-  std::string_view name = v;
-  std::size_t slash = v.find('/');
-  if (slash != std::string_view::npos) {
-    if (v.find('/', slash + 1) != std::string_view::npos) {
-      errs.push_back(
-          "a qualified name " +
-          regex_error(kQualifiedNameErr, kQualifiedNameFmt, {"MyName", "my.name", "123-abc"}) +
-          " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')");
-      return errs;
-    }
-    std::string_view prefix = v.substr(0, slash);
-    name = v.substr(slash + 1);
-    if (prefix.empty()) {
-      errs.emplace_back("prefix part must be non-empty");
-    } else {
-      for (auto& m : is_dns1123_subdomain(prefix)) errs.push_back("prefix part " + m);
-    }
-  }
-  if (name.empty()) {
-    errs.emplace_back("name part must be non-empty");
-  } else if (name.size() > 63) {
-    errs.push_back("name part " + max_len_error(63));
-  }
-  if (!match_qualified_part(name)) {
-    errs.push_back("name part " + regex_error(kQualifiedNameErr, kQualifiedNameFmt,
-                                              {"MyName", "my.name", "123-abc"}));
-  }
-  return errs;
-}
-
-Messages is_label_value(std::string_view v) {
-  Messages errs;
-  if (v.size() > 63) errs.push_back(max_len_error(63));
-  if (!v.empty() && !match_qualified_part(v)) {
-    errs.push_back(regex_error(kLabelValueErr, kLabelValueFmt, {"MyValue", "my_value", "12345"}));
   }
   return errs;
 }

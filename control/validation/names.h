@@ -13,18 +13,21 @@
 #include <string_view>
 #include <vector>
 
+#include "podwarp/selector.h"
 #include "validation/field.h"
 
 namespace podwarp::validation {
 
 using Messages = std::vector<std::string>;
 
+// Shared with the label selectors (podwarp/selector.h).
+inline Messages is_dns1123_subdomain(std::string_view v) { return dns1123_subdomain_errors(v); }
+inline Messages is_qualified_name(std::string_view v) { return qualified_name_errors(v); }
+inline Messages is_label_value(std::string_view v) { return label_value_errors(v); }
+
 Messages is_dns1123_label(std::string_view v);
-Messages is_dns1123_subdomain(std::string_view v);
 Messages is_dns1035_label(std::string_view v);
 Messages is_wildcard_dns1123_subdomain(std::string_view v);
-Messages is_qualified_name(std::string_view v);
-Messages is_label_value(std::string_view v);
 Messages is_valid_port_num(std::int64_t port);
 Messages is_valid_port_name(std::string_view v);
 Messages is_env_var_name(std::string_view v);

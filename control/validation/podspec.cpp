@@ -174,9 +174,9 @@ void resource_field_selector(Errors& errs, const json::object* fs, const Path& p
     errs.push_back(not_supported(p.child("resource"), q(resource), valid));
   }
   if (const json::value* d = field(fs, "divisor")) {
-    auto div = Quantity::from_json(*d);
+    auto div = quantity_from_json(*d);
     if (div && !div->is_zero()) {
-      std::string s = div->str();
+      std::string s = div->to_string();
       if ((resource == "limits.cpu" || resource == "requests.cpu") && s != "1m" && s != "1") {
         errs.push_back(invalid_str(p.child("divisor"), resource,
                                    "only divisor's values 1m and 1 are supported with the cpu "
@@ -359,7 +359,7 @@ Errors volume_source(const json::object* vol, const Path& p, std::string_view vo
     Path sp = p.child(source);
     if (source == "emptyDir") {
       if (const json::value* limit = field(src, "sizeLimit")) {
-        auto qty = Quantity::from_json(*limit);
+        auto qty = quantity_from_json(*limit);
         if (!qty || qty->sign() < 0) {
           errs.push_back(forbidden(sp.child("sizeLimit"),
                                    "SizeLimit field must be a valid resource quantity"));
@@ -604,7 +604,7 @@ Errors container_resource_name(std::string_view name, const Path& p) {
 }
 
 std::optional<Quantity> quantity_at(Errors& errs, const json::value& v, const Path& p) {
-  auto qty = Quantity::from_json(v);
+  auto qty = quantity_from_json(v);
   if (!qty) {
     errs.push_back(invalid(p, go_value(v), qty.error()));
     return std::nullopt;
@@ -613,18 +613,19 @@ std::optional<Quantity> quantity_at(Errors& errs, const json::value& v, const Pa
 }
 
 void quantity_value(Errors& errs, std::string_view name, const Quantity& qty, const Path& p) {
-  if (qty.sign() < 0) errs.push_back(invalid_str(p, qty.str(), kIsNegative));
-  if (is_integer_resource(name) && !qty.is_integer()) {
-    errs.push_back(invalid_str(p, qty.str(), "must be an integer"));
+  if (qty.sign() < 0) errs.push_back(invalid_str(p, qty.to_string(), kIsNegative));
+  if (is_integer_resource(name) && !is_integer(qty)) {
+    errs.push_back(invalid_str(p, qty.to_string(), "must be an integer"));
   }
 }
 
 void hugepage_value(Errors& errs, std::string_view name, const Quantity& qty, const Path& p) {
   auto page = Quantity::parse(name.substr(std::string_view("hugepages-").size()));
   if (!page || page->sign() <= 0) return;
-  if (!qty.is_multiple_of(*page) || qty.sign() < 0) {
-    errs.push_back(invalid_str(
-        p, qty.str(), qty.str() + " is not positive integer multiple of " + std::string(name)));
+  if (!is_multiple_of(qty, *page) || qty.sign() < 0) {
+    errs.push_back(
+        invalid_str(p, qty.to_string(),
+                    qty.to_string() + " is not positive integer multiple of " + std::string(name)));
   }
 }
 
@@ -705,9 +706,7 @@ void probe(Errors& errs, const json::object* pr, std::optional<std::int64_t> gra
   handler(errs, pr, grace, p, true);
   for (std::string_view f : {"initialDelaySeconds", "timeoutSeconds", "periodSeconds",
                              "successThreshold", "failureThreshold"}) {
-    if (auto v = integer(pr, f); v && *v < 0) {
-      errs.push_back(invalid_int(p.child(f), *v, kIsNegative));
-    }
+    nonneg(errs, pr, f, p);
   }
   auto tgps = integer(pr, "terminationGracePeriodSeconds");
   if (tgps && *tgps <= 0) {
@@ -1345,6 +1344,22 @@ void pod_affinity_term(Errors& errs, const json::object* term, const Path& p) {
   add(errs, validate_label_name(tk, p.child("topologyKey")));
 }
 
+// preferredDuringSchedulingIgnoredDuringExecution of a node or pod (anti-)affinity: weights in
+// 1-100, and each entry's `term` checked by check_term(term object, its path).
+template <class CheckTerm>
+void preferred_terms(Errors& errs, const json::object* affinity, const Path& p,
+                     std::string_view term, CheckTerm check_term) {
+  const json::array* pref = arr(affinity, "preferredDuringSchedulingIgnoredDuringExecution");
+  for (std::size_t i = 0; pref && i < pref->size(); ++i) {
+    const json::object* t = (*pref)[i].if_object();
+    Path tp = p.child("preferredDuringSchedulingIgnoredDuringExecution").index(i);
+    std::int64_t w = integer(t, "weight").value_or(0);
+    if (w <= 0 || w > 100)
+      errs.push_back(invalid_int(tp.child("weight"), w, "must be in the range 1-100"));
+    check_term(obj(t, term), tp.child(term));
+  }
+}
+
 void affinity(Errors& errs, const json::object* aff, const Path& p) {
   if (aff == nullptr) return;
   if (const json::object* na = obj(aff, "nodeAffinity")) {
@@ -1359,15 +1374,9 @@ void affinity(Errors& errs, const json::object* aff, const Path& p) {
         node_selector_term(errs, (*terms)[i].if_object(), rp.index(i), true);
       }
     }
-    const json::array* pref = arr(na, "preferredDuringSchedulingIgnoredDuringExecution");
-    for (std::size_t i = 0; pref && i < pref->size(); ++i) {
-      const json::object* t = (*pref)[i].if_object();
-      Path tp = np.child("preferredDuringSchedulingIgnoredDuringExecution").index(i);
-      std::int64_t w = integer(t, "weight").value_or(0);
-      if (w <= 0 || w > 100)
-        errs.push_back(invalid_int(tp.child("weight"), w, "must be in the range 1-100"));
-      node_selector_term(errs, obj(t, "preference"), tp.child("preference"), false);
-    }
+    preferred_terms(errs, na, np, "preference", [&](const json::object* t, const Path& tp) {
+      node_selector_term(errs, t, tp, false);
+    });
   }
   for (std::string_view kind : {"podAffinity", "podAntiAffinity"}) {
     const json::object* pa = obj(aff, kind);
@@ -1378,15 +1387,8 @@ void affinity(Errors& errs, const json::object* aff, const Path& p) {
       pod_affinity_term(errs, (*req)[i].if_object(),
                         pp.child("requiredDuringSchedulingIgnoredDuringExecution").index(i));
     }
-    const json::array* pref = arr(pa, "preferredDuringSchedulingIgnoredDuringExecution");
-    for (std::size_t i = 0; pref && i < pref->size(); ++i) {
-      const json::object* t = (*pref)[i].if_object();
-      Path tp = pp.child("preferredDuringSchedulingIgnoredDuringExecution").index(i);
-      std::int64_t w = integer(t, "weight").value_or(0);
-      if (w <= 0 || w > 100)
-        errs.push_back(invalid_int(tp.child("weight"), w, "must be in the range 1-100"));
-      pod_affinity_term(errs, obj(t, "podAffinityTerm"), tp.child("podAffinityTerm"));
-    }
+    preferred_terms(errs, pa, pp, "podAffinityTerm",
+                    [&](const json::object* t, const Path& tp) { pod_affinity_term(errs, t, tp); });
   }
 }
 
@@ -1672,13 +1674,13 @@ Errors validate_container_resources(const json::object* res, const Path& p) {
     if (auto it = lim_values.find(name); it != lim_values.end()) {
       int cmp = qty->compare(it->second);
       if (cmp != 0 && !overcommit_allowed(name)) {
-        errs.push_back(
-            invalid_str(rp, qty->str(),
-                        "must be equal to " + std::string(name) + " limit of " + it->second.str()));
+        errs.push_back(invalid_str(
+            rp, qty->to_string(),
+            "must be equal to " + std::string(name) + " limit of " + it->second.to_string()));
       } else if (cmp > 0) {
-        errs.push_back(invalid_str(rp, qty->str(),
+        errs.push_back(invalid_str(rp, qty->to_string(),
                                    "must be less than or equal to " + std::string(name) +
-                                       " limit of " + it->second.str()));
+                                       " limit of " + it->second.to_string()));
       }
     } else if (!overcommit_allowed(name) && (limits == nullptr || !limits->contains(name))) {
       errs.push_back(required(lp, "Limit must be set for non overcommitable resources"));
@@ -1735,7 +1737,7 @@ Errors validate_pvc_spec(const json::object* spec, const Path& p) {
     errs.push_back(required(sp));
   } else if (auto qty = quantity_at(errs, *storage, sp)) {
     if (qty->sign() <= 0) {
-      errs.push_back(invalid_str(sp, qty->str(), "must be greater than zero"));
+      errs.push_back(invalid_str(sp, qty->to_string(), "must be greater than zero"));
     } else {
       quantity_value(errs, "storage", *qty, sp);
     }
@@ -2211,12 +2213,24 @@ void default_volume(json::object& vol) {
 
 }  // namespace
 
+void copy_node_affinity(json::object& into, const json::object* from) {
+  const json::value* na = field(obj(from, "affinity"), "nodeAffinity");
+  if (json::object* aff = mobj(into, "affinity")) {
+    aff->erase("nodeAffinity");
+    if (na) slot(*aff, "nodeAffinity") = *na;
+    if (aff->empty() && !field(from, "affinity")) into.erase("affinity");
+  } else if (na) {
+    json::object a;
+    slot(a, "nodeAffinity") = *na;
+    slot(into, "affinity") = std::move(a);
+  }
+}
+
 void default_resource_list(json::object& list) {
   for (auto& e : list) {
-    auto qty = Quantity::from_json(e.value());
+    auto qty = quantity_from_json(e.value());
     if (!qty) continue;
-    qty->round_up(-3);
-    e.value() = qty->str();
+    e.value() = round_up_to_milli(*qty).to_string();
   }
 }
 
@@ -2326,11 +2340,11 @@ std::string pod_qos_class(const json::object* spec) {
       auto accumulate = [](const json::object* l, auto& into, std::set<std::string>* found) {
         for (const auto& e : l ? *l : empty_object()) {
           if (e.key() != "cpu" && e.key() != "memory") continue;
-          auto qty = Quantity::from_json(e.value());
+          auto qty = quantity_from_json(e.value());
           if (!qty || qty->sign() <= 0) continue;
           if (found) found->insert(std::string(e.key()));
           auto [it, fresh] = into.emplace(std::string(e.key()), *qty);
-          if (!fresh) it->second.add(*qty);
+          if (!fresh) it->second += *qty;
         }
       };
       std::set<std::string> found;

@@ -29,6 +29,11 @@ Errors validate_pvc_spec(const json::object* spec, const Path& p);
 // ValidateTolerations.
 Errors validate_tolerations(const json::array* tolerations, const Path& p);
 
+// copy_fields for a pod spec's affinity.nodeAffinity: `into` gets the node affinity of `from`,
+// and loses an affinity left empty unless `from` has one. For the update checks that let node
+// affinity change.
+void copy_node_affinity(json::object& into, const json::object* from);
+
 // Defaulting.
 void default_pod_spec(json::object& spec);
 // A pod template: spec defaults and the template's metadata.creationTimestamp: null that Go's

@@ -48,8 +48,7 @@ Errors pdb_status(const api::Resource&, const json::object& pdb, const json::obj
   Path sp = Path().child("status");
   for (std::string_view f :
        {"disruptionsAllowed", "currentHealthy", "desiredHealthy", "expectedPods"}) {
-    if (auto v = integer(status, f); v && *v < 0)
-      errs.push_back(invalid_int(sp.child(f), *v, kIsNegative));
+    nonneg(errs, status, f, sp);
   }
   return errs;
 }

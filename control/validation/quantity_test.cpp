@@ -1,3 +1,4 @@
+// The shared podwarp::Quantity as validation reads and prints it, and validation's additions.
 #include "validation/quantity.h"
 
 #include <gtest/gtest.h>
@@ -7,7 +8,7 @@ namespace {
 
 std::string canonical(std::string_view s) {
   auto q = Quantity::parse(s);
-  return q ? q->str() : "error: " + q.error();
+  return q ? q->to_string() : "error: " + q.error();
 }
 
 TEST(Quantity, CanonicalForms) {
@@ -51,29 +52,46 @@ TEST(Quantity, Compare) {
   EXPECT_LT(q("100m").compare(q("1")), 0);
   EXPECT_LT(q("-1").compare(q("0")), 0);
   EXPECT_GT(q("1E").compare(q("1n")), 0);
-  EXPECT_TRUE(q("2Mi").is_multiple_of(q("1Mi")));
-  EXPECT_FALSE(q("3Mi").is_multiple_of(q("2Mi")));
-  EXPECT_TRUE(q("2").is_integer());
-  EXPECT_FALSE(q("1500m").is_integer());
+  EXPECT_TRUE(is_multiple_of(q("2Mi"), q("1Mi")));
+  EXPECT_FALSE(is_multiple_of(q("3Mi"), q("2Mi")));
+  EXPECT_TRUE(is_integer(q("2")));
+  EXPECT_FALSE(is_integer(q("1500m")));
   Quantity sum = q("100m");
-  sum.add(q("900m"));
+  sum += q("900m");
   EXPECT_EQ(sum.compare(q("1")), 0);
 }
 
 TEST(Quantity, RoundUpToMilli) {
-  auto q = *Quantity::parse("1n");
-  q.round_up(-3);
-  EXPECT_EQ(q.str(), "1m");
-  auto neg = *Quantity::parse("-1500u");
-  neg.round_up(-3);
-  EXPECT_EQ(neg.str(), "-2m");
+  auto q = round_up_to_milli(*Quantity::parse("1n"));
+  EXPECT_EQ(q.to_string(), "1m");
+  auto neg = round_up_to_milli(*Quantity::parse("-1500u"));
+  EXPECT_EQ(neg.to_string(), "-2m");
 }
 
 TEST(Quantity, FromJsonNumbers) {
-  EXPECT_EQ(Quantity::from_json(json::value(2))->str(), "2");
-  EXPECT_EQ(Quantity::from_json(json::value(0.5))->str(), "500m");
-  EXPECT_EQ(Quantity::from_json(json::value(" 1Gi "))->str(), "1Gi");
+  EXPECT_EQ(Quantity::from_json(json::value(2))->to_string(), "2");
+  EXPECT_EQ(Quantity::from_json(json::value(0.5))->to_string(), "500m");
+  EXPECT_EQ(Quantity::from_json(json::value(" 1Gi "))->to_string(), "1Gi");
   EXPECT_FALSE(Quantity::from_json(json::value(true)));
+}
+
+TEST(Quantity, ValidationAdditions) {
+  auto q = [](std::string_view s) { return *Quantity::parse(s); };
+  // Null is not a quantity here, though the shared reader takes it for zero.
+  EXPECT_EQ(quantity_from_json(json::value(nullptr)).error(), Quantity::parse("").error());
+  EXPECT_EQ(quantity_from_json(json::value("2Gi"))->to_string(), "2Gi");
+  // Exact at nano precision, for either sign.
+  EXPECT_FALSE(is_integer(q("1.000000001")));
+  EXPECT_FALSE(is_integer(q("-1500m")));
+  EXPECT_TRUE(is_integer(q("-3k")));
+  EXPECT_TRUE(is_multiple_of(q("1Gi"), q("2Mi")));
+  EXPECT_TRUE(is_multiple_of(q("4500m"), q("1.5")));
+  EXPECT_FALSE(is_multiple_of(q("2097151.5"), q("2Mi")));
+  EXPECT_FALSE(is_multiple_of(q("2Mi"), q("0")));
+  // Whole-milli values keep their value and format.
+  EXPECT_EQ(round_up_to_milli(q("1Gi")).to_string(), "1Gi");
+  EXPECT_EQ(round_up_to_milli(q("12e6")).to_string(), "12e6");
+  EXPECT_EQ(round_up_to_milli(q("1.0000001Ki")).to_string(), "1024001m");
 }
 
 }  // namespace

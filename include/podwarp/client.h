@@ -203,7 +203,7 @@ class Client {
   void close_idle();
   std::size_t idle_connections() const;
 
-  struct Impl;
+  struct Impl;  // private state, shared by copies and in-flight operations (client.cpp)
 
  private:
   std::shared_ptr<Impl> impl_;
