@@ -67,8 +67,7 @@ std::expected<ObjectFilter, ApiError> ObjectFilter::from_request(const Request& 
   if (auto ls = req.param("labelSelector"); ls && !ls->empty()) {
     auto sel = LabelSelector::parse(*ls);
     if (!sel) {
-      return std::unexpected(bad_request(
-          fmt::format("unable to parse requirement: {}", sel.error())));
+      return std::unexpected(bad_request(sel.error()));
     }
     if (!sel->empty()) f.label_ = std::move(*sel);
   }

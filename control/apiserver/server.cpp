@@ -348,8 +348,15 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
         resource = req.info.resource;
         if (!req.info.subresource.empty()) resource += "/" + req.info.subresource;
         auto here = co_await asio::this_coro::executor;
-        Reply reply = co_await asio::co_spawn(io_, api_.handle(std::move(req), here),
-                                              asio::use_awaitable);
+        Reply reply;
+        try {
+          reply = co_await asio::co_spawn(io_, api_.handle(std::move(req), here),
+                                          asio::use_awaitable);
+        } catch (const std::exception& e) {
+          // A bug, not bad input (that is answered with a Status): report it, keep serving.
+          log::error("{} {}: {}", verb, resource, e.what());
+          reply.response = Response::error(internal_error(e.what()));
+        }
         if (reply.feed) {
           feed = std::move(reply.feed);
         } else {
