@@ -30,6 +30,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <stdexcept>
 #include <unordered_set>
@@ -82,6 +83,23 @@ struct Endpoint {
 // watch that outlives a call's failover (or the client) still has its channel.
 class Endpoints {
  public:
+  // One channel per target for the whole process, never destroyed. gRPC 1.51 shuts its
+  // callback completion queue down when the last callback-using channel goes away and races
+  // with its own polling thread if another channel starts using callbacks at that moment
+  // (assertion "prior > 0" in grpc_cq_internal_unref). Keeping channels for the process's
+  // lifetime avoids that cycle; a process talks to very few etcd targets.
+  static std::shared_ptr<grpc::Channel> shared_channel(const std::string& target,
+                                                       const grpc::ChannelArguments& args) {
+    static std::mutex mu;
+    static auto* channels = new std::map<std::string, std::shared_ptr<grpc::Channel>>();
+    std::lock_guard lock(mu);
+    auto [it, inserted] = channels->try_emplace(target);
+    if (inserted) {
+      it->second = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+    }
+    return it->second;
+  }
+
   explicit Endpoints(const std::vector<std::string>& endpoints) {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(-1);                // large ranges; etcd bounds requests itself
@@ -99,7 +117,7 @@ class Endpoints {
         if (target.empty()) continue;
         Endpoint ep;
         ep.target = std::move(target);
-        ep.channel = grpc::CreateCustomChannel(ep.target, grpc::InsecureChannelCredentials(), args);
+        ep.channel = shared_channel(ep.target, args);
         ep.kv = pb::KV::NewStub(ep.channel);
         ep.watch = pb::Watch::NewStub(ep.channel);
         list_.push_back(std::move(ep));
