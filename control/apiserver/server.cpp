@@ -73,25 +73,42 @@ std::optional<UserInfo> user_from_peer(SSL* ssl) {
 }
 
 // Streams a watch feed as a chunked body, on the connection's executor.
+//
+// Per-frame cost matters here (one event fans out to every watcher), so the loop arms no
+// timer per write: the stream's own socket timeouts are off while it runs and one watchdog
+// closes the socket if the stream outlives its deadline (a client that stopped reading
+// blocks a write; the watchdog ends it).
 asio::awaitable<void> stream_feed(TlsStream& stream, unsigned version, WatchFeed& feed) {
   http::response<http::empty_body> res{http::status::ok, version};
   res.set(http::field::content_type, "application/json");
   res.set(http::field::cache_control, "no-cache, private");
   res.chunked(true);
   http::response_serializer<http::empty_body> sr{res};
-  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(60));
+  auto& tcp = beast::get_lowest_layer(stream);
+  tcp.expires_after(std::chrono::seconds(60));
   boost::system::error_code ec;
   co_await http::async_write_header(stream, sr, asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return;
   const auto deadline = std::chrono::steady_clock::now() + feed.timeout;
+  tcp.expires_never();
+  asio::steady_timer watchdog(co_await asio::this_coro::executor,
+                              deadline + std::chrono::seconds(30));
+  auto streaming = std::make_shared<bool>(true);  // the watchdog touches tcp only while set
+  watchdog.async_wait([&tcp, streaming](boost::system::error_code wec) {
+    if (!wec && *streaming) tcp.socket().close();
+  });
   auto next_bookmark = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  auto armed = std::chrono::steady_clock::time_point::min();
   std::vector<asio::const_buffer> bufs;
   while (true) {
     std::vector<std::shared_ptr<const std::string>> frames = feed.take();
     if (frames.empty()) {
       if (feed.closed()) break;
       auto wake = feed.bookmarks ? std::min(deadline, next_bookmark) : deadline;
-      feed.signal().expires_at(wake);
+      if (wake != armed) {
+        feed.signal().expires_at(wake);
+        armed = wake;
+      }
       co_await feed.signal().async_wait(asio::redirect_error(asio::use_awaitable, ec));
       const auto now = std::chrono::steady_clock::now();
       if (now >= deadline) break;
@@ -104,14 +121,17 @@ asio::awaitable<void> stream_feed(TlsStream& stream, unsigned version, WatchFeed
     }
     bufs.clear();
     for (const auto& f : frames) bufs.emplace_back(f->data(), f->size());
-    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(60));
     co_await asio::async_write(stream, http::make_chunk(bufs),
                                asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return;
+    if (ec) break;
   }
-  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
-  co_await asio::async_write(stream, http::make_chunk_last(),
-                             asio::redirect_error(asio::use_awaitable, ec));
+  if (!ec) {
+    tcp.expires_after(std::chrono::seconds(10));
+    co_await asio::async_write(stream, http::make_chunk_last(),
+                               asio::redirect_error(asio::use_awaitable, ec));
+  }
+  *streaming = false;
+  watchdog.cancel();
 }
 
 std::string plain(std::string_view s) { return std::string(s); }
