@@ -1,6 +1,7 @@
 #include "apiserver/http.h"
 
 #include <boost/asio/post.hpp>
+#include <cstdio>
 #include <ranges>
 
 namespace podwarp::apiserver {
@@ -70,6 +71,17 @@ std::vector<std::shared_ptr<const std::string>> WatchFeed::take() {
 bool WatchFeed::closed() const {
   std::lock_guard lock(mu_);
   return closed_;
+}
+
+std::string http_chunk(std::string_view body) {
+  char head[24];
+  int n = std::snprintf(head, sizeof head, "%zx\r\n", body.size());
+  std::string out;
+  out.reserve(static_cast<std::size_t>(n) + body.size() + 2);
+  out.append(head, static_cast<std::size_t>(n));
+  out.append(body);
+  out.append("\r\n");
+  return out;
 }
 
 bool parse_request_info(Request& req) {

@@ -67,7 +67,7 @@ struct Response {
   static Response error(const ApiError& e);
 };
 
-// The frames of one watch, handed from the Api's thread (producer: the cache delivers
+// The frames of one watch (each already an HTTP chunk, see http_chunk), handed from the Api's thread (producer: the cache delivers
 // events) to the connection's thread (consumer: writes them to the socket). push() and
 // close() may be called from any thread; the consumer side only from the connection's
 // executor.
@@ -103,6 +103,10 @@ class WatchFeed : public std::enable_shared_from_this<WatchFeed> {
   boost::asio::any_io_executor consumer_;
   boost::asio::steady_timer signal_;
 };
+
+// One HTTP/1.1 chunk holding body ("<hex size>\r\n<body>\r\n"). Watch frames are framed
+// once when made, so every watcher writes the same bytes without re-framing or copying.
+std::string http_chunk(std::string_view body);
 
 // What the Api answers: a whole response, or a watch feed to stream.
 struct Reply {

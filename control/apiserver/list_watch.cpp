@@ -324,7 +324,7 @@ class HttpWatcher final : public CacheWatcher {
       }
     }
     out += "}\n";
-    return out;
+    return http_chunk(out);
   }
 
   std::string bookmark(std::int64_t rv, bool initial_end) const {
@@ -332,7 +332,7 @@ class HttpWatcher final : public CacheWatcher {
     if (initial_end) meta["annotations"] = json::object{{"k8s.io/initial-events-end", "true"}};
     json::object obj{{"kind", resource_.kind}, {"apiVersion", resource_.api_version()},
                      {"metadata", std::move(meta)}};
-    return R"({"type":"BOOKMARK","object":)" + json::serialize(obj) + "}\n";
+    return http_chunk(R"({"type":"BOOKMARK","object":)" + json::serialize(obj) + "}\n");
   }
 
   std::string exact_key_;  // a watch of one named object
@@ -408,7 +408,8 @@ asio::awaitable<Reply> Api::watch(const Request& req, asio::any_io_executor conn
   if (!added) {
     // Upstream answers a too-old resourceVersion with 200 and one ERROR event (410).
     feed->push(std::make_shared<const std::string>(
-        R"({"type":"ERROR","object":)" + to_json(gone(added.error()).to_json()) + "}\n"));
+        http_chunk(R"({"type":"ERROR","object":)" + to_json(gone(added.error()).to_json()) +
+                   "}\n")));
     feed->close();
     co_return Reply{std::nullopt, feed};
   }

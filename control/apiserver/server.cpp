@@ -121,8 +121,8 @@ asio::awaitable<void> stream_feed(TlsStream& stream, unsigned version, WatchFeed
     }
     bufs.clear();
     for (const auto& f : frames) bufs.emplace_back(f->data(), f->size());
-    co_await asio::async_write(stream, http::make_chunk(bufs),
-                               asio::redirect_error(asio::use_awaitable, ec));
+    // Frames are whole chunks already: one buffer (the usual case) goes to TLS uncopied.
+    co_await asio::async_write(stream, bufs, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) break;
   }
   if (!ec) {
