@@ -81,6 +81,8 @@ struct Control {
       kill(pid, SIGTERM);
       waitpid(pid, nullptr, 0);
     }
+    std::error_code ec;
+    if (!data_dir.empty()) fs::remove_all(data_dir, ec);
   }
 };
 
