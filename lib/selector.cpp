@@ -1,5 +1,7 @@
 #include "podwarp/selector.h"
 
+#include "podwarp/quote.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -73,48 +75,6 @@ bool matches_dns1123_subdomain(std::string_view s) {
   }
 }
 
-// Go's strconv.Quote, close enough for error messages.
-std::string go_quote(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\a':
-        out += "\\a";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\v':
-        out += "\\v";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          out += fmt::format("\\x{:02x}", c);
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
 
 // Go's %#v of a []string (as built by append([]string(nil), ...)).
 std::string go_string_slice(const std::vector<std::string>& v) {
