@@ -323,6 +323,34 @@ http::request<http::string_body> make_request(const Client::Impl& self, http::ve
   return req;
 }
 
+// A connection with req written on it: a pooled one when there is one, else a new one. A
+// pooled connection the server closed just before the write is retried once on a fresh one.
+struct Sent {
+  std::unique_ptr<Connection> conn;
+  bool reused = false;
+};
+
+Awaitable<Result<Sent>> send_request(ImplPtr self, const http::request<http::string_body>& req,
+                                     const std::string& op) {
+  for (int attempt = 0;; ++attempt) {
+    std::unique_ptr<Connection> conn = self->take_idle();
+    const bool reused = conn != nullptr;
+    if (!conn) {
+      auto fresh = co_await connect(self, op);
+      if (!fresh) co_return std::unexpected(std::move(fresh.error()));
+      conn = std::move(*fresh);
+    }
+    conn->tcp().expires_after(self->config.request_timeout);
+    error_code ec;
+    co_await http::async_write(conn->stream, req, use_ec(ec));
+    if (ec) {
+      if (reused && attempt == 0 && ec != beast::error::timeout) continue;
+      co_return std::unexpected(transport_error(op, "write request", ec));
+    }
+    co_return Sent{std::move(conn), reused};
+  }
+}
+
 // One exchange on a pooled or new connection; the connection goes back to the pool when the
 // server keeps it alive.
 Awaitable<Result<Response>> do_request(ImplPtr self, http::verb verb, std::string target,
@@ -339,20 +367,11 @@ Awaitable<Result<Response>> do_request(ImplPtr self, http::verb verb, std::strin
   // the request may have been processed.
   const bool idempotent = verb != http::verb::post && verb != http::verb::patch;
   for (int attempt = 0;; ++attempt) {
-    std::unique_ptr<Connection> conn = self->take_idle();
-    const bool reused = conn != nullptr;
-    if (!conn) {
-      auto fresh = co_await connect(self, op);
-      if (!fresh) co_return std::unexpected(std::move(fresh.error()));
-      conn = std::move(*fresh);
-    }
-    conn->tcp().expires_after(self->config.request_timeout);
+    auto sent = co_await send_request(self, req, op);
+    if (!sent) co_return std::unexpected(std::move(sent.error()));
+    std::unique_ptr<Connection> conn = std::move(sent->conn);
+    const bool reused = sent->reused;
     error_code ec;
-    co_await http::async_write(conn->stream, req, use_ec(ec));
-    if (ec) {
-      if (reused && attempt == 0 && ec != beast::error::timeout) continue;
-      co_return std::unexpected(transport_error(op, "write request", ec));
-    }
     http::response_parser<http::string_body> parser;
     parser.body_limit(self->config.max_response_bytes);
     co_await http::async_read(conn->stream, conn->buffer, parser, use_ec(ec));
@@ -526,20 +545,11 @@ Awaitable<Result<std::shared_ptr<WatchStream>>> do_open_watch(ImplPtr self, std:
   }
   auto req = make_request(*self, http::verb::get, target, {}, {});
   for (int attempt = 0;; ++attempt) {
-    std::unique_ptr<Connection> conn = self->take_idle();
-    const bool reused = conn != nullptr;
-    if (!conn) {
-      auto fresh = co_await connect(self, op);
-      if (!fresh) co_return std::unexpected(std::move(fresh.error()));
-      conn = std::move(*fresh);
-    }
-    conn->tcp().expires_after(self->config.request_timeout);
+    auto sent = co_await send_request(self, req, op);
+    if (!sent) co_return std::unexpected(std::move(sent.error()));
+    std::unique_ptr<Connection> conn = std::move(sent->conn);
+    const bool reused = sent->reused;
     error_code ec;
-    co_await http::async_write(conn->stream, req, use_ec(ec));
-    if (ec) {
-      if (reused && attempt == 0 && ec != beast::error::timeout) continue;
-      co_return std::unexpected(transport_error(op, "write request", ec));
-    }
     auto stream = std::make_shared<HttpWatchStream>(self, std::move(conn), op);
     Connection& c = stream->connection();
     auto& parser = stream->parser();
