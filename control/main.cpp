@@ -13,7 +13,12 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <pthread.h>
+#include <signal.h>
+
+#include <cctype>
 #include <cstdio>
+#include <optional>
 #include <filesystem>
 #include <iostream>
 
@@ -21,6 +26,7 @@
 #include "apiserver/server.h"
 #include "apiserver/service_allocator.h"
 #include "apiserver/watch_cache.h"
+#include "manager/components.h"
 #include "podwarp/kubeconfig.h"
 #include "podwarp/log.h"
 #include "podwarp/pki.h"
@@ -70,6 +76,31 @@ asio::awaitable<void> compaction_loop(storage::EtcdClient& etcd, std::chrono::se
   }
 }
 
+// A Go duration as the upstream flags take it: "40s", "2m", "1m30s", "500ms", "1h".
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  double total_ms = 0;
+  while (!s.empty()) {
+    std::size_t i = 0;
+    while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
+    if (i == 0) return std::nullopt;
+    double value = std::strtod(std::string(s.substr(0, i)).c_str(), nullptr);
+    s.remove_prefix(i);
+    std::size_t j = 0;
+    while (j < s.size() && std::isalpha(static_cast<unsigned char>(s[j]))) ++j;
+    std::string_view unit = s.substr(0, j);
+    s.remove_prefix(j);
+    double scale = 0;
+    if (unit == "ms") scale = 1;
+    else if (unit == "s") scale = 1000;
+    else if (unit == "m") scale = 60'000;
+    else if (unit == "h") scale = 3'600'000;
+    else return std::nullopt;
+    total_ms += value * scale;
+  }
+  return std::chrono::milliseconds(static_cast<std::int64_t>(total_ms));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -87,6 +118,12 @@ int main(int argc, char** argv) {
   std::vector<std::string> extra_sans;
   int compaction_interval = 300;
   unsigned worker_threads = 2;
+  std::string kubeconfig_path;
+  bool leader_elect = true;
+  std::string lease_duration = "15s", renew_deadline = "10s", retry_period = "2s";
+  std::string cluster_cidr = "10.244.0.0/16";
+  int node_cidr_mask_size = 24;
+  std::string node_monitor_grace_period = "40s", node_monitor_period = "5s";
   app.add_option("--etcd-servers", etcd_servers, "etcd endpoints, comma separated");
   app.add_option("--data-dir", data_dir, "where the CA, certificates and admin.kubeconfig live");
   app.add_option("--bind-address", bind_address, "address to serve HTTPS on");
@@ -101,6 +138,18 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
   app.add_option("--worker-threads", worker_threads,
                  "threads for TLS, HTTP and watch streaming (0: all on the API thread)");
+  app.add_option("--kubeconfig", kubeconfig_path,
+                 "API server of the scheduler and controllers when this process runs no apiserver");
+  app.add_option("--leader-elect", leader_elect,
+                 "elect one leader of the scheduler and of the controllers through Leases");
+  app.add_option("--leader-elect-lease-duration", lease_duration, "e.g. 15s");
+  app.add_option("--leader-elect-renew-deadline", renew_deadline, "e.g. 10s");
+  app.add_option("--leader-elect-retry-period", retry_period, "e.g. 2s");
+  app.add_option("--cluster-cidr", cluster_cidr, "CIDR from which nodes get spec.podCIDR");
+  app.add_option("--node-cidr-mask-size", node_cidr_mask_size, "prefix length of a node's podCIDR");
+  app.add_option("--node-monitor-grace-period", node_monitor_grace_period,
+                 "time without a node heartbeat before its Ready condition becomes Unknown");
+  app.add_option("--node-monitor-period", node_monitor_period, "how often nodes are checked");
   CLI11_PARSE(app, argc, argv);
   log::set_level(log_level);
   // Every watch holds a connection: allow as many descriptors as the hard limit does.
@@ -124,14 +173,61 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  const bool run_apiserver = std::find(comps.begin(), comps.end(), "apiserver") != comps.end();
-  if (!run_apiserver) {
-    std::cerr << "podwarp-control: only the apiserver component exists in this version; "
-                 "include it in --components\n";
-    return 2;
+  auto has = [&](std::string_view c) { return std::find(comps.begin(), comps.end(), c) != comps.end(); };
+  const bool run_apiserver = has("apiserver");
+  manager::ComponentOptions comp_opts;
+  comp_opts.scheduler = has("scheduler");
+  comp_opts.controllers = has("controllers");
+  comp_opts.leader_elect = leader_elect;
+  {
+    auto d_lease = parse_duration(lease_duration), d_renew = parse_duration(renew_deadline),
+         d_retry = parse_duration(retry_period), d_grace = parse_duration(node_monitor_grace_period),
+         d_period = parse_duration(node_monitor_period);
+    if (!d_lease || !d_renew || !d_retry || !d_grace || !d_period) {
+      std::cerr << "podwarp-control: invalid duration in --leader-elect-* or --node-monitor-* "
+                   "(use e.g. 15s, 500ms, 1m)\n";
+      return 2;
+    }
+    if (*d_renew >= *d_lease || *d_retry >= *d_renew) {
+      std::cerr << "podwarp-control: need retry period < renew deadline < lease duration\n";
+      return 2;
+    }
+    comp_opts.election.lease_duration = *d_lease;
+    comp_opts.election.renew_deadline = *d_renew;
+    comp_opts.election.retry_period = *d_retry;
+    comp_opts.controller_options.cluster_cidr = cluster_cidr;
+    comp_opts.controller_options.node_cidr_mask_size = node_cidr_mask_size;
+    comp_opts.controller_options.node_monitor_grace_period =
+        std::chrono::duration_cast<std::chrono::seconds>(*d_grace);
+    comp_opts.controller_options.node_monitor_period =
+        std::max(std::chrono::seconds(1), std::chrono::duration_cast<std::chrono::seconds>(*d_period));
   }
-  for (const std::string& c : comps) {
-    if (c != "apiserver") log::warn("component {} is not part of this build yet; skipped", c);
+  std::unique_ptr<manager::ControlComponents> components_runner;
+  if (!run_apiserver) {
+    // Scheduler and/or controllers against a remote apiserver.
+    if (kubeconfig_path.empty() || (!comp_opts.scheduler && !comp_opts.controllers)) {
+      std::cerr << "podwarp-control: without the apiserver component, give --kubeconfig and "
+                   "scheduler and/or controllers in --components\n";
+      return 2;
+    }
+    auto kc = kubeconfig::load(kubeconfig_path);
+    if (!kc) {
+      std::cerr << "podwarp-control: --kubeconfig: " << kc.error() << "\n";
+      return 1;
+    }
+    components_runner = std::make_unique<manager::ControlComponents>(
+        client::Config::from_kubeconfig(*kc), comp_opts);
+    components_runner->start();
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    int sig = 0;
+    sigwait(&set, &sig);
+    log::info("signal {}: shutting down", sig);
+    spdlog::shutdown();
+    _exit(0);
   }
   int port_min = 30000;
   int port_max = 32767;
@@ -255,6 +351,11 @@ int main(int argc, char** argv) {
         fs::path kc_path = fs::path(data_dir) / "admin.kubeconfig";
         if (auto w = kubeconfig::write(kc_path, kc); !w) log::error("{}", w.error());
         server->set_ready(true);
+        if (comp_opts.scheduler || comp_opts.controllers) {
+          components_runner = std::make_unique<manager::ControlComponents>(
+              client::Config::from_kubeconfig(kc), comp_opts);
+          components_runner->start();
+        }
         std::printf("podwarp-control: serving on https://%s:%u (kubeconfig %s)\n",
                     host_for_url.c_str(), *port, kc_path.c_str());
         std::fflush(stdout);

@@ -11,10 +11,14 @@ packages=(
   libssl-dev liburing-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
   # etcd client: gRPC + protobuf
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  # noded: layers, sandbox, processes, network
+  libarchive-dev libzstd-dev zstd libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev
+  libbpf-dev bpftool clang llvm
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # real peers for integration tests
   etcd-server etcd-client python3-kubernetes python3-yaml openssl curl
+  docker-registry skopeo umoci busybox-static runc containerd cpio iproute2 strace
 )
 
 missing=()

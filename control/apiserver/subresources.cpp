@@ -199,31 +199,103 @@ asio::awaitable<Response> Api::eviction(const Request& req) {
   }
   auto cur = co_await load(r, info.namespace_, info.name);
   if (!cur) co_return Response::error(cur.error());
-  // PodDisruptionBudgets that select this pod must allow a disruption.
+  // PodDisruptionBudgets that select this pod must allow a disruption (upstream
+  // pkg/registry/core/pod/storage/eviction.go). Pods not running yet, finished or already
+  // being deleted ignore budgets.
   std::string_view phase = get_string(cur->object, {"status", "phase"});
-  if (phase != "Succeeded" && phase != "Failed" && phase != "Pending") {
+  const bool deleting = find_path(cur->object, {"metadata", "deletionTimestamp"}) != nullptr;
+  if (phase != "Succeeded" && phase != "Failed" && phase != "Pending" && !deleting) {
     const api::Resource* pdb_res = api::find_resource("policy", "v1", "poddisruptionbudgets");
     const json::value* labels = find_path(cur->object, {"metadata", "labels"});
-    std::optional<ApiError> blocked;
-    cache_.list(prefix_for(*pdb_res, info.namespace_), [&](const std::string&, const ObjectPtr& o) {
-      if (blocked) return;
-      auto sel = LabelSelector::from_json(find_path(o->value, {"spec", "selector"})
-                                              ? *find_path(o->value, {"spec", "selector"})
-                                              : json::value(nullptr));
-      if (!sel || sel->empty()) return;
-      if (!sel->matches(labels && labels->is_object() ? &labels->get_object() : nullptr)) return;
-      if (get_int(o->value, {"status", "disruptionsAllowed"}) > 0) return;
+    const std::string pod_name(name_of(cur->object));
+    bool pod_ready = false;
+    if (const json::value* conds = find_path(cur->object, {"status", "conditions"});
+        conds && conds->is_array()) {
+      for (const json::value& c : conds->get_array()) {
+        if (get_string(c, {"type"}) == "Ready") pod_ready = get_string(c, {"status"}) == "True";
+      }
+    }
+    auto budget_error = [](std::string message) {
       ApiError e{429, "TooManyRequests",
                  "Cannot evict pod as it would violate the pod's disruption budget."};
-      e.causes.push_back(
-          {"DisruptionBudget",
-           fmt::format("The disruption budget {} needs {} healthy pods and has {} currently",
-                       name_of(o->value), get_int(o->value, {"status", "desiredHealthy"}),
-                       get_int(o->value, {"status", "currentHealthy"})),
-           ""});
-      blocked = e;
-    });
-    if (blocked) co_return Response::error(*blocked);
+      e.causes.push_back({"DisruptionBudget", std::move(message), ""});
+      return e;
+    };
+    bool done = false;
+    for (int attempt = 0; attempt < 5 && !done; ++attempt) {
+      std::vector<std::string> names;
+      auto match = [&](const std::string&, const ObjectPtr& o) {
+        const json::value* sj = find_path(o->value, {"spec", "selector"});
+        auto sel = LabelSelector::from_json(sj ? *sj : json::value(nullptr));
+        // A PDB with a nil or empty selector matches nothing here (as upstream).
+        if (!sel || sel->empty()) return;
+        if (!sel->matches(labels && labels->is_object() ? &labels->get_object() : nullptr)) return;
+        names.emplace_back(name_of(o->value));
+      };
+      cache_.list(prefix_for(*pdb_res, info.namespace_), match);
+      if (names.empty()) break;
+      if (names.size() > 1) {
+        co_return Response::error(internal_error(
+            "This pod has more than one PodDisruptionBudget, which the eviction subresource "
+            "does not support."));
+      }
+      auto pdb = co_await load(*pdb_res, info.namespace_, names.front());
+      if (!pdb) {
+        if (pdb.error().code == 404) break;
+        co_return Response::error(pdb.error());
+      }
+      const json::value& p = pdb->object;
+      const std::int64_t allowed = get_int(p, {"status", "disruptionsAllowed"});
+      const std::int64_t healthy = get_int(p, {"status", "currentHealthy"});
+      const std::int64_t desired = get_int(p, {"status", "desiredHealthy"});
+      // unhealthyPodEvictionPolicy IfHealthyBudget: an unready pod may go while the budget holds.
+      if (!pod_ready && healthy >= desired && desired > 0) break;
+      if (get_int(p, {"status", "observedGeneration"}) < get_int(p, {"metadata", "generation"})) {
+        co_return Response::error(budget_error(fmt::format(
+            "The disruption budget {} is still being processed by the server.", name_of(p))));
+      }
+      if (allowed < 0) {
+        co_return Response::error(forbidden(&r, info.name, "pdb disruptions allowed is negative"));
+      }
+      const json::value* disrupted = find_path(p, {"status", "disruptedPods"});
+      if (disrupted && disrupted->is_object() && disrupted->get_object().size() > 2000) {
+        co_return Response::error(forbidden(&r, info.name,
+                                            "DisruptedPods map too big - too many evictions not "
+                                            "confirmed by PDB controller"));
+      }
+      if (allowed == 0) {
+        co_return Response::error(budget_error(
+            fmt::format("The disruption budget {} needs {} healthy pods and has {} currently",
+                        name_of(p), desired, healthy)));
+      }
+      // Take one disruption and record the pod, so that concurrent evictions cannot overdraw
+      // the budget before the disruption controller recomputes it.
+      json::value next = p;
+      json::object& st = ensure_object(next.as_object(), "status");
+      st["disruptionsAllowed"] = allowed - 1;
+      ensure_object(st, "disruptedPods")[pod_name] =
+          format_rfc3339(std::chrono::system_clock::now());
+      if (allowed - 1 == 0) {
+        if (json::value* conds = st.if_contains("conditions"); conds && conds->is_array()) {
+          for (json::value& c : conds->as_array()) {
+            if (get_string(c, {"type"}) != "DisruptionAllowed" || !c.is_object()) continue;
+            if (get_string(c, {"status"}) != "False") {
+              c.as_object()["lastTransitionTime"] =
+                  format_rfc3339(std::chrono::system_clock::now());
+            }
+            c.as_object()["status"] = "False";
+            c.as_object()["reason"] = "InsufficientPods";
+          }
+        }
+      }
+      if (req.param_or("dryRun", "") == "All") break;
+      auto res = co_await store_update(req, *pdb_res, *pdb, std::move(next), "status");
+      if (res) {
+        done = true;
+      } else if (res.error().reason != "Conflict") {
+        co_return Response::error(res.error());
+      }
+    }
   }
   json::value options = json::object();
   if (const json::value* d = find_path(*body, {"deleteOptions"}); d && d->is_object()) options = *d;

@@ -110,6 +110,35 @@ TEST(PodDefaults, QosClasses) {
   EXPECT_EQ(qos(R"({"limits":{"cpu":"1","memory":"1Gi"},"requests":{"cpu":"500m"}})"), "Burstable");
 }
 
+// DefaultTolerationSeconds admission adds only what the pod does not tolerate already; an
+// empty key (with Exists) or an empty effect tolerates the taint, a NoSchedule one does not.
+TEST(PodDefaults, DefaultTolerationSecondsKeepsExistingTolerations) {
+  auto tolerations = [](const char* given) {
+    json::value pod = J(std::string(R"({"metadata":{"name":"p","namespace":"default"},"spec":{"containers":[{"name":"c","image":"i"}],"tolerations":)") +
+                        given + "}}");
+    apply_defaults(R("", "Pod"), pod);
+    std::vector<std::string> out;
+    for (const auto& t : pod.at("spec").at("tolerations").as_array()) {
+      std::string s(json::value_to<std::string>(t.as_object().contains("key") ? t.at("key") : json::value("*")));
+      s += "/" + (t.as_object().contains("effect") ? json::value_to<std::string>(t.at("effect")) : std::string("*"));
+      if (t.as_object().contains("tolerationSeconds")) s += "/" + json::serialize(t.at("tolerationSeconds"));
+      out.push_back(s);
+    }
+    return out;
+  };
+  EXPECT_THAT(tolerations(R"([{"operator":"Exists"}])"), ElementsAre("*/*"));
+  EXPECT_THAT(tolerations(R"([{"key":"node.kubernetes.io/not-ready","operator":"Exists","effect":"NoExecute","tolerationSeconds":10}])"),
+              ElementsAre("node.kubernetes.io/not-ready/NoExecute/10",
+                          "node.kubernetes.io/unreachable/NoExecute/300"));
+  EXPECT_THAT(tolerations(R"([{"key":"node.kubernetes.io/unreachable","operator":"Exists"}])"),
+              ElementsAre("node.kubernetes.io/unreachable/*",
+                          "node.kubernetes.io/not-ready/NoExecute/300"));
+  EXPECT_THAT(tolerations(R"([{"key":"node.kubernetes.io/unreachable","operator":"Exists","effect":"NoSchedule"}])"),
+              ElementsAre("node.kubernetes.io/unreachable/NoSchedule",
+                          "node.kubernetes.io/not-ready/NoExecute/300",
+                          "node.kubernetes.io/unreachable/NoExecute/300"));
+}
+
 TEST(PodDefaults, QuantitiesAreCanonical) {
   json::value pod = J(R"({"metadata":{"name":"p","namespace":"default"},"spec":{"containers":[
       {"name":"c","image":"i","resources":{"requests":{"cpu":"1000m","memory":"1024Mi"}}}]}})");

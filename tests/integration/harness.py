@@ -67,9 +67,10 @@ def stop_pid(proc, timeout=10):
 class Cluster:
     """etcd + podwarp-control. Use as a context manager or call close()."""
 
-    def __init__(self, extra_args=()):
+    def __init__(self, extra_args=(), components="apiserver"):
         self.root = tempfile.mkdtemp(prefix="podwarp-it-")
         self.extra_args = list(extra_args)
+        self.components = components
         self.control = None
         try:
             self.etcd = Etcd(self.root)
@@ -85,7 +86,7 @@ class Cluster:
         self.control_log = open(log_path, "ab")
         self.control = subprocess.Popen(
             [os.path.join(BIN, "podwarp-control"), "--etcd-servers", self.etcd.endpoint,
-             "--data-dir", self.data_dir, "--secure-port", str(port), "--components", "apiserver"]
+             "--data-dir", self.data_dir, "--secure-port", str(port), "--components", self.components]
             + self.extra_args,
             stdout=subprocess.PIPE, stderr=self.control_log, start_new_session=True)
         line = b""
