@@ -7,3 +7,15 @@ scripts/deps.sh
 scripts/build.sh >/dev/null
 ulimit -n 65536 2>/dev/null || true
 build/bin/apiserver_bench "$@"
+
+# noded (issue 3): container start through podwarp-noded against runc and containerd, 100 pods
+# at once, RSS. Root only (namespaces, cgroups, mounts); it says so and skips otherwise.
+# Its own flags: --noded-runs N --noded-pods N.
+PODWARP_BIN=build/bin python3 tests/bench/noded_bench.py "$@"
+
+# scheduler (issue 4): in-process scheduling (upstream scheduler_perf SchedulingBasic shape,
+# 5,000 nodes / 10,000 pods, basic and anti-affinity + zone spread; medians of 3), then
+# create -> bound through etcd + podwarp-control (apiserver,scheduler) against the create-only
+# rate with the scheduler off. Its own flags: --nodes N --pods M --concurrency C --runs R --split.
+build/bin/scheduler_bench 5000 10000
+build/bin/scheduler_e2e_bench --split "$@"

@@ -19,6 +19,8 @@ packages=(
   # real peers for integration tests
   etcd-server etcd-client python3-kubernetes python3-yaml openssl curl
   docker-registry skopeo umoci busybox-static runc containerd cpio iproute2 strace
+  # tests/vm: cgroup v2 limits in a qemu (TCG) guest booting Debian's kernel
+  qemu-system-x86 linux-image-amd64 util-linux gzip
 )
 
 missing=()

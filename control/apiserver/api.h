@@ -78,8 +78,9 @@ class Api {
   boost::asio::awaitable<std::expected<std::pair<json::value, bool>, ApiError>> store_update(
       const Request& req, const api::Resource& r, const Loaded& old, json::value next,
       std::string_view subresource);
-  // Creates obj (already decoded and namespace-checked).
-  boost::asio::awaitable<std::expected<json::value, ApiError>> store_create(
+  // Creates obj (already decoded and namespace-checked). The created object is shared with
+  // the watch cache, whose event for the write then needs no second parse.
+  boost::asio::awaitable<std::expected<ObjectPtr, ApiError>> store_create(
       const Request& req, const api::Resource& r, json::value obj);
   // The deletion of one loaded object with options; returns the reply body.
   boost::asio::awaitable<std::expected<json::value, ApiError>> delete_object(
@@ -94,6 +95,10 @@ class Api {
                                                 std::string_view name);
   Response object_response(const Request& req, const api::Resource& r, unsigned status,
                            const json::value& obj,
+                           const std::vector<std::string>& warnings = {});
+  // The same for a stored object: JSON reuses (and fills) its cached serialization.
+  Response object_response(const Request& req, const api::Resource& r, unsigned status,
+                           const StoredObject& obj,
                            const std::vector<std::string>& warnings = {});
 
   boost::asio::any_io_executor ex_;

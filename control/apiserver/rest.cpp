@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <limits>
 #include <set>
 
 #include "apiserver/api.h"
@@ -55,6 +56,19 @@ std::string encode_for_storage(const json::value& obj) {
   json::value copy = obj;
   copy.as_object()["metadata"].as_object().erase("resourceVersion");
   return to_json(copy);
+}
+
+// Integers that a parse would give back as int64 (non-negative ones below 2^63 are parsed
+// as int64; in memory they may be uint64).
+void normalize_numbers(json::value& v) {
+  if (v.is_object()) {
+    for (auto& kv : v.get_object()) normalize_numbers(kv.value());
+  } else if (v.is_array()) {
+    for (json::value& e : v.get_array()) normalize_numbers(e);
+  } else if (v.is_uint64()) {
+    constexpr auto kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    if (v.get_uint64() <= kMax) v = static_cast<std::int64_t>(v.get_uint64());
+  }
 }
 
 json::value with_revision(json::value obj, std::int64_t rev) {
@@ -260,6 +274,20 @@ asio::awaitable<Reply> Api::dispatch(const Request& req, asio::any_io_executor c
 }
 
 Response Api::object_response(const Request& req, const api::Resource& r, unsigned status,
+                              const StoredObject& obj, const std::vector<std::string>& warnings) {
+  if (negotiate(req.accept) != Format::kJson) {
+    return object_response(req, r, status, obj.value, warnings);
+  }
+  Response resp;
+  resp.status = status;
+  resp.body = obj.text();
+  for (const std::string& w : warnings) {
+    resp.headers.emplace_back("Warning", fmt::format("299 - \"{}\"", w));
+  }
+  return resp;
+}
+
+Response Api::object_response(const Request& req, const api::Resource& r, unsigned status,
                               const json::value& obj, const std::vector<std::string>& warnings) {
   Response resp;
   resp.status = status;
@@ -437,9 +465,9 @@ std::expected<json::value, ApiError> Api::decode_body(const Request& req, const 
   return std::move(*parsed);
 }
 
-asio::awaitable<std::expected<json::value, ApiError>> Api::store_create(const Request& req,
-                                                                        const api::Resource& r,
-                                                                        json::value obj) {
+asio::awaitable<std::expected<ObjectPtr, ApiError>> Api::store_create(const Request& req,
+                                                                      const api::Resource& r,
+                                                                      json::value obj) {
   json::object& meta = metadata(obj);
   std::string name(get_string(obj, {"metadata", "name"}));
   std::string ns(get_string(obj, {"metadata", "namespace"}));
@@ -470,16 +498,28 @@ asio::awaitable<std::expected<json::value, ApiError>> Api::store_create(const Re
     // QoS depends on defaulted resources.
     obj.as_object()["status"].as_object()["qosClass"] = pod_qos_class(obj);
   }
-  if (dry) co_return obj;
+  if (dry) co_return std::make_shared<const StoredObject>(std::move(obj));
+  // Numbers as a parse of the stored text gives them back, so that the object itself can
+  // stand for that parse in the watch cache.
+  normalize_numbers(obj);
   std::string text = encode_for_storage(obj);
+  // Without a resourceVersion in obj the text is its plain serialization, and obj plus a
+  // resourceVersion appended to metadata is exactly what the cache would decode from it.
+  const bool shareable = find_path(obj, {"metadata", "resourceVersion"}) == nullptr;
   if (text.size() > opts_.max_object_bytes) {
     if (r.kind == "Service") co_await services_->release(obj, nullptr);
     co_return std::unexpected(request_entity_too_large(
         fmt::format("the object is larger than the limit of {} bytes", opts_.max_object_bytes)));
   }
   for (int attempt = 0;; ++attempt) {
-    auto res = co_await etcd_.create(key_for(r, ns, name), text);
-    if (res) co_return with_revision(std::move(obj), res->mod_revision);
+    std::string key = key_for(r, ns, name);
+    auto res = co_await etcd_.create(key, text);
+    if (res) {
+      auto stored = std::make_shared<const StoredObject>(
+          with_revision(std::move(obj), res->mod_revision));
+      if (shareable) cache_.remember_write(key, res->mod_revision, stored);
+      co_return stored;
+    }
     if (res.error().code == StorageErrc::kAlreadyExists && generated && attempt < 3) {
       name = std::string(get_string(obj, {"metadata", "generateName"})) + random_suffix();
       metadata(obj)["name"] = name;
@@ -514,7 +554,7 @@ asio::awaitable<Response> Api::create(const Request& req) {
   }
   auto created = co_await store_create(req, r, std::move(*obj));
   if (!created) co_return Response::error(created.error());
-  co_return object_response(req, r, 201, *created, warnings);
+  co_return object_response(req, r, 201, **created, warnings);
 }
 
 asio::awaitable<std::expected<std::pair<json::value, bool>, ApiError>> Api::store_update(

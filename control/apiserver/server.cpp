@@ -13,6 +13,7 @@
 #include <boost/url.hpp>
 #include <fmt/format.h>
 #include <openssl/x509.h>
+#include <pthread.h>
 
 #include <chrono>
 #include <fstream>
@@ -227,7 +228,12 @@ asio::awaitable<void> ApiServer::run() {
   for (unsigned i = 0; i < opts_.workers; ++i) {
     workers_.push_back(std::make_unique<asio::io_context>(1));
     guards_.emplace_back(workers_.back()->get_executor());
-    threads_.emplace_back([ctx = workers_.back().get()] { ctx->run(); });
+    threads_.emplace_back([ctx = workers_.back().get(), i] {
+      // Named for top/perf: "api-conn-<i>" (the Api's thread keeps the process's name).
+      std::string name = fmt::format("api-conn-{}", i);
+      pthread_setname_np(pthread_self(), name.c_str());
+      ctx->run();
+    });
   }
   while (acceptor_.is_open()) {
     boost::system::error_code ec;

@@ -66,8 +66,10 @@ void prepare_for_create(const api::Resource& r, json::value& obj) {
     // LoadBalancer ingress is set by controllers only.
     o["status"] = json::object{{"loadBalancer", json::object()}};
   } else if (has_status_subresource(r) && r.kind != "Node") {
-    // Nodes register with their status (the kubelet creates them so).
-    o.erase("status");
+    // Status is the controllers' to write; a new object starts with an empty one, which
+    // upstream serializes as "status": {}. Nodes register with their status (the kubelet
+    // creates them so).
+    o["status"] = json::object();
   }
 }
 

@@ -126,6 +126,7 @@ void WatchCache::on_error(storage::StorageError err) {
     watchers_.clear();
     history_.clear();
     objects_.clear();
+    written_.clear();
     std::weak_ptr<bool> alive = alive_;
     asio::co_spawn(
         ex_,
@@ -163,8 +164,15 @@ void WatchCache::apply(const storage::WatchEvent& ev) {
   event->revision = ev.kv.mod_revision;
   auto it = objects_.find(ev.kv.key);
   ObjectPtr prev = it == objects_.end() ? nullptr : it->second;
+  ObjectPtr written;
+  if (!written_.empty()) {
+    if (auto w = written_.find(ev.kv.key); w != written_.end()) {
+      if (w->second.first == ev.kv.mod_revision) written = std::move(w->second.second);
+      if (w->second.first <= ev.kv.mod_revision) written_.erase(w);
+    }
+  }
   if (ev.type == storage::WatchEvent::Type::kPut) {
-    ObjectPtr obj = decode(ev.kv.value, ev.kv.mod_revision);
+    ObjectPtr obj = written ? std::move(written) : decode(ev.kv.value, ev.kv.mod_revision);
     if (!obj) {
       log::error("watch cache: undecodable value at {} (revision {}), skipped", ev.kv.key,
                  ev.kv.mod_revision);
@@ -197,6 +205,13 @@ void WatchCache::apply(const storage::WatchEvent& ev) {
   }
   set_revision(event->revision);
   dispatch(*event);
+}
+
+void WatchCache::remember_write(const std::string& key, std::int64_t revision, ObjectPtr obj) {
+  if (revision <= revision_ || !obj) return;  // its event is in already
+  // Entries left by a restarted etcd watch would never be taken; keep the map small.
+  if (written_.size() >= 4096) written_.clear();
+  written_[key] = {revision, std::move(obj)};
 }
 
 void WatchCache::dispatch(const CacheEvent& ev) {

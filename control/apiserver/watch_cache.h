@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -114,6 +115,13 @@ class WatchCache {
   // Parses a stored value into an object with resourceVersion = rev. Null on corrupt data.
   static ObjectPtr decode(std::string_view value, std::int64_t rev);
 
+  // A write through this apiserver: `obj` is what it stored at key with mod revision
+  // `revision`, as decode() of the stored bytes would give it (same members in the same
+  // order, resourceVersion set; see rest.cpp). The watch event for exactly that key and
+  // revision then takes obj instead of parsing the value again. Ignored when that event was
+  // applied already; a later event for the key drops it.
+  void remember_write(const std::string& key, std::int64_t revision, ObjectPtr obj);
+
  private:
   void on_events(std::vector<storage::WatchEvent> events, std::int64_t revision);
   void on_error(storage::StorageError err);
@@ -133,6 +141,8 @@ class WatchCache {
   bool ready_ = false;
   std::unique_ptr<storage::EtcdClient::Watch> watch_;
   std::unordered_set<CacheWatcher*> watchers_;
+  // remember_write(): key -> (revision, object), until the event for the key comes.
+  std::unordered_map<std::string, std::pair<std::int64_t, ObjectPtr>> written_;
   std::multimap<std::int64_t, boost::asio::steady_timer*> revision_waiters_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -130,6 +130,42 @@ TEST_F(WatchCacheTest, FilterTransitionsAreAddsAndDeletes) {
   cache.remove_watcher(&w);
 }
 
+// A remembered write stands for the parse of exactly its key and revision, nothing else.
+TEST_F(WatchCacheTest, RememberedWriteIsTakenForItsRevisionOnly) {
+  WatchCache cache(io_.get_executor(), *client_, "/registry/");
+  ASSERT_TRUE(run(cache.start()));
+  const std::string key = "/registry/configmaps/ns/w";
+  auto marked = [](std::int64_t rev) {
+    json::value v = parse_json(obj("w", "x")).value();
+    v.as_object()["marked"] = true;  // not in the stored bytes: tells the two apart
+    ensure_object(v.as_object(), "metadata")["resourceVersion"] = std::to_string(rev);
+    return std::make_shared<const StoredObject>(std::move(v));
+  };
+  // Nothing else writes: the next revision is the cache's + 1.
+  const std::int64_t next = cache.revision() + 1;
+  ObjectPtr remembered = marked(next);
+  cache.remember_write(key, next, remembered);
+  cache.remember_write("/registry/configmaps/ns/other", next, marked(next));  // wrong key
+  ASSERT_EQ(put(key, obj("w", "x")), next);
+  until([&] { return cache.revision() >= next; });
+  EXPECT_EQ(cache.get(key), remembered);
+  // A write that was not remembered is parsed; so is one whose event came in first.
+  std::int64_t second = put(key, obj("w", "y"));
+  until([&] { return cache.revision() >= second; });
+  cache.remember_write(key, second, marked(second));
+  ASSERT_TRUE(cache.get(key));
+  EXPECT_EQ(cache.get(key)->value.as_object().if_contains("marked"), nullptr);
+  EXPECT_EQ(get_string(cache.get(key)->value, {"metadata", "labels", "app"}), "y");
+  // A remembered revision that is not the event's is not used for it.
+  cache.remember_write(key, cache.revision() + 2, marked(cache.revision() + 2));
+  std::int64_t third = put(key, obj("w", "z"));
+  until([&] { return cache.revision() >= third; });
+  EXPECT_EQ(cache.get(key)->value.as_object().if_contains("marked"), nullptr);
+  EXPECT_EQ(get_string(cache.get(key)->value, {"metadata", "resourceVersion"}),
+            std::to_string(third));
+  EXPECT_EQ(cache.get("/registry/configmaps/ns/other"), nullptr);
+}
+
 TEST_F(WatchCacheTest, TooOldRevisionIsRefused) {
   // Fill more history than the cache replays at start, then ask for revision 1.
   std::int64_t last = 0;

@@ -1,9 +1,11 @@
 #include "loop/events.h"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <fmt/format.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
+#include "loop/api.h"
 #include "podwarp/log.h"
 #include "podwarp/time.h"
 
@@ -15,11 +17,6 @@ namespace {
 
 constexpr std::size_t kMaxRemembered = 4096;
 constexpr auto kAggregationWindow = std::chrono::minutes(10);
-
-const api::Resource& events_resource() {
-  static const api::Resource* r = api::find_resource("", "v1", "events");
-  return *r;
-}
 
 }  // namespace
 
@@ -94,9 +91,7 @@ void EventRecorder::record(const json::value& obj, std::string_view type, std::s
     asio::co_spawn(
         st->client.get_executor(),
         [st, ns = s.ns, name = s.name, patch = std::move(patch)]() -> client::Awaitable<void> {
-          client::WriteOptions wo;  // named: g++ 12 double-frees defaulted class arguments
-          auto r = co_await st->client.patch(events_resource(), ns, name,
-                                             client::PatchType::merge, patch, wo);
+          auto r = co_await api_patch(st->client, resource("", "events"), ns, name, patch);
           if (!r) log::debug("event {}/{}: {}", ns, name, r.error().to_string());
         },
         asio::detached);
@@ -118,8 +113,7 @@ void EventRecorder::record(const json::value& obj, std::string_view type, std::s
   asio::co_spawn(
       st->client.get_executor(),
       [st, ns = std::move(ns), ev = json::value(std::move(ev))]() -> client::Awaitable<void> {
-        client::WriteOptions wo;  // named: g++ 12 double-frees defaulted class arguments
-        auto r = co_await st->client.create(events_resource(), ns, ev, wo);
+        auto r = co_await api_create(st->client, resource("", "events"), ns, ev);
         if (!r) log::debug("event in {}: {}", ns, r.error().to_string());
       },
       asio::detached);

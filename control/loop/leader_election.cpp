@@ -1,15 +1,16 @@
 #include "loop/leader_election.h"
 
+#include <fmt/format.h>
+#include <unistd.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <fmt/format.h>
-#include <unistd.h>
-
 #include <random>
 
+#include "loop/api.h"
 #include "podwarp/log.h"
 #include "podwarp/time.h"
 
@@ -19,11 +20,6 @@ namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-const api::Resource& leases() {
-  static const api::Resource* r = api::find_resource("coordination.k8s.io", "v1", "leases");
-  return *r;
-}
 
 std::int64_t seconds_ceil(std::chrono::milliseconds d) {
   return (d.count() + 999) / 1000;
@@ -69,11 +65,8 @@ struct LeaderElector::State {
   // One attempt; true when we hold the lease afterwards.
   client::Awaitable<bool> try_acquire_or_renew() {
     std::string now = format_rfc3339_micro(std::chrono::system_clock::now());
-    const api::Resource& res = leases();
-    // Options as named locals: g++ 12 double-frees defaulted class arguments of coroutines.
-    client::ListOptions get_opts;
-    client::WriteOptions write_opts;
-    auto cur = co_await client.get(res, opts.lease_namespace, opts.lease_name, get_opts);
+    const api::Resource& res = resource("coordination.k8s.io", "leases");
+    auto cur = co_await api_get(client, res, opts.lease_namespace, opts.lease_name);
     if (!cur) {
       if (!cur.error().is_not_found()) {
         log::debug("leader election {}: get lease: {}", opts.lease_name, cur.error().to_string());
@@ -84,7 +77,7 @@ struct LeaderElector::State {
           {"kind", "Lease"},
           {"metadata", json::object{{"name", opts.lease_name}, {"namespace", opts.lease_namespace}}},
           {"spec", spec(0, now, now)}};
-      auto created = co_await client.create(res, opts.lease_namespace, std::move(lease), write_opts);
+      auto created = co_await api_create(client, res, opts.lease_namespace, std::move(lease));
       if (!created) {
         log::debug("leader election {}: create lease: {}", opts.lease_name,
                    created.error().to_string());
@@ -110,7 +103,7 @@ struct LeaderElector::State {
       acquire = now;
     }
     lease.as_object()["spec"] = spec(transitions, acquire, now);
-    auto updated = co_await client.update(res, opts.lease_namespace, lease, write_opts);
+    auto updated = co_await api_update(client, res, opts.lease_namespace, lease);
     if (!updated) {
       log::debug("leader election {}: update lease: {}", opts.lease_name,
                  updated.error().to_string());

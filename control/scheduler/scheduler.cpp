@@ -12,6 +12,7 @@
 #include <functional>
 #include <unordered_map>
 
+#include "loop/api.h"
 #include "loop/events.h"
 #include "podwarp/informer.h"
 #include "podwarp/log.h"
@@ -28,12 +29,6 @@ using client::Awaitable;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-const api::Resource& resource(std::string_view plural) {
-  const api::Resource* r = api::find_resource("", "v1", plural);
-  if (r == nullptr) std::abort();  // the built-in table always has pods, nodes, namespaces
-  return *r;
-}
 
 struct Metrics {
   metrics::Counter& attempts = metrics::default_registry().counter(
@@ -253,8 +248,7 @@ struct Scheduler::Run : std::enable_shared_from_this<Run> {
 
   static Awaitable<void> post_event(std::shared_ptr<Run> self, json::value ev) {
     std::string ns(get_string(ev, {"metadata", "namespace"}));
-    client::WriteOptions opts;
-    auto r = co_await self->client.create(resource("events"), ns, ev, opts);
+    auto r = co_await loop::api_create(self->client, loop::resource("", "events"), ns, ev);
     if (!r) log::debug("scheduler: event in {}: {}", ns, r.error().to_string());
   }
 
@@ -267,7 +261,7 @@ struct Scheduler::Run : std::enable_shared_from_this<Run> {
         if (auto self = weak.lock(); self && !self->stopped) (self.get()->*f)(args...);
       };
     };
-    nodes = client::Informer::create(ex, client, resource("nodes"));
+    nodes = client::Informer::create(ex, client, loop::resource("", "nodes"));
     nodes->on_add(guard(&Run::on_node));
     nodes->on_update(guard(&Run::on_node_update));
     nodes->on_delete([weak](const json::value& obj) {
@@ -275,11 +269,11 @@ struct Scheduler::Run : std::enable_shared_from_this<Run> {
         self->snap.remove_node(std::string(get_string(obj, {"metadata", "name"})));
       }
     });
-    pods = client::Informer::create(ex, client, resource("pods"));
+    pods = client::Informer::create(ex, client, loop::resource("", "pods"));
     pods->on_add(guard(&Run::on_pod));
     pods->on_update(guard(&Run::on_pod_update));
     pods->on_delete(guard(&Run::on_pod_delete));
-    namespaces = client::Informer::create(ex, client, resource("namespaces"));
+    namespaces = client::Informer::create(ex, client, loop::resource("", "namespaces"));
     namespaces->on_add(guard(&Run::on_namespace));
     namespaces->on_update([weak](const json::value&, const json::value& obj) {
       if (auto self = weak.lock(); self && !self->stopped) self->on_namespace(obj);
@@ -423,7 +417,8 @@ struct Scheduler::Run : std::enable_shared_from_this<Run> {
         {"kind", "Binding"},
         {"metadata", json::object{{"name", pod->name}, {"namespace", pod->ns}, {"uid", pod->uid}}},
         {"target", json::object{{"apiVersion", "v1"}, {"kind", "Node"}, {"name", node}}}};
-    std::string path = client::resource_path(resource("pods"), pod->ns, pod->name, "binding");
+    std::string path =
+        client::resource_path(loop::resource("", "pods"), pod->ns, pod->name, "binding");
     std::string text = to_json(body);
     std::string method = "POST";
     std::string content_type = "application/json";
@@ -479,10 +474,9 @@ struct Scheduler::Run : std::enable_shared_from_this<Run> {
     if (!nominated.empty()) status["nominatedNodeName"] = nominated;
     json::object body{{"status", std::move(status)}};
     std::string text = to_json(body);
-    client::WriteOptions opts;
-    std::string ns = pod->ns, name = pod->name, sub = "status";
-    auto r = co_await self->client.patch(resource("pods"), ns, name, client::PatchType::strategic,
-                                         text, opts, sub);
+    std::string ns = pod->ns, name = pod->name;
+    auto r = co_await loop::api_patch_status(self->client, loop::resource("", "pods"), ns, name,
+                                             text, client::PatchType::strategic);
     if (!r && !r.error().is_not_found()) {
       log::warn("scheduler: patching status of {}: {}", pod->key, r.error().to_string());
       self->reported.erase(pod->uid);
@@ -490,9 +484,8 @@ struct Scheduler::Run : std::enable_shared_from_this<Run> {
   }
 
   static Awaitable<void> delete_victim(std::shared_ptr<Run> self, PodPtr victim) {
-    client::DeleteOptions opts;
     std::string ns = victim->ns, name = victim->name;
-    auto r = co_await self->client.remove(resource("pods"), ns, name, opts);
+    auto r = co_await loop::api_delete(self->client, loop::resource("", "pods"), ns, name);
     if (!r && !r.error().is_not_found())
       log::warn("scheduler: preempting {}: {}", victim->key, r.error().to_string());
   }

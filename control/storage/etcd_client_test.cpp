@@ -631,6 +631,50 @@ TEST(EtcdProcessTest, StartsServesAndCleansUp) {
   EXPECT_NE(::kill(pid, 0), 0);  // reaped (the pid could be reused, but hardly this fast)
 }
 
+// A hung etcd (stopped, its socket still open): unary calls end at their 10 s deadline
+// (the client's own timer: the channel runs gRPC's minimal stack with deadline checks on).
+TEST(EtcdClientOwnServer, UnaryCallsTimeOutWhenEtcdHangs) {
+  auto started = EtcdProcess::start();
+  ASSERT_TRUE(started) << started.error().what();
+  std::unique_ptr<EtcdProcess> etcd = std::move(*started);
+  asio::io_context io(1);
+  auto client = make_etcd_client(io.get_executor(), {etcd->endpoint()});
+  run(io, [&]() -> awaitable<void> {
+    CO_ASSERT_OK(co_await client->put("/h/a", "1"));  // connected
+    CO_ASSERT(::kill(etcd->pid(), SIGSTOP) == 0);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = co_await client->range("/h/a");
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    ::kill(etcd->pid(), SIGCONT);
+    CO_ASSERT(!r);
+    EXPECT_EQ(r.error().code, StorageErrc::kUnavailable);
+    EXPECT_NE(r.error().message.find("DEADLINE_EXCEEDED"), std::string::npos) << r.error().message;
+    EXPECT_GE(waited, std::chrono::seconds(9));
+    EXPECT_LT(waited, std::chrono::seconds(20));
+  });
+}
+
+// client_unix_socket: the same etcd also serves on a unix socket in its data dir.
+TEST(EtcdProcessTest, ServesClientsOnAUnixSocket) {
+  auto started = EtcdProcess::start({.client_unix_socket = true});
+  ASSERT_TRUE(started) << started.error().what();
+  std::unique_ptr<EtcdProcess> etcd = std::move(*started);
+  ASSERT_EQ(etcd->unix_endpoint(), "unix:" + etcd->data_dir() + "/client.sock:0");
+  EXPECT_TRUE(std::filesystem::is_socket(etcd->data_dir() + "/client.sock:0"));
+  asio::io_context io(1);
+  auto over_unix = make_etcd_client(io.get_executor(), {etcd->unix_endpoint()});
+  auto over_tcp = make_etcd_client(io.get_executor(), {etcd->endpoint()});
+  run(io, [&]() -> awaitable<void> {
+    auto rev = co_await over_unix->create("/u/a", "1");
+    CO_ASSERT_OK(rev);
+    auto seen = co_await over_tcp->range("/u/a");
+    CO_ASSERT_OK(seen);
+    CO_ASSERT(seen->kvs.size() == 1u);
+    EXPECT_EQ(seen->kvs[0].value, "1");
+    EXPECT_EQ(seen->kvs[0].mod_revision, rev->mod_revision);
+  });
+}
+
 TEST(EtcdProcessTest, KeepsAGivenDataDirAndReportsABadBinary) {
   const std::string dir = "/tmp/podwarp-etcd-test-" + std::to_string(::getpid());
   {

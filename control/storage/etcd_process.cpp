@@ -146,7 +146,7 @@ struct Spawned {
 // this process has gRPC threads.
 std::expected<Spawned, std::system_error> spawn(const std::string& binary,
                                                 const std::vector<std::string>& args, int log_fd,
-                                                bool die_with_parent) {
+                                                bool die_with_parent, const std::string& cwd) {
   std::vector<char*> argv;
   argv.push_back(const_cast<char*>(binary.c_str()));
   for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
@@ -180,6 +180,11 @@ std::expected<Spawned, std::system_error> spawn(const std::string& binary,
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
     for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGHUP}) ::sigaction(sig, &dfl, nullptr);
+    if (::chdir(cwd.c_str()) != 0) {
+      const int err = errno;
+      [[maybe_unused]] ssize_t n = ::write(exec_err_w.get(), &err, sizeof err);
+      ::_exit(127);
+    }
     ::dup2(devnull.get(), STDIN_FILENO);
     ::dup2(log_fd, STDOUT_FILENO);
     ::dup2(log_fd, STDERR_FILENO);
@@ -206,7 +211,9 @@ std::expected<Spawned, std::system_error> spawn(const std::string& binary,
       int status;
       ::waitpid(pid, &status, 0);
     }
-    if (n == sizeof exec_errno) return std::unexpected(sys_error(exec_errno, "execve " + binary));
+    if (n == sizeof exec_errno) {
+      return std::unexpected(sys_error(exec_errno, "chdir " + cwd + " or execve " + binary));
+    }
     return std::unexpected(sys_error(pidfd_errno, fmt::format("pidfd_open {}", pid)));
   }
   return out;
@@ -261,7 +268,9 @@ std::expected<std::unique_ptr<EtcdProcess>, std::system_error> EtcdProcess::star
     std::filesystem::create_directories(options.data_dir, ec);
     if (ec) return std::unexpected(std::system_error(ec, "mkdir " + options.data_dir));
     ::chmod(options.data_dir.c_str(), 0700);  // etcd insists
-    proc->data_dir_ = options.data_dir;
+    // Absolute: etcd runs in its data dir.
+    proc->data_dir_ = std::filesystem::absolute(options.data_dir, ec).string();
+    if (ec) return std::unexpected(std::system_error(ec, "absolute path of " + options.data_dir));
   }
   const std::string log_path = proc->log_path();
   Fd log_fd(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
@@ -275,10 +284,16 @@ std::expected<std::unique_ptr<EtcdProcess>, std::system_error> EtcdProcess::star
     const auto [client_port, peer_port] = *ports;
     const std::string client_url = fmt::format("http://127.0.0.1:{}", client_port);
     const std::string peer_url = fmt::format("http://127.0.0.1:{}", peer_port);
+    // A unix socket, relative to etcd's working directory (its data dir): etcd takes the
+    // "host:port" of a unix:// URL as the path.
+    constexpr std::string_view kSocketName = "client.sock:0";
+    const std::string listen_urls =
+        options.client_unix_socket ? fmt::format("{},unix://{}", client_url, kSocketName)
+                                   : client_url;
     std::vector<std::string> args = {
         "--name=default",
         "--data-dir=" + proc->data_dir_,
-        "--listen-client-urls=" + client_url,
+        "--listen-client-urls=" + listen_urls,
         "--advertise-client-urls=" + client_url,
         "--listen-peer-urls=" + peer_url,
         "--initial-advertise-peer-urls=" + peer_url,
@@ -296,11 +311,15 @@ std::expected<std::unique_ptr<EtcdProcess>, std::system_error> EtcdProcess::star
     }
     args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
 
-    auto spawned = spawn(options.binary, args, log_fd.get(), options.die_with_parent);
+    auto spawned =
+        spawn(options.binary, args, log_fd.get(), options.die_with_parent, proc->data_dir_);
     if (!spawned) return std::unexpected(spawned.error());
     proc->pid_ = spawned->pid;
     proc->pidfd_ = spawned->pidfd.release();
     proc->endpoint_ = client_url;
+    if (options.client_unix_socket) {
+      proc->unix_endpoint_ = fmt::format("unix:{}/{}", proc->data_dir_, kSocketName);
+    }
 
     switch (wait_ready(proc->pidfd_, client_port, deadline)) {
       case Ready::kServing:

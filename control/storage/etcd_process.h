@@ -36,6 +36,9 @@ struct EtcdOptions {
   // leaves nothing behind. Turn off when the starting thread is not the process's lifetime.
   bool die_with_parent = true;
   std::vector<std::string> extra_args;  // appended to etcd's command line
+  // Also serve clients on a unix socket in the data dir (see unix_endpoint()): no loopback
+  // TCP between client and etcd.
+  bool client_unix_socket = false;
 };
 
 class EtcdProcess {
@@ -51,6 +54,11 @@ class EtcdProcess {
 
   // "http://127.0.0.1:<client port>", for make_etcd_client.
   const std::string& endpoint() const { return endpoint_; }
+  // "unix:<data dir>/client.sock:0" (gRPC target syntax, for make_etcd_client) when started
+  // with client_unix_socket, else empty. etcd wants "host:port" in a unix:// listen URL and
+  // takes it as a path relative to its working directory, hence the odd name; etcd runs in
+  // its data dir.
+  const std::string& unix_endpoint() const { return unix_endpoint_; }
   // etcd's pid; 0 once stopped.
   pid_t pid() const { return pid_; }
   const std::string& data_dir() const { return data_dir_; }
@@ -65,6 +73,7 @@ class EtcdProcess {
   EtcdProcess() = default;
 
   std::string endpoint_;
+  std::string unix_endpoint_;
   std::string data_dir_;
   bool owns_data_dir_ = false;
   pid_t pid_ = 0;

@@ -161,6 +161,9 @@ std::expected<std::unique_ptr<ApiFixture>, std::string> ApiFixture::start(
 
 std::expected<void, std::string> ApiFixture::restart_control(std::vector<std::string> extra_args) {
   impl_->control->stop();
+  // The previous process's log keeps its own "serving on" line: start the new one afresh.
+  std::error_code ec;
+  fs::rename(dir_ + "/control.log", fmt::format("{}/control.log.{}", dir_, ++restarts_), ec);
   auto c = spawn_control(impl_->etcd->endpoint(), dir_ + "/control", dir_ + "/control.log",
                          extra_args);
   if (!c) return std::unexpected(c.error());

@@ -70,6 +70,7 @@ class ApiFixture {
   client::Config config_;
   std::string dir_;
   std::string kubeconfig_;
+  int restarts_ = 0;
 };
 
 }  // namespace podwarp::testing

@@ -7,8 +7,15 @@
 //  3. watch fan-out: W watchers on one namespace; E configmap creates, one at a time; the
 //     delay from the create request being sent to each watcher receiving the event (p50/p99).
 //
+// It also reports the CPU time (user + system, from /proc/<pid>/stat) that podwarp-control,
+// etcd and the benchmark client itself spent per create in each create phase, and with
+// --threads the split of podwarp-control's CPU over its threads: on a shared 2-core machine
+// CPU per create is a steadier measure than wall-clock rates.
+//
 // Usage: apiserver_bench [--pods N] [--concurrency C] [--watchers W] [--events E]
-//                        [--control PATH]
+//                        [--control PATH] [--threads] [--etcd-tcp]
+// Both podwarp-control and the raw peer reach etcd over its unix socket (--etcd-tcp: over
+// loopback TCP), the same way, so the ratio stays fair.
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -16,6 +23,7 @@
 #include <boost/beast/ssl.hpp>
 #include <fmt/format.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,6 +32,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -70,6 +81,58 @@ std::string pod_json(std::string_view ns, std::string_view name) {
                          {"env", json::array{json::object{{"name", "A"}, {"value", "1"}}}}}}}}}};
   return json::serialize(pod);
 }
+
+// CPU time (user + system) in ms of a process or thread from its /proc stat file; -1 if
+// unreadable. `comm` receives the name when given.
+double stat_cpu_ms(const std::string& path, std::string* comm = nullptr) {
+  std::ifstream in(path);
+  std::string line;
+  if (!std::getline(in, line)) return -1;
+  auto open = line.find('(');
+  auto close = line.rfind(')');
+  if (open == std::string::npos || close == std::string::npos) return -1;
+  if (comm) *comm = line.substr(open + 1, close - open - 1);
+  std::istringstream rest(line.substr(close + 2));
+  std::string field;
+  long long utime = 0, stime = 0;
+  // After the name: state is field 3; utime and stime are fields 14 and 15.
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::atoll(field.c_str());
+    if (i == 15) stime = std::atoll(field.c_str());
+  }
+  return static_cast<double>(utime + stime) * 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double process_cpu_ms(pid_t pid) { return stat_cpu_ms(fmt::format("/proc/{}/stat", pid)); }
+
+double self_cpu_ms() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  auto ms = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_usec) / 1e3;
+  };
+  return ms(ru.ru_utime) + ms(ru.ru_stime);
+}
+
+// Per-thread CPU ms of a process: tid -> (name, ms).
+std::map<int, std::pair<std::string, double>> thread_cpu_ms(pid_t pid) {
+  std::map<int, std::pair<std::string, double>> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
+    std::string comm;
+    double ms = stat_cpu_ms((e.path() / "stat").string(), &comm);
+    if (ms >= 0) out[std::atoi(e.path().filename().c_str())] = {comm, ms};
+  }
+  return out;
+}
+
+// CPU spent by podwarp-control, etcd and this process over one phase.
+struct CpuSample {
+  double control = 0, etcd = 0, self = 0;
+  static CpuSample take(pid_t control, pid_t etcd) {
+    return {control > 0 ? process_cpu_ms(control) : 0, process_cpu_ms(etcd), self_cpu_ms()};
+  }
+};
 
 // The apiserver under test, as a child process.
 struct Control {
@@ -163,28 +226,56 @@ int main(int argc, char** argv) {
   int concurrency = 16;
   int watchers = 1000;
   int events = 50;
+  bool threads = false;
+  bool etcd_unix = true;
   std::string control_bin = (fs::path(argv[0]).parent_path() / ".." / "bin" / "podwarp-control").string();
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      fmt::print(
+          "usage: apiserver_bench [--pods N (10000)] [--concurrency C (16)] [--watchers W (1000)]\n"
+          "                       [--events E (50)] [--control PATH] [--threads] [--etcd-tcp]\n"
+          "Creates through podwarp-control vs raw etcd puts, list from the watch cache, watch\n"
+          "fan-out; CPU ms per create of podwarp-control, etcd and this client.\n"
+          "--threads: also podwarp-control's CPU per thread during the creates.\n"
+          "--etcd-tcp: both sides reach etcd over loopback TCP instead of its unix socket.\n");
+      return 0;
+    }
+    if (a == "--threads") {
+      threads = true;
+      continue;
+    }
+    if (a == "--etcd-tcp") {
+      etcd_unix = false;
+      continue;
+    }
+    if (i + 1 >= argc) break;
     if (a == "--pods") pods = std::atoi(argv[i + 1]);
     if (a == "--concurrency") concurrency = std::atoi(argv[i + 1]);
     if (a == "--watchers") watchers = std::atoi(argv[i + 1]);
     if (a == "--events") events = std::atoi(argv[i + 1]);
     if (a == "--control") control_bin = argv[i + 1];
+    ++i;
   }
-  auto etcd = storage::EtcdProcess::start();
+  storage::EtcdOptions etcd_opts;
+  etcd_opts.client_unix_socket = etcd_unix;
+  auto etcd = storage::EtcdProcess::start(etcd_opts);
   if (!etcd) {
     fmt::print(stderr, "etcd: {}\n", etcd.error().what());
     return 1;
   }
-  const std::string body = pod_json("bench", "x");
+  // Both sides talk to etcd the same way: over its unix socket (default) or loopback TCP.
+  const std::string etcd_endpoint = etcd_unix ? (*etcd)->unix_endpoint() : (*etcd)->endpoint();
 
   // 1a. Raw etcd puts of the same bytes.
   Stats raw;
+  CpuSample raw_cpu0, raw_cpu1, api_cpu0, api_cpu1;
+  std::map<int, std::pair<std::string, double>> threads0, threads1;
   {
     asio::io_context io;
-    auto client = storage::make_etcd_client(io.get_executor(), {(*etcd)->endpoint()});
+    auto client = storage::make_etcd_client(io.get_executor(), {etcd_endpoint});
     int next = 0;
+    raw_cpu0 = CpuSample::take(0, (*etcd)->pid());
     auto t0 = Clock::now();
     for (int w = 0; w < concurrency; ++w) {
       asio::co_spawn(io, [&]() -> asio::awaitable<void> {
@@ -201,12 +292,13 @@ int main(int argc, char** argv) {
     }
     io.run();
     raw.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    raw_cpu1 = CpuSample::take(0, (*etcd)->pid());
   }
 
   Control control;
   control.data_dir = fs::temp_directory_path() / fmt::format("podwarp-bench-{}", getpid());
   fs::create_directories(control.data_dir);
-  if (!start_control(control, control_bin, (*etcd)->endpoint())) {
+  if (!start_control(control, control_bin, etcd_endpoint)) {
     fmt::print(stderr, "podwarp-control did not start (see {}/control.log)\n", control.data_dir.string());
     return 1;
   }
@@ -229,6 +321,8 @@ int main(int argc, char** argv) {
     asio::io_context io;
     int next = 0;
     int failures = 0;
+    api_cpu0 = CpuSample::take(control.pid, (*etcd)->pid());
+    if (threads) threads0 = thread_cpu_ms(control.pid);
     auto t0 = Clock::now();
     for (int w = 0; w < concurrency; ++w) {
       asio::co_spawn(io, [&]() -> asio::awaitable<void> {
@@ -246,6 +340,8 @@ int main(int argc, char** argv) {
     }
     io.run();
     api.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    api_cpu1 = CpuSample::take(control.pid, (*etcd)->pid());
+    if (threads) threads1 = thread_cpu_ms(control.pid);
     if (failures > 0) fmt::print(stderr, "{} creates failed\n", failures);
   }
 
@@ -339,17 +435,38 @@ int main(int argc, char** argv) {
   Stats fan;
   fan.latencies_ms = deliver_ms;
 
-  fmt::print("apiserver_bench: pods={} concurrency={} watchers={} events={}\n", pods, concurrency,
-             watchers, events);
+  fmt::print("apiserver_bench: pods={} concurrency={} watchers={} events={} etcd over {}\n", pods,
+             concurrency, watchers, events, etcd_unix ? "unix socket" : "tcp");
   fmt::print("| measure | podwarp | peer (raw etcd) | ratio |\n|---|---|---|---|\n");
   fmt::print("| creates/s | {:.0f} | {:.0f} | {:.2f} |\n", api.rate(), raw.rate(), api.rate() / raw.rate());
   double a50 = api.pct(0.5), a99 = api.pct(0.99), r50 = raw.pct(0.5), r99 = raw.pct(0.99);
   fmt::print("| create p50 ms | {:.2f} | {:.2f} | {:.2f} |\n", a50, r50, a50 / r50);
   fmt::print("| create p99 ms | {:.2f} | {:.2f} | {:.2f} |\n", a99, r99, a99 / r99);
+  const double n = pods > 0 ? pods : 1;
+  fmt::print("| CPU ms per create: podwarp-control | {:.3f} | - | - |\n",
+             (api_cpu1.control - api_cpu0.control) / n);
+  fmt::print("| CPU ms per create: etcd | {:.3f} | {:.3f} | {:.2f} |\n",
+             (api_cpu1.etcd - api_cpu0.etcd) / n, (raw_cpu1.etcd - raw_cpu0.etcd) / n,
+             (api_cpu1.etcd - api_cpu0.etcd) / (raw_cpu1.etcd - raw_cpu0.etcd));
+  fmt::print("| CPU ms per create: bench client | {:.3f} | {:.3f} | {:.2f} |\n",
+             (api_cpu1.self - api_cpu0.self) / n, (raw_cpu1.self - raw_cpu0.self) / n,
+             (api_cpu1.self - api_cpu0.self) / (raw_cpu1.self - raw_cpu0.self));
   fmt::print("| list {} pods (rv=0) median ms | {:.1f} | - | - |\n", list_items,
              list_ms.empty() ? 0.0 : list_ms[list_ms.size() / 2]);
   fmt::print("| watch delivery p50 ms ({} watchers, {} deliveries) | {:.2f} | - | - |\n", watchers,
              fan.latencies_ms.size(), fan.pct(0.5));
   fmt::print("| watch delivery p99 ms | {:.2f} | - | - |\n", fan.pct(0.99));
+  if (threads) {
+    // podwarp-control's threads during the creates, busiest first.
+    std::vector<std::pair<double, std::string>> rows;
+    for (const auto& [tid, v] : threads1) {
+      auto it = threads0.find(tid);
+      double d = v.second - (it == threads0.end() ? 0.0 : it->second.second);
+      if (d > 0) rows.emplace_back(d, fmt::format("{} ({})", v.first, tid));
+    }
+    std::sort(rows.rbegin(), rows.rend());
+    fmt::print("podwarp-control CPU ms per create by thread during the creates:\n");
+    for (const auto& [ms, name] : rows) fmt::print("  {:8.3f}  {}\n", ms / n, name);
+  }
   return 0;
 }

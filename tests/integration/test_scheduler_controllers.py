@@ -225,7 +225,8 @@ class SchedulerControllersTest(harness.ClusterTestCase):
                       and not p.metadata.deletion_timestamp]
             max_active = max(max_active, len(active))
             j = self.batch.read_namespaced_job("five", ns)
-            done = any(c.type == "Complete" and c.status == "True" for c in j.status.conditions or [])
+            conditions = (j.status.conditions if j.status else None) or []
+            done = any(c.type == "Complete" and c.status == "True" for c in conditions)
             time.sleep(0.1)
         self.assertTrue(done, "job completes")
         self.assertLessEqual(max_active, 2)
@@ -376,7 +377,8 @@ class LeaderElectionTest(harness.ClusterTestCase):
                 return None
         self.wait_until(lambda: new_holder() is not None, timeout=30, message="takeover")
         took = time.time() - killed
-        self.assertLessEqual(took, 4 + 3, f"takeover took {took:.1f}s with a 4 s lease")
+        # Lease duration (4 s) + retry period, plus slack for a loaded 2-core machine.
+        self.assertLessEqual(took, 4 + 5, f"takeover took {took:.1f}s with a 4 s lease")
         self.create_pods("second-", 10)
         self.wait_until(lambda: len(self.bound("second-")) == 10, timeout=30, message="bound after failover")
         events = self.core.list_namespaced_event("default").items

@@ -56,7 +56,7 @@ class Cluster {
 
   json::value create(const api::Resource& res, const std::string& text) {
     json::value obj = J(text);
-    auto r = fx->run(api_create(*client, res, "default", obj));
+    auto r = fx->run(loop::api_create(*client, res, "default", obj));
     EXPECT_TRUE(r) << r.error().to_string();
     return r ? *r : json::value();
   }
@@ -82,7 +82,7 @@ class Cluster {
     return r.has_value();
   }
   bool remove(const api::Resource& res, const std::string& name) {
-    auto r = fx->run(api_delete(*client, res, "default", name));
+    auto r = fx->run(loop::api_delete(*client, res, "default", name));
     return r.has_value();
   }
   // What a node does when the containers run and pass their readiness probe.

@@ -1,19 +1,8 @@
 #include "controllers/apps/claim.h"
 
-namespace podwarp::apps {
+#include "controllers/apps/pod_control.h"
 
-namespace {
-Awaitable<Result<json::value>> patch_refs(client::Client& client, const json::value& pod,
-                                          json::array refs) {
-  json::object meta;
-  meta["ownerReferences"] = std::move(refs);
-  meta["resourceVersion"] = get_string(pod, {"metadata", "resourceVersion"});
-  json::object patch;
-  patch["metadata"] = std::move(meta);
-  co_return co_await api_patch(client, pods_resource(), std::string(namespace_of(pod)),
-                                  std::string(name_of(pod)), to_json(patch));
-}
-}  // namespace
+namespace podwarp::apps {
 
 std::vector<ObjectPtr> pods_in(const client::Informer& pods, std::string_view ns) {
   std::vector<ObjectPtr> out;
@@ -43,7 +32,7 @@ Awaitable<Result<std::vector<ObjectPtr>>> claim_pods(client::Client client, json
         for (const json::value& r : find_path(*p, {"metadata", "ownerReferences"})->get_array()) {
           if (get_string(r, {"uid"}) != uid_of(owner)) refs.push_back(r);
         }
-        auto r = co_await patch_refs(client, *p, std::move(refs));
+        auto r = co_await patch_owner_refs(client, *p, std::move(refs));
         if (!r && !r.error().is_not_found()) co_return std::unexpected(r.error());
       }
     } else if (matches && !deleting && !being_deleted(*p)) {
@@ -53,7 +42,7 @@ Awaitable<Result<std::vector<ObjectPtr>>> claim_pods(client::Client client, json
         refs = old->get_array();
       }
       refs.push_back(make_controller_ref(owner, "apps/v1", kind));
-      auto r = co_await patch_refs(client, *p, std::move(refs));
+      auto r = co_await patch_owner_refs(client, *p, std::move(refs));
       if (!r) {
         if (r.error().is_not_found()) continue;
         co_return std::unexpected(r.error());

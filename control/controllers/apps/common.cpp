@@ -9,19 +9,12 @@
 
 namespace podwarp::apps {
 
-namespace {
-const api::Resource& must(const char* group, const char* plural) {
-  const api::Resource* r = api::find_resource(group, "v1", plural);
-  return *r;  // the table always has these
-}
-}  // namespace
-
-const api::Resource& pods_resource() { return must("", "pods"); }
-const api::Resource& nodes_resource() { return must("", "nodes"); }
-const api::Resource& replicasets_resource() { return must("apps", "replicasets"); }
-const api::Resource& deployments_resource() { return must("apps", "deployments"); }
-const api::Resource& daemonsets_resource() { return must("apps", "daemonsets"); }
-const api::Resource& statefulsets_resource() { return must("apps", "statefulsets"); }
+const api::Resource& pods_resource() { return loop::resource("", "pods"); }
+const api::Resource& nodes_resource() { return loop::resource("", "nodes"); }
+const api::Resource& replicasets_resource() { return loop::resource("apps", "replicasets"); }
+const api::Resource& deployments_resource() { return loop::resource("apps", "deployments"); }
+const api::Resource& daemonsets_resource() { return loop::resource("apps", "daemonsets"); }
+const api::Resource& statefulsets_resource() { return loop::resource("apps", "statefulsets"); }
 
 std::string key_of(const json::value& obj) {
   std::string k(namespace_of(obj));
@@ -30,25 +23,6 @@ std::string key_of(const json::value& obj) {
   return k;
 }
 
-std::pair<std::string, std::string> split_key(std::string_view key) {
-  auto slash = key.find('/');
-  if (slash == std::string_view::npos) return {"", std::string(key)};
-  return {std::string(key.substr(0, slash)), std::string(key.substr(slash + 1))};
-}
-
-std::string_view name_of(const json::value& obj) { return get_string(obj, {"metadata", "name"}); }
-std::string_view namespace_of(const json::value& obj) {
-  return get_string(obj, {"metadata", "namespace"});
-}
-std::string_view uid_of(const json::value& obj) { return get_string(obj, {"metadata", "uid"}); }
-bool being_deleted(const json::value& obj) {
-  const json::value* d = find_path(obj, {"metadata", "deletionTimestamp"});
-  return d && !d->is_null();
-}
-const json::object* labels_of(const json::value& obj) {
-  const json::value* l = find_path(obj, {"metadata", "labels"});
-  return l && l->is_object() ? &l->get_object() : nullptr;
-}
 std::string annotation(const json::value& obj, std::string_view key) {
   const json::value* a = find_path(obj, {"metadata", "annotations"});
   if (!a || !a->is_object()) return {};
@@ -348,38 +322,5 @@ void Expectations::deletion_observed(const std::string& key, const std::string& 
 }
 
 void Expectations::forget(const std::string& key) { entries_.erase(key); }
-
-}  // namespace podwarp::apps
-
-namespace podwarp::apps {
-
-Awaitable<Result<json::value>> api_create(client::Client& c, const api::Resource& res,
-                                          std::string ns, json::value obj) {
-  client::WriteOptions wo;
-  co_return co_await c.create(res, std::move(ns), std::move(obj), wo);
-}
-
-Awaitable<Result<json::value>> api_patch(client::Client& c, const api::Resource& res,
-                                         std::string ns, std::string name, std::string patch) {
-  client::WriteOptions wo;
-  std::string sub;
-  co_return co_await c.patch(res, std::move(ns), std::move(name), client::PatchType::merge,
-                             std::move(patch), wo, sub);
-}
-
-Awaitable<Result<json::value>> api_patch_status(client::Client& c, const api::Resource& res,
-                                                std::string ns, std::string name,
-                                                std::string patch) {
-  client::WriteOptions wo;
-  std::string sub = "status";
-  co_return co_await c.patch(res, std::move(ns), std::move(name), client::PatchType::merge,
-                             std::move(patch), wo, sub);
-}
-
-Awaitable<Result<json::value>> api_delete(client::Client& c, const api::Resource& res,
-                                          std::string ns, std::string name) {
-  client::DeleteOptions opts;
-  co_return co_await c.remove(res, std::move(ns), std::move(name), opts);
-}
 
 }  // namespace podwarp::apps

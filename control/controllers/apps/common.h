@@ -16,6 +16,8 @@
 #include <string_view>
 #include <vector>
 
+#include "loop/api.h"
+#include "loop/meta.h"
 #include "podwarp/api/resources.h"
 #include "podwarp/client.h"
 #include "podwarp/informer.h"
@@ -36,15 +38,10 @@ const api::Resource& deployments_resource();
 const api::Resource& daemonsets_resource();
 const api::Resource& statefulsets_resource();
 
-// "<ns>/<name>" of an object, and its inverse.
-std::string key_of(const json::value& obj);
-std::pair<std::string, std::string> split_key(std::string_view key);
+using namespace loop::meta;  // name_of, namespace_of, uid_of, being_deleted, ...
 
-std::string_view name_of(const json::value& obj);
-std::string_view namespace_of(const json::value& obj);
-std::string_view uid_of(const json::value& obj);
-bool being_deleted(const json::value& obj);  // metadata.deletionTimestamp set
-const json::object* labels_of(const json::value& obj);
+// "<ns>/<name>" of an object (its inverse is split_key).
+std::string key_of(const json::value& obj);
 std::string annotation(const json::value& obj, std::string_view key);
 
 // --- JSON canonical form -------------------------------------------------------------------
@@ -130,21 +127,5 @@ class Expectations {
   };
   std::map<std::string, Entry> entries_;
 };
-
-}  // namespace podwarp::apps
-
-namespace podwarp::apps {
-
-// Client calls with every option passed as a named local: g++ 12 miscompiles defaulted
-// class-type arguments (WriteOptions{} and friends) of coroutine calls (double free).
-Awaitable<Result<json::value>> api_create(client::Client& c, const api::Resource& res,
-                                          std::string ns, json::value obj);
-Awaitable<Result<json::value>> api_patch(client::Client& c, const api::Resource& res,
-                                         std::string ns, std::string name, std::string patch);
-Awaitable<Result<json::value>> api_patch_status(client::Client& c, const api::Resource& res,
-                                                std::string ns, std::string name,
-                                                std::string patch);
-Awaitable<Result<json::value>> api_delete(client::Client& c, const api::Resource& res,
-                                          std::string ns, std::string name);
 
 }  // namespace podwarp::apps

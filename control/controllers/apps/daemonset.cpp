@@ -4,8 +4,9 @@
 //
 // ControllerRevisions are not served by podwarp, so the controller-revision-hash is computed
 // from the current template (upstream's ComputeHash scheme) and no revision objects are stored.
-#include <algorithm>
 #include <fmt/format.h>
+
+#include <algorithm>
 #include <map>
 
 #include "controllers/apps/apps.h"
@@ -13,6 +14,8 @@
 #include "controllers/apps/claim.h"
 #include "controllers/apps/common.h"
 #include "controllers/apps/daemonset_util.h"
+#include "controllers/apps/pod_control.h"
+#include "loop/enqueue.h"
 #include "loop/work_queue.h"
 #include "podwarp/log.h"
 #include "podwarp/selector.h"
@@ -33,9 +36,9 @@ class DaemonSetController : public loop::Controller {
     ds_inf_ = &inf.informer(daemonsets_resource());
     pod_inf_ = &inf.informer(pods_resource());
     node_inf_ = &inf.informer(nodes_resource());
-    inf.on_add(daemonsets_resource(), [this](const json::value& ds) { queue_.add(key_of(ds)); });
-    inf.on_update(daemonsets_resource(),
-                  [this](const json::value&, const json::value& ds) { queue_.add(key_of(ds)); });
+    loop::on_object_change(
+        inf, daemonsets_resource(), [this](const json::value& ds) { queue_.add(key_of(ds)); },
+        false);
     inf.on_delete(daemonsets_resource(), [this](const json::value& ds) {
       expectations_.forget(key_of(ds));
       queue_.add(key_of(ds));
@@ -90,23 +93,12 @@ class DaemonSetController : public loop::Controller {
 
  private:
   ObjectPtr owner_of(const json::value& pod) const {
-    const json::object* ref = controller_ref(pod);
-    if (!ref) return nullptr;
-    json::value r(*ref);
-    if (get_string(r, {"kind"}) != "DaemonSet") return nullptr;
-    ObjectPtr ds = ds_inf_->get(namespace_of(pod), get_string(r, {"name"}));
-    if (!ds || uid_of(*ds) != get_string(r, {"uid"})) return nullptr;
-    return ds;
+    return loop::cached_controller(*ds_inf_, pod, "DaemonSet");
   }
 
   void enqueue_matching(const json::value& pod) {
-    for (const ObjectPtr& ds : ds_inf_->list()) {
-      if (namespace_of(*ds) != namespace_of(pod)) continue;
-      const json::value* sel = find_path(*ds, {"spec", "selector"});
-      if (!sel) continue;
-      auto s = LabelSelector::from_json(*sel);
-      if (s && !s->empty() && s->matches(pod)) queue_.add(key_of(*ds));
-    }
+    loop::for_each_selecting(*ds_inf_, pod,
+                             [this](const json::value& ds) { queue_.add(key_of(ds)); });
   }
 
   Awaitable<Result<void>> sync(std::string key) {
@@ -259,7 +251,8 @@ class DaemonSetController : public loop::Controller {
     if (canonical(json::value(st)) != canonical(old_cmp)) {
       json::object patch;
       patch["status"] = std::move(st);
-      auto r = co_await api_patch_status(client_, daemonsets_resource(), ns, name, to_json(patch));
+      auto r =
+          co_await loop::api_patch_status(client_, daemonsets_resource(), ns, name, to_json(patch));
       if (!r && !r.error().is_not_found()) co_return std::unexpected(r.error());
     }
     if (min_ready > 0 && ready != available) {
@@ -377,15 +370,7 @@ class DaemonSetController : public loop::Controller {
         add_daemon_tolerations(spec);
         set_node_name_affinity(spec, create_on[i]);
         tasks.push_back([this, pod = std::move(pod), ns, ds]() -> Awaitable<Result<void>> {
-          auto r = co_await api_create(client_, pods_resource(), ns, pod);
-          if (!r) {
-            recorder_.record(ds, "Warning", "FailedCreate",
-                             fmt::format("Error creating: {}", r.error().message));
-            co_return std::unexpected(r.error());
-          }
-          recorder_.record(ds, "Normal", "SuccessfulCreate",
-                           fmt::format("Created pod: {}", name_of(*r)));
-          co_return Result<void>{};
+          co_return co_await create_owned_pod(client_, recorder_, ds, ns, pod);
         });
       }
       auto results = co_await run_all(std::move(tasks));
@@ -407,18 +392,7 @@ class DaemonSetController : public loop::Controller {
     std::vector<std::function<Awaitable<Result<void>>()>> dels;
     for (const ObjectPtr& p : to_delete) {
       dels.push_back([this, p, key, ds]() -> Awaitable<Result<void>> {
-        auto r = co_await api_delete(client_, pods_resource(), std::string(namespace_of(*p)),
-                                         std::string(name_of(*p)));
-        if (!r) {
-          expectations_.deletion_observed(key, key_of(*p));
-          if (r.error().is_not_found()) co_return Result<void>{};
-          recorder_.record(ds, "Warning", "FailedDelete",
-                           fmt::format("Error deleting: {}", r.error().message));
-          co_return std::unexpected(r.error());
-        }
-        recorder_.record(ds, "Normal", "SuccessfulDelete",
-                         fmt::format("Deleted pod: {}", name_of(*p)));
-        co_return Result<void>{};
+        co_return co_await delete_owned_pod(client_, recorder_, expectations_, key, ds, *p);
       });
     }
     for (auto& r : co_await run_all(std::move(dels))) {

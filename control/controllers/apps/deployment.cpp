@@ -1,12 +1,14 @@
 // Deployment controller (upstream pkg/controller/deployment): new/old ReplicaSets by template
 // hash, RollingUpdate and Recreate, revisions, proportional scaling, pause, history cleanup,
 // progress conditions.
-#include <algorithm>
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "controllers/apps/apps.h"
 #include "controllers/apps/common.h"
 #include "controllers/apps/deployment_util.h"
+#include "loop/enqueue.h"
 #include "loop/work_queue.h"
 #include "podwarp/log.h"
 #include "podwarp/selector.h"
@@ -112,10 +114,8 @@ class DeploymentController : public loop::Controller {
     d_inf_ = &inf.informer(deployments_resource());
     rs_inf_ = &inf.informer(replicasets_resource());
     pod_inf_ = &inf.informer(pods_resource());
-    inf.on_add(deployments_resource(), [this](const json::value& d) { queue_.add(key_of(d)); });
-    inf.on_update(deployments_resource(),
-                  [this](const json::value&, const json::value& d) { queue_.add(key_of(d)); });
-    inf.on_delete(deployments_resource(), [this](const json::value& d) { queue_.add(key_of(d)); });
+    loop::on_object_change(inf, deployments_resource(),
+                           [this](const json::value& d) { queue_.add(key_of(d)); });
     inf.on_add(replicasets_resource(), [this](const json::value& rs) { rs_changed(rs); });
     inf.on_update(replicasets_resource(), [this](const json::value& o, const json::value& rs) {
       if (get_string(o, {"metadata", "resourceVersion"}) ==
@@ -141,20 +141,11 @@ class DeploymentController : public loop::Controller {
 
  private:
   void rs_changed(const json::value& rs) {
-    if (const json::object* ref = controller_ref(rs)) {
-      json::value r(*ref);
-      if (get_string(r, {"kind"}) != "Deployment") return;
-      ObjectPtr d = d_inf_->get(namespace_of(rs), get_string(r, {"name"}));
-      if (d && uid_of(*d) == get_string(r, {"uid"})) queue_.add(key_of(*d));
+    if (controller_ref(rs)) {
+      if (ObjectPtr d = loop::cached_controller(*d_inf_, rs, "Deployment")) queue_.add(key_of(*d));
       return;
     }
-    for (const ObjectPtr& d : d_inf_->list()) {
-      if (namespace_of(*d) != namespace_of(rs)) continue;
-      const json::value* sel = find_path(*d, {"spec", "selector"});
-      if (!sel) continue;
-      auto s = LabelSelector::from_json(*sel);
-      if (s && !s->empty() && s->matches(rs)) queue_.add(key_of(*d));
-    }
+    loop::for_each_selecting(*d_inf_, rs, [this](const json::value& d) { queue_.add(key_of(d)); });
   }
 
   // --- the state of one sync ---------------------------------------------------------------
@@ -242,8 +233,9 @@ class DeploymentController : public loop::Controller {
     meta["resourceVersion"] = get_string(rs, {"metadata", "resourceVersion"});
     json::object patch;
     patch["metadata"] = std::move(meta);
-    co_return co_await api_patch(client_, replicasets_resource(), std::string(namespace_of(rs)),
-                                     std::string(name_of(rs)), to_json(patch));
+    co_return co_await loop::api_patch(client_, replicasets_resource(),
+                                       std::string(namespace_of(rs)), std::string(name_of(rs)),
+                                       to_json(patch));
   }
 
   // isScalingEvent: an active RS whose desired-replicas annotation differs from the spec.
@@ -283,7 +275,8 @@ class DeploymentController : public loop::Controller {
     }
     json::object patch;
     patch["status"] = std::move(status);
-    auto r = co_await api_patch_status(client_, deployments_resource(), s.ns, s.name, to_json(patch));
+    auto r = co_await loop::api_patch_status(client_, deployments_resource(), s.ns, s.name,
+                                             to_json(patch));
     if (!r) co_return std::unexpected(r.error());
     s.d = std::move(*r);
     co_return Result<void>{};
@@ -304,7 +297,8 @@ class DeploymentController : public loop::Controller {
     meta["annotations"] = std::move(ann);
     json::object patch;
     patch["metadata"] = std::move(meta);
-    auto r = co_await api_patch(client_, deployments_resource(), s.ns, s.name, to_json(patch));
+    auto r =
+        co_await loop::api_patch(client_, deployments_resource(), s.ns, s.name, to_json(patch));
     if (!r) co_return std::unexpected(r.error());
     s.d = std::move(*r);
     co_return Result<void>{};
@@ -355,8 +349,9 @@ class DeploymentController : public loop::Controller {
   Awaitable<Result<void>> patch_rs(json::value& rs, json::object patch) {
     patch["metadata"].as_object()["resourceVersion"] =
         get_string(rs, {"metadata", "resourceVersion"});
-    auto r = co_await api_patch(client_, replicasets_resource(), std::string(namespace_of(rs)),
-                                    std::string(name_of(rs)), to_json(patch));
+    auto r =
+        co_await loop::api_patch(client_, replicasets_resource(), std::string(namespace_of(rs)),
+                                 std::string(name_of(rs)), to_json(patch));
     if (!r) co_return std::unexpected(r.error());
     rs = std::move(*r);
     co_return Result<void>{};
@@ -475,7 +470,7 @@ class DeploymentController : public loop::Controller {
     new_rs_annotations(s, rsv, new_revision, false, ann);
     rsv.as_object()["metadata"].as_object()["annotations"] = std::move(ann);
 
-    auto created = co_await api_create(client_, replicasets_resource(), s.ns, rsv);
+    auto created = co_await loop::api_create(client_, replicasets_resource(), s.ns, rsv);
     bool already = false;
     if (!created) {
       if (created.error().code == 409 && created.error().reason == "AlreadyExists") {
@@ -778,7 +773,8 @@ class DeploymentController : public loop::Controller {
           get_int(rs, {"metadata", "generation"}) > get_int(rs, {"status", "observedGeneration"})) {
         continue;
       }
-      auto r = co_await api_delete(client_, replicasets_resource(), s.ns, std::string(name_of(rs)));
+      auto r = co_await loop::api_delete(client_, replicasets_resource(), s.ns,
+                                         std::string(name_of(rs)));
       if (!r && !r.error().is_not_found()) co_return std::unexpected(r.error());
     }
     co_return Result<void>{};

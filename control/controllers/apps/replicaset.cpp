@@ -1,10 +1,13 @@
 // ReplicaSet controller (upstream pkg/controller/replicaset).
-#include <algorithm>
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "controllers/apps/apps.h"
 #include "controllers/apps/async.h"
 #include "controllers/apps/common.h"
+#include "controllers/apps/pod_control.h"
+#include "loop/enqueue.h"
 #include "loop/work_queue.h"
 #include "podwarp/log.h"
 #include "podwarp/selector.h"
@@ -26,9 +29,9 @@ class ReplicaSetController : public loop::Controller {
     auto& inf = ctx.informers;
     rs_inf_ = &inf.informer(replicasets_resource());
     pod_inf_ = &inf.informer(pods_resource());
-    inf.on_add(replicasets_resource(), [this](const json::value& rs) { queue_.add(key_of(rs)); });
-    inf.on_update(replicasets_resource(),
-                  [this](const json::value&, const json::value& rs) { queue_.add(key_of(rs)); });
+    loop::on_object_change(
+        inf, replicasets_resource(), [this](const json::value& rs) { queue_.add(key_of(rs)); },
+        false);
     inf.on_delete(replicasets_resource(), [this](const json::value& rs) {
       expectations_.forget(key_of(rs));
       queue_.add(key_of(rs));
@@ -46,23 +49,12 @@ class ReplicaSetController : public loop::Controller {
  private:
   // The ReplicaSet controlling `pod` (by controllerRef, uid checked), or nullptr.
   ObjectPtr owner_of(const json::value& pod) const {
-    const json::object* ref = controller_ref(pod);
-    if (!ref) return nullptr;
-    json::value r(*ref);
-    if (get_string(r, {"kind"}) != "ReplicaSet") return nullptr;
-    ObjectPtr rs = rs_inf_->get(namespace_of(pod), get_string(r, {"name"}));
-    if (!rs || uid_of(*rs) != get_string(r, {"uid"})) return nullptr;
-    return rs;
+    return loop::cached_controller(*rs_inf_, pod, "ReplicaSet");
   }
 
   void enqueue_matching(const json::value& pod) {
-    for (const ObjectPtr& rs : rs_inf_->list()) {
-      if (namespace_of(*rs) != namespace_of(pod)) continue;
-      const json::value* sel = find_path(*rs, {"spec", "selector"});
-      if (!sel) continue;
-      auto s = LabelSelector::from_json(*sel);
-      if (s && !s->empty() && s->matches(pod)) queue_.add(key_of(*rs));
-    }
+    loop::for_each_selecting(*rs_inf_, pod,
+                             [this](const json::value& rs) { queue_.add(key_of(rs)); });
   }
 
   void pod_added(const json::value& pod) {
@@ -112,14 +104,8 @@ class ReplicaSetController : public loop::Controller {
     queue_.add(k);
   }
 
-  Awaitable<Result<void>> patch_owner_refs(const json::value& pod, json::array refs) {
-    json::object meta;
-    meta["ownerReferences"] = std::move(refs);
-    meta["resourceVersion"] = get_string(pod, {"metadata", "resourceVersion"});
-    json::object patch;
-    patch["metadata"] = std::move(meta);
-    auto r = co_await api_patch(client_, pods_resource(), std::string(namespace_of(pod)),
-                                    std::string(name_of(pod)), to_json(patch));
+  Awaitable<Result<void>> patch_refs(const json::value& pod, json::array refs) {
+    auto r = co_await patch_owner_refs(client_, pod, std::move(refs));
     if (!r && !r.error().is_not_found()) co_return std::unexpected(r.error());
     co_return Result<void>{};
   }
@@ -160,7 +146,7 @@ class ReplicaSetController : public loop::Controller {
           for (const json::value& r : find_path(*p, {"metadata", "ownerReferences"})->get_array()) {
             if (get_string(r, {"uid"}) != uid_of(rs)) refs.push_back(r);
           }
-          auto r = co_await patch_owner_refs(*p, std::move(refs));
+          auto r = co_await patch_refs(*p, std::move(refs));
           if (!r) co_return r;
         }
       } else if (matches && !deleting) {
@@ -170,7 +156,7 @@ class ReplicaSetController : public loop::Controller {
           refs = old->get_array();
         }
         refs.push_back(make_controller_ref(rs, "apps/v1", "ReplicaSet"));
-        auto r = co_await patch_owner_refs(*p, std::move(refs));
+        auto r = co_await patch_refs(*p, std::move(refs));
         if (!r) co_return r;
         owned.push_back(p);
       }
@@ -235,7 +221,8 @@ class ReplicaSetController : public loop::Controller {
     if (canonical(json::value(status)) != canonical(old_status ? *old_status : kEmpty)) {
       json::object patch;
       patch["status"] = status;
-      auto r = co_await api_patch_status(client_, replicasets_resource(), ns, name, to_json(patch));
+      auto r = co_await loop::api_patch_status(client_, replicasets_resource(), ns, name,
+                                               to_json(patch));
       if (!r && !r.error().is_not_found()) co_return std::unexpected(r.error());
     }
     if (min_ready > 0 && ready == static_cast<std::int64_t>(owned.size()) && available != ready) {
@@ -266,15 +253,7 @@ class ReplicaSetController : public loop::Controller {
         std::vector<std::function<Awaitable<Result<void>>()>> tasks;
         for (int i = 0; i < size; ++i) {
           tasks.push_back([this, pod, ns, rs]() -> Awaitable<Result<void>> {
-            auto r = co_await api_create(client_, pods_resource(), ns, pod);
-            if (!r) {
-              recorder_.record(rs, "Warning", "FailedCreate",
-                               fmt::format("Error creating: {}", r.error().message));
-              co_return std::unexpected(r.error());
-            }
-            recorder_.record(rs, "Normal", "SuccessfulCreate",
-                             fmt::format("Created pod: {}", name_of(*r)));
-            co_return Result<void>{};
+            co_return co_await create_owned_pod(client_, recorder_, rs, ns, pod);
           });
         }
         auto results = co_await run_all(std::move(tasks));
@@ -308,18 +287,7 @@ class ReplicaSetController : public loop::Controller {
       std::vector<std::function<Awaitable<Result<void>>()>> tasks;
       for (const ObjectPtr& p : pods) {
         tasks.push_back([this, p, key, rs]() -> Awaitable<Result<void>> {
-          auto r = co_await api_delete(client_, pods_resource(), std::string(namespace_of(*p)),
-                                           std::string(name_of(*p)));
-          if (!r) {
-            expectations_.deletion_observed(key, key_of(*p));
-            if (r.error().is_not_found()) co_return Result<void>{};
-            recorder_.record(rs, "Warning", "FailedDelete",
-                             fmt::format("Error deleting: {}", r.error().message));
-            co_return std::unexpected(r.error());
-          }
-          recorder_.record(rs, "Normal", "SuccessfulDelete",
-                           fmt::format("Deleted pod: {}", name_of(*p)));
-          co_return Result<void>{};
+          co_return co_await delete_owned_pod(client_, recorder_, expectations_, key, rs, *p);
         });
       }
       auto results = co_await run_all(std::move(tasks));

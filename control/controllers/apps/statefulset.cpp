@@ -6,13 +6,15 @@
 // ControllerRevision objects (not served either): the revision names are computed from the
 // current template ("<set>-<hash>"), so a pod re-created below the partition gets the update
 // revision's template (upstream would use the stored current revision).
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <charconv>
-#include <fmt/format.h>
 
 #include "controllers/apps/apps.h"
 #include "controllers/apps/claim.h"
 #include "controllers/apps/common.h"
+#include "loop/enqueue.h"
 #include "loop/work_queue.h"
 #include "podwarp/log.h"
 #include "podwarp/selector.h"
@@ -54,10 +56,8 @@ class StatefulSetController : public loop::Controller {
     auto& inf = ctx.informers;
     sts_inf_ = &inf.informer(statefulsets_resource());
     pod_inf_ = &inf.informer(pods_resource());
-    inf.on_add(statefulsets_resource(), [this](const json::value& s) { queue_.add(key_of(s)); });
-    inf.on_update(statefulsets_resource(),
-                  [this](const json::value&, const json::value& s) { queue_.add(key_of(s)); });
-    inf.on_delete(statefulsets_resource(), [this](const json::value& s) { queue_.add(key_of(s)); });
+    loop::on_object_change(inf, statefulsets_resource(),
+                           [this](const json::value& s) { queue_.add(key_of(s)); });
     inf.on_add(pods_resource(), [this](const json::value& p) { pod_changed(p); });
     inf.on_update(pods_resource(), [this](const json::value& o, const json::value& p) {
       pod_changed(o);
@@ -78,13 +78,7 @@ class StatefulSetController : public loop::Controller {
 
  private:
   ObjectPtr owner_of(const json::value& pod) const {
-    const json::object* ref = controller_ref(pod);
-    if (!ref) return nullptr;
-    json::value r(*ref);
-    if (get_string(r, {"kind"}) != "StatefulSet") return nullptr;
-    ObjectPtr s = sts_inf_->get(namespace_of(pod), get_string(r, {"name"}));
-    if (!s || uid_of(*s) != get_string(r, {"uid"})) return nullptr;
-    return s;
+    return loop::cached_controller(*sts_inf_, pod, "StatefulSet");
   }
 
   void pod_changed(const json::value& pod) {
@@ -93,13 +87,8 @@ class StatefulSetController : public loop::Controller {
       return;
     }
     if (controller_ref(pod)) return;
-    for (const ObjectPtr& s : sts_inf_->list()) {
-      if (namespace_of(*s) != namespace_of(pod)) continue;
-      const json::value* sel = find_path(*s, {"spec", "selector"});
-      if (!sel) continue;
-      auto ls = LabelSelector::from_json(*sel);
-      if (ls && !ls->empty() && ls->matches(pod)) queue_.add(key_of(*s));
-    }
+    loop::for_each_selecting(*sts_inf_, pod,
+                             [this](const json::value& s) { queue_.add(key_of(s)); });
   }
 
   Awaitable<Result<bool>> create_pod(const json::value& set, const json::value& tmpl,
@@ -118,7 +107,7 @@ class StatefulSetController : public loop::Controller {
     spec["hostname"] = pod_name;
     std::string_view svc = get_string(set, {"spec", "serviceName"});
     if (!svc.empty()) spec["subdomain"] = svc;
-    auto r = co_await api_create(client_, pods_resource(), ns, pod);
+    auto r = co_await loop::api_create(client_, pods_resource(), ns, pod);
     if (!r) {
       if (r.error().code == 409 && r.error().reason == "AlreadyExists") co_return false;
       recorder_.record(set, "Warning", "FailedCreate",
@@ -132,8 +121,8 @@ class StatefulSetController : public loop::Controller {
   }
 
   Awaitable<Result<void>> delete_pod(const json::value& set, const json::value& pod) {
-    auto r = co_await api_delete(client_, pods_resource(), std::string(namespace_of(pod)),
-                                     std::string(name_of(pod)));
+    auto r = co_await loop::api_delete(client_, pods_resource(), std::string(namespace_of(pod)),
+                                       std::string(name_of(pod)));
     if (!r) {
       if (r.error().is_not_found()) co_return Result<void>{};
       recorder_.record(set, "Warning", "FailedDelete",
@@ -238,7 +227,8 @@ class StatefulSetController : public loop::Controller {
     if (canonical(json::value(st)) != canonical(old_cmp)) {
       json::object patch;
       patch["status"] = std::move(st);
-      auto r = co_await api_patch_status(client_, statefulsets_resource(), ns, name, to_json(patch));
+      auto r = co_await loop::api_patch_status(client_, statefulsets_resource(), ns, name,
+                                               to_json(patch));
       if (!r && !r.error().is_not_found() && !err) err = r.error();
     }
     if (min_ready > 0 && ready != available) queue_.add_after(key, std::chrono::seconds(min_ready));

@@ -7,6 +7,8 @@
 
 #include "batch/cron.h"
 #include "batch/job_logic.h"
+#include "loop/api.h"
+#include "loop/enqueue.h"
 #include "podwarp/log.h"
 #include "podwarp/time.h"
 
@@ -19,38 +21,16 @@ using client::Awaitable;
 using client::ObjectPtr;
 using client::Result;
 
-// Named arguments for client calls: g++ 12 mishandles temporaries (default arguments
-// included) inside co_await expressions, so coroutines pass these lvalues instead.
-const client::WriteOptions kWrite{};
-const client::ListOptions kList{};
-const client::DeleteOptions kDelete{};
-const std::string kNone;
 using sys_time = std::chrono::system_clock::time_point;
-
-const api::Resource& jobs_res() {
-  static const api::Resource* r = api::find_resource("batch", "v1", "jobs");
-  return *r;
-}
-const api::Resource& cronjobs_res() {
-  static const api::Resource* r = api::find_resource("batch", "v1", "cronjobs");
-  return *r;
-}
 
 constexpr std::string_view kFinishedTypes[] = {"Complete", "Failed"};
 constexpr std::string_view kScheduledTimestamp = "batch.kubernetes.io/cronjob-scheduled-timestamp";
 
 // "ns/name" of the CronJob controlling a Job, and its uid; "" when none.
 std::pair<std::string, std::string_view> owner_cronjob(const json::value& job) {
-  const json::value* refs = find_path(job, {"metadata", "ownerReferences"});
-  if (refs == nullptr || !refs->is_array()) return {};
-  for (const auto& r : refs->get_array()) {
-    if (get_bool(r, {"controller"}) && get_string(r, {"kind"}) == "CronJob") {
-      return {fmt::format("{}/{}", get_string(job, {"metadata", "namespace"}),
-                          get_string(r, {"name"})),
-              get_string(r, {"uid"})};
-    }
-  }
-  return {};
+  const json::value* ref = loop::controller_ref_to(job, "CronJob");
+  if (ref == nullptr) return {};
+  return {loop::controller_key(job, "CronJob"), get_string(*ref, {"uid"})};
 }
 
 std::optional<sys_time> opt_time(const json::value& v, std::initializer_list<std::string_view> path) {
@@ -116,21 +96,25 @@ CronJobController::CronJobController(loop::ControllerContext& ctx, BatchOptions 
     : ctx_(ctx),
       options_(std::move(options)),
       recorder_(ctx.recorder("cronjob-controller")),
-      queue_(ctx.executor, "cronjob", [this](std::string key) { return sync(std::move(key)); },
-             ctx.options.workers),
-      cronjobs_(ctx.informers.informer(cronjobs_res())),
-      jobs_(ctx.informers.informer(jobs_res())) {
+      queue_(
+          ctx.executor, "cronjob", [this](std::string key) { return sync(std::move(key)); },
+          ctx.options.workers),
+      cronjobs_(ctx.informers.informer(loop::resource("batch", "cronjobs"))),
+      jobs_(ctx.informers.informer(loop::resource("batch", "jobs"))) {
   auto& inf = ctx.informers;
-  inf.on_add(cronjobs_res(), [this](const json::value& c) { queue_.add(client::Informer::key_of(c)); });
-  inf.on_update(cronjobs_res(), [this](const json::value&, const json::value& c) {
-    queue_.add(client::Informer::key_of(c));
-  });
-  inf.on_add(jobs_res(), [this](const json::value& j) { job_changed(j, false); });
-  inf.on_update(jobs_res(), [this](const json::value& old_job, const json::value& j) {
-    if (owner_cronjob(old_job).first != owner_cronjob(j).first) job_changed(old_job, true);
-    job_changed(j, false);
-  });
-  inf.on_delete(jobs_res(), [this](const json::value& j) { job_changed(j, true); });
+  loop::on_object_change(
+      inf, loop::resource("batch", "cronjobs"),
+      [this](const json::value& c) { queue_.add(client::Informer::key_of(c)); }, false);
+  inf.on_add(loop::resource("batch", "jobs"),
+             [this](const json::value& j) { job_changed(j, false); });
+  inf.on_update(loop::resource("batch", "jobs"),
+                [this](const json::value& old_job, const json::value& j) {
+                  if (owner_cronjob(old_job).first != owner_cronjob(j).first)
+                    job_changed(old_job, true);
+                  job_changed(j, false);
+                });
+  inf.on_delete(loop::resource("batch", "jobs"),
+                [this](const json::value& j) { job_changed(j, true); });
 }
 
 void CronJobController::job_changed(const json::value& job, bool deleted) {
@@ -138,12 +122,9 @@ void CronJobController::job_changed(const json::value& job, bool deleted) {
   if (key.empty()) return;
   std::string job_key = client::Informer::key_of(job);
   if (deleted) {
-    if (auto it = jobs_by_cronjob_.find(key); it != jobs_by_cronjob_.end()) {
-      it->second.erase(job_key);
-      if (it->second.empty()) jobs_by_cronjob_.erase(it);
-    }
+    jobs_by_cronjob_.remove(key, job_key);
   } else {
-    jobs_by_cronjob_[key].insert(job_key);
+    jobs_by_cronjob_.add(key, job_key);
   }
   queue_.add(std::move(key));
 }
@@ -191,14 +172,11 @@ Awaitable<Result<void>> CronJobController::sync(std::string key) {
   // 1. Reconcile status.active with the owned Jobs.
   std::vector<ObjectPtr> owned;
   std::set<std::string, std::less<>> owned_uids;
-  if (auto it = jobs_by_cronjob_.find(key); it != jobs_by_cronjob_.end()) {
-    for (const auto& jk : it->second) {
-      auto s = jk.find('/');
-      ObjectPtr j = jobs_.get(jk.substr(0, s), jk.substr(s + 1));
-      if (j && owner_cronjob(*j).second == uid) {
-        owned.push_back(j);
-        owned_uids.insert(std::string(get_string(*j, {"metadata", "uid"})));
-      }
+  for (const auto& jk : jobs_by_cronjob_.keys(key)) {
+    ObjectPtr j = loop::get_by_key(jobs_, jk);
+    if (j && owner_cronjob(*j).second == uid) {
+      owned.push_back(j);
+      owned_uids.insert(std::string(get_string(*j, {"metadata", "uid"})));
     }
   }
   std::optional<sys_time> last_success = opt_time(status, {"lastSuccessfulTime"});
@@ -214,7 +192,8 @@ Awaitable<Result<void>> CronJobController::sync(std::string key) {
         // The cache may not show our own last status write yet: ask the apiserver.
         if (!fresh_checked) {
           fresh_checked = true;
-          auto fresh = co_await ctx_.client.get(cronjobs_res(), ns, name, kList);
+          auto fresh =
+              co_await loop::api_get(ctx_.client, loop::resource("batch", "cronjobs"), ns, name);
           if (fresh) {
             if (const json::value* a = find_path(*fresh, {"status", "active"}); a && a->is_array()) {
               for (const auto& r : a->get_array()) {
@@ -255,7 +234,7 @@ Awaitable<Result<void>> CronJobController::sync(std::string key) {
     std::string juid(get_string(r, {"uid"}));
     if (owned_uids.contains(juid)) continue;
     std::string jname(get_string(r, {"name"}));
-    auto got = co_await ctx_.client.get(jobs_res(), ns, jname, kList);
+    auto got = co_await loop::api_get(ctx_.client, loop::resource("batch", "jobs"), ns, jname);
     if (!got && got.error().is_not_found()) {
       recorder_.record(*cj, "Normal", "MissingJob", fmt::format("Active job went missing: {}", jname));
       remove_active(juid);
@@ -269,7 +248,8 @@ Awaitable<Result<void>> CronJobController::sync(std::string key) {
     status["active"] = active;
     if (active.empty()) status.erase("active");
     if (next == *cj) co_return Result<void>{};
-    auto r = co_await ctx_.client.update_status(cronjobs_res(), ns, next, kWrite);
+    auto r = co_await loop::api_update_status(ctx_.client, loop::resource("batch", "cronjobs"), ns,
+                                              next);
     if (!r) co_return std::unexpected(r.error());
     co_return Result<void>{};
   };
@@ -298,7 +278,8 @@ Awaitable<Result<void>> CronJobController::sync(std::string key) {
         std::string jname(get_string(*j, {"metadata", "name"}));
         client::DeleteOptions opts;
         opts.propagation_policy = "Background";
-        auto r = co_await ctx_.client.remove(jobs_res(), ns, jname, opts);
+        auto r = co_await loop::api_delete(ctx_.client, loop::resource("batch", "jobs"), ns, jname,
+                                           opts);
         if (r) {
           recorder_.record(*cj, "Normal", "SuccessfulDelete", fmt::format("Deleted job {}", jname));
         } else if (!r.error().is_not_found()) {
@@ -397,7 +378,8 @@ Awaitable<Result<void>> CronJobController::sync(std::string key) {
       std::string jname(get_string(v, {"name"}));
       client::DeleteOptions opts;
       opts.propagation_policy = "Background";
-      auto r = co_await ctx_.client.remove(jobs_res(), ns, jname, opts);
+      auto r =
+          co_await loop::api_delete(ctx_.client, loop::resource("batch", "jobs"), ns, jname, opts);
       if (!r && !r.error().is_not_found()) {
         recorder_.record(*cj, "Warning", "FailedDelete",
                          fmt::format("Deleted job: {}", r.error().message));
@@ -431,7 +413,8 @@ Awaitable<Result<void>> CronJobController::sync(std::string key) {
   if (const json::value* s = find_path(*cj, {"spec", "jobTemplate", "spec"}); s && s->is_object()) job_spec = *s;
   json::value job = json::object{{"apiVersion", "batch/v1"}, {"kind", "Job"}, {"metadata", std::move(meta)},
                                  {"spec", std::move(job_spec)}};
-  auto created = co_await ctx_.client.create(jobs_res(), ns, std::move(job), kWrite);
+  auto created =
+      co_await loop::api_create(ctx_.client, loop::resource("batch", "jobs"), ns, std::move(job));
   if (!created) {
     if (!created.error().is_conflict() || created.error().reason != "AlreadyExists") {
       recorder_.record(*cj, "Warning", "FailedCreate",
@@ -439,7 +422,7 @@ Awaitable<Result<void>> CronJobController::sync(std::string key) {
       co_return std::unexpected(created.error());
     }
     // Created before (e.g. by a previous sync whose status update failed): adopt it if ours.
-    auto got = co_await ctx_.client.get(jobs_res(), ns, job_name, kList);
+    auto got = co_await loop::api_get(ctx_.client, loop::resource("batch", "jobs"), ns, job_name);
     if (!got) co_return std::unexpected(got.error());
     if (owner_cronjob(*got).second != uid) {
       co_return std::unexpected(created.error());

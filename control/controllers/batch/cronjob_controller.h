@@ -25,6 +25,7 @@
 #include <string>
 
 #include "batch/batch.h"
+#include "loop/key_index.h"
 #include "loop/work_queue.h"
 
 namespace podwarp::controllers {
@@ -47,7 +48,7 @@ class CronJobController : public loop::Controller {
   loop::WorkQueue queue_;
   client::Informer& cronjobs_;
   client::Informer& jobs_;
-  std::map<std::string, std::set<std::string>> jobs_by_cronjob_;  // "ns/cj" -> job keys
+  loop::KeyIndex jobs_by_cronjob_;  // "ns/cj" -> job keys
 };
 
 // The most recent schedule time in (earliest, now], if any, and whether more than 100 were

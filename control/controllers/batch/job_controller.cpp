@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include "batch/job_logic.h"
+#include "loop/api.h"
+#include "loop/enqueue.h"
 #include "podwarp/log.h"
 #include "podwarp/time.h"
 
@@ -15,37 +17,12 @@ using client::Awaitable;
 using client::ObjectPtr;
 using client::Result;
 
-// Named arguments for client calls: g++ 12 mishandles temporaries (default arguments
-// included) inside co_await expressions, so coroutines pass these lvalues instead.
-const client::WriteOptions kWrite{};
-const client::ListOptions kList{};
-const client::DeleteOptions kDelete{};
-const std::string kNone;
-
-const api::Resource& jobs_res() {
-  static const api::Resource* r = api::find_resource("batch", "v1", "jobs");
-  return *r;
-}
-const api::Resource& pods_res() {
-  static const api::Resource* r = api::find_resource("", "v1", "pods");
-  return *r;
-}
-
 constexpr std::string_view kFinishedTypes[] = {"Complete", "Failed"};
 constexpr auto kExpectationsTimeout = std::chrono::minutes(5);
 
 // "ns/name" of the Job controlling a pod; "" when none.
 std::string owner_job_key(const json::value& pod) {
-  const json::value* refs = find_path(pod, {"metadata", "ownerReferences"});
-  if (refs == nullptr || !refs->is_array()) return {};
-  for (const auto& r : refs->get_array()) {
-    if (get_bool(r, {"controller"}) && get_string(r, {"kind"}) == "Job" &&
-        get_string(r, {"apiVersion"}).starts_with("batch/")) {
-      return fmt::format("{}/{}", get_string(pod, {"metadata", "namespace"}),
-                         get_string(r, {"name"}));
-    }
-  }
-  return {};
+  return loop::controller_key(pod, "Job", "batch");
 }
 
 std::string_view owner_uid(const json::value& pod) {
@@ -103,24 +80,24 @@ JobController::JobController(loop::ControllerContext& ctx, BatchOptions options)
     : ctx_(ctx),
       options_(std::move(options)),
       recorder_(ctx.recorder("job-controller")),
-      queue_(ctx.executor, "job", [this](std::string key) { return sync(std::move(key)); },
-             ctx.options.workers),
-      jobs_(ctx.informers.informer(jobs_res())),
-      pods_(ctx.informers.informer(pods_res())) {
+      queue_(
+          ctx.executor, "job", [this](std::string key) { return sync(std::move(key)); },
+          ctx.options.workers),
+      jobs_(ctx.informers.informer(loop::resource("batch", "jobs"))),
+      pods_(ctx.informers.informer(loop::resource("", "pods"))) {
   auto& inf = ctx.informers;
-  inf.on_add(jobs_res(), [this](const json::value& j) { queue_.add(client::Informer::key_of(j)); });
-  inf.on_update(jobs_res(), [this](const json::value&, const json::value& j) {
-    queue_.add(client::Informer::key_of(j));
-  });
-  inf.on_delete(jobs_res(), [this](const json::value& j) {
+  loop::on_object_change(
+      inf, loop::resource("batch", "jobs"),
+      [this](const json::value& j) { queue_.add(client::Informer::key_of(j)); }, false);
+  inf.on_delete(loop::resource("batch", "jobs"), [this](const json::value& j) {
     std::string key = client::Informer::key_of(j);
     expectations_.erase(key);
     queue_.add(std::move(key));
   });
-  inf.on_add(pods_res(), [this](const json::value& p) {
+  inf.on_add(loop::resource("", "pods"), [this](const json::value& p) {
     std::string key = owner_job_key(p);
     if (key.empty()) return;
-    pods_by_job_[key].insert(client::Informer::key_of(p));
+    pods_by_job_.add(key, client::Informer::key_of(p));
     if (auto it = expectations_.find(key); it != expectations_.end()) {
       if (terminating(p)) {
         it->second.deletes--;
@@ -130,29 +107,29 @@ JobController::JobController(loop::ControllerContext& ctx, BatchOptions options)
     }
     queue_.add(std::move(key));
   });
-  inf.on_update(pods_res(), [this](const json::value& old_pod, const json::value& p) {
-    std::string old_key = owner_job_key(old_pod);
+  inf.on_update(loop::resource("", "pods"),
+                [this](const json::value& old_pod, const json::value& p) {
+                  std::string old_key = owner_job_key(old_pod);
+                  std::string key = owner_job_key(p);
+                  std::string pod_key = client::Informer::key_of(p);
+                  if (old_key != key && !old_key.empty()) {
+                    pods_by_job_.remove(old_key, pod_key);
+                    queue_.add(old_key);
+                  }
+                  if (key.empty()) return;
+                  pods_by_job_.add(key, pod_key);
+                  // A graceful deletion is the deletion the controller waits for (upstream
+                  // updatePod).
+                  if (terminating(p) && !terminating(old_pod)) {
+                    if (auto it = expectations_.find(key); it != expectations_.end())
+                      it->second.deletes--;
+                  }
+                  queue_.add(std::move(key));
+                });
+  inf.on_delete(loop::resource("", "pods"), [this](const json::value& p) {
     std::string key = owner_job_key(p);
-    std::string pod_key = client::Informer::key_of(p);
-    if (old_key != key && !old_key.empty()) {
-      pods_by_job_[old_key].erase(pod_key);
-      queue_.add(old_key);
-    }
     if (key.empty()) return;
-    pods_by_job_[key].insert(pod_key);
-    // A graceful deletion is the deletion the controller waits for (upstream updatePod).
-    if (terminating(p) && !terminating(old_pod)) {
-      if (auto it = expectations_.find(key); it != expectations_.end()) it->second.deletes--;
-    }
-    queue_.add(std::move(key));
-  });
-  inf.on_delete(pods_res(), [this](const json::value& p) {
-    std::string key = owner_job_key(p);
-    if (key.empty()) return;
-    if (auto it = pods_by_job_.find(key); it != pods_by_job_.end()) {
-      it->second.erase(client::Informer::key_of(p));
-      if (it->second.empty()) pods_by_job_.erase(it);
-    }
+    pods_by_job_.remove(key, client::Informer::key_of(p));
     if (!terminating(p)) {
       if (auto it = expectations_.find(key); it != expectations_.end()) it->second.deletes--;
     }
@@ -256,7 +233,7 @@ Awaitable<Result<void>> JobController::delete_pods(const json::value& job, std::
   for (const auto& p : pods) {
     std::string ns(get_string(*p, {"metadata", "namespace"}));
     std::string name(get_string(*p, {"metadata", "name"}));
-    auto r = co_await ctx_.client.remove(pods_res(), ns, name, kDelete);
+    auto r = co_await loop::api_delete(ctx_.client, loop::resource("", "pods"), ns, name);
     if (!r) {
       if (auto it = expectations_.find(key); it != expectations_.end()) it->second.deletes--;
       if (!r.error().is_not_found() && !first_error) first_error = r.error();
@@ -272,14 +249,11 @@ Awaitable<Result<void>> JobController::sync_finished(ObjectPtr job, std::string 
   // Running pods of a finished Job go away (e.g. after activeDeadlineSeconds).
   std::vector<ObjectPtr> running;
   std::string_view uid = get_string(*job, {"metadata", "uid"});
-  if (auto it = pods_by_job_.find(key); it != pods_by_job_.end()) {
-    for (const auto& pk : it->second) {
-      auto slash = pk.find('/');
-      ObjectPtr p = pods_.get(pk.substr(0, slash), pk.substr(slash + 1));
-      if (!p || owner_uid(*p) != uid || terminating(*p)) continue;
-      std::string_view phase = get_string(*p, {"status", "phase"});
-      if (phase != "Succeeded" && phase != "Failed") running.push_back(p);
-    }
+  for (const auto& pk : pods_by_job_.keys(key)) {
+    ObjectPtr p = loop::get_by_key(pods_, pk);
+    if (!p || owner_uid(*p) != uid || terminating(*p)) continue;
+    std::string_view phase = get_string(*p, {"status", "phase"});
+    if (phase != "Succeeded" && phase != "Failed") running.push_back(p);
   }
   if (!running.empty() && satisfied(key)) {
     auto r = co_await delete_pods(*job, key, std::move(running));
@@ -301,7 +275,7 @@ Awaitable<Result<void>> JobController::sync_finished(ObjectPtr job, std::string 
   opts.precondition_uid = std::string(uid);
   std::string ns(get_string(*job, {"metadata", "namespace"}));
   std::string name(get_string(*job, {"metadata", "name"}));
-  auto r = co_await ctx_.client.remove(jobs_res(), ns, name, opts);
+  auto r = co_await loop::api_delete(ctx_.client, loop::resource("batch", "jobs"), ns, name, opts);
   if (!r && !r.error().is_not_found() && !r.error().is_conflict()) {
     co_return std::unexpected(r.error());
   }
@@ -335,30 +309,27 @@ Awaitable<Result<void>> JobController::sync(std::string key) {
   std::int64_t succeeded_pods = 0, failed_pods = 0, ready = 0;
   std::set<std::int64_t> succeeded_indexes, active_indexes;
   std::vector<ObjectPtr> surplus;  // Indexed: duplicates and out-of-range indexes
-  if (auto it = pods_by_job_.find(key); it != pods_by_job_.end()) {
-    for (const auto& pk : it->second) {
-      auto s = pk.find('/');
-      ObjectPtr p = pods_.get(pk.substr(0, s), pk.substr(s + 1));
-      if (!p || owner_uid(*p) != uid) continue;
-      std::string_view phase = get_string(*p, {"status", "phase"});
-      auto idx = job::pod_index(*p);
-      if (phase == "Succeeded") {
-        ++succeeded_pods;
-        if (idx && completions && *idx < *completions) succeeded_indexes.insert(*idx);
-      } else if (phase == "Failed") {
-        ++failed_pods;
-      } else if (terminating(*p)) {
-        terminating_pods.push_back(p);
-      } else {
-        if (indexed && (!idx || !completions || *idx >= *completions ||
-                        active_indexes.contains(*idx))) {
-          surplus.push_back(p);
-          continue;
-        }
-        if (idx) active_indexes.insert(*idx);
-        active.push_back(p);
-        if (pod_ready(*p)) ++ready;
+  for (const auto& pk : pods_by_job_.keys(key)) {
+    ObjectPtr p = loop::get_by_key(pods_, pk);
+    if (!p || owner_uid(*p) != uid) continue;
+    std::string_view phase = get_string(*p, {"status", "phase"});
+    auto idx = job::pod_index(*p);
+    if (phase == "Succeeded") {
+      ++succeeded_pods;
+      if (idx && completions && *idx < *completions) succeeded_indexes.insert(*idx);
+    } else if (phase == "Failed") {
+      ++failed_pods;
+    } else if (terminating(*p)) {
+      terminating_pods.push_back(p);
+    } else {
+      if (indexed &&
+          (!idx || !completions || *idx >= *completions || active_indexes.contains(*idx))) {
+        surplus.push_back(p);
+        continue;
       }
+      if (idx) active_indexes.insert(*idx);
+      active.push_back(p);
+      if (pod_ready(*p)) ++ready;
     }
   }
 
@@ -513,7 +484,8 @@ Awaitable<Result<void>> JobController::sync(std::string key) {
             std::size_t end = std::min(indexes.size(), done + batch);
             for (; done < end; ++done) {
               json::value pod = make_pod(*job, indexes[done]);
-              auto r = co_await ctx_.client.create(pods_res(), ns, std::move(pod), kWrite);
+              auto r = co_await loop::api_create(ctx_.client, loop::resource("", "pods"), ns,
+                                                 std::move(pod));
               if (!r) {
                 if (!error) error = r.error();
                 continue;
@@ -553,7 +525,8 @@ Awaitable<Result<void>> JobController::sync(std::string key) {
   if (status != old_status.get_object()) {
     json::value next = *job;
     next.as_object()["status"] = std::move(status);
-    auto r = co_await ctx_.client.update_status(jobs_res(), ns, std::move(next), kWrite);
+    auto r = co_await loop::api_update_status(ctx_.client, loop::resource("batch", "jobs"), ns,
+                                              std::move(next));
     if (!r) co_return std::unexpected(r.error());
   }
   if (requeue) queue_.add_after(key, *requeue);

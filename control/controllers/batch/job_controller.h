@@ -27,6 +27,7 @@
 #include <string>
 
 #include "batch/batch.h"
+#include "loop/key_index.h"
 #include "loop/work_queue.h"
 
 namespace podwarp::controllers {
@@ -60,7 +61,7 @@ class JobController : public loop::Controller {
   loop::WorkQueue queue_;
   client::Informer& jobs_;
   client::Informer& pods_;
-  std::map<std::string, std::set<std::string>> pods_by_job_;  // "ns/job" -> pod keys
+  loop::KeyIndex pods_by_job_;  // "ns/job" -> pod keys
   std::map<std::string, Expectations> expectations_;
   // When this process first saw a Job's current failed count (the backoff runs from there).
   struct FailureSeen {

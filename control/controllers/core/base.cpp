@@ -7,27 +7,6 @@
 
 namespace podwarp::controllers {
 
-const api::Resource& resource(std::string_view group, std::string_view plural) {
-  for (const api::Resource& r : api::resources()) {
-    if (r.group == group && r.plural == plural) return r;
-  }
-  log::error("core controllers: unknown resource {}/{}", group, plural);
-  std::abort();
-}
-
-std::string_view name_of(const json::value& obj) { return get_string(obj, {"metadata", "name"}); }
-std::string_view namespace_of(const json::value& obj) {
-  return get_string(obj, {"metadata", "namespace"});
-}
-std::string_view uid_of(const json::value& obj) { return get_string(obj, {"metadata", "uid"}); }
-bool being_deleted(const json::value& obj) {
-  const json::value* d = find_path(obj, {"metadata", "deletionTimestamp"});
-  return d != nullptr && !d->is_null();
-}
-const json::object* labels_of(const json::value& obj) {
-  const json::value* l = find_path(obj, {"metadata", "labels"});
-  return l != nullptr && l->is_object() ? &l->get_object() : nullptr;
-}
 bool has_finalizer(const json::value& obj, std::string_view finalizer) {
   const json::value* f = find_path(obj, {"metadata", "finalizers"});
   if (f == nullptr || !f->is_array()) return false;
@@ -45,11 +24,6 @@ std::string key_of(const json::value& obj) {
   }
   k += name_of(obj);
   return k;
-}
-std::pair<std::string, std::string> split_key(std::string_view key) {
-  auto slash = key.find('/');
-  if (slash == std::string_view::npos) return {std::string(), std::string(key)};
-  return {std::string(key.substr(0, slash)), std::string(key.substr(slash + 1))};
 }
 
 bool pod_ready(const json::value& pod) {

@@ -15,7 +15,10 @@
 #include <string_view>
 #include <vector>
 
+#include "loop/api.h"
 #include "loop/controller.h"
+#include "loop/enqueue.h"
+#include "loop/meta.h"
 #include "loop/work_queue.h"
 #include "podwarp/api/resources.h"
 #include "podwarp/client.h"
@@ -28,17 +31,12 @@ using client::Awaitable;
 using client::Result;
 
 // The table entry of a built-in resource ("" core group); aborts on a typo (programming error).
-const api::Resource& resource(std::string_view group, std::string_view plural);
+using loop::resource;
 
-std::string_view name_of(const json::value& obj);
-std::string_view namespace_of(const json::value& obj);
-std::string_view uid_of(const json::value& obj);
-bool being_deleted(const json::value& obj);  // metadata.deletionTimestamp set
-const json::object* labels_of(const json::value& obj);
+using namespace loop::meta;  // name_of, namespace_of, uid_of, being_deleted, ...
 bool has_finalizer(const json::value& obj, std::string_view finalizer);
-// "<ns>/<name>" or "<name>".
+// "<ns>/<name>" or "<name>" (its inverse is split_key).
 std::string key_of(const json::value& obj);
-std::pair<std::string, std::string> split_key(std::string_view key);
 
 // podutil.IsPodReady: the Ready condition is "True".
 bool pod_ready(const json::value& pod);
@@ -85,10 +83,6 @@ class ControllerBase : public std::enable_shared_from_this<ControllerBase> {
   }
 
  protected:
-  // Named option values for client calls: g++ 12 mishandles temporaries (default arguments
-  // included) inside co_await expressions, so coroutines pass these lvalues instead.
-  const client::WriteOptions kWrite{};
-  const client::ListOptions kGet{};
   client::Client client_;
   loop::SharedInformers& informers_;
   loop::ControllerOptions options_;

@@ -185,8 +185,8 @@ class DisruptionController : public ControllerBase {
         std::static_pointer_cast<DisruptionController>(shared_from_this());
     using Self = DisruptionController;
     using V = const json::value&;
-    informers_.on_add(pdbs_res_, guarded(w, [](Self& s, V o) { s.queue().add(key_of(o)); }));
-    informers_.on_update(pdbs_res_, guarded(w, [](Self& s, V, V o) { s.queue().add(key_of(o)); }));
+    loop::on_object_change(informers_, pdbs_res_,
+                           guarded(w, [](Self& s, V o) { s.queue().add(key_of(o)); }), false);
     informers_.on_add(pods_res_, guarded(w, [](Self& s, V o) { s.pod_changed(o); }));
     informers_.on_update(pods_res_, guarded(w, [](Self& s, V old, V o) {
                            s.pod_changed(old);
@@ -276,7 +276,7 @@ class DisruptionController : public ControllerBase {
     if (old != nullptr && old->is_object() && old->get_object() == status) co_return Result<void>{};
     json::value next = *pdb;
     next.as_object()["status"] = std::move(status);
-    auto r = co_await client_.update_status(pdbs_res_, ns, std::move(next), kWrite);
+    auto r = co_await loop::api_update_status(client_, pdbs_res_, ns, std::move(next));
     if (!r && !r.error().is_not_found()) co_return std::unexpected(r.error());
     co_return Result<void>{};
   }

@@ -324,16 +324,14 @@ class EndpointSliceController : public ControllerBase {
         std::static_pointer_cast<EndpointSliceController>(shared_from_this());
     using Self = EndpointSliceController;
     using V = const json::value&;
-    informers_.on_add(services_res_, guarded(w, [](Self& s, V o) { s.enqueue(key_of(o)); }));
-    informers_.on_update(services_res_, guarded(w, [](Self& s, V, V o) { s.enqueue(key_of(o)); }));
-    informers_.on_delete(services_res_, guarded(w, [](Self& s, V o) { s.enqueue(key_of(o)); }));
+    loop::on_object_change(informers_, services_res_,
+                           guarded(w, [](Self& s, V o) { s.enqueue(key_of(o)); }));
     informers_.on_add(pods_res_, guarded(w, [](Self& s, V o) { s.pod_changed(o, nullptr); }));
     informers_.on_update(pods_res_,
                          guarded(w, [](Self& s, V old, V o) { s.pod_changed(o, &old); }));
     informers_.on_delete(pods_res_, guarded(w, [](Self& s, V o) { s.pod_changed(o, nullptr); }));
-    informers_.on_add(slices_res_, guarded(w, [](Self& s, V o) { s.slice_changed(o); }));
-    informers_.on_update(slices_res_, guarded(w, [](Self& s, V, V o) { s.slice_changed(o); }));
-    informers_.on_delete(slices_res_, guarded(w, [](Self& s, V o) { s.slice_changed(o); }));
+    loop::on_object_change(informers_, slices_res_,
+                           guarded(w, [](Self& s, V o) { s.slice_changed(o); }));
     informers_.on_update(nodes_res_, guarded(w, [](Self& s, V old, V o) {
                            if (get_string(old, {"metadata", "labels", kZoneLabel}) !=
                                get_string(o, {"metadata", "labels", kZoneLabel})) {
@@ -357,18 +355,12 @@ class EndpointSliceController : public ControllerBase {
   }
 
   void enqueue(std::string key) {
-    trigger_.try_emplace(key, format_rfc3339_micro(std::chrono::system_clock::now()));
+    trigger_.note(key);
     queue().add(std::move(key));
   }
 
   void pod_changed(const json::value& pod, const json::value* old) {
-    std::set<std::string> keys;
-    for (auto& k : services_selecting(services_, namespace_of(pod), labels_of(pod))) keys.insert(k);
-    if (old != nullptr) {
-      for (auto& k : services_selecting(services_, namespace_of(*old), labels_of(*old)))
-        keys.insert(k);
-    }
-    for (const std::string& k : keys) enqueue(k);
+    for (const std::string& k : services_for_pod(services_, pod, old)) enqueue(k);
   }
 
   void slice_changed(const json::value& slice) {
@@ -408,11 +400,7 @@ class EndpointSliceController : public ControllerBase {
       co_return Result<void>{};
     }
     auto [ns, name] = split_key(key);
-    std::string trigger;
-    if (auto it = trigger_.find(key); it != trigger_.end()) {
-      trigger = std::move(it->second);
-      trigger_.erase(it);
-    }
+    std::string trigger = trigger_.take(key);
     if (trigger.empty()) trigger = format_rfc3339_micro(std::chrono::system_clock::now());
     client::ObjectPtr svc = services_.get(ns, name);
     // A deleted service's slices go with it (garbage collector, through ownerReferences).
@@ -437,7 +425,7 @@ class EndpointSliceController : public ControllerBase {
     auto& exp = expectations_[key];
     auto now = std::chrono::steady_clock::now();
     for (json::value& obj : plan.create) {
-      auto r = co_await client_.create(slices_res_, ns, std::move(obj), kWrite);
+      auto r = co_await loop::api_create(client_, slices_res_, ns, std::move(obj));
       if (r) {
         exp[std::string(name_of(*r))] = {rv_number(*r), now};
       } else if (r.error().code != 403) {
@@ -446,7 +434,7 @@ class EndpointSliceController : public ControllerBase {
     }
     for (json::value& obj : plan.update) {
       std::string slice_name(name_of(obj));
-      auto r = co_await client_.update(slices_res_, ns, std::move(obj), kWrite);
+      auto r = co_await loop::api_update(client_, slices_res_, ns, std::move(obj));
       if (r) {
         exp[slice_name] = {rv_number(*r), now};
       } else if (!r.error().is_not_found()) {
@@ -457,7 +445,7 @@ class EndpointSliceController : public ControllerBase {
       std::string slice_name(name_of(obj));
       client::DeleteOptions opts;
       opts.precondition_uid = std::string(uid_of(obj));
-      auto r = co_await client_.remove(slices_res_, ns, slice_name, opts);
+      auto r = co_await loop::api_delete(client_, slices_res_, ns, slice_name, opts);
       if (r || r.error().is_not_found()) {
         exp[slice_name] = {-1, now};
       } else {
@@ -483,7 +471,7 @@ class EndpointSliceController : public ControllerBase {
   client::Informer& nodes_;
   client::Informer& slices_;
   bool started_ = false;
-  std::unordered_map<std::string, std::string> trigger_;
+  TriggerTimes trigger_;
   // service key -> slice name -> what this controller last wrote
   std::unordered_map<std::string, std::map<std::string, Expectation>> expectations_;
 };

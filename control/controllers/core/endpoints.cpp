@@ -184,6 +184,30 @@ std::vector<std::string> services_selecting(const client::Informer& services, st
   return out;
 }
 
+std::set<std::string> services_for_pod(const client::Informer& services, const json::value& pod,
+                                       const json::value* old) {
+  std::set<std::string> keys;
+  for (auto& k : services_selecting(services, namespace_of(pod), labels_of(pod))) keys.insert(k);
+  if (old != nullptr) {
+    for (auto& k : services_selecting(services, namespace_of(*old), labels_of(*old)))
+      keys.insert(k);
+  }
+  return keys;
+}
+
+void TriggerTimes::note(const std::string& key) {
+  first_.try_emplace(key, format_rfc3339_micro(std::chrono::system_clock::now()));
+}
+
+std::string TriggerTimes::take(const std::string& key) {
+  std::string t;
+  if (auto it = first_.find(key); it != first_.end()) {
+    t = std::move(it->second);
+    first_.erase(it);
+  }
+  return t;
+}
+
 namespace {
 
 class EndpointsController : public ControllerBase {
@@ -201,14 +225,8 @@ class EndpointsController : public ControllerBase {
     std::weak_ptr<EndpointsController> w =
         std::static_pointer_cast<EndpointsController>(shared_from_this());
     using Self = EndpointsController;
-    informers_.on_add(services_res_,
-                      guarded(w, [](Self& s, const json::value& o) { s.enqueue(key_of(o)); }));
-    informers_.on_update(services_res_,
-                         guarded(w, [](Self& s, const json::value&, const json::value& o) {
-                           s.enqueue(key_of(o));
-                         }));
-    informers_.on_delete(services_res_,
-                         guarded(w, [](Self& s, const json::value& o) { s.enqueue(key_of(o)); }));
+    loop::on_object_change(informers_, services_res_,
+                           guarded(w, [](Self& s, const json::value& o) { s.enqueue(key_of(o)); }));
     informers_.on_add(pods_res_,
                       guarded(w, [](Self& s, const json::value& o) { s.pod_changed(o, nullptr); }));
     informers_.on_update(pods_res_,
@@ -230,34 +248,24 @@ class EndpointsController : public ControllerBase {
   }
 
   void enqueue(std::string key) {
-    trigger_.try_emplace(key, format_rfc3339_micro(std::chrono::system_clock::now()));
+    trigger_.note(key);
     queue().add(std::move(key));
   }
 
   void pod_changed(const json::value& pod, const json::value* old) {
-    std::set<std::string> keys;
-    for (auto& k : services_selecting(services_, namespace_of(pod), labels_of(pod))) keys.insert(k);
-    if (old != nullptr) {
-      for (auto& k : services_selecting(services_, namespace_of(*old), labels_of(*old)))
-        keys.insert(k);
-    }
-    for (const std::string& k : keys) enqueue(k);
+    for (const std::string& k : services_for_pod(services_, pod, old)) enqueue(k);
   }
 
   Awaitable<Result<void>> sync(std::string key) override {
     auto [ns, name] = split_key(key);
-    std::string trigger;
-    if (auto it = trigger_.find(key); it != trigger_.end()) {
-      trigger = std::move(it->second);
-      trigger_.erase(it);
-    }
+    std::string trigger = trigger_.take(key);
     client::ObjectPtr svc = services_.get(ns, name);
     client::ObjectPtr current = endpoints_.get(ns, name);
     if (!svc) {
       if (!current) co_return Result<void>{};
       client::DeleteOptions opts;
       opts.precondition_uid = std::string(uid_of(*current));
-      auto r = co_await client_.remove(endpoints_res_, ns, name, opts);
+      auto r = co_await loop::api_delete(client_, endpoints_res_, ns, name, opts);
       if (!r && !r.error().is_not_found() && !r.error().is_conflict())
         co_return std::unexpected(r.error());
       co_return Result<void>{};
@@ -305,9 +313,9 @@ class EndpointsController : public ControllerBase {
     }
     Result<json::value> r;
     if (current) {
-      r = co_await client_.update(endpoints_res_, ns, std::move(next), kWrite);
+      r = co_await loop::api_update(client_, endpoints_res_, ns, std::move(next));
     } else {
-      r = co_await client_.create(endpoints_res_, ns, std::move(next), kWrite);
+      r = co_await loop::api_create(client_, endpoints_res_, ns, std::move(next));
     }
     if (!r) {
       // Forbidden: the namespace is terminating; nothing to do.
@@ -324,7 +332,7 @@ class EndpointsController : public ControllerBase {
   client::Informer& services_;
   client::Informer& pods_;
   client::Informer& endpoints_;
-  std::unordered_map<std::string, std::string> trigger_;  // key -> first unsynced change
+  TriggerTimes trigger_;
 };
 
 }  // namespace

@@ -10,6 +10,9 @@
 
 #include <memory>
 #include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/base.h"
@@ -32,6 +35,24 @@ json::array build_endpoint_subsets(const json::value& svc,
 // The services of `ns` whose selector matches `labels`.
 std::vector<std::string> services_selecting(const client::Informer& services, std::string_view ns,
                                             const json::object* labels);
+// The keys of the services selecting `pod` or, when given, its previous version `old` (each
+// once, sorted): the services whose endpoints a pod change may affect.
+std::set<std::string> services_for_pod(const client::Informer& services, const json::value& pod,
+                                       const json::value* old);
+
+// Per service key, when it first changed since its last sync: the value of the
+// endpoints.kubernetes.io/last-change-trigger-time annotation. Shared by the Endpoints and
+// EndpointSlice controllers.
+class TriggerTimes {
+ public:
+  // Notes a change now, unless an earlier unsynced change is already noted.
+  void note(const std::string& key);
+  // The noted time of `key` ("" when none), forgetting it.
+  std::string take(const std::string& key);
+
+ private:
+  std::unordered_map<std::string, std::string> first_;
+};
 
 std::unique_ptr<loop::Controller> make_endpoints_controller(loop::ControllerContext& ctx);
 

@@ -226,10 +226,10 @@ class GarbageCollector : public ControllerBase {
       }
       meta["finalizers"] = std::move(kept);
       std::string ns(namespace_of(obj)), name(name_of(obj)), uid(uid_of(obj));
-      auto r = co_await client_.update(res, ns, std::move(obj), kWrite);
+      auto r = co_await loop::api_update(client_, res, ns, std::move(obj));
       if (r || r.error().is_not_found()) co_return Result<void>{};
       if (!r.error().is_conflict()) co_return std::unexpected(r.error());
-      auto fresh = co_await client_.get(res, ns, name, kGet);
+      auto fresh = co_await loop::api_get(client_, res, ns, name);
       if (!fresh) {
         if (fresh.error().is_not_found()) co_return Result<void>{};
         co_return std::unexpected(fresh.error());
@@ -246,7 +246,7 @@ class GarbageCollector : public ControllerBase {
                                             std::string name, std::string uid,
                                             std::vector<std::string> owner_uids) {
     for (int attempt = 0; attempt < 5; ++attempt) {
-      auto cur = co_await client_.get(res, ns, name, kGet);
+      auto cur = co_await loop::api_get(client_, res, ns, name);
       if (!cur) {
         if (cur.error().is_not_found()) co_return Result<void>{};
         co_return std::unexpected(cur.error());
@@ -267,7 +267,7 @@ class GarbageCollector : public ControllerBase {
       } else {
         meta["ownerReferences"] = std::move(kept);
       }
-      auto r = co_await client_.update(res, ns, std::move(*cur), kWrite);
+      auto r = co_await loop::api_update(client_, res, ns, std::move(*cur));
       if (r || r.error().is_not_found()) co_return Result<void>{};
       if (!r.error().is_conflict()) co_return std::unexpected(r.error());
     }
@@ -289,7 +289,7 @@ class GarbageCollector : public ControllerBase {
     }
     if (res->namespaced && ns.empty()) co_return OwnerState::kDangling;
     std::string owner_ns = res->namespaced ? ns : std::string();
-    auto live = co_await client_.get(*res, owner_ns, ref.name, kGet);
+    auto live = co_await loop::api_get(client_, *res, owner_ns, ref.name);
     if (!live) {
       if (live.error().is_not_found()) co_return OwnerState::kDangling;
       co_return std::unexpected(live.error());
@@ -311,7 +311,7 @@ class GarbageCollector : public ControllerBase {
     const api::Resource& res = *node->res;
     std::string ns = node->ns, name = node->name;
 
-    auto live = co_await client_.get(res, ns, name, kGet);
+    auto live = co_await loop::api_get(client_, res, ns, name);
     if (!live) {
       if (live.error().is_not_found()) co_return Result<void>{};
       co_return std::unexpected(live.error());
@@ -354,7 +354,7 @@ class GarbageCollector : public ControllerBase {
         client::DeleteOptions opts;
         opts.propagation_policy = d.policy;
         opts.precondition_uid = uid;
-        auto r = co_await client_.remove(res, ns, name, opts);
+        auto r = co_await loop::api_delete(client_, res, ns, name, opts);
         if (!r && !r.error().is_not_found() && !r.error().is_conflict()) {
           co_return std::unexpected(r.error());
         }
@@ -369,7 +369,7 @@ class GarbageCollector : public ControllerBase {
     if (node == nullptr || !node->observed || node->res == nullptr) co_return Result<void>{};
     const api::Resource& res = *node->res;
     std::string ns = node->ns, name = node->name;
-    auto live = co_await client_.get(res, ns, name, kGet);
+    auto live = co_await loop::api_get(client_, res, ns, name);
     if (!live) {
       if (live.error().is_not_found()) co_return Result<void>{};
       co_return std::unexpected(live.error());

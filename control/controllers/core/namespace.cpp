@@ -111,8 +111,8 @@ class NamespaceController : public ControllerBase {
         std::static_pointer_cast<NamespaceController>(shared_from_this());
     using Self = NamespaceController;
     using V = const json::value&;
-    informers_.on_add(ns_res_, guarded(w, [](Self& s, V o) { s.changed(o); }));
-    informers_.on_update(ns_res_, guarded(w, [](Self& s, V, V o) { s.changed(o); }));
+    loop::on_object_change(informers_, ns_res_, guarded(w, [](Self& s, V o) { s.changed(o); }),
+                           false);
   }
 
   void changed(const json::value& ns) {
@@ -124,7 +124,7 @@ class NamespaceController : public ControllerBase {
   }
 
   Awaitable<Result<void>> sync(std::string name) override {
-    auto cur = co_await client_.get(ns_res_, kNoNamespace, name, kGet);
+    auto cur = co_await loop::api_get(client_, ns_res_, kNoNamespace, name);
     if (!cur) {
       if (cur.error().is_not_found()) co_return Result<void>{};
       co_return std::unexpected(cur.error());
@@ -157,7 +157,7 @@ class NamespaceController : public ControllerBase {
             fmt::format("{}: {}", gr, client::error_from_response(*del, "DELETE " + path).message));
         continue;
       }
-      auto list = co_await client_.list(r, name, kGet);
+      auto list = co_await loop::api_list(client_, r, name);
       if (!list) {
         content.failed.push_back(fmt::format("{}: {}", gr, list.error().to_string()));
         continue;
@@ -180,7 +180,7 @@ class NamespaceController : public ControllerBase {
     const json::value* old_conds = find_path(*cur, {"status", "conditions"});
     if (old_conds == nullptr || *old_conds != json::value(conds)) {
       ensure_object(with_status.as_object(), "status")["conditions"] = std::move(conds);
-      auto st = co_await client_.update_status(ns_res_, kNoNamespace, with_status, kWrite);
+      auto st = co_await loop::api_update_status(client_, ns_res_, kNoNamespace, with_status);
       if (st) {
         with_status = std::move(*st);
       } else {

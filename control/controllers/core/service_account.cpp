@@ -22,10 +22,9 @@ class ServiceAccountController : public ControllerBase {
         std::static_pointer_cast<ServiceAccountController>(shared_from_this());
     using Self = ServiceAccountController;
     using V = const json::value&;
-    informers_.on_add(ns_res_,
-                      guarded(w, [](Self& s, V o) { s.queue().add(std::string(name_of(o))); }));
-    informers_.on_update(
-        ns_res_, guarded(w, [](Self& s, V, V o) { s.queue().add(std::string(name_of(o))); }));
+    loop::on_object_change(informers_, ns_res_,
+                           guarded(w, [](Self& s, V o) { s.queue().add(std::string(name_of(o))); }),
+                           false);
     informers_.on_delete(sa_res_, guarded(w, [](Self& s, V o) {
                            if (name_of(o) == kDefault) s.queue().add(std::string(namespace_of(o)));
                          }));
@@ -45,7 +44,7 @@ class ServiceAccountController : public ControllerBase {
         json::object{{"apiVersion", "v1"},
                      {"kind", "ServiceAccount"},
                      {"metadata", json::object{{"name", kDefault}, {"namespace", ns}}}};
-    auto r = co_await client_.create(sa_res_, ns, std::move(sa), kWrite);
+    auto r = co_await loop::api_create(client_, sa_res_, ns, std::move(sa));
     // AlreadyExists: the cache lags; Forbidden/NotFound: the namespace is going away.
     if (!r && r.error().code != 409 && r.error().code != 403 && r.error().code != 404) {
       co_return std::unexpected(r.error());

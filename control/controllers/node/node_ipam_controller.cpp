@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "loop/api.h"
 #include "podwarp/log.h"
 
 namespace podwarp::controllers {
@@ -12,25 +13,14 @@ using client::Awaitable;
 using client::ObjectPtr;
 using client::Result;
 
-// Named arguments for client calls: g++ 12 mishandles temporaries (default arguments
-// included) inside co_await expressions, so coroutines pass these lvalues instead.
-const client::WriteOptions kWrite{};
-const client::ListOptions kList{};
-const client::DeleteOptions kDelete{};
-const std::string kNone;
-
-const api::Resource& nodes_res() {
-  static const api::Resource* r = api::find_resource("", "v1", "nodes");
-  return *r;
-}
-
 }  // namespace
 
 NodeIpamController::NodeIpamController(loop::ControllerContext& ctx)
     : ctx_(ctx),
       recorder_(ctx.recorder("cidrAllocator")),
-      queue_(ctx.executor, "node-ipam", [this](std::string key) { return sync(std::move(key)); }, 1),
-      nodes_(ctx.informers.informer(nodes_res())) {
+      queue_(
+          ctx.executor, "node-ipam", [this](std::string key) { return sync(std::move(key)); }, 1),
+      nodes_(ctx.informers.informer(loop::resource("", "nodes"))) {
   auto& inf = ctx.informers;
   auto seen = [this](const json::value& n) {
     if (!started_ || !allocator_) return;
@@ -41,9 +31,10 @@ NodeIpamController::NodeIpamController(loop::ControllerContext& ctx)
       queue_.add(std::string(get_string(n, {"metadata", "name"})));
     }
   };
-  inf.on_add(nodes_res(), seen);
-  inf.on_update(nodes_res(), [seen](const json::value&, const json::value& n) { seen(n); });
-  inf.on_delete(nodes_res(), [this](const json::value& n) {
+  inf.on_add(loop::resource("", "nodes"), seen);
+  inf.on_update(loop::resource("", "nodes"),
+                [seen](const json::value&, const json::value& n) { seen(n); });
+  inf.on_delete(loop::resource("", "nodes"), [this](const json::value& n) {
     if (!started_ || !allocator_) return;
     std::string name(get_string(n, {"metadata", "name"}));
     std::string cidr(get_string(n, {"spec", "podCIDR"}));
@@ -120,7 +111,8 @@ Awaitable<Result<void>> NodeIpamController::sync(std::string name) {
   }
   std::string patch = to_json(json::object{
       {"spec", json::object{{"podCIDR", cidr}, {"podCIDRs", json::array{json::value(cidr)}}}}});
-  auto r = co_await ctx_.client.patch(nodes_res(), kNone, name, client::PatchType::merge, patch, kWrite, kNone);
+  auto r = co_await loop::api_patch(ctx_.client, loop::resource("", "nodes"), std::string(), name,
+                                    patch);
   if (!r) {
     if (r.error().is_not_found() || r.error().code == 422) {
       // Gone, or its podCIDR was set meanwhile (immutable): the informer brings the truth.

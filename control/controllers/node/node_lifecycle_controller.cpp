@@ -1,8 +1,10 @@
 #include "node/node_lifecycle_controller.h"
 
-#include <boost/asio/steady_timer.hpp>
 #include <fmt/format.h>
 
+#include <boost/asio/steady_timer.hpp>
+
+#include "loop/api.h"
 #include "node/taints.h"
 #include "podwarp/log.h"
 #include "podwarp/time.h"
@@ -14,26 +16,6 @@ namespace {
 using client::Awaitable;
 using client::ObjectPtr;
 using client::Result;
-
-// Named arguments for client calls: g++ 12 mishandles temporaries (default arguments
-// included) inside co_await expressions, so coroutines pass these lvalues instead.
-const client::WriteOptions kWrite{};
-const client::ListOptions kList{};
-const client::DeleteOptions kDelete{};
-const std::string kNone;
-
-const api::Resource& nodes_res() {
-  static const api::Resource* r = api::find_resource("", "v1", "nodes");
-  return *r;
-}
-const api::Resource& pods_res() {
-  static const api::Resource* r = api::find_resource("", "v1", "pods");
-  return *r;
-}
-const api::Resource& leases_res() {
-  static const api::Resource* r = api::find_resource("coordination.k8s.io", "v1", "leases");
-  return *r;
-}
 
 constexpr std::string_view kLeaseNamespace = "kube-node-lease";
 constexpr std::string_view kMonitored[] = {"Ready", "MemoryPressure", "DiskPressure", "PIDPressure"};
@@ -72,16 +54,18 @@ std::string_view heartbeat(const json::value& node) {
 NodeLifecycleController::NodeLifecycleController(loop::ControllerContext& ctx)
     : ctx_(ctx),
       recorder_(ctx.recorder("node-controller")),
-      queue_(ctx.executor, "node-lifecycle",
-             [this](std::string key) { return sync(std::move(key)); }, ctx.options.workers),
-      nodes_(ctx.informers.informer(nodes_res())),
-      pods_(ctx.informers.informer(pods_res())) {
+      queue_(
+          ctx.executor, "node-lifecycle", [this](std::string key) { return sync(std::move(key)); },
+          ctx.options.workers),
+      nodes_(ctx.informers.informer(loop::resource("", "nodes"))),
+      pods_(ctx.informers.informer(loop::resource("", "pods"))) {
   auto& inf = ctx.informers;
-  inf.on_add(nodes_res(), [this](const json::value& n) {
+  inf.on_add(loop::resource("", "nodes"), [this](const json::value& n) {
     observe_node(n);
     queue_.add(std::string(get_string(n, {"metadata", "name"})));
   });
-  inf.on_update(nodes_res(), [this](const json::value& old_node, const json::value& n) {
+  inf.on_update(loop::resource("", "nodes"), [this](const json::value& old_node,
+                                                    const json::value& n) {
     observe_node(n);
     // Conditions or taints moved: reconcile taints and pods now rather than at the next tick.
     if (find_path(old_node, {"status", "conditions"}) == nullptr ||
@@ -91,7 +75,7 @@ NodeLifecycleController::NodeLifecycleController(loop::ControllerContext& ctx)
       queue_.add(std::string(get_string(n, {"metadata", "name"})));
     }
   });
-  inf.on_delete(nodes_res(), [this](const json::value& n) {
+  inf.on_delete(loop::resource("", "nodes"), [this](const json::value& n) {
     health_.erase(std::string(get_string(n, {"metadata", "name"})));
   });
   auto lease_seen = [this](const json::value& l) {
@@ -106,30 +90,32 @@ NodeLifecycleController::NodeLifecycleController(loop::ControllerContext& ctx)
       it->second.probe = std::chrono::steady_clock::now();
     }
   };
-  inf.on_add(leases_res(), lease_seen);
-  inf.on_update(leases_res(), [lease_seen](const json::value&, const json::value& l) { lease_seen(l); });
+  inf.on_add(loop::resource("coordination.k8s.io", "leases"), lease_seen);
+  inf.on_update(loop::resource("coordination.k8s.io", "leases"),
+                [lease_seen](const json::value&, const json::value& l) { lease_seen(l); });
   auto index_pod = [this](const json::value& p, bool add) {
     std::string_view node = get_string(p, {"spec", "nodeName"});
-    if (node.empty()) return;
     std::string key = client::Informer::key_of(p);
     if (add) {
-      pods_by_node_[std::string(node)].insert(key);
-    } else if (auto it = pods_by_node_.find(node); it != pods_by_node_.end()) {
-      it->second.erase(key);
-      if (it->second.empty()) pods_by_node_.erase(it);
+      pods_by_node_.add(node, key);
+    } else {
+      pods_by_node_.remove(node, key);
     }
   };
-  inf.on_add(pods_res(), [index_pod](const json::value& p) { index_pod(p, true); });
-  inf.on_update(pods_res(), [this, index_pod](const json::value& o, const json::value& p) {
-    index_pod(o, false);
-    index_pod(p, true);
-    // A pod bound to a node that is not ready (upstream processPod).
-    std::string_view node = get_string(p, {"spec", "nodeName"});
-    if (!node.empty() && get_string(o, {"spec", "nodeName"}) != node) queue_.add(std::string(node));
-  });
-  inf.on_delete(pods_res(), [index_pod](const json::value& p) { index_pod(p, false); });
+  inf.on_add(loop::resource("", "pods"), [index_pod](const json::value& p) { index_pod(p, true); });
+  inf.on_update(loop::resource("", "pods"),
+                [this, index_pod](const json::value& o, const json::value& p) {
+                  index_pod(o, false);
+                  index_pod(p, true);
+                  // A pod bound to a node that is not ready (upstream processPod).
+                  std::string_view node = get_string(p, {"spec", "nodeName"});
+                  if (!node.empty() && get_string(o, {"spec", "nodeName"}) != node)
+                    queue_.add(std::string(node));
+                });
+  inf.on_delete(loop::resource("", "pods"),
+                [index_pod](const json::value& p) { index_pod(p, false); });
   // Leases are read for heartbeats only.
-  (void)ctx.informers.informer(leases_res());
+  (void)ctx.informers.informer(loop::resource("coordination.k8s.io", "leases"));
 }
 
 void NodeLifecycleController::observe_node(const json::value& node) {
@@ -205,7 +191,8 @@ Awaitable<Result<void>> NodeLifecycleController::sync(std::string node_name) {
       }
     }
     if (changed) {
-      auto r = co_await ctx_.client.update_status(nodes_res(), kNone, node, kWrite);
+      auto r = co_await loop::api_update_status(ctx_.client, loop::resource("", "nodes"),
+                                                std::string(), node);
       if (!r) co_return std::unexpected(r.error());
       node = std::move(*r);
       log::info("node {}: not renewed for {}s: conditions Unknown", node_name,
@@ -249,7 +236,8 @@ Awaitable<Result<void>> NodeLifecycleController::sync(std::string node_name) {
     } else {
       spec["taints"] = std::move(next);
     }
-    auto r = co_await ctx_.client.update(nodes_res(), kNone, node, kWrite);
+    auto r =
+        co_await loop::api_update(ctx_.client, loop::resource("", "nodes"), std::string(), node);
     if (!r) co_return std::unexpected(r.error());
     node = std::move(*r);
   }
@@ -257,13 +245,9 @@ Awaitable<Result<void>> NodeLifecycleController::sync(std::string node_name) {
   // 3. Pods of a node that is not ready.
   if (std::string_view rs = ready_status(node); rs == "False" || rs == "Unknown") {
     std::optional<client::Error> error;
-    std::vector<std::string> keys;
-    if (auto it = pods_by_node_.find(node_name); it != pods_by_node_.end()) {
-      keys.assign(it->second.begin(), it->second.end());
-    }
-    for (const auto& pk : keys) {
+    for (const auto& pk : pods_by_node_.keys(node_name)) {
       auto s = pk.find('/');
-      ObjectPtr p = pods_.get(pk.substr(0, s), pk.substr(s + 1));
+      ObjectPtr p = loop::get_by_key(pods_, pk);
       if (!p || get_string(*p, {"spec", "nodeName"}) != node_name) continue;
       json::value pod = *p;
       json::object* c = condition(pod, "Ready");
@@ -271,7 +255,8 @@ Awaitable<Result<void>> NodeLifecycleController::sync(std::string node_name) {
       (*c)["status"] = "False";
       (*c)["lastTransitionTime"] = ts;
       std::string pod_ns = pk.substr(0, s);
-      auto r = co_await ctx_.client.update_status(pods_res(), pod_ns, pod, kWrite);
+      auto r =
+          co_await loop::api_update_status(ctx_.client, loop::resource("", "pods"), pod_ns, pod);
       if (!r) {
         if (!r.error().is_not_found() && !error) error = r.error();
         continue;

@@ -23,6 +23,7 @@
 #include <string>
 
 #include "loop/controller.h"
+#include "loop/key_index.h"
 #include "loop/work_queue.h"
 
 namespace podwarp::controllers {
@@ -50,7 +51,7 @@ class NodeLifecycleController : public loop::Controller {
   client::Informer& nodes_;
   client::Informer& pods_;
   std::map<std::string, Health, std::less<>> health_;
-  std::map<std::string, std::set<std::string>, std::less<>> pods_by_node_;
+  loop::KeyIndex pods_by_node_;
   std::shared_ptr<boost::asio::steady_timer> ticker_;
   bool stopped_ = false;
 };

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "loop/api.h"
 #include "node/taints.h"
 #include "podwarp/log.h"
 #include "podwarp/time.h"
@@ -14,22 +15,6 @@ using namespace std::chrono_literals;
 using client::Awaitable;
 using client::ObjectPtr;
 using client::Result;
-
-// Named arguments for client calls: g++ 12 mishandles temporaries (default arguments
-// included) inside co_await expressions, so coroutines pass these lvalues instead.
-const client::WriteOptions kWrite{};
-const client::ListOptions kList{};
-const client::DeleteOptions kDelete{};
-const std::string kNone;
-
-const api::Resource& nodes_res() {
-  static const api::Resource* r = api::find_resource("", "v1", "nodes");
-  return *r;
-}
-const api::Resource& pods_res() {
-  static const api::Resource* r = api::find_resource("", "v1", "pods");
-  return *r;
-}
 
 bool terminal_or_terminating(const json::value& pod) {
   std::string_view phase = get_string(pod, {"status", "phase"});
@@ -47,46 +32,46 @@ std::string pod_ref(const json::value& pod) {
 TaintEvictionController::TaintEvictionController(loop::ControllerContext& ctx)
     : ctx_(ctx),
       recorder_(ctx.recorder("taint-eviction-controller")),
-      queue_(ctx.executor, "taint-eviction", [this](std::string key) { return evict(std::move(key)); },
-             ctx.options.workers),
-      nodes_(ctx.informers.informer(nodes_res())),
-      pods_(ctx.informers.informer(pods_res())) {
+      queue_(
+          ctx.executor, "taint-eviction", [this](std::string key) { return evict(std::move(key)); },
+          ctx.options.workers),
+      nodes_(ctx.informers.informer(loop::resource("", "nodes"))),
+      pods_(ctx.informers.informer(loop::resource("", "pods"))) {
   auto& inf = ctx.informers;
   auto index_pod = [this](const json::value& p, bool add) {
     std::string_view node = get_string(p, {"spec", "nodeName"});
-    if (node.empty()) return;
     std::string key = client::Informer::key_of(p);
     if (add) {
-      pods_by_node_[std::string(node)].insert(key);
-    } else if (auto it = pods_by_node_.find(node); it != pods_by_node_.end()) {
-      it->second.erase(key);
-      if (it->second.empty()) pods_by_node_.erase(it);
+      pods_by_node_.add(node, key);
+    } else {
+      pods_by_node_.remove(node, key);
     }
   };
-  inf.on_add(pods_res(), [this, index_pod](const json::value& p) {
+  inf.on_add(loop::resource("", "pods"), [this, index_pod](const json::value& p) {
     index_pod(p, true);
     if (started_) process_pod(p);
   });
-  inf.on_update(pods_res(), [this, index_pod](const json::value& o, const json::value& p) {
-    index_pod(o, false);
-    index_pod(p, true);
-    if (!started_) return;
-    if (get_string(o, {"spec", "nodeName"}) != get_string(p, {"spec", "nodeName"})) {
-      process_pod(p);
-      return;
-    }
-    const json::value* ot = find_path(o, {"spec", "tolerations"});
-    const json::value* nt = find_path(p, {"spec", "tolerations"});
-    if ((ot == nullptr) != (nt == nullptr) || (ot && *ot != *nt)) process_pod(p);
-  });
-  inf.on_delete(pods_res(), [this, index_pod](const json::value& p) {
+  inf.on_update(loop::resource("", "pods"),
+                [this, index_pod](const json::value& o, const json::value& p) {
+                  index_pod(o, false);
+                  index_pod(p, true);
+                  if (!started_) return;
+                  if (get_string(o, {"spec", "nodeName"}) != get_string(p, {"spec", "nodeName"})) {
+                    process_pod(p);
+                    return;
+                  }
+                  const json::value* ot = find_path(o, {"spec", "tolerations"});
+                  const json::value* nt = find_path(p, {"spec", "tolerations"});
+                  if ((ot == nullptr) != (nt == nullptr) || (ot && *ot != *nt)) process_pod(p);
+                });
+  inf.on_delete(loop::resource("", "pods"), [this, index_pod](const json::value& p) {
     index_pod(p, false);
     scheduled_.erase(client::Informer::key_of(p));
   });
-  inf.on_add(nodes_res(), [this](const json::value& n) {
+  inf.on_add(loop::resource("", "nodes"), [this](const json::value& n) {
     if (started_) process_node(get_string(n, {"metadata", "name"}));
   });
-  inf.on_update(nodes_res(), [this](const json::value& o, const json::value& n) {
+  inf.on_update(loop::resource("", "nodes"), [this](const json::value& o, const json::value& n) {
     if (!started_) return;
     auto a = taints::no_execute(find_path(o, {"spec", "taints"}));
     auto b = taints::no_execute(find_path(n, {"spec", "taints"}));
@@ -106,12 +91,8 @@ void TaintEvictionController::stop() {
 }
 
 void TaintEvictionController::process_node(std::string_view node_name) {
-  auto it = pods_by_node_.find(node_name);
-  if (it == pods_by_node_.end()) return;
-  std::vector<std::string> keys(it->second.begin(), it->second.end());
-  for (const auto& k : keys) {
-    auto s = k.find('/');
-    if (ObjectPtr p = pods_.get(k.substr(0, s), k.substr(s + 1))) process_pod(*p);
+  for (const auto& k : pods_by_node_.keys(node_name)) {
+    if (ObjectPtr p = loop::get_by_key(pods_, k)) process_pod(*p);
   }
 }
 
@@ -201,9 +182,10 @@ Awaitable<Result<void>> TaintEvictionController::evict(std::string key) {
                                            {"lastTransitionTime", format_rfc3339(now)},
                                            {"reason", "DeletionByTaintManager"},
                                            {"message", "Taint manager: deleting due to NoExecute taint"}});
-  auto st = co_await ctx_.client.update_status(pods_res(), ns, std::move(pod), kWrite);
+  auto st =
+      co_await loop::api_update_status(ctx_.client, loop::resource("", "pods"), ns, std::move(pod));
   if (!st) log::debug("taint eviction {}: condition: {}", key, st.error().to_string());
-  auto r = co_await ctx_.client.remove(pods_res(), ns, name, kDelete);
+  auto r = co_await loop::api_delete(ctx_.client, loop::resource("", "pods"), ns, name);
   if (!r && !r.error().is_not_found()) co_return std::unexpected(r.error());
   scheduled_.erase(key);
   log::info("taint eviction: deleted pod {}", key);

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "loop/controller.h"
+#include "loop/key_index.h"
 #include "loop/work_queue.h"
 
 namespace podwarp::controllers {
@@ -39,7 +40,7 @@ class TaintEvictionController : public loop::Controller {
   loop::WorkQueue queue_;
   client::Informer& nodes_;
   client::Informer& pods_;
-  std::map<std::string, std::set<std::string>, std::less<>> pods_by_node_;
+  loop::KeyIndex pods_by_node_;
   std::map<std::string, std::chrono::system_clock::time_point> scheduled_;  // pod key -> when
   bool started_ = false;
 };

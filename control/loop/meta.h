@@ -1,0 +1,28 @@
+// Metadata accessors of API objects as the controllers see them (cached or hand-built JSON):
+// every accessor tolerates a missing or ill-typed field and returns an empty value.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "podwarp/json.h"
+
+namespace podwarp::loop {
+
+// An inline namespace: `loop::name_of` works, and a controller folder takes every accessor
+// with one `using namespace loop::meta;`.
+inline namespace meta {
+
+std::string_view name_of(const json::value& obj);
+std::string_view namespace_of(const json::value& obj);
+std::string_view uid_of(const json::value& obj);
+// metadata.deletionTimestamp is set (not null).
+bool being_deleted(const json::value& obj);
+// metadata.labels, or nullptr when absent or not an object.
+const json::object* labels_of(const json::value& obj);
+// "<ns>/<name>" -> {ns, name}; a key without '/' is {"", key}.
+std::pair<std::string, std::string> split_key(std::string_view key);
+
+}  // namespace meta
+}  // namespace podwarp::loop

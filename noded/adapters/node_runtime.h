@@ -1,0 +1,96 @@
+// NodeRuntime: noded's pods::ContainerRuntime over the kernel-facing parts (noded/runtime,
+// noded/cgroup, noded/ns) and the image store's rootfs mounts (noded/images).
+//
+// Naming (deterministic, so that a restarted noded finds everything again):
+//   container id     "podwarp://<32 hex>"; <hex> names the rootfs (images/containers/<hex>)
+//                    and the container cgroup <cgroup-root>/pod<uid>/<hex>
+//   sandbox          pins <run_dir>/ns/<uid>/{net,ipc,uts[,pid]}, files <run_dir>/pods/<uid>/,
+//                    cgroup <cgroup-root>/pod<uid> (runtime::PodSandbox's layout)
+// The sandbox's network namespace gets "lo" up (loopback.h).
+//
+// Restart safety: adopt_container() checks that the recorded pid still has the recorded start
+// time (field 22 of /proc/<pid>/stat), opens a pidfd and re-checks (no recycled pid is ever
+// adopted). An adopted process is not noded's child, so its exit is seen through its pidfd but
+// its exit code cannot be read with waitid: it comes from the pinned BPF exit recorder
+// (exitrec/exit_recorder.h: watched at start, taken at exit), which also saw the exits that
+// happened while noded was down; then from
+// the zombie's /proc/<pid>/stat if not reaped yet; else code_known=false (the pod layer says
+// ContainerStatusUnknown). OOM kills are told by memory.events of the kept container cgroup.
+// The cgroup and rootfs of a container that exited while noded was down are removed at
+// adoption.
+//
+// Threading: all methods on noded's loop thread. start_container() blocks the loop for the few
+// milliseconds of a clone3 (vfork-style) start; everything that waits is asynchronous.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "cgroup/cgroup.h"
+#include "exitrec/exit_recorder.h"
+#include "images/image_store.h"
+#include "ns/pod_namespaces.h"
+#include "pods/runtime_service.h"
+#include "runtime/runtime.h"
+
+namespace podwarp::noded::adapters {
+
+struct NodeRuntimeOptions {
+  std::string run_dir;      // <root-dir>/run: namespace pins and /etc files
+  std::string resolv_conf;  // contents for /etc/resolv.conf; "" = the host's /etc/resolv.conf
+  // Exit statuses of processes noded did not reap (after a restart): every started container
+  // is watched; null: such exits are reported with code_known=false.
+  exitrec::ExitRecorder* exits = nullptr;
+};
+
+class NodeRuntime final : public pods::ContainerRuntime {
+ public:
+  NodeRuntime(boost::asio::any_io_executor ex, NodeRuntimeOptions opts,
+              cgroup::CgroupManager& cgroups, images::ImageStore& images);
+  ~NodeRuntime() override;
+
+  pods::Awaitable<std::expected<pods::Sandbox, std::string>> create_sandbox(
+      const pods::SandboxRequest& req) override;
+  pods::Awaitable<std::expected<void, std::string>> release_sandbox(
+      const std::string& pod_uid) override;
+  pods::Awaitable<std::expected<pods::ContainerHandle, std::string>> start_container(
+      const pods::ContainerStartRequest& req) override;
+  pods::Awaitable<pods::ExitInfo> wait_container(const std::string& id) override;
+  std::expected<void, std::string> signal_container(const std::string& id, int sig) override;
+  void remove_container(const std::string& id) override;
+  pods::Awaitable<pods::ExecResult> exec_in_container(const std::string& id,
+                                                      const std::vector<std::string>& argv,
+                                                      std::chrono::milliseconds timeout) override;
+  pods::Awaitable<pods::AdoptResult> adopt_container(const std::string& pod_uid,
+                                                     const pods::ContainerHandle& h) override;
+
+  // At start, before any pod is adopted: releases rootfs mounts of containers that have no
+  // cgroup under the cgroup root (a start interrupted by a crash of noded, before the pod layer
+  // could persist it). A container that ran has its cgroup until it is removed, so running and
+  // not-yet-adopted containers keep their rootfs. Returns how many were released.
+  int release_orphan_rootfs();
+
+  // Field 22 of /proc/<pid>/stat (start time in clock ticks since boot); nullopt if gone.
+  static std::optional<std::uint64_t> start_ticks(pid_t pid);
+  // "podwarp://<hex>" -> "<hex>" when well-formed.
+  static std::optional<std::string> id_hex(std::string_view id);
+
+  struct Container;
+  struct PodSandboxState;
+
+ private:
+  PodSandboxState* sandbox(const std::string& uid);
+  void cleanup_container_files(const std::string& uid, const std::string& hex);
+
+  boost::asio::any_io_executor ex_;
+  NodeRuntimeOptions opts_;
+  cgroup::CgroupManager& cgroups_;
+  images::ImageStore& images_;
+  std::map<std::string, std::unique_ptr<PodSandboxState>> sandboxes_;  // by pod uid
+  std::map<std::string, std::unique_ptr<Container>> containers_;       // by container id
+};
+
+}  // namespace podwarp::noded::adapters

@@ -1,0 +1,265 @@
+// podwarp-noded: the node daemon (kubelet + container runtime in one io_uring-driven process).
+// This version runs standalone: pods come from a manifest folder (as the kubelet's static
+// pods), no apiserver.
+//
+//   podwarp-noded --standalone --manifest-dir DIR --root-dir DIR --api-socket PATH
+//       [--cgroup-root podwarp] [--pod-log-dir /var/log/pods] [--insecure-registry H:P]...
+//       [--node-name NAME] [--log-level info] [--crash-backoff-ms 10000]
+//
+// State lives under --root-dir: images/ (the image store), pods/<uid>/ (persisted pod state,
+// volumes, log FIFOs), run/ (namespace pins and /etc files of sandboxes).
+//
+// SIGTERM/SIGINT: noded exits WITHOUT stopping pods, as the kubelet does: containers keep
+// running and the next noded re-adopts them (restart-safe upgrades). Stop pods by removing
+// their manifests. The process ends with _exit() (never destroying an io_context with io_uring
+// operations in flight).
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <set>
+
+#include "adapters/node_images.h"
+#include "adapters/node_runtime.h"
+#include "cgroup/cgroup.h"
+#include "cgroup/sys_error.h"
+#include "exitrec/exit_recorder.h"
+#include "images/image_store.h"
+#include "nodeapi/node_api.h"
+#include "pods/pod_manager.h"
+#include "podwarp/log.h"
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using namespace podwarp;
+using namespace podwarp::noded;
+
+namespace {
+
+[[noreturn]] void finish(int code) {
+  spdlog::default_logger()->flush();
+  std::fflush(stdout);
+  std::fflush(stderr);
+  ::_exit(code);
+}
+
+[[noreturn]] void fatal(const std::string& msg) {
+  log::error("noded: {}", msg);
+  finish(1);
+}
+
+// Makes `dir` a bpffs mount point unless it already is on one.
+std::expected<void, SysError> ensure_bpffs(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return std::unexpected(SysError{ec.value(), "mkdir " + dir + ": " + ec.message()});
+  struct statfs sfs {};
+  if (::statfs(dir.c_str(), &sfs) != 0) return std::unexpected(errno_error("statfs " + dir));
+  if (static_cast<unsigned long>(sfs.f_type) == BPF_FS_MAGIC) return {};
+  if (::mount("bpf", dir.c_str(), "bpf", 0, "mode=0700") != 0)
+    return std::unexpected(errno_error("mount bpf on " + dir));
+  return {};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"podwarp-noded: the podwarp node daemon (kubelet + container runtime)"};
+  bool standalone = false;
+  std::string manifest_dir, root_dir = "/var/lib/podwarp/noded", api_socket;
+  std::string cgroup_root = "podwarp", pod_log_dir = "/var/log/pods", log_level = "info";
+  std::vector<std::string> insecure;
+  std::string node_name;
+  bool node_name_set = false;
+  std::int64_t crash_backoff_ms = 10'000;
+  std::string bpf_dir;
+  int gc_high = 85;
+  std::int64_t gc_period_s = 300;
+  app.add_flag("--standalone", standalone, "run pods from --manifest-dir, without an apiserver");
+  app.add_option("--manifest-dir", manifest_dir, "folder of pod (and ConfigMap/Secret) manifests");
+  app.add_option("--root-dir", root_dir, "where all state lives (images, pods, namespace pins)");
+  app.add_option("--api-socket", api_socket,
+                 "unix socket of the local API (default <root>/noded.sock)");
+  app.add_option("--cgroup-root", cgroup_root,
+                 "cgroup of all pods, relative to the cgroup2 mount (or absolute under it)");
+  app.add_option("--pod-log-dir", pod_log_dir, "root of the CRI container log files");
+  app.add_option("--insecure-registry", insecure,
+                 "registry host:port served over plain HTTP (repeatable; loopback always is)");
+  auto* nn = app.add_option("--node-name", node_name,
+                            "node name; static pod names get -<node-name> (default: hostname)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  app.add_option(
+      "--crash-backoff-ms", crash_backoff_ms,
+      "first CrashLoopBackOff delay (upstream: 10000); doubles up to 30x, at most 5 min");
+  app.add_option("--bpf-dir", bpf_dir,
+                 "bpffs where the exit recorder is pinned (in <dir>/podwarp-noded); a bpffs is "
+                 "mounted there when it is not one (default /sys/fs/bpf)");
+  app.add_option("--image-gc-high-threshold", gc_high,
+                 "disk usage percent of the root's filesystem above which unused images are "
+                 "removed (kubelet's imageGCHighThresholdPercent; 100 disables)");
+  app.add_option("--image-gc-period", gc_period_s, "seconds between image GC checks");
+  CLI11_PARSE(app, argc, argv);
+  node_name_set = nn->count() > 0;
+  log::set_level(log_level);
+  if (!standalone) {
+    std::cerr << "podwarp-noded: only --standalone mode exists in this version\n";
+    return 2;
+  }
+  if (manifest_dir.empty()) {
+    std::cerr << "podwarp-noded: --manifest-dir is required with --standalone\n";
+    return 2;
+  }
+  if (crash_backoff_ms <= 0) {
+    std::cerr << "podwarp-noded: --crash-backoff-ms must be > 0\n";
+    return 2;
+  }
+  if (!node_name_set) {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) == 0) node_name = host;
+  }
+  std::error_code ec;
+  root_dir = fs::absolute(root_dir, ec).lexically_normal().string();
+  if (!root_dir.empty() && root_dir.back() == '/') root_dir.pop_back();
+  if (api_socket.empty()) api_socket = root_dir + "/noded.sock";
+  if (bpf_dir.empty()) bpf_dir = "/sys/fs/bpf";
+  fs::create_directories(root_dir, ec);
+  if (ec) fatal("mkdir " + root_dir + ": " + ec.message());
+  // One noded per root: a second one would adopt and kill the first one's containers.
+  int lock_fd = ::open((root_dir + "/noded.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
+    fatal("another podwarp-noded uses " + root_dir + " (flock " + root_dir +
+          "/noded.lock: " + errno_name(errno) + ")");
+  for (const std::string& d : {root_dir + "/run", pod_log_dir}) {
+    fs::create_directories(d, ec);
+    if (ec) fatal("mkdir " + d + ": " + ec.message());
+  }
+  // Every container holds pipe fds and pidfds.
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
+
+  auto store = images::ImageStore::open(root_dir);
+  if (!store) fatal("image store: " + store.error().message);
+  auto cgroups = cgroup::CgroupManager::open(cgroup::CgroupFs::real(), cgroup_root);
+  if (!cgroups) fatal("cgroups: " + cgroups.error().message);
+  auto report = cgroups->ensure_root();
+  if (!report) fatal("cgroups: " + report.error().message);
+  for (const auto& n : report->not_enforced)
+    log::warn("noded: cgroup limit not enforceable: {}", n);
+  log::info("noded: cgroup root {}", cgroups->root());
+
+  // Exit codes of containers that end while noded is down (or after it re-adopted them).
+  std::optional<exitrec::ExitRecorder> exits;
+  if (auto m = ensure_bpffs(bpf_dir); !m) {
+    log::warn(
+        "noded: exit recorder: {}: exit codes of containers that end while noded is "
+        "down will be unknown",
+        m.error().message);
+  } else if (auto r = exitrec::ExitRecorder::open(bpf_dir + "/podwarp-noded")) {
+    exits.emplace(std::move(*r));
+  } else {
+    log::warn(
+        "noded: exit recorder: {}: exit codes of containers that end while noded is "
+        "down will be unknown",
+        r.error().message);
+  }
+
+  asio::io_context io(1);
+  images::PullOptions pull;
+  pull.registry.insecure_registries = insecure;
+  adapters::NodeImages image_service(**store, pull);
+  adapters::NodeRuntime runtime(
+      io.get_executor(),
+      {.run_dir = root_dir + "/run", .resolv_conf = {}, .exits = exits ? &*exits : nullptr},
+      *cgroups, **store);
+
+  pods::PodManagerOptions po;
+  po.manifest_dir = manifest_dir;
+  po.root_dir = root_dir;
+  po.pod_log_dir = pod_log_dir;
+  po.node_name = node_name;
+  po.timings.backoff_base = std::chrono::milliseconds(crash_backoff_ms);
+  po.timings.backoff_max = std::min(std::chrono::milliseconds(300'000),
+                                    std::chrono::milliseconds(crash_backoff_ms * 30));
+  auto manager = pods::make_pod_manager(io.get_executor(), po, runtime, image_service);
+
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  std::unique_ptr<nodeapi::NodeApiServer> api;
+  signals.async_wait([&](boost::system::error_code e, int sig) {
+    if (e) return;
+    // Pods keep running: the next noded re-adopts them (kubelet semantics).
+    log::info("noded: signal {}: exiting; pods keep running and are re-adopted on restart", sig);
+    if (api) api->stop();
+    ::unlink(api_socket.c_str());
+    finish(0);
+  });
+  auto server = nodeapi::start_node_api(io.get_executor(), {.socket_path = api_socket}, *manager);
+  if (!server) fatal("local API on " + api_socket + ": " + server.error());
+  api = std::move(*server);
+  // Image GC: when the root's filesystem is fuller than the threshold, remove the images no
+  // pod names (the kubelet frees down to a low threshold image by image, LRU first; the store
+  // removes every unused image at once).
+  asio::steady_timer gc_timer(io);
+  std::function<void()> arm_gc = [&] {
+    gc_timer.expires_after(std::chrono::seconds(std::max<std::int64_t>(1, gc_period_s)));
+    gc_timer.async_wait([&](boost::system::error_code e) {
+      if (e) return;
+      struct statvfs v {};
+      if (gc_high < 100 && ::statvfs((*store)->dir().c_str(), &v) == 0 && v.f_blocks > 0) {
+        double used =
+            100.0 * static_cast<double>(v.f_blocks - v.f_bavail) / static_cast<double>(v.f_blocks);
+        if (used >= gc_high) {
+          std::set<std::string> in_use;
+          const json::value pods = manager->pod_list();  // (not a temporary in the for-range)
+          const json::value* items = find_path(pods, {"items"});
+          static const json::array kNone;
+          for (const auto& pod :
+               items != nullptr && items->is_array() ? items->as_array() : kNone) {
+            for (const char* kind : {"containers", "initContainers"}) {
+              const auto* list = find_path(pod, {"spec", kind});
+              if (list == nullptr || !list->is_array()) continue;
+              for (const auto& c : list->as_array())
+                in_use.insert(std::string(get_string(c, {"image"})));
+            }
+          }
+          auto r = (*store)->gc(in_use);
+          if (!r) {
+            log::warn("noded: image gc: {}", r.error().message);
+          } else if (!r->removed_images.empty() || r->removed_blobs > 0) {
+            log::info(
+                "noded: image gc ({:.0f}% used >= {}%): removed {} images, {} blobs, {} "
+                "layers, {} bytes",
+                used, gc_high, r->removed_images.size(), r->removed_blobs, r->removed_layers,
+                r->freed_bytes);
+          }
+        }
+      }
+      arm_gc();
+    });
+  };
+  arm_gc();
+  runtime.release_orphan_rootfs();
+  manager->start();
+  log::info("noded: standalone, manifests {}, root {}, API {}", manifest_dir, root_dir, api_socket);
+  try {
+    io.run();
+  } catch (const std::exception& e) {
+    fatal(std::string("event loop: ") + e.what());
+  }
+  finish(0);
+}

@@ -1,0 +1,738 @@
+#include "pods/pod_worker.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fmt/format.h>
+
+#include "logs/log_pump.h"
+#include "podwarp/log.h"
+
+namespace podwarp::noded::pods {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using K = ContainerState::Kind;
+using namespace boost::asio::experimental::awaitable_operators;
+
+struct PodWorker::Run {
+  const ContainerDef* def = nullptr;
+  bool init = false;
+  size_t index = 0;  // into status_.init / status_.app
+  ContainerRecord* rec = nullptr;
+  bool running = false;
+  bool adopt_running = false;  // adopted: wait on it instead of starting
+  std::optional<ExitInfo> adopt_exit;  // adopted: exited while noded was down
+  std::string id;
+  ImageInfo image;
+  bool image_ready = false;
+  milliseconds backoff{0};
+  std::chrono::steady_clock::time_point started;
+  std::shared_ptr<probes::ProbeWorker> live, ready, startup;
+  bool started_ok = false;  // startup probe passed (or none)
+  std::string kill_reason;
+  std::shared_ptr<logs::CriLogWriter> log;
+};
+
+namespace {
+std::string pod_ref(const PodDef& d) { return fmt::format("{}_{}({})", d.name, d.ns, d.uid); }
+}  // namespace
+
+std::string go_duration(milliseconds d) {
+  auto ms = d.count();
+  if (ms == 0) return "0s";
+  if (ms < 1000) return fmt::format("{}ms", ms);
+  auto h = ms / 3'600'000, m = ms / 60'000 % 60, sec = ms / 1000 % 60, frac = ms % 1000;
+  std::string s = frac ? fmt::format("{}.{}", sec, fmt::format("{:03}", frac)) : std::to_string(sec);
+  while (frac && s.back() == '0') s.pop_back();
+  if (h > 0) return fmt::format("{}h{}m{}s", h, m, s);
+  if (m > 0) return fmt::format("{}m{}s", m, s);
+  return s + "s";
+}
+
+namespace {
+
+// Creates (if needed) a FIFO and returns {read end (nonblocking, for the loop), O_RDWR end for
+// the container}. The O_RDWR end keeps a reader on the pipe for as long as the container lives,
+// so the container never sees EPIPE, even while noded is down.
+std::expected<std::pair<int, int>, std::string> open_fifo(const std::string& path, bool for_container) {
+  if (::mkfifo(path.c_str(), 0600) != 0 && errno != EEXIST)
+    return std::unexpected(fmt::format("mkfifo {}: {}", path, std::strerror(errno)));
+  int w = -1;
+  if (for_container) {
+    w = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (w < 0) return std::unexpected(fmt::format("open {}: {}", path, std::strerror(errno)));
+  }
+  int r = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (r < 0) {
+    if (w >= 0) ::close(w);
+    return std::unexpected(fmt::format("open {}: {}", path, std::strerror(errno)));
+  }
+  return std::pair{r, w};
+}
+}  // namespace
+
+PodWorker::PodWorker(asio::any_io_executor ex, WorkerEnv env, PodDef def)
+    : ex_(ex), env_(std::move(env)), def_(std::move(def)), changed_(ex),
+      seen_(std::chrono::steady_clock::now()) {
+  changed_.expires_at(asio::steady_timer::time_point::max());
+}
+
+PodWorker::~PodWorker() = default;
+
+std::shared_ptr<PodWorker> PodWorker::create(asio::any_io_executor ex, WorkerEnv env, PodDef def,
+                                             std::optional<PodRecord> adopted) {
+  auto w = std::make_shared<PodWorker>(ex, std::move(env), std::move(def));
+  auto& d = w->def_;
+  w->record_.uid = d.uid;
+  w->record_.ns = d.ns;
+  w->record_.name = d.name;
+  w->record_.source_file = d.source_file;
+  if (adopted) w->record_.sandbox_created = adopted->sandbox_created;
+  w->status_.host_ip = w->env_.host_ip;
+  auto add = [&](const ContainerDef& c, bool init) {
+    ContainerRecord rec;
+    rec.name = c.name;
+    rec.init = init;
+    if (adopted)
+      if (auto* old = adopted->find(c.name, init)) rec = *old;
+    w->record_.containers.push_back(rec);
+  };
+  for (const auto& c : d.init_containers) add(c, true);
+  for (const auto& c : d.containers) add(c, false);
+  size_t i = 0;
+  for (auto* list : {&d.init_containers, &d.containers}) {
+    bool init = list == &d.init_containers;
+    size_t idx = 0;
+    for (const auto& c : *list) {
+      auto r = std::make_unique<Run>();
+      r->def = &c;
+      r->init = init;
+      r->index = idx++;
+      r->rec = &w->record_.containers[i++];
+      ContainerStatus cs;
+      cs.name = c.name;
+      cs.image = c.image;
+      cs.known = true;
+      cs.state.kind = K::kWaiting;
+      cs.state.reason = init || d.init_containers.empty() ? "ContainerCreating" : "PodInitializing";
+      cs.restart_count = r->rec->restart_count;
+      cs.image_id = r->rec->image_id;
+      cs.last_state = r->rec->last_termination;
+      if (!init) cs.started = false;
+      (init ? w->status_.init : w->status_.app).push_back(cs);
+      w->runs_.push_back(std::move(r));
+    }
+  }
+  return w;
+}
+
+std::shared_ptr<PodWorker> PodWorker::create_failed(asio::any_io_executor ex, WorkerEnv env,
+                                                    PodDef def, std::string reason,
+                                                    std::string message) {
+  auto w = std::make_shared<PodWorker>(ex, std::move(env), std::move(def));
+  w->failed_only_ = true;
+  w->status_.failed_reason = std::move(reason);
+  w->status_.failed_message = std::move(message);
+  w->status_.terminal = true;
+  w->main_done_ = true;
+  w->changed();
+  return w;
+}
+
+ContainerStatus& PodWorker::st(Run& r) { return (r.init ? status_.init : status_.app)[r.index]; }
+
+std::string PodWorker::fifo_dir(const Run& r) const {
+  return fmt::format("{}/containers/{}{}", env_.store->pod_dir(def_.uid), r.init ? "init-" : "",
+                     r.def->name);
+}
+
+void PodWorker::start() {
+  if (failed_only_) return;
+  auto self = shared_from_this();
+  asio::co_spawn(ex_, [self]() -> asio::awaitable<void> { co_await self->run_pod(); }, asio::detached);
+}
+
+void PodWorker::stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  for (auto* t : sleepers_) t->cancel();
+  notify();
+  if (failed_only_) {
+    terminated_ = true;
+    if (env_.on_terminated) env_.on_terminated(def_.uid);
+    return;
+  }
+  auto self = shared_from_this();
+  asio::co_spawn(ex_, [self]() -> asio::awaitable<void> { co_await self->terminate(); }, asio::detached);
+}
+
+void PodWorker::notify() { changed_.cancel(); }
+
+asio::awaitable<void> PodWorker::wait_changed() {
+  // changed_ never expires; notify() cancels every pending wait on it.
+  co_await changed_.async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
+asio::awaitable<bool> PodWorker::sleep(milliseconds d) {
+  if (stopping_) co_return false;
+  asio::steady_timer t(ex_, d);
+  sleepers_.push_back(&t);
+  co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+  std::erase(sleepers_, &t);
+  co_return !stopping_;
+}
+
+void PodWorker::trace(std::string_view phase) {
+  if (!traced_.insert(std::string(phase)).second) return;
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - seen_).count();
+  if (env_.on_start_phase) env_.on_start_phase(phase, s);
+}
+
+void PodWorker::changed() {
+  auto phase = compute_phase(def_, status_);
+  auto conds = compute_conditions(def_, status_, phase);
+  update_condition_times(status_, conds, std::chrono::system_clock::now());
+  for (const auto& c : conds)
+    if (c.type == "Ready" && c.status) trace("ready");
+  notify();
+}
+
+void PodWorker::persist() {
+  if (failed_only_ || env_.store == nullptr) return;
+  if (auto r = env_.store->save(record_); !r) log::warn("pods: {}: persist state: {}", pod_ref(def_), r.error());
+}
+
+json::value PodWorker::pod_json() const {
+  json::value v = def_.pod;
+  if (!v.is_object()) v = json::object();
+  v.as_object()["status"] = render_pod_status(def_, status_);
+  return v;
+}
+
+std::optional<std::string> PodWorker::log_path(std::string_view container, bool previous) const {
+  for (const auto& r : runs_) {
+    if (r->def->name != container) continue;
+    int n = r->rec->restart_count - (previous ? 1 : 0);
+    if (n < 0) return std::nullopt;
+    return logs::container_log_path(env_.pod_log_dir, def_.ns, def_.name, def_.uid, container, n);
+  }
+  return std::nullopt;
+}
+
+bool PodWorker::should_restart(const Run& r, int exit_code) const {
+  if (stopping_) return false;
+  if (def_.restart_policy == "Always") return true;
+  if (def_.restart_policy == "OnFailure") return exit_code != 0;
+  (void)r;
+  return false;
+}
+
+milliseconds PodWorker::next_backoff(Run& r) {
+  auto ran = std::chrono::steady_clock::now() - r.started;
+  if (r.running || ran >= env_.timings.backoff_reset) r.backoff = milliseconds(0);
+  r.backoff = r.backoff.count() == 0 ? env_.timings.backoff_base
+                                     : std::min(r.backoff * 2, env_.timings.backoff_max);
+  return r.backoff;
+}
+
+probes::Target PodWorker::probe_target(Run& r) {
+  probes::Target t;
+  t.netns_path = netns_;
+  t.pod_ip = status_.pod_ip.empty() ? "127.0.0.1" : status_.pod_ip;
+  std::weak_ptr<PodWorker> weak = shared_from_this();
+  Run* rp = &r;
+  t.exec = [weak, rp](const std::vector<std::string>& argv, milliseconds timeout) -> asio::awaitable<probes::Outcome> {
+    auto self = weak.lock();
+    if (!self || rp->id.empty()) co_return probes::Outcome{false, "container not running"};
+    auto res = co_await self->env_.runtime->exec_in_container(rp->id, argv, timeout);
+    if (res.timed_out) co_return probes::Outcome{false, fmt::format("command timed out after {}ms", timeout.count())};
+    co_return probes::Outcome{res.exit_code == 0, res.output};
+  };
+  return t;
+}
+
+void PodWorker::start_probes(Run& r) {
+  if (r.init) return;
+  auto self = weak_from_this();
+  Run* rp = &r;
+  r.started_ok = !r.def->startup.has_value();
+  auto& cs = st(r);
+  cs.started = r.started_ok;
+  cs.ready = r.started_ok && !r.def->readiness.has_value();
+  auto gate = [rp]() { return rp->started_ok && rp->running; };
+  if (r.def->startup) {
+    probes::ProbeWorker::Options o{probes::ProbeType::kStartup, *r.def->startup, probe_target(r),
+                                   env_.timings.second, nullptr, nullptr};
+    o.on_change = [self, rp](bool ok, const std::string& msg) {
+      auto w = self.lock();
+      if (!w || !rp->running) return;
+      if (ok) {
+        rp->started_ok = true;
+        w->st(*rp).started = true;
+        if (!rp->def->readiness) w->st(*rp).ready = true;
+      } else {
+        log::info("pods: {}: container {} failed startup probe, will be restarted: {}", pod_ref(w->def_), rp->def->name, msg);
+        auto grace = rp->def->startup->termination_grace_period_seconds.value_or(w->def_.grace_seconds);
+        asio::co_spawn(w->ex_, [w, rp, grace]() -> asio::awaitable<void> {
+          co_await w->kill_container(*rp, grace, "startup probe failed");
+        }, asio::detached);
+      }
+      w->changed();
+    };
+    r.startup = probes::ProbeWorker::start(ex_, std::move(o));
+  }
+  if (r.def->liveness) {
+    probes::ProbeWorker::Options o{probes::ProbeType::kLiveness, *r.def->liveness, probe_target(r),
+                                   env_.timings.second, nullptr, gate};
+    o.on_change = [self, rp](bool ok, const std::string& msg) {
+      auto w = self.lock();
+      if (!w || ok || !rp->running) return;
+      log::info("pods: {}: container {} failed liveness probe, will be restarted: {}", pod_ref(w->def_), rp->def->name, msg);
+      auto grace = rp->def->liveness->termination_grace_period_seconds.value_or(w->def_.grace_seconds);
+      asio::co_spawn(w->ex_, [w, rp, grace]() -> asio::awaitable<void> {
+        co_await w->kill_container(*rp, grace, "liveness probe failed");
+      }, asio::detached);
+    };
+    r.live = probes::ProbeWorker::start(ex_, std::move(o));
+  }
+  if (r.def->readiness) {
+    probes::ProbeWorker::Options o{probes::ProbeType::kReadiness, *r.def->readiness, probe_target(r),
+                                   env_.timings.second, nullptr, gate};
+    o.on_change = [self, rp](bool ok, const std::string&) {
+      auto w = self.lock();
+      if (!w || !rp->running) return;
+      w->st(*rp).ready = ok;
+      w->changed();
+    };
+    r.ready = probes::ProbeWorker::start(ex_, std::move(o));
+  }
+}
+
+void PodWorker::stop_probes(Run& r) {
+  for (auto* p : {&r.live, &r.ready, &r.startup})
+    if (*p) {
+      (*p)->stop();
+      p->reset();
+    }
+}
+
+void PodWorker::record_exit(Run& r, const ExitInfo& e) {
+  auto& cs = st(r);
+  ContainerState t;
+  t.kind = K::kTerminated;
+  t.exit_code = e.exit_code;
+  t.signal = e.signal;
+  t.started_at = r.rec->started_at;
+  t.finished_at = e.finished_at == WallTime{} ? std::chrono::system_clock::now() : e.finished_at;
+  t.container_id = r.id;
+  if (!e.code_known) {
+    t.exit_code = 137;
+    t.reason = "ContainerStatusUnknown";
+    t.message = "The container could not be located when the pod was terminated";
+  } else if (e.oom_killed) {
+    t.reason = "OOMKilled";
+  } else {
+    t.reason = e.exit_code == 0 ? "Completed" : "Error";
+  }
+  cs.state = t;
+  cs.ready = false;
+  if (!r.init) cs.started = false;
+  r.rec->last_termination = t;
+  r.rec->running = false;
+  r.running = false;
+  persist();
+  changed();
+}
+
+asio::awaitable<void> PodWorker::run_pod() {
+  auto self = shared_from_this();
+  status_.start_time = std::chrono::system_clock::now();
+  changed();
+  // SANDBOX
+  milliseconds retry = env_.timings.backoff_base;
+  for (;;) {
+    if (stopping_) co_return;
+    SandboxRequest req{def_.uid, def_.ns, def_.name, def_.hostname, &def_.pod};
+    auto sb = co_await env_.runtime->create_sandbox(req);
+    if (stopping_) {
+      if (sb) sandbox_up_ = true;
+      main_done_ = true;
+      notify();
+      co_return;
+    }
+    if (sb) {
+      netns_ = sb->netns_path;
+      status_.pod_ip = sb->pod_ip;
+      break;
+    }
+    log::warn("pods: {}: create sandbox: {}", pod_ref(def_), sb.error());
+    for (auto& r : runs_) st(*r).state.message = "create sandbox: " + sb.error();
+    changed();
+    if (!co_await sleep(retry)) break;
+    retry = std::min(retry * 2, env_.timings.backoff_max);
+  }
+  if (stopping_) {
+    main_done_ = true;
+    notify();
+    co_return;
+  }
+  sandbox_up_ = true;
+  status_.sandbox_ready = true;
+  record_.sandbox_created = true;
+  // ADOPT: containers that were running when the previous noded stopped.
+  for (auto& r : runs_) {
+    if (!r->rec->running || r->rec->handle.id.empty()) continue;
+    auto a = co_await env_.runtime->adopt_container(def_.uid, r->rec->handle);
+    switch (a.state) {
+      case AdoptState::kRunning:
+        r->adopt_running = true;
+        log::info("pods: {}: re-adopted running container {} (pid {})", pod_ref(def_), r->def->name, r->rec->handle.pid);
+        break;
+      case AdoptState::kExited:
+        r->adopt_exit = a.exit;
+        break;
+      case AdoptState::kGone:
+        r->adopt_exit = ExitInfo{false, 137, 0, false, std::chrono::system_clock::now()};
+        break;
+    }
+  }
+  persist();
+  trace("sandbox_ready");
+  changed();
+  // VOLUMES
+  retry = env_.timings.backoff_base;
+  for (;;) {
+    auto v = prepare_volumes(def_, env_.store->pod_dir(def_.uid), env_.lookup);
+    if (v) {
+      volumes_ = std::move(*v);
+      for (auto& r : runs_) st(*r).state.message.clear();
+      break;
+    }
+    log::warn("pods: {}: {}", pod_ref(def_), v.error());
+    for (auto& r : runs_) st(*r).state.message = v.error();
+    changed();
+    if (!co_await sleep(retry)) break;
+    retry = std::min(retry * 2, env_.timings.backoff_max);
+  }
+  // INIT
+  bool init_ok = !stopping_;
+  for (auto& r : runs_) {
+    if (!init_ok) break;
+    if (!r->init) continue;
+    init_ok = co_await run_init(*r);
+  }
+  // RUNNING
+  if (init_ok && !stopping_) {
+    for (auto& r : runs_) {
+      if (r->init) continue;
+      ++active_supervisors_;
+      Run* rp = r.get();
+      asio::co_spawn(ex_, [self, rp]() -> asio::awaitable<void> {
+        co_await self->supervise(*rp);
+        --self->active_supervisors_;
+        self->notify();
+      }, asio::detached);
+    }
+    while (active_supervisors_ > 0) co_await wait_changed();
+  }
+  if (!stopping_) {
+    // Terminal: nothing will start again. Release what the pod holds; keep its status.
+    status_.terminal = true;
+    status_.sandbox_ready = false;
+    teardown_volumes(def_, env_.store->pod_dir(def_.uid));
+    auto rel = co_await env_.runtime->release_sandbox(def_.uid);
+    if (!rel) log::warn("pods: {}: release sandbox: {}", pod_ref(def_), rel.error());
+    sandbox_up_ = false;
+    log::info("pods: {}: pod is terminal ({})", pod_ref(def_), compute_phase(def_, status_));
+    changed();
+  }
+  main_done_ = true;
+  notify();
+}
+
+asio::awaitable<bool> PodWorker::run_init(Run& r) {
+  auto& cs = st(r);
+  // Adopted: completed before, or still running.
+  if (!r.rec->running && r.rec->last_termination && r.rec->last_termination->exit_code == 0 &&
+      !r.rec->handle.id.empty()) {
+    cs.state = *r.rec->last_termination;
+    cs.last_state.reset();
+    changed();
+    co_return true;
+  }
+  for (;;) {
+    auto e = co_await run_once(r);
+    if (!e) co_return false;  // stopping
+    if (e->exit_code == 0 && e->code_known) co_return true;
+    if (def_.restart_policy == "Never" || stopping_) co_return false;
+    auto d = next_backoff(r);
+    cs.last_state = cs.state;
+    cs.state = ContainerState{K::kWaiting, "CrashLoopBackOff",
+                              fmt::format("back-off {} restarting failed container={} pod={}",
+                                          go_duration(d), r.def->name, pod_ref(def_))};
+    if (env_.on_event)
+      env_.on_event("Warning", "BackOff",
+                    fmt::format("Back-off {} restarting failed container {} in pod {}", go_duration(d),
+                                r.def->name, pod_ref(def_)));
+    ++r.rec->restart_count;
+    cs.restart_count = r.rec->restart_count;
+    persist();
+    changed();
+    if (!co_await sleep(d)) co_return false;
+  }
+}
+
+asio::awaitable<void> PodWorker::supervise(Run& r) {
+  auto& cs = st(r);
+  // Adopted and exited earlier (before noded stopped): apply the policy to that exit.
+  if (!r.rec->running && r.rec->last_termination && !r.rec->handle.id.empty() && !r.adopt_running &&
+      !r.adopt_exit) {
+    if (!should_restart(r, r.rec->last_termination->exit_code)) {
+      cs.state = *r.rec->last_termination;
+      changed();
+      co_return;
+    }
+  }
+  for (;;) {
+    auto e = co_await run_once(r);
+    if (!e || stopping_) co_return;
+    if (!should_restart(r, e->code_known ? e->exit_code : 137)) co_return;
+    auto d = next_backoff(r);
+    cs.last_state = cs.state;
+    cs.state = ContainerState{K::kWaiting, "CrashLoopBackOff",
+                              fmt::format("back-off {} restarting failed container={} pod={}",
+                                          go_duration(d), r.def->name, pod_ref(def_))};
+    if (env_.on_event)
+      env_.on_event("Warning", "BackOff",
+                    fmt::format("Back-off {} restarting failed container {} in pod {}", go_duration(d),
+                                r.def->name, pod_ref(def_)));
+    ++r.rec->restart_count;
+    cs.restart_count = r.rec->restart_count;
+    persist();
+    changed();
+    if (!co_await sleep(d)) co_return;
+  }
+}
+
+// One run of a container: image, start, wait for exit. nullopt: stopped before it started.
+asio::awaitable<std::optional<ExitInfo>> PodWorker::run_once(Run& r) {
+  auto& cs = st(r);
+  if (r.adopt_running || r.adopt_exit) {
+    bool running = r.adopt_running;
+    r.adopt_running = false;
+    if (!running) {
+      auto e = *r.adopt_exit;
+      r.adopt_exit.reset();
+      r.id = r.rec->handle.id;
+      record_exit(r, e);
+      co_return e;
+    }
+    co_return co_await watch(r, true);
+  }
+  // IMAGE
+  milliseconds retry = env_.timings.backoff_base;
+  for (;;) {
+    if (stopping_) co_return std::nullopt;
+    auto img = co_await env_.images->ensure_image(r.def->image, r.def->pull_policy);
+    if (stopping_) co_return std::nullopt;
+    if (img) {
+      r.image = std::move(*img);
+      cs.image_id = r.image.image_id;
+      r.rec->image_id = r.image.image_id;
+      trace("image_ready");
+      break;
+    }
+    bool never = img.error().starts_with("ErrImageNeverPull");
+    cs.state = ContainerState{K::kWaiting, never ? "ErrImageNeverPull" : "ErrImagePull", img.error()};
+    log::warn("pods: {}: container {}: pull {}: {}", pod_ref(def_), r.def->name, r.def->image, img.error());
+    changed();
+    // ErrImagePull shows first, then ImagePullBackOff until the next attempt.
+    if (!co_await sleep(retry / 2)) co_return std::nullopt;
+    if (!never)
+      cs.state = ContainerState{K::kWaiting, "ImagePullBackOff",
+                                fmt::format("Back-off pulling image \"{}\"", r.def->image)};
+    changed();
+    if (!co_await sleep(retry - retry / 2)) co_return std::nullopt;
+    retry = std::min(retry * 2, env_.timings.backoff_max);
+  }
+  // LOGS + START
+  std::error_code ec;
+  fs::create_directories(fifo_dir(r), ec);
+  auto out = open_fifo(fifo_dir(r) + "/stdout", true);
+  auto err = out ? open_fifo(fifo_dir(r) + "/stderr", true) : decltype(out)(std::unexpected(out.error()));
+  if (!out || !err) {
+    if (out) ::close(out->first), ::close(out->second);
+    ExitInfo e{true, 128, 0, false, {}};
+    r.id.clear();
+    record_exit(r, e);
+    cs.state.reason = "ContainerCannotRun";
+    cs.state.message = out ? err.error() : out.error();
+    co_return e;
+  }
+  r.log = std::make_shared<logs::CriLogWriter>();
+  auto lp = logs::container_log_path(env_.pod_log_dir, def_.ns, def_.name, def_.uid, r.def->name, r.rec->restart_count);
+  if (auto o = r.log->open(lp, env_.log_options); !o) log::warn("pods: {}: {}", pod_ref(def_), o.error());
+  ContainerStartRequest req;
+  req.pod_uid = def_.uid;
+  req.pod_namespace = def_.ns;
+  req.pod_name = def_.name;
+  req.container_name = r.def->name;
+  req.is_init = r.init;
+  req.attempt = r.rec->restart_count;
+  req.pod = &def_.pod;
+  req.container = &def_.container_json(*r.def, r.init);
+  req.image = &r.image;
+  req.mounts = container_mounts(*r.def, volumes_);
+  req.stdout_fd = out->second;
+  req.stderr_fd = err->second;
+  auto h = co_await env_.runtime->start_container(req);
+  ::close(out->second);
+  ::close(err->second);
+  asio::co_spawn(ex_, logs::pump(out->first, r.log, logs::Stream::kStdout), asio::detached);
+  asio::co_spawn(ex_, logs::pump(err->first, r.log, logs::Stream::kStderr), asio::detached);
+  if (!h) {
+    log::warn("pods: {}: container {}: start: {}", pod_ref(def_), r.def->name, h.error());
+    ExitInfo e{true, 128, 0, false, std::chrono::system_clock::now()};
+    r.id.clear();
+    r.rec->started_at = std::chrono::system_clock::now();
+    record_exit(r, e);
+    cs.state.reason = "ContainerCannotRun";
+    cs.state.message = h.error();
+    r.rec->last_termination = cs.state;
+    persist();
+    co_return e;
+  }
+  r.id = h->id;
+  r.rec->handle = *h;
+  r.rec->started_at = std::chrono::system_clock::now();
+  co_return co_await watch(r, false);
+}
+
+// From a started (or adopted running) container to its exit.
+asio::awaitable<ExitInfo> PodWorker::watch(Run& r, bool adopted) {
+  auto self = shared_from_this();
+  auto& cs = st(r);
+  if (adopted) {
+    r.id = r.rec->handle.id;
+    // Output written while noded was down sits in the FIFOs: pick it up.
+    auto out = open_fifo(fifo_dir(r) + "/stdout", false);
+    auto err = open_fifo(fifo_dir(r) + "/stderr", false);
+    r.log = std::make_shared<logs::CriLogWriter>();
+    auto lp = logs::container_log_path(env_.pod_log_dir, def_.ns, def_.name, def_.uid, r.def->name, r.rec->restart_count);
+    (void)r.log->open(lp, env_.log_options);
+    if (out) asio::co_spawn(ex_, logs::pump(out->first, r.log, logs::Stream::kStdout), asio::detached);
+    if (err) asio::co_spawn(ex_, logs::pump(err->first, r.log, logs::Stream::kStderr), asio::detached);
+  }
+  r.running = true;
+  r.rec->running = true;
+  r.started = std::chrono::steady_clock::now();
+  r.kill_reason.clear();
+  cs.container_id = r.id;
+  cs.state = ContainerState{K::kRunning, "", "", 0, 0, r.rec->started_at, {}, r.id};
+  persist();
+  if (!r.init) trace("container_started");
+  start_probes(r);
+  changed();
+  if (stopping_) {
+    // stop() came while the container was being started.
+    Run* rp = &r;
+    asio::co_spawn(ex_, [self, rp]() -> asio::awaitable<void> {
+      co_await self->kill_container(*rp, self->def_.grace_seconds, "stop");
+    }, asio::detached);
+  } else if (!adopted && r.def->post_start) {
+    // The hook runs while the container runs; a failure kills the container.
+    Run* rp = &r;
+    asio::co_spawn(ex_, [self, rp]() -> asio::awaitable<void> {
+      auto o = co_await self->run_hook(*rp, *rp->def->post_start, self->env_.timings.second * self->def_.grace_seconds);
+      if (!o.success && rp->running) {
+        log::warn("pods: {}: container {}: PostStartHook failed: {}", pod_ref(self->def_), rp->def->name, o.message);
+        co_await self->kill_container(*rp, self->def_.grace_seconds, "FailedPostStartHook");
+      }
+    }, asio::detached);
+  }
+  auto e = co_await env_.runtime->wait_container(r.id);
+  stop_probes(r);
+  record_exit(r, e);
+  if (!r.kill_reason.empty() && r.kill_reason != "stop") cs.state.message = r.kill_reason;
+  r.rec->last_termination = cs.state;
+  persist();
+  env_.runtime->remove_container(r.id);
+  notify();
+  co_return e;
+}
+
+asio::awaitable<probes::Outcome> PodWorker::run_hook(Run& r, const probes::Handler& h,
+                                                     milliseconds timeout) {
+  co_return co_await probes::run_handler(h, probe_target(r), timeout);
+}
+
+asio::awaitable<void> PodWorker::kill_container(Run& r, std::int64_t grace_seconds, std::string why) {
+  auto self = shared_from_this();
+  if (!r.running || !r.kill_reason.empty()) co_return;
+  r.kill_reason = why;
+  std::string id = r.id;
+  auto grace = env_.timings.second * grace_seconds;
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  if (r.def->pre_stop && grace.count() > 0) {
+    auto o = co_await run_hook(r, *r.def->pre_stop, grace);
+    if (!o.success) log::warn("pods: {}: container {}: PreStopHook failed: {}", pod_ref(def_), r.def->name, o.message);
+  }
+  if (!r.running || r.id != id) co_return;
+  if (auto s = env_.runtime->signal_container(id, SIGTERM); !s)
+    log::warn("pods: {}: container {}: SIGTERM: {}", pod_ref(def_), r.def->name, s.error());
+  asio::steady_timer dl(ex_);
+  while (r.running && r.id == id && std::chrono::steady_clock::now() < deadline) {
+    dl.expires_at(deadline);  // wake on the deadline or on any state change
+    co_await (wait_changed() || dl.async_wait(asio::as_tuple(asio::use_awaitable)));
+  }
+  if (r.running && r.id == id) {
+    log::info("pods: {}: container {} did not stop within {}s: SIGKILL", pod_ref(def_), r.def->name, grace_seconds);
+    if (auto s = env_.runtime->signal_container(id, SIGKILL); !s)
+      log::warn("pods: {}: container {}: SIGKILL: {}", pod_ref(def_), r.def->name, s.error());
+  }
+}
+
+asio::awaitable<void> PodWorker::terminate() {
+  auto self = shared_from_this();
+  log::info("pods: {}: stopping", pod_ref(def_));
+  for (auto& r : runs_) {
+    if (!r->running) continue;
+    Run* rp = r.get();
+    asio::co_spawn(ex_, [self, rp]() -> asio::awaitable<void> {
+      co_await self->kill_container(*rp, self->def_.grace_seconds, "stop");
+    }, asio::detached);
+  }
+  for (;;) {
+    bool busy = !main_done_;
+    for (auto& r : runs_) busy = busy || r->running;
+    if (!busy) break;
+    co_await wait_changed();
+  }
+  teardown_volumes(def_, env_.store->pod_dir(def_.uid));
+  if (sandbox_up_ || record_.sandbox_created) {
+    auto rel = co_await env_.runtime->release_sandbox(def_.uid);
+    if (!rel) log::warn("pods: {}: release sandbox: {}", pod_ref(def_), rel.error());
+  }
+  env_.store->remove(def_.uid);
+  // The pod is gone for good: its logs go too (the kubelet's GC of deleted pods' log dirs).
+  std::error_code ec;
+  fs::remove_all(fmt::format("{}/{}_{}_{}", env_.pod_log_dir, def_.ns, def_.name, def_.uid), ec);
+  terminated_ = true;
+  log::info("pods: {}: stopped", pod_ref(def_));
+  if (env_.on_terminated) env_.on_terminated(def_.uid);
+}
+
+}  // namespace podwarp::noded::pods

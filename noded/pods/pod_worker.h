@@ -1,0 +1,162 @@
+// PodWorker: the one coroutine tree that owns a pod's lifecycle, as the kubelet's
+// pod_workers.go + kuberuntime SyncPod, on noded's single io_context.
+//
+// The pod state machine (one per pod):
+//
+//   [created] --start()--> SANDBOX: create_sandbox (retried with backoff on error; containers
+//        |                 wait with reason ContainerCreating / PodInitializing)
+//        v
+//   VOLUMES: emptyDir/tmpfs/hostPath/configMap/secret prepared (retried on error)
+//        v
+//   INIT: init containers one at a time, in order; each must exit 0. A failed init container is
+//        |  restarted with CrashLoopBackOff unless restartPolicy is Never (then the pod is Failed
+//        |  and nothing else starts).
+//        v
+//   RUNNING: one supervisor per app container (below); all started at once.
+//        |   when no supervisor will start anything again (restartPolicy + exits) the pod is
+//        |   terminal (Succeeded/Failed): sandbox and volumes are released, status is kept.
+//        v
+//   stop() from any state --> TERMINATING: backoff sleeps end, each running container gets
+//        preStop, SIGTERM, and SIGKILL after terminationGracePeriodSeconds; then sandbox and
+//        volumes are released, the persisted state removed --> [terminated] (on_terminated).
+//
+// A container (its supervisor):
+//
+//   waiting(ContainerCreating|PodInitializing) --image--> [ErrImagePull -> ImagePullBackOff]*
+//     --start--> running --exit--> terminated(Completed|Error|OOMKilled|ContainerCannotRun)
+//     --restart per policy--> waiting(CrashLoopBackOff, back-off 10s doubling up to 5m, reset
+//     after 10m of running) --> running (restartCount+1) ...
+//   Probes run while running: startup gates liveness/readiness; liveness failure kills the
+//   container (it then restarts per policy, counting a restart); readiness sets ready.
+//   postStart runs right after start (failure kills the container); preStop before SIGTERM.
+//
+// Restart safety: every start and exit is persisted (state_store.h). A worker created with a
+// PodRecord adopts: running containers are waited on again (no restart), exited ones are
+// reported with the runtime's exit status (or ContainerStatusUnknown), init containers that
+// completed are not rerun. Container stdout/stderr are FIFOs under the pod dir opened O_RDWR
+// for the container, so a container never gets SIGPIPE while noded is down and its output is
+// picked up again after the restart (up to the pipe buffer, then the writer blocks).
+//
+// Threading: all methods and callbacks run on the io_context given to create().
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "logs/cri_log.h"
+#include "pods/pod_spec.h"
+#include "pods/pod_status.h"
+#include "pods/runtime_service.h"
+#include "pods/state_store.h"
+#include "pods/volumes.h"
+#include "probes/prober.h"
+
+namespace podwarp::noded::pods {
+
+struct WorkerTimings {
+  std::chrono::milliseconds backoff_base{10'000};   // first CrashLoopBackOff delay
+  std::chrono::milliseconds backoff_max{300'000};   // cap
+  std::chrono::milliseconds backoff_reset{600'000}; // a run this long resets the backoff
+  std::chrono::milliseconds second{1000};           // unit of the spec's *Seconds fields
+};
+
+struct WorkerEnv {
+  ContainerRuntime* runtime = nullptr;
+  ImageService* images = nullptr;
+  const PodStateStore* store = nullptr;
+  std::string pod_log_dir = "/var/log/pods";
+  logs::CriLogWriter::Options log_options;
+  ObjectLookup lookup;  // configMap/secret sources
+  WorkerTimings timings;
+  std::string host_ip;
+  // After stop(): everything of the pod is gone.
+  std::function<void(const std::string& uid)> on_terminated;
+  // Pod start trace: phase ("sandbox_ready", "image_ready", "container_started", "ready") and
+  // seconds since the manifest was seen; each phase once per pod.
+  std::function<void(std::string_view phase, double seconds)> on_start_phase;
+  // Events as the kubelet records them (type "Normal"/"Warning", reason, message), e.g.
+  // ("Warning", "BackOff", "Back-off 40ms restarting failed container c in pod ..."). The
+  // standalone node only logs them; tests read them.
+  std::function<void(std::string_view type, std::string_view reason, const std::string& message)> on_event;
+};
+
+// Go's time.Duration.String() for whole milliseconds ("40ms", "10s", "5m0s", "1h0m0s").
+std::string go_duration(std::chrono::milliseconds d);
+
+class PodWorker : public std::enable_shared_from_this<PodWorker> {
+ public:
+  static std::shared_ptr<PodWorker> create(boost::asio::any_io_executor ex, WorkerEnv env,
+                                           PodDef def, std::optional<PodRecord> adopted);
+  // A pod that cannot run (invalid manifest): reported Failed with reason and message.
+  static std::shared_ptr<PodWorker> create_failed(boost::asio::any_io_executor ex, WorkerEnv env,
+                                                  PodDef def, std::string reason,
+                                                  std::string message);
+
+  void start();
+  void stop();  // graceful; idempotent
+
+  const PodDef& def() const { return def_; }
+  const PodStatus& status() const { return status_; }
+  std::string phase() const { return compute_phase(def_, status_); }
+  bool terminated() const { return terminated_; }
+  bool stopping() const { return stopping_; }
+  // The pod object with its current status.
+  json::value pod_json() const;
+  // Log file of a container's current run (or previous run); nullopt if unknown.
+  std::optional<std::string> log_path(std::string_view container, bool previous) const;
+
+  struct Run;  // per-container supervisor state (pod_worker.cpp)
+  PodWorker(boost::asio::any_io_executor ex, WorkerEnv env, PodDef def);
+  ~PodWorker();
+
+ private:
+  boost::asio::awaitable<void> run_pod();
+  boost::asio::awaitable<bool> run_init(Run& r);
+  boost::asio::awaitable<void> supervise(Run& r);
+  boost::asio::awaitable<std::optional<ExitInfo>> run_once(Run& r);
+  boost::asio::awaitable<ExitInfo> watch(Run& r, bool adopted);
+  boost::asio::awaitable<void> kill_container(Run& r, std::int64_t grace_seconds, std::string why);
+  boost::asio::awaitable<void> terminate();
+  boost::asio::awaitable<probes::Outcome> run_hook(Run& r, const probes::Handler& h,
+                                                   std::chrono::milliseconds timeout);
+  boost::asio::awaitable<bool> sleep(std::chrono::milliseconds d);  // false when stopping
+  boost::asio::awaitable<void> wait_changed();
+  void notify();
+  void changed();  // status changed: conditions, trace
+  void persist();
+  void start_probes(Run& r);
+  void stop_probes(Run& r);
+  void record_exit(Run& r, const ExitInfo& e);
+  bool should_restart(const Run& r, int exit_code) const;
+  std::chrono::milliseconds next_backoff(Run& r);
+  void trace(std::string_view phase);
+  ContainerStatus& st(Run& r);
+  probes::Target probe_target(Run& r);
+  std::string fifo_dir(const Run& r) const;
+
+  boost::asio::any_io_executor ex_;
+  WorkerEnv env_;
+  PodDef def_;
+  PodStatus status_;
+  PodRecord record_;
+  std::vector<std::unique_ptr<Run>> runs_;
+  std::map<std::string, std::string> volumes_;
+  std::string netns_;
+  boost::asio::steady_timer changed_;
+  std::vector<boost::asio::steady_timer*> sleepers_;
+  bool stopping_ = false, terminated_ = false, main_done_ = false, failed_only_ = false;
+  bool sandbox_up_ = false;
+  int active_supervisors_ = 0;
+  std::chrono::steady_clock::time_point seen_;
+  std::set<std::string> traced_;
+};
+
+}  // namespace podwarp::noded::pods

@@ -1,0 +1,147 @@
+// The two services the pod lifecycle asks of the rest of noded: a container runtime and an
+// image service. These are narrow on purpose: the pod workers (pod_worker.h) are written and
+// tested against them (fakes in tests), and noded/main.cpp adapts them to noded/runtime and
+// noded/images.
+//
+// Threading: every method is called from the pod manager's io_context thread (one loop).
+// Methods that wait (sandbox creation, image pulls, container exit, exec) are Asio awaitables
+// and must not block the loop for long; the rest are quick, non-blocking calls.
+// Errors are human-readable messages naming the step ("create sandbox: mount nsfs on ...: EPERM").
+#pragma once
+
+#include <sys/types.h>
+
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "podwarp/json.h"
+
+namespace podwarp::noded::pods {
+
+template <class T>
+using Awaitable = boost::asio::awaitable<T>;
+using WallTime = std::chrono::system_clock::time_point;
+
+// ------------------------------------------------------------------ images
+
+// The parts of an OCI image config a container start needs.
+struct ImageInfo {
+  std::string image_ref;  // as resolved ("docker.io/library/busybox:latest")
+  std::string image_id;   // "sha256:..." of the config (status.containerStatuses[].imageID)
+  std::vector<std::string> entrypoint, cmd, env;  // env as "K=V"
+  std::string working_dir;
+  std::string user;
+};
+
+enum class PullPolicy { kAlways, kIfNotPresent, kNever };
+
+class ImageService {
+ public:
+  virtual ~ImageService() = default;
+  // Makes the image present according to the policy and returns its config. An error is a
+  // pull failure (the pod worker reports ErrImagePull, then ImagePullBackOff); with kNever and
+  // the image absent the message should start with "ErrImageNeverPull:" (reported as that reason).
+  virtual Awaitable<std::expected<ImageInfo, std::string>> ensure_image(const std::string& image,
+                                                                        PullPolicy policy) = 0;
+};
+
+// ------------------------------------------------------------------ runtime
+
+struct SandboxRequest {
+  std::string pod_uid, pod_namespace, pod_name;
+  std::string hostname;   // pod name or spec.hostname
+  const json::value* pod = nullptr;  // full pod object (spec.securityContext, hostNetwork, ...)
+};
+
+struct Sandbox {
+  std::string netns_path;  // pinned net namespace ("" = the host's, e.g. hostNetwork or tests)
+  std::string pod_ip;      // "" when the sandbox has loopback only (standalone mode)
+};
+
+// A volume ready on the host, to be bind-mounted into a container.
+struct MountRequest {
+  std::string host_path;
+  std::string container_path;
+  bool read_only = false;
+};
+
+struct ContainerStartRequest {
+  std::string pod_uid, pod_namespace, pod_name;
+  std::string container_name;
+  bool is_init = false;
+  int attempt = 0;                        // restartCount of this start
+  const json::value* pod = nullptr;       // the whole pod (security contexts, hostname, ...)
+  const json::value* container = nullptr; // the container object from the pod spec
+  const ImageInfo* image = nullptr;
+  std::vector<MountRequest> mounts;       // resolved volumeMounts
+  int stdout_fd = -1, stderr_fd = -1;     // write ends of pipes; the runtime dups what it keeps
+};
+
+// What identifies a running container across noded restarts (persisted by the pod layer).
+struct ContainerHandle {
+  std::string id;                 // runtime container id ("podwarp://<hex>")
+  pid_t pid = -1;                 // host pid of the container's init
+  std::uint64_t start_ticks = 0;  // field 22 of /proc/<pid>/stat: tells a recycled pid apart
+};
+
+struct ExitInfo {
+  bool code_known = true;  // false: the process exited while noded was down and the runtime
+                           // could not recover its status (see README "Restart safety")
+  int exit_code = 0;       // 128+signal for signals, as the kubelet reports
+  int signal = 0;
+  bool oom_killed = false;  // memory.events oom_kill grew during the container's life
+  WallTime finished_at{};
+};
+
+struct ExecResult {
+  int exit_code = -1;
+  bool timed_out = false;
+  std::string output;  // combined stdout+stderr, truncated by the runtime (10 KiB is plenty)
+};
+
+enum class AdoptState { kRunning, kExited, kGone };
+struct AdoptResult {
+  AdoptState state = AdoptState::kGone;
+  ExitInfo exit;  // kExited: how it ended (code_known may be false)
+};
+
+class ContainerRuntime {
+ public:
+  virtual ~ContainerRuntime() = default;
+
+  // Creates (or, after a restart of noded, finds again) the pod sandbox: namespaces, pod cgroup.
+  virtual Awaitable<std::expected<Sandbox, std::string>> create_sandbox(const SandboxRequest&) = 0;
+  // Removes everything of the sandbox (pins, cgroups, volumes' tmpfs mounts it made). Only
+  // called once all containers have exited. Idempotent.
+  virtual Awaitable<std::expected<void, std::string>> release_sandbox(const std::string& pod_uid) = 0;
+
+  // Starts a container and returns once its process exec'd. An error is a start failure
+  // (reported as reason ContainerCannotRun / StartError with the message).
+  virtual Awaitable<std::expected<ContainerHandle, std::string>> start_container(
+      const ContainerStartRequest&) = 0;
+  // Completes when the container's process exits (for started and for adopted containers).
+  // Called at most once per container.
+  virtual Awaitable<ExitInfo> wait_container(const std::string& id) = 0;
+  // Sends a signal to the container's init (SIGKILL: kills the whole container cgroup).
+  virtual std::expected<void, std::string> signal_container(const std::string& id, int sig) = 0;
+  // Frees what remains of an exited container (its cgroup, rootfs mount). Idempotent.
+  virtual void remove_container(const std::string& id) = 0;
+
+  // Runs argv inside a running container (exec probes and hooks), with a timeout.
+  virtual Awaitable<ExecResult> exec_in_container(const std::string& id,
+                                                  const std::vector<std::string>& argv,
+                                                  std::chrono::milliseconds timeout) = 0;
+
+  // After a noded restart: is the container recorded before still running (then the runtime
+  // takes it over again and wait_container() works for it), did it exit (with its status if
+  // the runtime can recover it), or is nothing known of it.
+  virtual Awaitable<AdoptResult> adopt_container(const std::string& pod_uid,
+                                                 const ContainerHandle& h) = 0;
+};
+
+}  // namespace podwarp::noded::pods
