@@ -6,7 +6,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
@@ -17,7 +22,10 @@
 #include <cerrno>
 #include <cstring>
 #include <fmt/format.h>
+#include <memory>
 #include <thread>
+
+#include "probes/grpc_check.h"
 
 namespace podwarp::noded::probes {
 
@@ -190,40 +198,56 @@ int parse_http_status_line(std::string_view line) {
 
 namespace {
 
-asio::awaitable<Outcome> connect_and_maybe_get(const Handler& h, const Target& target) {
-  auto ex = co_await asio::this_coro::executor;
+std::string probe_host(const Handler& h, const Target& target) {
   std::string host = h.host.empty() ? target.pod_ip : h.host;
-  if (host.empty()) host = "127.0.0.1";
+  return host.empty() ? "127.0.0.1" : host;
+}
+
+// "ip:port" ("[ip6]:port").
+std::string host_port(const std::string& host, int port) {
+  if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
+  return fmt::format("{}:{}", host, port);
+}
+
+// A TCP connection to host:port from inside the target's netns (socket made by
+// socket_in_netns, connected on the io_context). Errors are "dial tcp ...: connect: ...".
+asio::awaitable<std::expected<asio::ip::tcp::socket, std::string>> dial(const std::string& host, int port,
+                                                                       const Target& target) {
+  auto ex = co_await asio::this_coro::executor;
   boost::system::error_code ec;
   auto addr = asio::ip::make_address(host, ec);
-  if (ec) co_return Outcome{false, fmt::format("invalid host \"{}\" (names are not resolved)", host)};
+  if (ec) co_return std::unexpected(fmt::format("invalid host \"{}\" (names are not resolved)", host));
   auto fd = socket_in_netns(target.netns_path, addr.is_v6() ? AF_INET6 : AF_INET);
-  if (!fd) co_return Outcome{false, fd.error()};
+  if (!fd) co_return std::unexpected(fd.error());
   asio::ip::tcp::socket sock(ex);
   sock.assign(addr.is_v6() ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), *fd, ec);
   if (ec) {
     ::close(*fd);
-    co_return Outcome{false, ec.message()};
+    co_return std::unexpected(ec.message());
   }
-  asio::ip::tcp::endpoint ep(addr, static_cast<unsigned short>(h.port));
+  asio::ip::tcp::endpoint ep(addr, static_cast<unsigned short>(port));
   auto [cec] = co_await sock.async_connect(ep, asio::as_tuple(asio::use_awaitable));
-  std::string where = fmt::format("{}:{}", host, h.port);
-  if (cec) co_return Outcome{false, fmt::format("dial tcp {}: connect: {}", where, cec.message())};
-  if (h.kind == HandlerKind::kTcpSocket) co_return Outcome{true, ""};
-  // httpGet
+  if (cec) co_return std::unexpected(fmt::format("dial tcp {}: connect: {}", host_port(host, port), cec.message()));
+  co_return std::move(sock);
+}
+
+// GET h.path over a connected stream (plain socket or TLS stream); success: 200 <= status < 400
+// (redirects are not followed: a 3xx counts as success).
+template <class Stream>
+asio::awaitable<Outcome> http_get(Stream& s, const Handler& h, const std::string& where) {
   std::string req = fmt::format(
       "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: kube-probe/1.29\r\nAccept: */*\r\n"
       "Connection: close\r\n",
       h.path, where);
   for (const auto& hd : h.headers) req += fmt::format("{}: {}\r\n", hd.name, hd.value);
   req += "\r\n";
-  auto [wec, wn] = co_await asio::async_write(sock, asio::buffer(req), asio::as_tuple(asio::use_awaitable));
+  auto [wec, wn] = co_await asio::async_write(s, asio::buffer(req), asio::as_tuple(asio::use_awaitable));
   (void)wn;
   if (wec) co_return Outcome{false, fmt::format("write to {}: {}", where, wec.message())};
   std::string buf;
   char chunk[1024];
   while (buf.find("\r\n") == std::string::npos && buf.size() < 8192) {
-    auto [rec, n] = co_await sock.async_read_some(asio::buffer(chunk), asio::as_tuple(asio::use_awaitable));
+    auto [rec, n] = co_await s.async_read_some(asio::buffer(chunk), asio::as_tuple(asio::use_awaitable));
     buf.append(chunk, n);
     if (rec) break;
   }
@@ -232,6 +256,65 @@ asio::awaitable<Outcome> connect_and_maybe_get(const Handler& h, const Target& t
   if (code < 0) co_return Outcome{false, fmt::format("malformed HTTP response from {}", where)};
   if (code >= 200 && code < 400) co_return Outcome{true, ""};
   co_return Outcome{false, fmt::format("HTTP probe failed with statuscode: {}", code)};
+}
+
+asio::awaitable<Outcome> connect_and_maybe_get(const Handler& h, const Target& target) {
+  std::string host = probe_host(h, target);
+  std::string where = host_port(host, h.port);
+  auto sock = co_await dial(host, h.port, target);
+  if (!sock) co_return Outcome{false, sock.error()};
+  if (h.kind == HandlerKind::kTcpSocket) co_return Outcome{true, ""};
+  if (h.scheme != "HTTPS") co_return co_await http_get(*sock, h, where);
+  // HTTPS as the kubelet: TLS without certificate verification; SNI only for a DNS name
+  // (never for an IP literal, RFC 6066 and Go's crypto/tls).
+  asio::ssl::context ctx(asio::ssl::context::tls_client);
+  ctx.set_verify_mode(asio::ssl::verify_none);
+  asio::ssl::stream<asio::ip::tcp::socket> tls(std::move(*sock), ctx);
+  boost::system::error_code ec;
+  (void)asio::ip::make_address(host, ec);
+  if (ec) SSL_set_tlsext_host_name(tls.native_handle(), host.c_str());
+  auto [hec] = co_await tls.async_handshake(asio::ssl::stream_base::client, asio::as_tuple(asio::use_awaitable));
+  if (hec) co_return Outcome{false, fmt::format("TLS handshake with {}: {}", where, hec.message())};
+  co_return co_await http_get(tls, h, where);
+}
+
+// Runs the blocking gRPC check on its own thread (grpc_check.h) and resumes on this
+// coroutine's executor with the outcome; the io_context never blocks.
+asio::awaitable<Outcome> grpc_check(int fd, std::string authority, std::string service,
+                                    std::chrono::milliseconds timeout, std::chrono::milliseconds reported) {
+  auto ex = co_await asio::this_coro::executor;
+  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(Outcome)>(
+      [&](auto handler) {
+        auto hp = std::make_shared<decltype(handler)>(std::move(handler));
+        auto work = std::make_shared<asio::executor_work_guard<asio::any_io_executor>>(ex);
+        grpc_health_check_on_fd(fd, authority, service, timeout, reported, [hp, work, ex](Outcome o) {
+          asio::post(ex, [hp, work, o = std::move(o)]() mutable { (*hp)(std::move(o)); });
+        });
+      },
+      asio::use_awaitable);
+}
+
+asio::awaitable<Outcome> run_grpc(const Handler& h, const Target& target, std::chrono::milliseconds timeout) {
+  auto ex = co_await asio::this_coro::executor;
+  auto start = std::chrono::steady_clock::now();
+  std::string host = probe_host(h, target);
+  std::string where = host_port(host, h.port);
+  asio::steady_timer t(ex, timeout);
+  auto r = co_await (dial(host, h.port, target) || t.async_wait(asio::use_awaitable));
+  if (r.index() == 1)
+    co_return Outcome{false, fmt::format("timeout: failed to connect service \"{}\" within {}: context deadline exceeded",
+                                         where, go_duration(timeout))};
+  auto& sock = std::get<0>(r);
+  if (!sock)
+    co_return Outcome{false, fmt::format("timeout: failed to connect service \"{}\" within {}: {}", where,
+                                         go_duration(timeout), sock.error())};
+  int fd = ::fcntl(sock->native_handle(), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) co_return Outcome{false, fmt::format("dup socket: {}", std::strerror(errno))};
+  boost::system::error_code ec;
+  sock->close(ec);
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(timeout - (std::chrono::steady_clock::now() - start));
+  if (left < std::chrono::milliseconds(1)) left = std::chrono::milliseconds(1);
+  co_return co_await grpc_check(fd, where, h.grpc_service, left, timeout);
 }
 
 }  // namespace
@@ -249,11 +332,9 @@ asio::awaitable<Outcome> run_handler(const Handler& h, const Target& target,
       co_return Outcome{true, ""};
     }
     case HandlerKind::kGrpc:
-      // Not implemented yet: needs an HTTP/2 client (gRPC health v1). Reported honestly.
-      co_return Outcome{false, "grpc probes are not supported by podwarp-noded yet"};
+      // Bounded by the connect timer and the rpc deadline (not raced: the rpc thread must finish).
+      co_return co_await run_grpc(h, target, timeout);
     case HandlerKind::kHttpGet:
-      if (h.scheme == "HTTPS") co_return Outcome{false, "HTTPS probes are not supported by podwarp-noded yet"};
-      [[fallthrough]];
     case HandlerKind::kTcpSocket: {
       asio::steady_timer t(ex, timeout);
       auto r = co_await (connect_and_maybe_get(h, target) || t.async_wait(asio::use_awaitable));

@@ -1,10 +1,13 @@
 // Probes and lifecycle hooks of containers: their specs (parsed from the pod JSON) and the
-// checks themselves (tcpSocket, httpGet, exec through a caller-given function).
+// checks themselves (tcpSocket, httpGet over HTTP or HTTPS, grpc health v1, exec through a
+// caller-given function).
 //
 // Network checks run inside the pod's network namespace: the socket is created by a short
 // thread that setns()'d into the namespace pin (socket_in_netns), then handed to the
 // io_context, which does connect/read/write on io_uring. An empty netns path means the
-// calling process' own namespace (hostNetwork pods, tests).
+// calling process' own namespace (hostNetwork pods, tests). HTTPS adds TLS (no certificate
+// verification, as the kubelet) on the io_context; grpc hands the connected fd to gRPC++ and
+// runs the blocking Health/Check on a short thread, resuming on the io_context (README.md).
 //
 // Threading: parse_* are pure. run_* are coroutines for one io_context; ProbeWorker
 // (prober.h) drives them on timers.
