@@ -183,7 +183,15 @@ std::expected<PodDef, ManifestError> pod_from_json(json::value pod, const Static
   d.grace_seconds = get_int(*spec, {"terminationGracePeriodSeconds"}, 30);
   if (d.grace_seconds < 0) return ck.fail("spec.terminationGracePeriodSeconds", "must be >= 0");
   d.host_network = get_bool(*spec, {"hostNetwork"});
-  d.hostname = get_string(*spec, {"hostname"}, get_string(pod, {"metadata", "name"}));
+  // As the kubelet: spec.hostname, else the pod's name (for a static pod the node-suffixed
+  // one), cut to 63 characters without a trailing '-' or '.'.
+  d.hostname = get_string(*spec, {"hostname"}, name);
+  if (d.hostname.size() > 63) {
+    d.hostname.resize(63);
+    while (!d.hostname.empty() && (d.hostname.back() == '-' || d.hostname.back() == '.')) {
+      d.hostname.pop_back();
+    }
+  }
 
   std::set<std::string> vol_names;
   if (auto* vols = find_path(*spec, {"volumes"})) {
