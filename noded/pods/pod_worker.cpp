@@ -478,21 +478,29 @@ asio::awaitable<bool> PodWorker::run_init(Run& r) {
     if (!e) co_return false;  // stopping
     if (e->exit_code == 0 && e->code_known) co_return true;
     if (def_.restart_policy == "Never" || stopping_) co_return false;
-    auto d = next_backoff(r);
-    cs.last_state = cs.state;
-    cs.state = ContainerState{K::kWaiting, "CrashLoopBackOff",
-                              fmt::format("back-off {} restarting failed container={} pod={}",
-                                          go_duration(d), r.def->name, pod_ref(def_))};
-    if (env_.on_event)
-      env_.on_event("Warning", "BackOff",
-                    fmt::format("Back-off {} restarting failed container {} in pod {}", go_duration(d),
-                                r.def->name, pod_ref(def_)));
-    ++r.rec->restart_count;
-    cs.restart_count = r.rec->restart_count;
-    persist();
-    changed();
+    auto d = enter_crash_loop_backoff(r);
     if (!co_await sleep(d)) co_return false;
   }
+}
+
+// A failed container waits in CrashLoopBackOff: the state, the BackOff event and the restart
+// count are recorded before the wait; returns how long to wait.
+std::chrono::milliseconds PodWorker::enter_crash_loop_backoff(Run& r) {
+  auto& cs = st(r);
+  auto d = next_backoff(r);
+  cs.last_state = cs.state;
+  cs.state = ContainerState{K::kWaiting, "CrashLoopBackOff",
+                            fmt::format("back-off {} restarting failed container={} pod={}",
+                                        go_duration(d), r.def->name, pod_ref(def_))};
+  if (env_.on_event)
+    env_.on_event("Warning", "BackOff",
+                  fmt::format("Back-off {} restarting failed container {} in pod {}", go_duration(d),
+                              r.def->name, pod_ref(def_)));
+  ++r.rec->restart_count;
+  cs.restart_count = r.rec->restart_count;
+  persist();
+  changed();
+  return d;
 }
 
 asio::awaitable<void> PodWorker::supervise(Run& r) {
@@ -510,19 +518,7 @@ asio::awaitable<void> PodWorker::supervise(Run& r) {
     auto e = co_await run_once(r);
     if (!e || stopping_) co_return;
     if (!should_restart(r, e->code_known ? e->exit_code : 137)) co_return;
-    auto d = next_backoff(r);
-    cs.last_state = cs.state;
-    cs.state = ContainerState{K::kWaiting, "CrashLoopBackOff",
-                              fmt::format("back-off {} restarting failed container={} pod={}",
-                                          go_duration(d), r.def->name, pod_ref(def_))};
-    if (env_.on_event)
-      env_.on_event("Warning", "BackOff",
-                    fmt::format("Back-off {} restarting failed container {} in pod {}", go_duration(d),
-                                r.def->name, pod_ref(def_)));
-    ++r.rec->restart_count;
-    cs.restart_count = r.rec->restart_count;
-    persist();
-    changed();
+    auto d = enter_crash_loop_backoff(r);
     if (!co_await sleep(d)) co_return;
   }
 }

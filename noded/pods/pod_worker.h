@@ -137,6 +137,7 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   void record_exit(Run& r, const ExitInfo& e);
   bool should_restart(const Run& r, int exit_code) const;
   std::chrono::milliseconds next_backoff(Run& r);
+  std::chrono::milliseconds enter_crash_loop_backoff(Run& r);
   void trace(std::string_view phase);
   ContainerStatus& st(Run& r);
   probes::Target probe_target(Run& r);

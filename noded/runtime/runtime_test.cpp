@@ -267,7 +267,7 @@ TEST_F(ContainerTest, SeccompRuntimeDefaultDeniesUnshare) {
 }
 
 TEST_F(ContainerTest, CgroupKillKillsEveryProcess) {
-  auto s = in_cgroup(spec("sleep 100 & sleep 100 & sleep 100"), "killall");
+  auto s = in_cgroup(spec("sleep 100 & sleep 100 & sleep 100"), "kill-whole-cgroup");
   auto p = start(s);
   ASSERT_TRUE(p) << p.error().message;
   // Wait until the three processes exist.
@@ -285,7 +285,7 @@ TEST_F(ContainerTest, CgroupKillKillsEveryProcess) {
   EXPECT_EQ(st->signal, SIGKILL);
   bool empty = false;
   for (int i = 0; i < 500 && !empty; ++i) {
-    auto pop = cgroups_->populated("killall");
+    auto pop = cgroups_->populated("kill-whole-cgroup");
     ASSERT_TRUE(pop);
     empty = !*pop;
     if (!empty) ::usleep(2000);
