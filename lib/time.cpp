@@ -213,4 +213,16 @@ std::string human_duration(std::chrono::seconds d) {
   return fmt::format("{}y", hours / 24 / 365);
 }
 
+std::string go_duration(std::chrono::milliseconds d) {
+  auto ms = d.count();
+  if (ms == 0) return "0s";
+  if (ms < 1000) return fmt::format("{}ms", ms);
+  auto h = ms / 3'600'000, m = ms / 60'000 % 60, sec = ms / 1000 % 60, frac = ms % 1000;
+  std::string s = frac ? fmt::format("{}.{:03}", sec, frac) : std::to_string(sec);
+  while (frac && s.back() == '0') s.pop_back();
+  if (h > 0) return fmt::format("{}h{}m{}s", h, m, s);
+  if (m > 0) return fmt::format("{}m{}s", m, s);
+  return s + "s";
+}
+
 }  // namespace podwarp

@@ -29,5 +29,8 @@ std::expected<std::chrono::system_clock::time_point, std::string> parse_rfc3339(
 // "<invalid>" below -1s, "0s" below 0, then "45s", "3m20s", "47m", "5h3m", "36h", "3d4h",
 // "400d", "3y100d", "9y".
 std::string human_duration(std::chrono::seconds d);
+// Go's time.Duration String() at millisecond precision: "0s", "250ms", "1.5s", "2m30s",
+// "1h0m5s" (the kubelet's messages print durations so).
+std::string go_duration(std::chrono::milliseconds d);
 
 }  // namespace podwarp

@@ -51,6 +51,7 @@
 #include <string>
 #include <vector>
 
+#include "podwarp/time.h"
 #include "logs/cri_log.h"
 #include "pods/pod_spec.h"
 #include "pods/pod_status.h"
@@ -88,8 +89,6 @@ struct WorkerEnv {
   std::function<void(std::string_view type, std::string_view reason, const std::string& message)> on_event;
 };
 
-// Go's time.Duration.String() for whole milliseconds ("40ms", "10s", "5m0s", "1h0m0s").
-std::string go_duration(std::chrono::milliseconds d);
 
 class PodWorker : public std::enable_shared_from_this<PodWorker> {
  public:

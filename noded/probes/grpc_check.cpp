@@ -12,14 +12,6 @@
 
 namespace podwarp::noded::probes {
 
-std::string go_duration(std::chrono::milliseconds d) {
-  auto ms = d.count();
-  if (ms < 1000) return fmt::format("{}ms", ms);
-  if (ms % 1000 == 0) return fmt::format("{}s", ms / 1000);
-  std::string frac = fmt::format("{:03}", ms % 1000);
-  while (frac.back() == '0') frac.pop_back();
-  return fmt::format("{}.{}s", ms / 1000, frac);
-}
 
 namespace {
 

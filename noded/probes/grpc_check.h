@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 
+#include "podwarp/time.h"
 #include "probes/probe.h"
 
 namespace podwarp::noded::probes {
@@ -23,7 +24,5 @@ void grpc_health_check_on_fd(int fd, std::string authority, std::string service,
                              std::chrono::milliseconds timeout, std::chrono::milliseconds reported,
                              std::function<void(Outcome)> done);
 
-// "1s", "1.5s", "250ms": a duration as Go's time.Duration.String() prints the probe timeout.
-std::string go_duration(std::chrono::milliseconds d);
 
 }  // namespace podwarp::noded::probes
