@@ -23,8 +23,10 @@
 #include <iostream>
 
 #include "apiserver/api.h"
+#include "apiserver/node_credentials.h"
 #include "apiserver/server.h"
 #include "apiserver/service_allocator.h"
+#include "apiserver/tokens.h"
 #include "apiserver/watch_cache.h"
 #include "manager/components.h"
 #include "podwarp/kubeconfig.h"
@@ -150,8 +152,48 @@ int main(int argc, char** argv) {
   app.add_option("--node-monitor-grace-period", node_monitor_grace_period,
                  "time without a node heartbeat before its Ready condition becomes Unknown");
   app.add_option("--node-monitor-period", node_monitor_period, "how often nodes are checked");
+  // `podwarp-control node-credentials`: writes a joining node's certificates and kubeconfig,
+  // then exits (no server).
+  std::string nc_node_name, nc_out;
+  std::vector<std::string> nc_node_ips;
+  CLI::App* node_credentials = app.add_subcommand(
+      "node-credentials",
+      "write ca.crt, node.kubeconfig and kubelet.crt/.key for a node into --out, then exit");
+  node_credentials->fallthrough();  // --data-dir is the main command's option
+  node_credentials->add_option("--node-name", nc_node_name, "the node's name")->required();
+  node_credentials->add_option("--node-ip", nc_node_ips,
+                               "an address of the node API (repeatable), a SAN of kubelet.crt");
+  node_credentials->add_option("--out", nc_out, "folder to write the files into")->required();
   CLI11_PARSE(app, argc, argv);
   log::set_level(log_level);
+  if (node_credentials->parsed()) {
+    fs::path admin_kc = fs::path(data_dir) / "admin.kubeconfig";
+    auto kc = kubeconfig::load(admin_kc);
+    if (!kc) {
+      std::cerr << "podwarp-control node-credentials: " << kc.error()
+                << " (start podwarp-control with this --data-dir once first)\n";
+      return 1;
+    }
+    apiserver::NodeCredentialsOptions nc;
+    nc.pki_dir = fs::path(data_dir) / "pki";
+    nc.server = kc->server;
+    nc.node_name = nc_node_name;
+    nc.node_ips = nc_node_ips;
+    nc.out = nc_out;
+    for (const std::string& ip : nc_node_ips) {
+      if (!apiserver::Ipv4Range::parse_ip(ip) && ip.find(':') == std::string::npos) {
+        std::cerr << "podwarp-control node-credentials: --node-ip: not an IP address: " << ip << "\n";
+        return 2;
+      }
+    }
+    if (auto w = apiserver::write_node_credentials(nc); !w) {
+      std::cerr << "podwarp-control node-credentials: " << w.error() << "\n";
+      return 1;
+    }
+    std::printf("wrote %s/{ca.crt,node.kubeconfig,kubelet.crt,kubelet.key} for node %s\n",
+                nc_out.c_str(), nc_node_name.c_str());
+    return 0;
+  }
   // Every watch holds a connection: allow as many descriptors as the hard limit does.
   rlimit nofile{};
   if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
@@ -287,6 +329,17 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  if (auto k = apiserver::ensure_kubelet_client_cert(pki_dir); !k) {
+    std::cerr << "podwarp-control: " << k.error() << "\n";
+    return 1;
+  }
+
+  auto token_issuer = apiserver::TokenIssuer::load(pki_dir);
+  if (!token_issuer) {
+    std::cerr << "podwarp-control: service account key: " << token_issuer.error() << "\n";
+    return 1;
+  }
+
   asio::io_context io(1);
   auto etcd = storage::make_etcd_client(io.get_executor(), split(etcd_servers, ','));
   apiserver::WatchCache cache(io.get_executor(), *etcd, "/registry/");
@@ -294,6 +347,7 @@ int main(int argc, char** argv) {
   api_opts.service_cluster_ip_range = service_range;
   api_opts.node_port_min = port_min;
   api_opts.node_port_max = port_max;
+  api_opts.tokens = *token_issuer;
   api_opts.advertise_address = advertise_address.empty()
                                    ? (bind_address == "0.0.0.0" ? "127.0.0.1" : bind_address)
                                    : advertise_address;
@@ -304,6 +358,10 @@ int main(int argc, char** argv) {
   srv_opts.key_file = pki::key_path(pki_dir, "apiserver").string();
   srv_opts.client_ca_file = pki::cert_path(pki_dir, "ca").string();
   srv_opts.token_file = token_file;
+  srv_opts.tokens = *token_issuer;
+  srv_opts.kubelet_client_cert_file = pki::cert_path(pki_dir, "apiserver-kubelet-client").string();
+  srv_opts.kubelet_client_key_file = pki::key_path(pki_dir, "apiserver-kubelet-client").string();
+  srv_opts.kubelet_ca_file = pki::cert_path(pki_dir, "ca").string();
   srv_opts.workers = worker_threads;
 
   std::unique_ptr<apiserver::Api> api;

@@ -40,7 +40,11 @@ const std::vector<Resource>& table() {
     t.push_back(make("", "v1", "Pod", "pods", "pod", true, {"po"}, {"all"},
                      {status(),
                       {"binding", "", "v1", "Binding", {"create"}},
-                      {"eviction", "policy", "v1", "Eviction", {"create"}}}));
+                      {"eviction", "policy", "v1", "Eviction", {"create"}},
+                      {"log", "", "", "", {"get"}},
+                      {"exec", "", "v1", "PodExecOptions", {"create", "get"}},
+                      {"attach", "", "v1", "PodAttachOptions", {"create", "get"}},
+                      {"portforward", "", "v1", "PodPortForwardOptions", {"create", "get"}}}));
     t.push_back(make("", "v1", "Node", "nodes", "node", false, {"no"}, {}, {status()},
                      "minions"));
     t.push_back(make("", "v1", "Service", "services", "service", true, {"svc"}, {"all"},
@@ -50,7 +54,8 @@ const std::vector<Resource>& table() {
     t.push_back(make("", "v1", "ConfigMap", "configmaps", "configmap", true, {"cm"}, {}, {}));
     t.push_back(make("", "v1", "Secret", "secrets", "secret", true, {}, {}, {}));
     t.push_back(make("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true,
-                     {"sa"}, {}, {}));
+                     {"sa"}, {},
+                     {{"token", "authentication.k8s.io", "v1", "TokenRequest", {"create"}}}));
     t.push_back(make("", "v1", "Event", "events", "event", true, {"ev"}, {}, {}));
     // apps/v1
     t.push_back(make("apps", "v1", "Deployment", "deployments", "deployment", true, {"deploy"},

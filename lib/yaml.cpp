@@ -1,3 +1,4 @@
+#include <algorithm>
 #include "podwarp/yaml.h"
 
 #include <yaml-cpp/yaml.h>
@@ -23,6 +24,26 @@ std::optional<json::value> plain_scalar(const std::string& s) {
   const char* b = s.data();
   const char* e = s.data() + s.size();
   const char* start = (*b == '+') ? b + 1 : b;
+  // YAML 1.1 as sigs.k8s.io/yaml (yaml.v2, strconv.ParseInt base 0): a leading 0 means octal
+  // (defaultMode: 0644 is 420), 0o octal, 0b binary, 0x hex (below).
+  {
+    const bool neg = *start == '-';
+    const char* digits = neg ? start + 1 : start;
+    int base = 0;
+    const char* from = digits;
+    if (e - digits > 2 && digits[0] == '0' && (digits[1] == 'o' || digits[1] == 'O')) {
+      base = 8, from = digits + 2;
+    } else if (e - digits > 2 && digits[0] == '0' && (digits[1] == 'b' || digits[1] == 'B')) {
+      base = 2, from = digits + 2;
+    } else if (e - digits > 1 && digits[0] == '0' &&
+               std::all_of(digits + 1, e, [](char c) { return c >= '0' && c <= '7'; })) {
+      base = 8, from = digits + 1;
+    }
+    if (base != 0) {
+      auto [po, eco] = std::from_chars(from, e, i, base);
+      if (eco == std::errc() && po == e) return json::value(neg ? -i : i);
+    }
+  }
   auto [p, ec] = std::from_chars(start, e, i);
   if (ec == std::errc() && p == e) return json::value(i);
   if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {

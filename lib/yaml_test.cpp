@@ -41,5 +41,11 @@ TEST(YamlToJson, DeepNestingIsRefused) {
   ASSERT_FALSE(v);
 }
 
+TEST(YamlToJson, IntegersInEveryBaseAsYamlV2) {
+  auto v = yaml_to_json("a: 0644\nb: 0o400\nc: 0x1F\nd: 0b101\ne: -010\nf: 0\ng: 089\nh: \"0644\"\n");
+  ASSERT_TRUE(v) << v.error();
+  EXPECT_EQ(json::serialize(*v), R"({"a":420,"b":256,"c":31,"d":5,"e":-8,"f":0,"g":89,"h":"0644"})");
+}
+
 }  // namespace
 }  // namespace podwarp

@@ -1,6 +1,13 @@
 // podwarp-noded: the node daemon (kubelet + container runtime in one io_uring-driven process).
-// This version runs standalone: pods come from a manifest folder (as the kubelet's static
-// pods), no apiserver.
+//
+// API mode (the default): registers the Node with the API server, renews its Lease, runs the
+// pods bound to it and writes their status (noded/agent):
+//
+//   podwarp-noded --kubeconfig FILE [--node-name NAME] [--node-ip IP] [--root-dir DIR]
+//       [--node-api-address 0.0.0.0] [--node-api-port 10250] [--tls-cert-file F
+//       --tls-private-key-file F --client-ca-file F] [--manifest-dir DIR (static pods)] ...
+//
+// Standalone: pods come from a manifest folder only (as the kubelet's static pods):
 //
 //   podwarp-noded --standalone --manifest-dir DIR --root-dir DIR --api-socket PATH
 //       [--cgroup-root podwarp] [--pod-log-dir /var/log/pods] [--insecure-registry H:P]...
@@ -13,8 +20,11 @@
 // running and the next noded re-adopts them (restart-safe upgrades). Stop pods by removing
 // their manifests. The process ends with _exit() (never destroying an io_context with io_uring
 // operations in flight).
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <linux/magic.h>
+#include <net/if.h>
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
@@ -23,15 +33,19 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <fstream>
 #include <iostream>
 #include <set>
+#include <sstream>
 
+#include "agent/agent.h"
 #include "adapters/node_images.h"
 #include "adapters/node_runtime.h"
 #include "cgroup/cgroup.h"
@@ -39,7 +53,10 @@
 #include "exitrec/exit_recorder.h"
 #include "images/image_store.h"
 #include "nodeapi/node_api.h"
+#include "nodeapi/node_https.h"
 #include "pods/pod_manager.h"
+#include "podwarp/client.h"
+#include "podwarp/kubeconfig.h"
 #include "podwarp/log.h"
 
 namespace asio = boost::asio;
@@ -74,6 +91,34 @@ std::expected<void, SysError> ensure_bpffs(const std::string& dir) {
   return {};
 }
 
+// The IPv4 address of the interface of the default route (/proc/net/route), "" if none.
+std::string default_route_ipv4() {
+  std::ifstream f("/proc/net/route");
+  std::string line, iface;
+  std::getline(f, line);  // header
+  while (std::getline(f, line)) {
+    std::istringstream ls(line);
+    std::string name, dest;
+    if (ls >> name >> dest && dest == "00000000") {
+      iface = name;
+      break;
+    }
+  }
+  if (iface.empty()) return {};
+  ifaddrs* ifs = nullptr;
+  if (::getifaddrs(&ifs) != 0) return {};
+  std::string out;
+  for (auto* i = ifs; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET || iface != i->ifa_name) continue;
+    char buf[INET_ADDRSTRLEN] = {};
+    ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, buf, sizeof buf);
+    out = buf;
+    break;
+  }
+  ::freeifaddrs(ifs);
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -88,7 +133,19 @@ int main(int argc, char** argv) {
   std::string bpf_dir;
   int gc_high = 85;
   std::int64_t gc_period_s = 300;
+  std::string kubeconfig_path, node_ip, node_api_address = "0.0.0.0";
+  int node_api_port = 10250;
+  std::string tls_cert, tls_key, client_ca;
   app.add_flag("--standalone", standalone, "run pods from --manifest-dir, without an apiserver");
+  app.add_option("--kubeconfig", kubeconfig_path, "API mode: kubeconfig of the node's credentials");
+  app.add_option("--node-ip", node_ip,
+                 "API mode: the node's InternalIP (default: the IPv4 of the default-route interface)");
+  app.add_option("--node-api-address", node_api_address, "API mode: address of the node API (HTTPS)");
+  app.add_option("--node-api-port", node_api_port,
+                 "API mode: port of the node API (0: a free port; reported in the Node status)");
+  app.add_option("--tls-cert-file", tls_cert, "API mode: serving certificate of the node API");
+  app.add_option("--tls-private-key-file", tls_key, "API mode: its private key");
+  app.add_option("--client-ca-file", client_ca, "API mode: CA of the node API's client certificates");
   app.add_option("--manifest-dir", manifest_dir, "folder of pod (and ConfigMap/Secret) manifests");
   app.add_option("--root-dir", root_dir, "where all state lives (images, pods, namespace pins)");
   app.add_option("--api-socket", api_socket,
@@ -114,12 +171,16 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   node_name_set = nn->count() > 0;
   log::set_level(log_level);
-  if (!standalone) {
-    std::cerr << "podwarp-noded: only --standalone mode exists in this version\n";
+  if (!standalone && kubeconfig_path.empty()) {
+    std::cerr << "podwarp-noded: --kubeconfig is required (or run --standalone)\n";
     return 2;
   }
-  if (manifest_dir.empty()) {
+  if (standalone && manifest_dir.empty()) {
     std::cerr << "podwarp-noded: --manifest-dir is required with --standalone\n";
+    return 2;
+  }
+  if (node_api_port < 0 || node_api_port > 65535) {
+    std::cerr << "podwarp-noded: --node-api-port must be 0..65535\n";
     return 2;
   }
   if (crash_backoff_ms <= 0) {
@@ -159,6 +220,13 @@ int main(int argc, char** argv) {
   if (!cgroups) fatal("cgroups: " + cgroups.error().message);
   auto report = cgroups->ensure_root();
   if (!report) fatal("cgroups: " + report.error().message);
+  std::optional<kubeconfig::Config> kc;
+  if (!standalone) {
+    auto k = kubeconfig::load(kubeconfig_path);
+    if (!k) fatal("kubeconfig: " + k.error());
+    kc = std::move(*k);
+    if (node_ip.empty()) node_ip = default_route_ipv4();
+  }
   for (const auto& n : report->not_enforced)
     log::warn("noded: cgroup limit not enforceable: {}", n);
   log::info("noded: cgroup root {}", cgroups->root());
@@ -196,7 +264,51 @@ int main(int argc, char** argv) {
   po.timings.backoff_base = std::chrono::milliseconds(crash_backoff_ms);
   po.timings.backoff_max = std::min(std::chrono::milliseconds(300'000),
                                     std::chrono::milliseconds(crash_backoff_ms * 30));
+  std::unique_ptr<agent::NodeAgent> node_agent;
+  if (!standalone) {
+    po.host_ip = node_ip;
+    client::Config cc = client::Config::from_kubeconfig(*kc);
+    cc.user_agent = "podwarp-noded/" PODWARP_VERSION;
+    client::Client api_client(io.get_executor(), cc);
+    if (api_client.setup_error()) fatal("API client: " + api_client.setup_error()->to_string());
+    agent::AgentOptions ao;
+    ao.node.name = node_name;
+    ao.node.internal_ip = node_ip;
+    ao.node.hostname = node_name;
+    ao.node.kubelet_port = node_api_port;
+    ao.node.runtime_version = "podwarp://" PODWARP_VERSION;
+    ao.node.kubelet_version = "v1.32.0-podwarp";
+    ao.node.cgroup_not_enforced = report->not_enforced;
+    // Controllers the root's subtree lacks (a hybrid host binds cpu/memory/pids to v1): pod
+    // limits of those kinds are not enforced, and the Node's Ready message says so.
+    if (auto have = cgroups->controllers(cgroups->root())) {
+      for (auto c : cgroup::kWantedControllers)
+        if (!have->contains(std::string(c)))
+          ao.node.cgroup_not_enforced.push_back(
+              fmt::format("{} (controller not available in cgroup2 at {})", c, cgroups->mount()));
+    }
+    ao.root_dir = root_dir;
+    node_agent = std::make_unique<agent::NodeAgent>(io.get_executor(), api_client, std::move(ao));
+    node_agent->configure(po);
+  }
   auto manager = pods::make_pod_manager(io.get_executor(), po, runtime, image_service);
+  std::unique_ptr<nodeapi::NodeHttpsServer> https;
+  if (!standalone && !tls_cert.empty()) {
+    nodeapi::NodeHttpsOptions ho;
+    ho.address = node_api_address;
+    ho.port = static_cast<std::uint16_t>(node_api_port);
+    ho.cert_file = tls_cert;
+    ho.key_file = tls_key;
+    ho.client_ca_file = client_ca;
+    auto h = nodeapi::start_node_https(io.get_executor(), ho, *manager, runtime);
+    if (!h) fatal("node API: " + h.error());
+    https = std::move(*h);
+    node_agent->set_kubelet_port((*https).port());
+    log::info("noded: node API on https://{}:{}", node_api_address, (*https).port());
+  } else if (!standalone) {
+    log::warn("noded: no --tls-cert-file: the node API (logs, exec, port-forward) is not served");
+    node_agent->set_kubelet_port(0);
+  }
 
   asio::signal_set signals(io, SIGINT, SIGTERM);
   std::unique_ptr<nodeapi::NodeApiServer> api;
@@ -255,7 +367,13 @@ int main(int argc, char** argv) {
   arm_gc();
   runtime.release_orphan_rootfs();
   manager->start();
-  log::info("noded: standalone, manifests {}, root {}, API {}", manifest_dir, root_dir, api_socket);
+  if (node_agent) {
+    node_agent->start(*manager);
+    log::info("noded: API mode, node {} ({}), server {}, root {}, local API {}", node_name, node_ip,
+              kc->server, root_dir, api_socket);
+  } else {
+    log::info("noded: standalone, manifests {}, root {}, API {}", manifest_dir, root_dir, api_socket);
+  }
   try {
     io.run();
   } catch (const std::exception& e) {

@@ -19,3 +19,7 @@ PODWARP_BIN=build/bin python3 tests/bench/noded_bench.py "$@"
 # rate with the scheduler off. Its own flags: --nodes N --pods M --concurrency C --runs R --split.
 build/bin/scheduler_bench 5000 10000
 build/bin/scheduler_e2e_bench --split "$@"
+
+# service load balancing (issue 6): one more service with 10,000 x 5 present (BPF map updates vs
+# iptables-restore) and first-connect latency, all in a private netns. Root only.
+build/bin/lb_bench

@@ -11,6 +11,9 @@
 #              etc/hello.txt, no etc/motd, and data/ holds only c.txt
 #     multi    an index: linux/amd64 -> latest's manifest, linux/arm64 -> a manifest whose config
 #              says arm64 (same layer), to test platform selection
+#     httpd    the latest layer + a gzip layer with www/index.html; runs busybox httpd in the
+#              foreground on port 80 (Cmd ["httpd","-f","-v","-p","80","-h","/www"]): the image
+#              of `kubectl create deployment web --image=<registry>/podwarp/busybox:httpd`
 # OUTDIR/busybox-oci.tar      the layout as a tar (podwarp image import)
 # OUTDIR/busybox-docker.tar   `layered` as a docker-archive (docker save format), tagged
 #                             podwarp.test/busybox:layered
@@ -91,6 +94,16 @@ zstd -q -19 -c "$work/layer2.tar" > "$work/layer2.tar.zst"
 l2=$(add_blob "$work/layer2.tar.zst")
 l2size=$(size "$work/layer2.tar.zst")
 
+# ---- layer 3 (httpd tag): a web root ----
+r3="$work/rootfs3"
+mkdir -p "$r3/www"
+echo "hello from podwarp" > "$r3/www/index.html"
+pack "$r3" "$work/layer3.tar"
+diff3=$(sha "$work/layer3.tar")
+gzip -n -9 -c "$work/layer3.tar" > "$work/layer3.tar.gz"
+l3=$(add_blob "$work/layer3.tar.gz")
+l3size=$(size "$work/layer3.tar.gz")
+
 env_json='["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]'
 # config ARCH DIFF_IDS_JSON CONFIG_JSON -> blob hex
 make_config() {
@@ -111,6 +124,10 @@ desc2="{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+zstd\",\"digest\"
 
 c1=$(make_config amd64 "[\"sha256:$diff1\"]" "{\"Env\":$env_json,\"Cmd\":[\"sh\"]}")
 m1=$(make_manifest "$c1" "[$desc1]")
+desc3="{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"sha256:$l3\",\"size\":$l3size}"
+ch=$(make_config amd64 "[\"sha256:$diff1\",\"sha256:$diff3\"]" \
+  "{\"Env\":$env_json,\"Cmd\":[\"httpd\",\"-f\",\"-v\",\"-p\",\"80\",\"-h\",\"/www\"],\"ExposedPorts\":{\"80/tcp\":{}}}")
+mh=$(make_manifest "$ch" "[$desc1,$desc3]")
 c2=$(make_config amd64 "[\"sha256:$diff1\",\"sha256:$diff2\"]" \
   "{\"Env\":$env_json,\"Entrypoint\":[\"/bin/sh\",\"-c\"],\"Cmd\":[\"cat /etc/hello.txt\"],\"WorkingDir\":\"/data\",\"User\":\"0:0\"}")
 m2=$(make_manifest "$c2" "[$desc1,$desc2]")
@@ -125,8 +142,9 @@ ref() {  # ref MEDIATYPE HEX TAG
   printf '{"mediaType":"%s","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"%s"}}' \
     "$1" "$2" "$(size "$layout/blobs/sha256/$2")" "$3"
 }
-printf '{"schemaVersion":2,"manifests":[%s,%s,%s]}' \
+printf '{"schemaVersion":2,"manifests":[%s,%s,%s,%s]}' \
   "$(ref application/vnd.oci.image.manifest.v1+json "$m1" latest)" \
+  "$(ref application/vnd.oci.image.manifest.v1+json "$mh" httpd)" \
   "$(ref application/vnd.oci.image.manifest.v1+json "$m2" layered)" \
   "$(ref application/vnd.oci.image.index.v1+json "$idx" multi)" > "$layout/index.json"
 
@@ -152,10 +170,11 @@ CONFIG_LAYERED=sha256:$c2
 MANIFEST_LATEST=sha256:$m1
 MANIFEST_LAYERED=sha256:$m2
 INDEX_MULTI=sha256:$idx
+MANIFEST_HTTPD=sha256:$mh
 EOT
 
 if [[ -n "$push" ]]; then
-  for tag in latest layered; do
+  for tag in latest layered httpd; do
     skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$layout:$tag" \
       "docker://$push/$repo:$tag"
   done

@@ -9,6 +9,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -19,6 +20,9 @@
 
 namespace podwarp::apiserver {
 
+class TokenIssuer;
+struct TokenIdentity;
+
 struct ApiOptions {
   std::string service_cluster_ip_range = "10.96.0.0/12";
   int node_port_min = 30000;
@@ -26,6 +30,8 @@ struct ApiOptions {
   std::size_t max_object_bytes = 3 * 1024 * 1024;  // upstream's request body limit
   std::string advertise_address = "127.0.0.1";
   int secure_port = 6443;
+  // Signs TokenRequest tokens; nullptr: serviceaccounts/token answers 404.
+  std::shared_ptr<const TokenIssuer> tokens;
 };
 
 class ServiceAllocator;
@@ -44,6 +50,19 @@ class Api {
   // Handles a resource request (req.info parsed) on the Api's executor. A watch answers
   // with a feed that the connection (on `connection`, its executor) streams out.
   boost::asio::awaitable<Reply> handle(Request req, boost::asio::any_io_executor connection);
+
+  // Where a pods/log|exec|attach|portforward request goes: the node API of the pod's node
+  // (see node_proxy.h), path without the query.
+  struct NodeTarget {
+    std::string host;
+    std::uint16_t port = 10250;
+    std::string path;
+  };
+  boost::asio::awaitable<std::expected<NodeTarget, ApiError>> node_target(const Request& req);
+
+  // Do the service account (and the bound pod or secret) of a verified token still exist
+  // with the uids in it? Reads the watch cache; call on the Api's executor.
+  bool token_objects_current(const TokenIdentity& id) const;
 
   static std::string key_for(const api::Resource& r, std::string_view ns, std::string_view name);
   static std::string prefix_for(const api::Resource& r, std::string_view ns);
@@ -68,6 +87,7 @@ class Api {
   boost::asio::awaitable<Response> binding(const Request& req);
   boost::asio::awaitable<Response> eviction(const Request& req);
   boost::asio::awaitable<Response> scale(const Request& req);
+  boost::asio::awaitable<Response> token_request(const Request& req);
 
   // Loads the current object from etcd.
   boost::asio::awaitable<std::expected<Loaded, ApiError>> load(const api::Resource& r,

@@ -24,6 +24,8 @@ namespace podwarp::apiserver {
 struct UserInfo {
   std::string name;
   std::vector<std::string> groups;
+  std::string uid;
+  std::vector<std::pair<std::string, std::string>> extra;  // e.g. authentication.kubernetes.io/pod-name
 };
 
 // What a request path means, as upstream's RequestInfo.

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "apiserver/api.h"
+#include "apiserver/admission.h"
 #include "apiserver/filter.h"
 #include "apiserver/negotiate.h"
 #include "apiserver/object_meta.h"
@@ -222,6 +223,13 @@ asio::awaitable<Reply> Api::dispatch(const Request& req, asio::any_io_executor c
     if (verb != "create") co_return Reply{Response::error(method_not_supported(r, verb)), nullptr};
     {
       Response resp = co_await eviction(req);
+      co_return Reply{std::move(resp), nullptr};
+    }
+  }
+  if (sub == "token") {
+    if (verb != "create") co_return Reply{Response::error(method_not_supported(r, verb)), nullptr};
+    {
+      Response resp = co_await token_request(req);
       co_return Reply{std::move(resp), nullptr};
     }
   }
@@ -551,6 +559,14 @@ asio::awaitable<Response> Api::create(const Request& req) {
     meta["namespace"] = info.namespace_;
   } else {
     meta.erase("namespace");
+  }
+  if (r.group.empty() && r.kind == "Pod") {
+    // The ServiceAccount admission (see admission.h).
+    std::string sa_name(get_string(*obj, {"spec", "serviceAccountName"}));
+    if (sa_name.empty()) sa_name = "default";
+    ObjectPtr sa = cache_.get(key_for(*api::find_resource("", "v1", "serviceaccounts"),
+                                      info.namespace_, sa_name));
+    admit_service_account(*obj, sa ? &sa->value : nullptr, random_name_suffix);
   }
   auto created = co_await store_create(req, r, std::move(*obj));
   if (!created) co_return Response::error(created.error());

@@ -19,6 +19,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "apiserver/node_proxy.h"
+#include "apiserver/proxy_stream.h"
+#include "apiserver/tokens.h"
 #include "podwarp/log.h"
 #include "podwarp/metrics.h"
 #include "schema/openapi.h"
@@ -29,7 +32,6 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
-using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 namespace {
 
@@ -72,6 +74,9 @@ std::optional<UserInfo> user_from_peer(SSL* ssl) {
   u.groups.emplace_back("system:authenticated");
   return u;
 }
+
+// How long a write may wait for the client to read before the connection is closed.
+constexpr std::chrono::seconds kStalledWrite{60};
 
 // Streams a watch feed as a chunked body, on the connection's executor.
 //
@@ -127,7 +132,9 @@ asio::awaitable<void> stream_feed(TlsStream& stream, unsigned version, WatchFeed
     if (ec) break;
   }
   if (!ec) {
-    tcp.expires_after(std::chrono::seconds(10));
+    // A feed closed for a slow reader still has up to the socket buffers queued ahead of the
+    // last chunk: give the reader time to drain them, so it sees a clean end of stream.
+    tcp.expires_after(kStalledWrite);
     co_await asio::async_write(stream, http::make_chunk_last(),
                                asio::redirect_error(asio::use_awaitable, ec));
   }
@@ -137,11 +144,38 @@ asio::awaitable<void> stream_feed(TlsStream& stream, unsigned version, WatchFeed
 
 std::string plain(std::string_view s) { return std::string(s); }
 
+// Writes a whole response with a deadline per write rather than for the whole response: a
+// client reading a list of tens of megabytes slowly (a busy informer relisting) is served as
+// long as it keeps reading; one that reads nothing for kStalledWrite is cut off.
+asio::awaitable<void> write_response(TlsStream& stream, http::response<http::string_body>& res,
+                                     boost::system::error_code& ec) {
+  http::response_serializer<http::string_body> sr{res};
+  auto& tcp = beast::get_lowest_layer(stream);
+  while (!sr.is_done()) {
+    tcp.expires_after(kStalledWrite);
+    co_await http::async_write_some(stream, sr, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return;
+  }
+}
+
 }  // namespace
 
 ApiServer::ApiServer(asio::io_context& io, Api& api, ServerOptions opts)
     : io_(io), api_(api), opts_(std::move(opts)), ssl_(asio::ssl::context::tls_server),
-      acceptor_(io) {
+      node_tls_(asio::ssl::context::tls_client), acceptor_(io) {
+  node_tls_.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                        asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                        asio::ssl::context::no_tlsv1_1);
+  if (!opts_.kubelet_client_cert_file.empty()) {
+    node_tls_.use_certificate_chain_file(opts_.kubelet_client_cert_file);
+    node_tls_.use_private_key_file(opts_.kubelet_client_key_file, asio::ssl::context::pem);
+  }
+  if (!opts_.kubelet_ca_file.empty()) {
+    node_tls_.load_verify_file(opts_.kubelet_ca_file);
+  } else {
+    node_tls_.set_default_verify_paths();
+  }
+  node_tls_.set_verify_mode(asio::ssl::verify_peer);
   ssl_.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                    asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
                    asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
@@ -260,6 +294,40 @@ std::optional<UserInfo> ApiServer::authenticate_token(std::string_view authoriza
   return it->second;
 }
 
+asio::awaitable<std::optional<UserInfo>> ApiServer::authenticate_service_account(
+    std::string authorization) {
+  constexpr std::string_view kBearer = "Bearer ";
+  if (!opts_.tokens || !std::string_view(authorization).starts_with(kBearer)) co_return std::nullopt;
+  std::string_view token = std::string_view(authorization).substr(kBearer.size());
+  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  if (!TokenIssuer::looks_like_jwt(token)) co_return std::nullopt;
+  auto id = opts_.tokens->authenticate(token, std::chrono::system_clock::now());
+  if (!id) {
+    log::debug("service account token rejected: {}", id.error());
+    co_return std::nullopt;
+  }
+  TokenIdentity identity = std::move(*id);
+  bool current = co_await asio::co_spawn(
+      io_,
+      [this, &identity]() -> asio::awaitable<bool> {
+        co_return api_.token_objects_current(identity);
+      },
+      asio::use_awaitable);
+  if (!current) {
+    log::debug("service account token of {} rejected: its objects are gone", identity.username());
+    co_return std::nullopt;
+  }
+  UserInfo u;
+  u.name = identity.username();
+  u.groups = identity.groups();
+  u.uid = identity.service_account_uid;
+  if (!identity.pod_name.empty()) {
+    u.extra.emplace_back("authentication.kubernetes.io/pod-name", identity.pod_name);
+    u.extra.emplace_back("authentication.kubernetes.io/pod-uid", identity.pod_uid);
+  }
+  co_return u;
+}
+
 asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
   TlsStream stream(std::move(socket), ssl_);
   beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
@@ -310,7 +378,7 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
     std::optional<UserInfo> user = cert_user;
     if (auto auth = hreq[http::field::authorization]; !auth.empty()) {
       user = authenticate_token(auth);
-      if (!user) user.reset();
+      if (!user) user = co_await authenticate_service_account(std::string(auth));
     }
     const bool public_path = req.path == "/healthz" || req.path == "/livez" ||
                              req.path == "/readyz" || req.path == "/version" ||
@@ -319,6 +387,7 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
     std::shared_ptr<WatchFeed> feed;
     std::string verb = "other";
     std::string resource;
+    bool resource_path = false;
     if (!user && !public_path) {
       response = Response::error(unauthorized());
     } else {
@@ -367,9 +436,64 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
         } else {
           response = Response::json(200, schema::openapi_v2_document());
         }
+      } else if (req.path == "/apis/authentication.k8s.io/v1/selfsubjectreviews" ||
+                 req.path == "/apis/authentication.k8s.io/v1beta1/selfsubjectreviews") {
+        // SelfSubjectReview: echoes the authenticated user (kubectl auth whoami).
+        if (req.method != "POST") {
+          response = Response::error(plain_not_found());
+        } else {
+          json::array groups;
+          for (const std::string& g : req.user.groups) groups.emplace_back(g);
+          json::object info{{"username", req.user.name}, {"groups", std::move(groups)}};
+          if (!req.user.uid.empty()) info["uid"] = req.user.uid;
+          if (!req.user.extra.empty()) {
+            json::object extra;
+            for (const auto& [k, v] : req.user.extra) extra[k] = json::array{json::value(v)};
+            info["extra"] = std::move(extra);
+          }
+          std::string_view version = req.path.find("v1beta1") != std::string::npos ? "v1beta1" : "v1";
+          json::object review{
+              {"kind", "SelfSubjectReview"},
+              {"apiVersion", fmt::format("authentication.k8s.io/{}", version)},
+              {"metadata", json::object{{"creationTimestamp", nullptr}}},
+              {"status", json::object{{"userInfo", std::move(info)}}}};
+          response = Response::json(201, to_json(review));
+        }
       } else if (auto d = discovery(req, discovery_)) {
         response = std::move(d);
-      } else if (parse_request_info(req)) {
+      } else if ((resource_path = parse_request_info(req)) && req.info.group.empty() &&
+                 req.info.resource == "pods" && !req.info.name.empty() &&
+                 is_node_proxy_subresource(req.info.subresource)) {
+        // pods/log|exec|attach|portforward: relayed to the node; uses the connection up.
+        verb = req.method == "POST" ? "create" : "get";
+        resource = "pods/" + req.info.subresource;
+        const bool method_ok = req.method == "GET" ||
+                               (req.method == "POST" && req.info.subresource != "log");
+        if (!method_ok) {
+          response = Response::error(method_not_supported(*req.info.resource_info, req.info.verb));
+        } else {
+          std::expected<Api::NodeTarget, ApiError> target =
+              std::unexpected(internal_error("no target"));
+          try {
+            target = co_await asio::co_spawn(io_, api_.node_target(req), asio::use_awaitable);
+          } catch (const std::exception& e) {
+            log::error("{} {}: {}", verb, resource, e.what());
+            target = std::unexpected(internal_error(e.what()));
+          }
+          if (!target) {
+            response = Response::error(target.error());
+          } else {
+            NodeRequest node{target->host, target->port, target->path};
+            std::string_view raw_target = hreq.target();
+            if (auto q = raw_target.find('?'); q != std::string_view::npos) {
+              node.target += raw_target.substr(q);
+            }
+            unsigned status = co_await relay_to_node(stream, buffer, hreq, node, node_tls_);
+            request_counter().with({verb, resource, std::to_string(status)}).inc();
+            break;
+          }
+        }
+      } else if (resource_path) {
         verb = req.info.verb;
         resource = req.info.resource;
         if (!req.info.subresource.empty()) resource += "/" + req.info.subresource;
@@ -407,8 +531,7 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
     res.keep_alive(keep_alive);
     res.body() = std::move(response->body);
     res.prepare_payload();
-    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(60));
-    co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+    co_await write_response(stream, res, ec);
     request_counter().with({verb, resource, std::to_string(response->status)}).inc();
     request_latency()
         .with({verb, resource})

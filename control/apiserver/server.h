@@ -27,6 +27,8 @@
 
 namespace podwarp::apiserver {
 
+class TokenIssuer;
+
 struct ServerOptions {
   std::string bind_address = "127.0.0.1";
   std::uint16_t port = 0;  // 0: the kernel picks
@@ -34,6 +36,13 @@ struct ServerOptions {
   std::string key_file;
   std::string client_ca_file;
   std::string token_file;  // CSV: token,user,uid,"group1,group2"
+  // The client certificate presented to node APIs (pods/log, exec, attach, portforward) and
+  // the CA that signed the nodes' serving certificates.
+  std::string kubelet_client_cert_file;
+  std::string kubelet_client_key_file;
+  std::string kubelet_ca_file;
+  // Verifies service-account JWTs (bearer tokens); nullptr: only the token file.
+  std::shared_ptr<const TokenIssuer> tokens;
   std::size_t max_body_bytes = 3 * 1024 * 1024;
   unsigned workers = 2;  // connection threads; 0 serves connections on the Api's thread
 };
@@ -57,12 +66,16 @@ class ApiServer {
   boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
   boost::asio::any_io_executor next_worker();
   std::optional<UserInfo> authenticate_token(std::string_view authorization) const;
+  // A service-account JWT: signature and claims here, the objects it names on the Api's thread.
+  boost::asio::awaitable<std::optional<UserInfo>> authenticate_service_account(
+      std::string authorization);
 
   boost::asio::io_context& io_;
   Api& api_;
   ServerOptions opts_;
   DiscoveryOptions discovery_;
   boost::asio::ssl::context ssl_;
+  boost::asio::ssl::context node_tls_;  // client side, towards node APIs
   boost::asio::ip::tcp::acceptor acceptor_;
   std::map<std::string, UserInfo, std::less<>> tokens_;
   std::atomic<bool> ready_{false};

@@ -2,7 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <map>
 #include <optional>
+#include <set>
+
+#include "pods/volumes.h"
 
 namespace podwarp::noded::adapters {
 namespace {
@@ -39,19 +43,189 @@ std::optional<std::int64_t> as_int(const json::value* v) {
   return std::nullopt;
 }
 
-std::expected<std::string, std::string> field_ref(const json::value& pod, std::string_view path) {
-  if (path == "metadata.name") return std::string(get_string(pod, {"metadata", "name"}));
-  if (path == "metadata.namespace") return std::string(get_string(pod, {"metadata", "namespace"}));
-  if (path == "metadata.uid") return std::string(get_string(pod, {"metadata", "uid"}));
-  if (path == "spec.nodeName") return std::string(get_string(pod, {"spec", "nodeName"}));
-  if (path == "spec.serviceAccountName")
-    return std::string(get_string(pod, {"spec", "serviceAccountName"}));
-  if (path == "status.podIP" || path == "status.podIPs" || path == "status.hostIP")
-    return std::string();  // standalone: no pod IP
-  return std::unexpected(fmt::format("fieldRef {} is not supported", path));
+// "K=V" image env overridden by the resolved container env (no further expansion).
+std::vector<std::string> merge_env(const std::vector<std::string>& image_env,
+                                   const std::vector<runtime::EnvVar>& env) {
+  std::map<std::string, std::string, std::less<>> defined;
+  for (const auto& e : env) defined[e.name] = e.value;
+  std::vector<std::string> out;
+  for (const auto& kv : image_env) {
+    std::string_view name = std::string_view(kv).substr(0, kv.find('='));
+    if (defined.contains(name)) continue;
+    out.push_back(kv);
+  }
+  for (const auto& e : env) out.push_back(e.name + "=" + e.value);
+  return out;
+}
+
+// A ConfigMap's or Secret's string data (secret data base64-decoded).
+std::expected<std::map<std::string, std::string>, std::string> object_data(const json::value& obj,
+                                                                           bool secret) {
+  std::map<std::string, std::string> out;
+  if (auto* d = find_path(obj, {"data"}); d != nullptr && d->is_object()) {
+    for (const auto& kv : d->as_object()) {
+      if (!kv.value().is_string()) continue;
+      std::string v(kv.value().as_string());
+      if (secret) {
+        auto dec = pods::base64_decode(v);
+        if (!dec) return std::unexpected(fmt::format("key {}: {}", std::string(kv.key()), dec.error()));
+        v = std::move(*dec);
+      }
+      out[std::string(kv.key())] = std::move(v);
+    }
+  }
+  if (secret) {  // stringData (manifest-folder Secrets may still carry it)
+    if (auto* d = find_path(obj, {"stringData"}); d != nullptr && d->is_object())
+      for (const auto& kv : d->as_object())
+        if (kv.value().is_string()) out[std::string(kv.key())] = std::string(kv.value().as_string());
+  }
+  return out;
 }
 
 }  // namespace
+
+bool is_env_var_name(std::string_view n) {
+  if (n.empty()) return false;
+  auto ok = [](char c, bool first) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '.' || c == '_' ||
+           (!first && c >= '0' && c <= '9');
+  };
+  for (size_t i = 0; i < n.size(); ++i)
+    if (!ok(n[i], i == 0)) return false;
+  return true;
+}
+
+EnvContext env_context(const pods::ContainerStartRequest& req) {
+  EnvContext c;
+  c.lookup = req.lookup;
+  c.downward.host_ips = req.host_ips;
+  c.downward.pod_ips = req.pod_ips;
+  c.downward.node_allocatable = req.node_allocatable;
+  c.on_event = req.on_event;
+  return c;
+}
+
+std::expected<std::vector<runtime::EnvVar>, std::string> container_env(const json::value& pod,
+                                                                       const json::value& container,
+                                                                       const EnvContext& ctx) {
+  const std::string ns(get_string(pod, {"metadata", "namespace"}, "default"));
+  const std::string cfg_err(pods::kCreateContainerConfigError);
+  // Objects are looked up once per resolution (as the kubelet's per-call maps).
+  std::map<std::pair<bool, std::string>, std::optional<std::map<std::string, std::string>>> cache;
+  auto get = [&](bool secret, const std::string& name)
+      -> std::expected<const std::optional<std::map<std::string, std::string>>*, std::string> {
+    auto key = std::pair{secret, name};
+    if (auto it = cache.find(key); it != cache.end()) return &it->second;
+    std::optional<std::map<std::string, std::string>> data;
+    std::optional<json::value> obj;
+    if (ctx.lookup != nullptr && *ctx.lookup) obj = (*ctx.lookup)(secret ? "Secret" : "ConfigMap", ns, name);
+    if (obj) {
+      auto d = object_data(*obj, secret);
+      if (!d) return std::unexpected(fmt::format("{}{} {}/{}: {}", cfg_err, secret ? "secret" : "configmap", ns, name, d.error()));
+      data = std::move(*d);
+    }
+    return &(cache[key] = std::move(data));
+  };
+  std::vector<runtime::EnvVar> out;
+  std::map<std::string, size_t, std::less<>> index;
+  auto define = [&](std::string name, std::string value) {
+    if (auto it = index.find(name); it != index.end()) {
+      out[it->second].value = std::move(value);
+      return;
+    }
+    index[name] = out.size();
+    out.push_back({std::move(name), std::move(value)});
+  };
+  // 1. envFrom
+  if (auto* list = field(container, "envFrom"); list != nullptr && list->is_array()) {
+    for (const auto& src : list->as_array()) {
+      std::string prefix(get_string(src, {"prefix"}));
+      const json::value* ref = field(src, "configMapRef");
+      bool secret = false;
+      if (ref == nullptr) {
+        ref = field(src, "secretRef");
+        secret = ref != nullptr;
+      }
+      if (ref == nullptr) continue;
+      std::string name(get_string(*ref, {"name"}));
+      bool optional = get_bool(*ref, {"optional"});
+      auto data = get(secret, name);
+      if (!data) return std::unexpected(data.error());
+      if (!**data) {
+        if (optional) continue;
+        return std::unexpected(fmt::format("{}{} \"{}\" not found", cfg_err, secret ? "secret" : "configmap", name));
+      }
+      std::vector<std::string> invalid;
+      for (const auto& [k, v] : ***data) {
+        std::string n = prefix + k;
+        if (!is_env_var_name(n)) {
+          invalid.push_back(n);
+          continue;
+        }
+        define(n, v);
+      }
+      if (!invalid.empty() && ctx.on_event) {
+        std::string keys;
+        for (const auto& k : invalid) keys += (keys.empty() ? "" : ", ") + k;
+        ctx.on_event("Warning", "InvalidEnvironmentVariableNames",
+                     fmt::format("Keys [{}] from the EnvFrom {} {}/{} were skipped since they are "
+                                 "considered invalid environment variable names.",
+                                 keys, secret ? "secret" : "configMap", ns, name));
+      }
+    }
+  }
+  // 2. env
+  if (auto* list = field(container, "env"); list != nullptr && list->is_array()) {
+    for (const auto& e : list->as_array()) {
+      std::string name(get_string(e, {"name"}));
+      auto* from = field(e, "valueFrom");
+      if (from == nullptr || from->is_null()) {
+        std::string v = runtime::expand_vars(get_string(e, {"value"}), [&](std::string_view n) -> std::optional<std::string> {
+          auto it = index.find(n);
+          if (it == index.end()) return std::nullopt;
+          return out[it->second].value;
+        });
+        define(name, std::move(v));
+        continue;
+      }
+      if (auto* fr = field(*from, "fieldRef"); fr != nullptr) {
+        auto v = pods::pod_field_value(pod, get_string(*fr, {"fieldPath"}), ctx.downward);
+        if (!v) return std::unexpected(fmt::format("env[{}]: {}", name, v.error()));
+        define(name, std::move(*v));
+      } else if (auto* rf = field(*from, "resourceFieldRef"); rf != nullptr) {
+        const json::value* target = &container;
+        if (auto cn = get_string(*rf, {"containerName"}); !cn.empty() && cn != get_string(container, {"name"})) {
+          target = pods::find_container(pod, cn);
+          if (target == nullptr) return std::unexpected(fmt::format("env[{}]: container {} not found", name, cn));
+        }
+        auto v = pods::container_resource_value(*target, get_string(*rf, {"resource"}), field(*rf, "divisor"), ctx.downward);
+        if (!v) return std::unexpected(fmt::format("env[{}]: {}", name, v.error()));
+        define(name, std::move(*v));
+      } else if (auto* kr = field(*from, "configMapKeyRef"); kr != nullptr || field(*from, "secretKeyRef") != nullptr) {
+        bool secret = kr == nullptr;
+        const json::value& ref = secret ? *field(*from, "secretKeyRef") : *kr;
+        std::string obj_name(get_string(ref, {"name"})), key(get_string(ref, {"key"}));
+        bool optional = get_bool(ref, {"optional"});
+        auto data = get(secret, obj_name);
+        if (!data) return std::unexpected(data.error());
+        if (!**data) {
+          if (optional) continue;
+          return std::unexpected(fmt::format("{}{} \"{}\" not found", cfg_err, secret ? "secret" : "configmap", obj_name));
+        }
+        auto it = (**data)->find(key);
+        if (it == (**data)->end()) {
+          if (optional) continue;
+          return std::unexpected(fmt::format("{}couldn't find key {} in {} {}/{}", cfg_err, key,
+                                             secret ? "Secret" : "ConfigMap", ns, obj_name));
+        }
+        define(name, it->second);
+      } else {
+        return std::unexpected(fmt::format("env[{}].valueFrom: no source set", name));
+      }
+    }
+  }
+  return out;
+}
 
 bool container_privileged(const json::value& container) {
   return get_bool(container, {"securityContext", "privileged"});
@@ -63,30 +237,18 @@ bool container_readonly_rootfs(const json::value& container) {
 std::expected<runtime::ProcessSpec, std::string> process_spec(const json::value& pod,
                                                               const json::value& container,
                                                               const pods::ImageInfo& image,
-                                                              const runtime::UserIds& image_user) {
+                                                              const runtime::UserIds& image_user,
+                                                              const EnvContext& env_ctx) {
   std::string where = fmt::format("spec.containers[{}]", get_string(container, {"name"}));
   runtime::ProcessSpec p;
   // env
-  std::vector<runtime::EnvVar> env;
-  if (auto* list = field(container, "env"); list != nullptr && list->is_array()) {
-    for (const auto& e : list->as_array()) {
-      runtime::EnvVar v{std::string(get_string(e, {"name"})),
-                        std::string(get_string(e, {"value"}))};
-      if (auto* from = field(e, "valueFrom"); from != nullptr && !from->is_null()) {
-        if (auto* fr = field(*from, "fieldRef"); fr != nullptr) {
-          auto val = field_ref(pod, get_string(*fr, {"fieldPath"}));
-          if (!val)
-            return std::unexpected(fmt::format("{}.env[{}]: {}", where, v.name, val.error()));
-          v.value = *val;
-        } else {
-          return std::unexpected(
-              fmt::format("{}.env[{}].valueFrom: only fieldRef is supported", where, v.name));
-        }
-      }
-      env.push_back(std::move(v));
-    }
+  auto resolved = container_env(pod, container, env_ctx);
+  if (!resolved) {
+    if (resolved.error().starts_with(pods::kCreateContainerConfigError)) return std::unexpected(resolved.error());
+    return std::unexpected(fmt::format("{}.{}", where, resolved.error()));
   }
-  p.env = runtime::build_env(image.env, env);
+  const auto& env = *resolved;
+  p.env = merge_env(image.env, env);
   // argv
   auto argv =
       runtime::resolve_command(strings(field(container, "command")),
@@ -94,7 +256,15 @@ std::expected<runtime::ProcessSpec, std::string> process_spec(const json::value&
   if (!argv) return std::unexpected(fmt::format("{}: {}", where, argv.error()));
   // Only the container's own command/args are expanded (the image's are used verbatim).
   if (field(container, "command") != nullptr || field(container, "args") != nullptr) {
-    p.argv = runtime::expand_args(*argv, env);
+    std::map<std::string, std::string, std::less<>> defined;
+    for (const auto& e : env) defined[e.name] = e.value;
+    for (auto& a : *argv)
+      a = runtime::expand_vars(a, [&](std::string_view n) -> std::optional<std::string> {
+        auto it = defined.find(n);
+        if (it == defined.end()) return std::nullopt;
+        return it->second;
+      });
+    p.argv = std::move(*argv);
   } else {
     p.argv = std::move(*argv);
   }

@@ -3,9 +3,8 @@
 // translation is tested without root.
 //
 //   command/args   runtime::resolve_command against the image entrypoint/cmd, then $(VAR)
-//   env            image env overridden by the container env (value, fieldRef of
-//                  metadata.name/namespace/uid, spec.nodeName, spec.serviceAccountName);
-//                  other valueFrom sources are an error (not supported yet)
+//   env            the kubelet's makeEnvironmentVariables (container_env below), then the image
+//                  env overridden by it (image order first, new names after)
 //   workingDir     container, else image, else "/"
 //   user           the image user (resolved by the caller in the rootfs), then runAsUser /
 //                  runAsGroup (container over pod), supplementalGroups and fsGroup (pod)
@@ -15,14 +14,42 @@
 #pragma once
 
 #include <expected>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "pods/downward_api.h"
 #include "pods/runtime_service.h"
 #include "podwarp/json.h"
 #include "runtime/runtime.h"
 
 namespace podwarp::noded::adapters {
+
+// What env resolution needs besides the pod and the container.
+struct EnvContext {
+  const pods::ObjectLookup* lookup = nullptr;  // ConfigMaps/Secrets of the pod's namespace
+  pods::DownwardContext downward;              // addresses, node allocatable
+  // InvalidEnvironmentVariableNames events (envFrom keys skipped).
+  std::function<void(std::string_view, std::string_view, const std::string&)> on_event;
+};
+EnvContext env_context(const pods::ContainerStartRequest& req);
+
+// The container's environment as the kubelet's makeEnvironmentVariables, in order:
+//   1. envFrom: each configMapRef/secretRef (all data keys, sorted; secret data base64-decoded),
+//      with the prefix; keys that are not valid env var names ([-._a-zA-Z][-._a-zA-Z0-9]*) are
+//      skipped with a Warning event InvalidEnvironmentVariableNames; a missing source fails
+//      unless optional.
+//   2. env: `value` is $(VAR)-expanded against what is defined so far (envFrom and earlier env
+//      entries; "$$" escapes); valueFrom (fieldRef, resourceFieldRef, configMapKeyRef,
+//      secretKeyRef) values are used verbatim. An optional missing source/key leaves the
+//      variable out. Later definitions of a name win, keeping the first position.
+// Errors about missing objects/keys start with pods::kCreateContainerConfigError and carry the
+// kubelet's text (`configmap "x" not found`, `couldn't find key k in ConfigMap ns/x`).
+std::expected<std::vector<runtime::EnvVar>, std::string> container_env(const json::value& pod,
+                                                                       const json::value& container,
+                                                                       const EnvContext& ctx);
+// Go's IsEnvVarName (the kubelet's check for envFrom keys).
+bool is_env_var_name(std::string_view name);
 
 // The process part of a container: argv, env, cwd, identity, capabilities, seccomp.
 // `image_user` is the image's user already resolved in the rootfs (runtime::resolve_user...).
@@ -31,7 +58,8 @@ namespace podwarp::noded::adapters {
 std::expected<runtime::ProcessSpec, std::string> process_spec(const json::value& pod,
                                                               const json::value& container,
                                                               const pods::ImageInfo& image,
-                                                              const runtime::UserIds& image_user);
+                                                              const runtime::UserIds& image_user,
+                                                              const EnvContext& env_ctx = {});
 
 // Container-level flags of the spec: privileged, readOnlyRootFilesystem.
 bool container_privileged(const json::value& container);

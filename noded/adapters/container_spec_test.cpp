@@ -68,7 +68,142 @@ TEST(ProcessSpec, ErrorsNameTheField) {
     "valueFrom":{"secretKeyRef":{"name":"s","key":"k"}}}]})j");
   p = process_spec(pod, bad_env, image(), {});
   ASSERT_FALSE(p);
-  EXPECT_NE(p.error().find("env[S]"), std::string::npos) << p.error();
+  EXPECT_EQ(p.error(), std::string(pods::kCreateContainerConfigError) + "secret \"s\" not found");
+  auto bad_field = parse(R"j({"name":"c","command":["x"],"env":[{"name":"F",
+    "valueFrom":{"fieldRef":{"fieldPath":"spec.nope"}}}]})j");
+  p = process_spec(pod, bad_field, image(), {});
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.error(), "spec.containers[c].env[F]: unsupported fieldPath: spec.nope");
+}
+
+struct EnvFixture {
+  std::map<std::string, json::value> objects;  // "Kind/name" in namespace ns
+  pods::ObjectLookup lookup = [this](std::string_view kind, std::string_view ns,
+                                     std::string_view name) -> std::optional<json::value> {
+    if (ns != "ns") return std::nullopt;
+    auto it = objects.find(std::string(kind) + "/" + std::string(name));
+    if (it == objects.end()) return std::nullopt;
+    return it->second;
+  };
+  std::vector<std::string> events;
+  EnvContext ctx() {
+    EnvContext c;
+    c.lookup = &lookup;
+    c.downward.host_ips = {"192.0.2.1"};
+    c.downward.pod_ips = {"10.0.0.7", "fd00::7"};
+    c.downward.node_allocatable = {{"cpu", "8"}, {"memory", "16Gi"}};
+    c.on_event = [this](std::string_view t, std::string_view r, const std::string& m) {
+      events.push_back(std::string(t) + " " + std::string(r) + " " + m);
+    };
+    return c;
+  }
+  EnvFixture() {
+    objects["ConfigMap/cfg"] = json::object{{"data", json::object{{"LEVEL", "debug"}, {"1bad", "x"}, {"url", "$(HOST)"}}}};
+    objects["Secret/sec"] = json::object{{"data", json::object{{"PASSWORD", "aHVudGVyMg=="}, {"token", "dA=="}}}};
+  }
+};
+
+std::map<std::string, std::string> as_map(const std::vector<runtime::EnvVar>& env) {
+  std::map<std::string, std::string> m;
+  for (const auto& e : env) m[e.name] = e.value;
+  return m;
+}
+
+TEST(ContainerEnv, SourcesTable) {
+  EnvFixture f;
+  auto pod = parse(R"j({"metadata":{"name":"p","namespace":"ns","uid":"u1","labels":{"app":"web"},
+    "annotations":{"team":"x"}},"spec":{"nodeName":"n1","serviceAccountName":"sa"}})j");
+  auto c = parse(R"j({"name":"c","resources":{"limits":{"cpu":"500m"},"requests":{"memory":"64Mi"}},
+    "envFrom":[{"configMapRef":{"name":"cfg"}},{"prefix":"S_","secretRef":{"name":"sec"}},
+               {"configMapRef":{"name":"absent","optional":true}}],
+    "env":[
+      {"name":"HOST","value":"db"},
+      {"name":"URL","value":"http://$(HOST)/$(LEVEL)/$(NOPE)/$$(HOST)"},
+      {"name":"LEVEL","valueFrom":{"configMapKeyRef":{"name":"cfg","key":"LEVEL"}}},
+      {"name":"RAW","valueFrom":{"configMapKeyRef":{"name":"cfg","key":"url"}}},
+      {"name":"PW","valueFrom":{"secretKeyRef":{"name":"sec","key":"PASSWORD"}}},
+      {"name":"OPT","valueFrom":{"secretKeyRef":{"name":"sec","key":"missing","optional":true}}},
+      {"name":"OPT2","valueFrom":{"configMapKeyRef":{"name":"absent","key":"k","optional":true}}},
+      {"name":"POD","valueFrom":{"fieldRef":{"fieldPath":"metadata.name"}}},
+      {"name":"NS","valueFrom":{"fieldRef":{"fieldPath":"metadata.namespace"}}},
+      {"name":"UID","valueFrom":{"fieldRef":{"fieldPath":"metadata.uid"}}},
+      {"name":"APP","valueFrom":{"fieldRef":{"fieldPath":"metadata.labels['app']"}}},
+      {"name":"TEAM","valueFrom":{"fieldRef":{"fieldPath":"metadata.annotations['team']"}}},
+      {"name":"NODE","valueFrom":{"fieldRef":{"fieldPath":"spec.nodeName"}}},
+      {"name":"SA","valueFrom":{"fieldRef":{"fieldPath":"spec.serviceAccountName"}}},
+      {"name":"HOST_IP","valueFrom":{"fieldRef":{"fieldPath":"status.hostIP"}}},
+      {"name":"HOST_IPS","valueFrom":{"fieldRef":{"fieldPath":"status.hostIPs"}}},
+      {"name":"POD_IP","valueFrom":{"fieldRef":{"fieldPath":"status.podIP"}}},
+      {"name":"POD_IPS","valueFrom":{"fieldRef":{"fieldPath":"status.podIPs"}}},
+      {"name":"CPU_LIMIT","valueFrom":{"resourceFieldRef":{"resource":"limits.cpu","divisor":"1m"}}},
+      {"name":"MEM_LIMIT","valueFrom":{"resourceFieldRef":{"resource":"limits.memory","divisor":"1Mi"}}},
+      {"name":"MEM_REQ","valueFrom":{"resourceFieldRef":{"resource":"requests.memory"}}}
+    ]})j");
+  auto env = container_env(pod, c, f.ctx());
+  ASSERT_TRUE(env) << env.error();
+  auto m = as_map(*env);
+  std::map<std::string, std::string> want{
+      {"LEVEL", "debug"}, {"url", "$(HOST)"}, {"S_PASSWORD", "hunter2"}, {"S_token", "t"},
+      {"HOST", "db"},
+      // envFrom's LEVEL is defined when URL is expanded; NOPE stays; $$ escapes.
+      {"URL", "http://db/debug/$(NOPE)/$(HOST)"},
+      {"RAW", "$(HOST)"},  // valueFrom values are not expanded
+      {"PW", "hunter2"}, {"POD", "p"}, {"NS", "ns"}, {"UID", "u1"}, {"APP", "web"},
+      {"TEAM", "x"}, {"NODE", "n1"}, {"SA", "sa"}, {"HOST_IP", "192.0.2.1"},
+      {"HOST_IPS", "192.0.2.1"}, {"POD_IP", "10.0.0.7"}, {"POD_IPS", "10.0.0.7,fd00::7"},
+      {"CPU_LIMIT", "500"}, {"MEM_LIMIT", "16384"},  // no memory limit: node allocatable
+      {"MEM_REQ", "67108864"}};
+  EXPECT_EQ(m, want);
+  // envFrom keys first (sorted per source), env order after; a redefinition keeps its place.
+  EXPECT_EQ((*env)[0].name, "LEVEL");
+  // The invalid key was skipped with the kubelet's event.
+  ASSERT_EQ(f.events.size(), 1u);
+  EXPECT_EQ(f.events[0],
+            "Warning InvalidEnvironmentVariableNames Keys [1bad] from the EnvFrom configMap ns/cfg "
+            "were skipped since they are considered invalid environment variable names.");
+}
+
+TEST(ContainerEnv, MissingSourcesAreConfigErrors) {
+  EnvFixture f;
+  auto pod = parse(R"j({"metadata":{"name":"p","namespace":"ns"},"spec":{}})j");
+  const std::string pre(pods::kCreateContainerConfigError);
+  struct Case {
+    const char* container;
+    std::string want;
+  } cases[] = {
+      {R"j({"name":"c","env":[{"name":"A","valueFrom":{"configMapKeyRef":{"name":"x","key":"k"}}}]})j",
+       pre + "configmap \"x\" not found"},
+      {R"j({"name":"c","env":[{"name":"A","valueFrom":{"configMapKeyRef":{"name":"cfg","key":"k"}}}]})j",
+       pre + "couldn't find key k in ConfigMap ns/cfg"},
+      {R"j({"name":"c","env":[{"name":"A","valueFrom":{"secretKeyRef":{"name":"x","key":"k"}}}]})j",
+       pre + "secret \"x\" not found"},
+      {R"j({"name":"c","env":[{"name":"A","valueFrom":{"secretKeyRef":{"name":"sec","key":"k"}}}]})j",
+       pre + "couldn't find key k in Secret ns/sec"},
+      {R"j({"name":"c","envFrom":[{"configMapRef":{"name":"x"}}]})j", pre + "configmap \"x\" not found"},
+      {R"j({"name":"c","envFrom":[{"secretRef":{"name":"x"}}]})j", pre + "secret \"x\" not found"},
+  };
+  for (const auto& c : cases) {
+    auto env = container_env(pod, parse(c.container), f.ctx());
+    ASSERT_FALSE(env) << c.container;
+    EXPECT_EQ(env.error(), c.want);
+  }
+  // Without any lookup (static pod without sources) a reference is just as missing.
+  auto env = container_env(pod, parse(cases[0].container), EnvContext{});
+  ASSERT_FALSE(env);
+  EXPECT_EQ(env.error(), cases[0].want);
+}
+
+TEST(ContainerEnv, ArgsExpandAgainstTheResolvedEnvOnly) {
+  EnvFixture f;
+  auto pod = parse(R"j({"metadata":{"name":"p","namespace":"ns"},"spec":{}})j");
+  auto c = parse(R"j({"name":"c","command":["echo","$(LEVEL)","$(RAW)","$(PATH)"],
+    "envFrom":[{"configMapRef":{"name":"cfg"}}],
+    "env":[{"name":"RAW","valueFrom":{"configMapKeyRef":{"name":"cfg","key":"url"}}}]})j");
+  auto p = process_spec(pod, c, image(), {}, f.ctx());
+  ASSERT_TRUE(p) << p.error();
+  // Image env (PATH) is not visible to $(VAR) expansion, as upstream; values are not re-expanded.
+  EXPECT_EQ(p->argv, (std::vector<std::string>{"echo", "debug", "$(HOST)", "$(PATH)"}));
+  EXPECT_EQ(p->env, (std::vector<std::string>{"PATH=/bin", "A=image", "LEVEL=debug", "url=$(HOST)", "RAW=$(HOST)"}));
 }
 
 TEST(NodeRuntime, IdsAndStartTicks) {

@@ -1,13 +1,48 @@
 #include "adapters/node_images.h"
 
+#include "images/docker_keyring.h"
+#include "images/reference.h"
+
 namespace podwarp::noded::adapters {
 
 pods::Awaitable<std::expected<pods::ImageInfo, std::string>> NodeImages::ensure_image(
     const std::string& image, pods::PullPolicy policy) {
+  co_return co_await ensure(image, policy, options_);
+}
+
+pods::Awaitable<std::expected<pods::ImageInfo, std::string>> NodeImages::ensure_image_with_secrets(
+    const pods::ImagePullRequest& req) {
+  std::string image = req.image;
+  pods::PullPolicy policy = req.policy;
+  std::vector<images::Credentials> creds;
+  std::string registry;
+  if (auto ref = images::parse_reference(image)) {
+    registry = ref->registry_host();
+    for (const auto& s : req.pull_secrets) {
+      images::DockerKeyring k;
+      if (!k.add_secret(s)) continue;
+      auto found = k.lookup(ref->repository());
+      creds.insert(creds.end(), found.begin(), found.end());
+    }
+  }
+  if (creds.empty()) co_return co_await ensure(image, policy, options_);
+  std::string errors;
+  for (const auto& c : creds) {
+    images::PullOptions opts = options_;
+    opts.registry.credentials[registry] = c;
+    auto r = co_await ensure(image, policy, opts);
+    if (r) co_return r;
+    if (r.error().starts_with("ErrImageNeverPull")) co_return r;
+    errors += (errors.empty() ? "" : ", ") + r.error();
+  }
+  co_return std::unexpected(creds.size() == 1 ? errors : "[" + errors + "]");
+}
+
+pods::Awaitable<std::expected<pods::ImageInfo, std::string>> NodeImages::ensure(
+    std::string image, pods::PullPolicy policy, images::PullOptions opts) {
   images::PullPolicy p = policy == pods::PullPolicy::kAlways  ? images::PullPolicy::kAlways
                          : policy == pods::PullPolicy::kNever ? images::PullPolicy::kNever
                                                               : images::PullPolicy::kIfNotPresent;
-  images::PullOptions opts = options_;
   std::string name = image;
   auto ref = co_await store_.ensure_image(name, p, opts);
   if (!ref) {

@@ -16,8 +16,17 @@ class NodeImages final : public pods::ImageService {
 
   pods::Awaitable<std::expected<pods::ImageInfo, std::string>> ensure_image(
       const std::string& image, pods::PullPolicy policy) override;
+  // imagePullSecrets: the credentials the keyring (images/docker_keyring.h) finds for the
+  // image's repository, per secret in order, are tried one after another (the registry host
+  // gets them: Basic when it asks for Basic, the token service's Basic login when it asks for
+  // Bearer); the first success wins, else the errors are joined. No match: anonymous pull.
+  pods::Awaitable<std::expected<pods::ImageInfo, std::string>> ensure_image_with_secrets(
+      const pods::ImagePullRequest& req) override;
 
  private:
+  pods::Awaitable<std::expected<pods::ImageInfo, std::string>> ensure(
+      std::string image, pods::PullPolicy policy, images::PullOptions opts);
+
   images::ImageStore& store_;
   images::PullOptions options_;
 };

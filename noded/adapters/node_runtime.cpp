@@ -2,8 +2,10 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -307,7 +309,7 @@ Awaitable<std::expected<pods::ContainerHandle, std::string>> NodeRuntime::start_
   if (!rootfs) co_return fail("container start: " + rootfs.error().message);
   auto user = runtime::resolve_user_in_rootfs(rootfs->string(), req.image->user);
   if (!user) co_return fail("container start: image user: " + user.error().message);
-  auto proc = process_spec(*req.pod, *req.container, *req.image, *user);
+  auto proc = process_spec(*req.pod, *req.container, *req.image, *user, env_context(req));
   if (!proc) co_return fail(proc.error());
 
   runtime::ContainerSpec spec;
@@ -512,6 +514,163 @@ Awaitable<pods::AdoptResult> NodeRuntime::adopt_container(const std::string& pod
     r.exit.oom_killed = true;
   cleanup_container_files(pod_uid, *hex);
   co_return r;
+}
+
+// ---------------------------------------------------------------- exec sessions (node API)
+
+namespace {
+
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) {
+      reset();
+      fd_ = std::exchange(o.fd_, -1);
+    }
+    return *this;
+  }
+  ~Fd() { reset(); }
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+  void reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+void set_nonblock(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+std::expected<std::pair<Fd, Fd>, std::string> pipe_pair() {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return std::unexpected("pipe2: " + errno_name(errno));
+  return std::pair{Fd(p[0]), Fd(p[1])};
+}
+
+class NodeExecSession final : public pods::ExecSession {
+ public:
+  NodeExecSession(runtime::Process p, Fd in, Fd out, Fd err, bool tty)
+      : proc_(std::move(p)), in_(std::move(in)), out_(std::move(out)), err_(std::move(err)),
+        tty_(tty) {}
+  ~NodeExecSession() override {
+    if (!proc_.reaped()) {
+      (void)proc_.kill(SIGKILL);
+      (void)proc_.wait();  // SIGKILLed: returns at once
+    }
+  }
+  int stdin_fd() const override { return tty_ ? out_.get() : in_.get(); }
+  int stdout_fd() const override { return out_.get(); }
+  int stderr_fd() const override { return err_.get(); }
+  void close_stdin() override {
+    if (!tty_) {
+      in_.reset();
+      return;
+    }
+    // The terminal's EOF character (VEOF, ^D by default) ends a canonical-mode read.
+    termios t{};
+    char eof = ::tcgetattr(out_.get(), &t) == 0 ? static_cast<char>(t.c_cc[VEOF]) : '\x04';
+    (void)!::write(out_.get(), &eof, 1);
+  }
+  std::expected<void, std::string> resize(std::uint16_t width, std::uint16_t height) override {
+    if (!tty_) return {};
+    winsize ws{};
+    ws.ws_col = width;
+    ws.ws_row = height;
+    if (::ioctl(out_.get(), TIOCSWINSZ, &ws) != 0)
+      return std::unexpected("ioctl TIOCSWINSZ: " + errno_name(errno));
+    return {};
+  }
+  Awaitable<int> wait() override {
+    auto st = co_await proc_.async_wait();
+    if (!st) co_return st.error().code == ECANCELED ? -1 : 128 + SIGKILL;  // -1: cancelled
+    co_return st->signaled ? 128 + st->signal : st->code;
+  }
+  void kill() override {
+    if (!proc_.reaped()) (void)proc_.kill(SIGKILL);
+  }
+
+ private:
+  runtime::Process proc_;
+  Fd in_, out_, err_;
+  bool tty_;
+};
+
+}  // namespace
+
+Awaitable<std::expected<std::unique_ptr<pods::ExecSession>, std::string>>
+NodeRuntime::start_exec_session(const std::string& id, const pods::ExecSessionRequest& req) {
+  using Result = std::expected<std::unique_ptr<pods::ExecSession>, std::string>;
+  auto it = containers_.find(id);
+  if (it == containers_.end() || it->second->proc.reaped() || it->second->proc.pidfd() < 0)
+    co_return Result(std::unexpected("container not found (\"" + id + "\")"));
+  Container& c = *it->second;
+  runtime::ProcessSpec ps = c.exec_template;
+  ps.argv = req.argv;
+  if (ps.working_dir.empty()) ps.working_dir = "/";
+  Fd keep_in, keep_out, keep_err;  // our ends
+  Fd child_in, child_out, child_err;  // the process's ends, closed once it started
+  if (req.tty) {
+    Fd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (master.get() < 0) co_return Result(std::unexpected("posix_openpt: " + errno_name(errno)));
+    char name[128];
+    if (::grantpt(master.get()) != 0 || ::unlockpt(master.get()) != 0 ||
+        ::ptsname_r(master.get(), name, sizeof name) != 0)
+      co_return Result(std::unexpected("unlock pty: " + errno_name(errno)));
+    Fd slave(::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (slave.get() < 0)
+      co_return Result(std::unexpected(std::string("open ") + name + ": " + errno_name(errno)));
+    set_nonblock(master.get());
+    keep_out = std::move(master);
+    ps.stdin_fd = ps.stdout_fd = ps.stderr_fd = slave.get();
+    ps.controlling_tty = true;
+    bool has_term = false;
+    for (const auto& e : ps.env) has_term = has_term || e.starts_with("TERM=");
+    if (!has_term) ps.env.push_back("TERM=xterm");  // as containerd's WithTTY
+    child_in = std::move(slave);
+  } else {
+    if (req.want_stdin) {
+      auto p = pipe_pair();
+      if (!p) co_return Result(std::unexpected(p.error()));
+      child_in = std::move(p->first);
+      keep_in = std::move(p->second);
+      set_nonblock(keep_in.get());
+      ps.stdin_fd = child_in.get();
+    }
+    if (req.want_stdout) {
+      auto p = pipe_pair();
+      if (!p) co_return Result(std::unexpected(p.error()));
+      keep_out = std::move(p->first);
+      child_out = std::move(p->second);
+      set_nonblock(keep_out.get());
+      ps.stdout_fd = child_out.get();
+    }
+    if (req.want_stderr) {
+      auto p = pipe_pair();
+      if (!p) co_return Result(std::unexpected(p.error()));
+      keep_err = std::move(p->first);
+      child_err = std::move(p->second);
+      set_nonblock(keep_err.get());
+      ps.stderr_fd = child_err.get();
+    }
+  }
+  auto proc = runtime::exec_in(c.proc, ps, cgroups_.path_of(c.cgroup_rel));
+  if (!proc) co_return Result(std::unexpected(proc.error().message));
+  co_return Result(std::make_unique<NodeExecSession>(std::move(*proc), std::move(keep_in),
+                                                     std::move(keep_out), std::move(keep_err),
+                                                     req.tty));
+}
+
+std::expected<std::string, std::string> NodeRuntime::sandbox_netns(
+    const std::string& pod_uid) const {
+  auto it = sandboxes_.find(pod_uid);
+  if (it == sandboxes_.end() || !it->second->pins)
+    return std::unexpected("pod " + pod_uid + " has no sandbox");
+  return it->second->pins->path(ns::NsType::kNet);
 }
 
 }  // namespace podwarp::noded::adapters

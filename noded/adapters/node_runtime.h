@@ -66,6 +66,11 @@ class NodeRuntime final : public pods::ContainerRuntime {
                                                       std::chrono::milliseconds timeout) override;
   pods::Awaitable<pods::AdoptResult> adopt_container(const std::string& pod_uid,
                                                      const pods::ContainerHandle& h) override;
+  // Node API streams: exec with pipes or a pty (runtime::exec_in with stdin_fd and
+  // controlling_tty), and the pod's netns pin for port-forward.
+  pods::Awaitable<std::expected<std::unique_ptr<pods::ExecSession>, std::string>>
+  start_exec_session(const std::string& id, const pods::ExecSessionRequest& req) override;
+  std::expected<std::string, std::string> sandbox_netns(const std::string& pod_uid) const override;
 
   // At start, before any pod is adopted: releases rootfs mounts of containers that have no
   // cgroup under the cgroup root (a start interrupted by a crash of noded, before the pod layer

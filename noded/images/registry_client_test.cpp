@@ -271,5 +271,34 @@ TEST_F(RegistryFlowTest, BasicChallengeUsesConfiguredCredentials) {
   EXPECT_EQ(r.error().kind, ErrorKind::kUnauthorized);
 }
 
+TEST_F(RegistryFlowTest, BearerTokenServiceGetsTheCredentials) {
+  // The token service (as Docker Hub's auth.docker.io) logs the client in with Basic
+  // credentials of the registry host, then the registry accepts the issued token.
+  t_.handler = [](const HttpRequest& req) {
+    const std::string auth = header(req, "Authorization");
+    if (req.url.starts_with("https://auth.example.com/token")) {
+      if (auth != "Basic dXNlcjpwYXNz") return reply(401, "bad login");
+      return reply(200, R"({"token":"PRIVATE"})");
+    }
+    if (auth == "Bearer PRIVATE") return reply(200, "{}");
+    return reply(401, "", {{"www-authenticate",
+                            R"(Bearer realm="https://auth.example.com/token",service="registry.example.com")"}});
+  };
+  RegistryOptions opts;
+  opts.credentials["registry.example.com"] = Credentials{"user", "pass"};
+  RegistryClient client(t_, opts);
+  auto m = run(client.get_manifest(ref_, "1"));
+  ASSERT_TRUE(m) << m.error().message;
+  ASSERT_EQ(t_.requests.size(), 3u);  // 401, token, retry with Bearer
+  EXPECT_EQ(t_.auth_of(1), "Basic dXNlcjpwYXNz");
+
+  FakeTransport t2;
+  t2.handler = t_.handler;
+  RegistryClient anon(t2, {});
+  auto r = run(anon.get_manifest(ref_, "1"));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().kind, ErrorKind::kUnauthorized);
+}
+
 }  // namespace
 }  // namespace podwarp::images

@@ -49,6 +49,8 @@ class FakeRuntime : public ContainerRuntime {
       [](const std::string&, const std::vector<std::string>&) { return ExecResult{0, false, ""}; };
   std::map<std::string, AdoptResult> adopt_results;  // by container id; default kGone
   int sandbox_failures = 0;
+  // Sees every start request; a returned message fails the start with it.
+  std::function<std::optional<std::string>(const ContainerStartRequest&)> start_hook;
 
   std::vector<std::string> starts;                    // container names in start order
   std::vector<std::pair<std::string, int>> signals;   // (name, signal)
@@ -72,6 +74,8 @@ class FakeRuntime : public ContainerRuntime {
   }
   Awaitable<std::expected<ContainerHandle, std::string>> start_container(
       const ContainerStartRequest& req) override {
+    if (start_hook)
+      if (auto e = start_hook(req)) co_return std::unexpected(*e);
     Behavior b = script(req.container_name, req.attempt);
     if (b.fail_start) co_return std::unexpected("container start: exec /bin/nope: ENOENT");
     starts.push_back(req.container_name);

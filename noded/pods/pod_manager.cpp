@@ -13,6 +13,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <filesystem>
 #include <fmt/format.h>
 #include <map>
 #include <set>
@@ -58,9 +59,91 @@ class PodManagerImpl final : public PodManager {
 
   void start() override {
     load_persisted();
-    rescan();
-    watch();
+    if (!o_.manifest_dir.empty()) {
+      rescan();
+      watch();
+    } else if (!o_.api_source) {
+      for (auto& [uid, rec] : persisted_) cleanup_orphan(rec, false);
+      persisted_.clear();
+    }
   }
+
+  bool add_api_pod(PodDef def) override {
+    if (stopping_ || workers_.contains(def.uid) || terminating_.contains(def.uid)) return false;
+    auto rec = persisted_.contains(def.uid) ? std::optional<PodRecord>(persisted_[def.uid]) : std::nullopt;
+    persisted_.erase(def.uid);
+    log::info("pods: api: new pod {}/{} (uid {}){}", def.ns, def.name, def.uid,
+              rec ? ", adopting persisted state" : "");
+    api_uids_.insert(def.uid);
+    auto env = worker_env(def, true);
+    auto w = PodWorker::create(ex_, std::move(env), std::move(def), std::move(rec));
+    workers_[w->def().uid] = w;
+    w->start();
+    update_gauges();
+    return true;
+  }
+
+  bool add_failed_api_pod(PodDef def, std::string reason, std::string message) override {
+    if (stopping_ || workers_.contains(def.uid) || terminating_.contains(def.uid)) return false;
+    log::warn("pods: api: pod {}/{} (uid {}) cannot run: {}: {}", def.ns, def.name, def.uid, reason, message);
+    api_uids_.insert(def.uid);
+    auto env = worker_env(def, true);
+    auto w = PodWorker::create_failed(ex_, std::move(env), std::move(def), std::move(reason), std::move(message));
+    workers_[w->def().uid] = w;
+    update_gauges();
+    return true;
+  }
+
+  bool remove_api_pod(const std::string& uid, std::optional<std::int64_t> grace) override {
+    if (terminating_.contains(uid)) return true;  // on its way out already
+    if (auto it = workers_.find(uid); it != workers_.end()) {
+      auto w = it->second;
+      log::info("pods: {}/{} (uid {}): removed from the API source, stopping{}", w->def().ns, w->def().name, uid,
+                grace ? fmt::format(" (grace {}s)", *grace) : std::string());
+      terminating_[uid] = w;
+      workers_.erase(it);
+      if (grace)
+        w->stop(*grace);
+      else
+        w->stop();
+      return true;
+    }
+    if (auto it = persisted_.find(uid); it != persisted_.end()) {
+      auto rec = std::move(it->second);
+      persisted_.erase(it);
+      cleanup_orphan(std::move(rec), true);
+      return true;
+    }
+    return false;
+  }
+
+  void api_synced(const std::set<std::string>& present) override {
+    api_synced_ = true;
+    std::vector<std::string> gone;
+    for (const auto& [uid, w] : workers_)
+      if (api_uids_.contains(uid) && !present.contains(uid)) gone.push_back(uid);
+    for (const auto& uid : gone) remove_api_pod(uid, std::nullopt);
+    // Records of pods that exist but were not run (terminal pods: their status stays, their
+    // logs too) wait for remove_api_pod(); the others are orphans.
+    for (auto it = persisted_.begin(); it != persisted_.end();) {
+      if (present.contains(it->first)) {
+        ++it;
+        continue;
+      }
+      log::info("pods: {}/{} (uid {}): no such pod in the API any more, removing it", it->second.ns,
+                it->second.name, it->first);
+      cleanup_orphan(it->second, false);
+      it = persisted_.erase(it);
+    }
+  }
+
+  std::shared_ptr<PodWorker> worker(const std::string& uid) const override {
+    for (const auto* m : {&workers_, &terminating_})
+      if (auto it = m->find(uid); it != m->end()) return it->second;
+    return nullptr;
+  }
+
+  bool has_record(const std::string& uid) const override { return persisted_.contains(uid); }
 
   void stop_all(std::function<void()> done) override {
     stopping_ = true;
@@ -72,7 +155,7 @@ class PodManagerImpl final : public PodManager {
   }
 
   void rescan() override {
-    if (stopping_) return;
+    if (stopping_ || o_.manifest_dir.empty()) return;
     auto scan = scan_manifest_dir(o_.manifest_dir, o_.node_name);
     if (!scan.error.empty()) {
       if (scan.error != last_dir_error_) log::warn("pods: {}", scan.error);
@@ -91,7 +174,8 @@ class PodManagerImpl final : public PodManager {
         persisted_.erase(e.pod->uid);
         log::info("pods: {}: new pod {}/{} (uid {}){}", e.file, e.pod->ns, e.pod->name, e.pod->uid,
                   rec ? ", adopting persisted state" : "");
-        auto w = PodWorker::create(ex_, worker_env(), std::move(*e.pod), std::move(rec));
+        auto env = worker_env(*e.pod, false);
+        auto w = PodWorker::create(ex_, std::move(env), std::move(*e.pod), std::move(rec));
         workers_[w->def().uid] = w;
         w->start();
         continue;
@@ -115,12 +199,13 @@ class PodManagerImpl final : public PodManager {
                            {"metadata", json::object{{"name", d.name}, {"namespace", d.ns}, {"uid", uid},
                                                      {"annotations", json::object{{"kubernetes.io/config.source", "file"}}}}},
                            {"spec", json::object{{"containers", json::array()}}}};
-      auto w = PodWorker::create_failed(ex_, worker_env(), std::move(d), "InvalidManifest",
+      auto env = worker_env(d, false);
+      auto w = PodWorker::create_failed(ex_, std::move(env), std::move(d), "InvalidManifest",
                                         err.field.empty() ? err.message : err.field + ": " + err.message);
       workers_[uid] = w;
     }
     for (auto it = workers_.begin(); it != workers_.end();) {
-      if (desired.contains(it->first)) {
+      if (desired.contains(it->first) || api_uids_.contains(it->first)) {
         ++it;
         continue;
       }
@@ -130,9 +215,12 @@ class PodManagerImpl final : public PodManager {
       it = workers_.erase(it);
       w->stop();
     }
-    // Persisted pods with no manifest any more: kill what remains of them.
-    for (auto& [uid, rec] : persisted_) cleanup_orphan(rec);
-    persisted_.clear();
+    // Persisted pods with no manifest any more: kill what remains of them (in API mode once the
+    // API source has listed: the record may be an API pod's).
+    if (!o_.api_source || api_synced_) {
+      for (auto& [uid, rec] : persisted_) cleanup_orphan(rec, false);
+      persisted_.clear();
+    }
     update_gauges();
   }
 
@@ -177,7 +265,7 @@ class PodManagerImpl final : public PodManager {
   bool healthy() const override { return last_dir_error_.empty(); }
 
  private:
-  WorkerEnv worker_env() {
+  WorkerEnv worker_env(const PodDef& def, bool api) {
     WorkerEnv env;
     env.runtime = &runtime_;
     env.images = &images_;
@@ -187,7 +275,9 @@ class PodManagerImpl final : public PodManager {
     env.timings = o_.timings;
     env.host_ip = o_.host_ip;
     auto objs = objects_;
-    env.lookup = [objs](std::string_view kind, std::string_view ns, std::string_view name) -> std::optional<json::value> {
+    if (api) {
+      env.lookup = o_.api_lookup;
+    } else env.lookup = [objs](std::string_view kind, std::string_view ns, std::string_view name) -> std::optional<json::value> {
       if (!objs) return std::nullopt;
       const auto& m = kind == "ConfigMap" ? objs->first : objs->second;
       auto it = m.find(fmt::format("{}/{}", ns, name));
@@ -200,7 +290,12 @@ class PodManagerImpl final : public PodManager {
       // Erase later: the worker is calling us.
       asio::post(ex_, [this, alive, uid] {
         if (alive.expired()) return;
-        terminating_.erase(uid);
+        if (auto it = terminating_.find(uid); it != terminating_.end()) {
+          auto w = it->second;
+          terminating_.erase(it);
+          if (api_uids_.erase(uid) > 0 && o_.on_pod_terminated)
+            o_.on_pod_terminated(w->def().ns, w->def().name, uid);
+        }
         if (stopping_) workers_.erase(uid);
         update_gauges();
         maybe_stopped();
@@ -208,12 +303,25 @@ class PodManagerImpl final : public PodManager {
       });
     };
     env.on_start_phase = [](std::string_view phase, double s) { start_phase_histogram().with({phase}).observe(s); };
-    env.on_event = [](std::string_view type, std::string_view reason, const std::string& msg) {
+    json::value ref = json::object{
+        {"kind", "Pod"},
+        {"apiVersion", "v1"},
+        {"metadata", json::object{{"name", def.name}, {"namespace", def.ns}, {"uid", def.uid}}}};
+    env.on_event = [this, alive, ref = std::move(ref)](std::string_view type, std::string_view reason,
+                                                     const std::string& msg) {
+      if (alive.expired()) return;
       if (type == "Warning")
-        log::warn("pods: event {} {}: {}", type, reason, msg);
+        log::warn("pods: {}/{}: event {} {}: {}", get_string(ref, {"metadata", "namespace"}),
+                  get_string(ref, {"metadata", "name"}), type, reason, msg);
       else
-        log::info("pods: event {} {}: {}", type, reason, msg);
+        log::debug("pods: {}/{}: event {} {}: {}", get_string(ref, {"metadata", "namespace"}),
+                   get_string(ref, {"metadata", "name"}), type, reason, msg);
+      if (o_.on_event) o_.on_event(ref, type, reason, msg);
     };
+    env.on_status_changed = [this, alive](const std::string& uid) {
+      if (!alive.expired() && o_.on_status_changed) o_.on_status_changed(uid);
+    };
+    if (api && o_.api_env) o_.api_env(env);
     return env;
   }
 
@@ -237,10 +345,11 @@ class PodManagerImpl final : public PodManager {
     for (auto& r : store_.load_all()) persisted_[r.uid] = std::move(r);
   }
 
-  void cleanup_orphan(PodRecord rec) {
-    log::info("pods: {}/{} (uid {}): manifest gone while noded was down, removing the pod", rec.ns, rec.name, rec.uid);
+  // Kills what remains of a pod known only by its record; `notify`: on_pod_terminated after.
+  void cleanup_orphan(PodRecord rec, bool notify) {
+    log::info("pods: {}/{} (uid {}): source gone while noded was down, removing the pod", rec.ns, rec.name, rec.uid);
     std::weak_ptr<bool> alive = alive_;
-    asio::co_spawn(ex_, [this, alive, rec]() -> asio::awaitable<void> {
+    asio::co_spawn(ex_, [this, alive, rec, notify]() -> asio::awaitable<void> {
       for (const auto& c : rec.containers) {
         if (!c.running || c.handle.id.empty()) continue;
         auto a = co_await runtime_.adopt_container(rec.uid, c.handle);
@@ -255,6 +364,9 @@ class PodManagerImpl final : public PodManager {
       if (rec.sandbox_created) (void)co_await runtime_.release_sandbox(rec.uid);
       if (alive.expired()) co_return;
       store_.remove(rec.uid);
+      std::error_code ec;
+      std::filesystem::remove_all(fmt::format("{}/{}_{}_{}", o_.pod_log_dir, rec.ns, rec.name, rec.uid), ec);
+      if (notify && o_.on_pod_terminated) o_.on_pod_terminated(rec.ns, rec.name, rec.uid);
     }, asio::detached);
   }
 
@@ -302,6 +414,8 @@ class PodManagerImpl final : public PodManager {
   std::map<std::string, std::shared_ptr<PodWorker>> workers_, terminating_;
   std::map<std::string, PodRecord> persisted_;
   std::set<std::string> reported_;
+  std::set<std::string> api_uids_;  // workers from the API source
+  bool api_synced_ = false;
   std::shared_ptr<std::pair<std::map<std::string, json::value>, std::map<std::string, json::value>>> objects_;
   std::string last_dir_error_;
   bool stopping_ = false;
@@ -314,5 +428,38 @@ std::unique_ptr<PodManager> make_pod_manager(asio::any_io_executor ex, PodManage
                                              ContainerRuntime& runtime, ImageService& images) {
   return std::make_unique<PodManagerImpl>(ex, std::move(o), runtime, images);
 }
+
+// --- streams lookups ---
+std::expected<PodManager::StreamTarget, PodManager::StreamLookupError> PodManager::stream_target(
+    std::string_view ns, std::string_view pod, std::string_view container) const {
+  const PodWorker* w = find_pod(ns, pod);
+  if (w == nullptr) return std::unexpected(StreamLookupError{404, "pod does not exist"});
+  StreamTarget t;
+  t.pod_uid = w->def().uid;
+  if (container.empty()) return t;
+  const ContainerStatus* found = nullptr;
+  for (const auto* list : {&w->status().app, &w->status().init})
+    for (const auto& c : *list)
+      if (c.name == container) found = &c;
+  if (found == nullptr)
+    return std::unexpected(StreamLookupError{
+        400, fmt::format("container {} is not valid for pod {}", container, pod)});
+  t.running = found->state.kind == ContainerState::Kind::kRunning;
+  t.container_id = t.running ? found->state.container_id : std::string();
+  if (t.container_id.empty()) t.container_id = found->container_id;
+  for (const char* key : {"containers", "initContainers"}) {
+    if (!w->def().pod.is_object()) break;
+    const auto* spec = w->def().pod.as_object().if_contains("spec");
+    const auto* list = spec && spec->is_object() ? spec->as_object().if_contains(key) : nullptr;
+    if (list == nullptr || !list->is_array()) continue;
+    for (const auto& c : list->as_array()) {
+      if (!c.is_object() || get_string(c, {"name"}) != container) continue;
+      t.spec_stdin = get_bool(c, {"stdin"});
+      t.spec_tty = get_bool(c, {"tty"});
+    }
+  }
+  return t;
+}
+// --- end streams lookups ---
 
 }  // namespace podwarp::noded::pods

@@ -149,6 +149,76 @@ std::expected<std::vector<ContainerDef>, ManifestError> parse_containers(
   return out;
 }
 
+bool safe_path(std::string_view p) {
+  if (p.empty() || p[0] == '/') return false;
+  size_t i = 0;
+  while (i <= p.size()) {
+    size_t j = p.find('/', i);
+    if (j == std::string_view::npos) j = p.size();
+    if (p.substr(i, j - i) == "..") return false;
+    i = j + 1;
+  }
+  return !p.starts_with("..");
+}
+
+std::expected<int, std::string> parse_mode(const json::value& obj, std::string_view key, int dflt) {
+  auto* v = obj.is_object() ? obj.as_object().if_contains(key) : nullptr;
+  if (v == nullptr || v->is_null()) return dflt;
+  if (!v->is_int64() && !v->is_uint64()) return std::unexpected("must be an integer");
+  auto m = v->is_int64() ? v->as_int64() : static_cast<std::int64_t>(v->as_uint64());
+  if (m < 0 || m > 0777)
+    return std::unexpected(fmt::format("Invalid value: {}: must be a number between 0 and 0777 (octal), both inclusive", m));
+  return static_cast<int>(m);
+}
+
+std::expected<std::vector<KeyToPath>, std::string> parse_items(const json::value& src) {
+  std::vector<KeyToPath> out;
+  auto* items = find_path(src, {"items"});
+  if (items == nullptr || !items->is_array()) return out;
+  for (const auto& it : items->as_array()) {
+    KeyToPath kp{std::string(get_string(it, {"key"})), std::string(get_string(it, {"path"})), std::nullopt};
+    if (kp.key.empty()) return std::unexpected("key: Required value");
+    if (!safe_path(kp.path)) return std::unexpected(fmt::format("path: Invalid value: \"{}\": must be a relative path without '..'", kp.path));
+    if (auto* m = find_path(it, {"mode"}); m != nullptr && !m->is_null()) {
+      auto mode = parse_mode(it, "mode", 0);
+      if (!mode) return std::unexpected("mode: " + mode.error());
+      kp.mode = *mode;
+    }
+    out.push_back(std::move(kp));
+  }
+  return out;
+}
+
+std::expected<std::vector<DownwardItem>, std::string> parse_downward(const json::value& src) {
+  std::vector<DownwardItem> out;
+  auto* items = find_path(src, {"items"});
+  if (items == nullptr || !items->is_array()) return out;
+  for (const auto& it : items->as_array()) {
+    DownwardItem d;
+    d.path = get_string(it, {"path"});
+    if (!safe_path(d.path)) return std::unexpected(fmt::format("path: Invalid value: \"{}\": must be a relative path without '..'", d.path));
+    if (auto* fr = find_path(it, {"fieldRef"})) {
+      d.field_path = get_string(*fr, {"fieldPath"});
+      if (d.field_path.empty()) return std::unexpected("fieldRef.fieldPath: Required value");
+    } else if (auto* rf = find_path(it, {"resourceFieldRef"})) {
+      d.resource = get_string(*rf, {"resource"});
+      d.container_name = get_string(*rf, {"containerName"});
+      if (auto* dv = find_path(*rf, {"divisor"})) d.divisor = *dv;
+      if (d.resource.empty()) return std::unexpected("resourceFieldRef.resource: Required value");
+      if (d.container_name.empty()) return std::unexpected("resourceFieldRef.containerName: Required value");
+    } else {
+      return std::unexpected("must specify one of fieldRef or resourceFieldRef");
+    }
+    if (auto* m = find_path(it, {"mode"}); m != nullptr && !m->is_null()) {
+      auto mode = parse_mode(it, "mode", 0);
+      if (!mode) return std::unexpected("mode: " + mode.error());
+      d.mode = *mode;
+    }
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
 }  // namespace
 
 std::expected<PodDef, ManifestError> pod_from_json(json::value pod, const StaticPodOptions& o) {
@@ -183,6 +253,11 @@ std::expected<PodDef, ManifestError> pod_from_json(json::value pod, const Static
   d.grace_seconds = get_int(*spec, {"terminationGracePeriodSeconds"}, 30);
   if (d.grace_seconds < 0) return ck.fail("spec.terminationGracePeriodSeconds", "must be >= 0");
   d.host_network = get_bool(*spec, {"hostNetwork"});
+  d.service_account = get_string(*spec, {"serviceAccountName"}, "default");
+  if (d.service_account.empty()) d.service_account = "default";
+  if (auto* ips = find_path(*spec, {"imagePullSecrets"}); ips != nullptr && ips->is_array())
+    for (const auto& r : ips->as_array())
+      if (auto n = get_string(r, {"name"}); !n.empty()) d.image_pull_secrets.emplace_back(n);
   // As the kubelet: spec.hostname, else the pod's name (for a static pod the node-suffixed
   // one), cut to 63 characters without a trailing '-' or '.'.
   d.hostname = get_string(*spec, {"hostname"}, name);
@@ -221,10 +296,70 @@ std::expected<PodDef, ManifestError> pod_from_json(json::value pod, const Static
         if (vd.source_name.empty())
           return ck.fail(f + (is_cm ? ".configMap.name" : ".secret.secretName"), "Required value");
         vd.optional = get_bool(src, {"optional"});
-        vd.default_mode = static_cast<int>(get_int(src, {"defaultMode"}, 0644));
-        if (auto* items = find_path(src, {"items"}); items && items->is_array())
-          for (const auto& it : items->as_array())
-            vd.items.push_back({std::string(get_string(it, {"key"})), std::string(get_string(it, {"path"}))});
+        auto mode = parse_mode(src, "defaultMode", 0644);
+        if (!mode) return ck.fail(f + (is_cm ? ".configMap" : ".secret") + ".defaultMode", mode.error());
+        vd.default_mode = *mode;
+        auto items = parse_items(src);
+        if (!items) return ck.fail(f + (is_cm ? ".configMap" : ".secret") + ".items", items.error());
+        vd.items = *items;
+        ProjectionSource ps;
+        ps.kind = is_cm ? ProjectionSource::Kind::kConfigMap : ProjectionSource::Kind::kSecret;
+        ps.name = vd.source_name;
+        ps.items = vd.items;
+        ps.optional = vd.optional;
+        vd.sources.push_back(std::move(ps));
+      } else if (auto* da = find_path(v, {"downwardAPI"})) {
+        vd.kind = VolumeDef::Kind::kDownwardAPI;
+        auto mode = parse_mode(*da, "defaultMode", 0644);
+        if (!mode) return ck.fail(f + ".downwardAPI.defaultMode", mode.error());
+        vd.default_mode = *mode;
+        ProjectionSource ps;
+        ps.kind = ProjectionSource::Kind::kDownwardAPI;
+        auto items = parse_downward(*da);
+        if (!items) return ck.fail(f + ".downwardAPI.items", items.error());
+        ps.downward = std::move(*items);
+        vd.sources.push_back(std::move(ps));
+      } else if (auto* pj = find_path(v, {"projected"})) {
+        vd.kind = VolumeDef::Kind::kProjected;
+        auto mode = parse_mode(*pj, "defaultMode", 0644);
+        if (!mode) return ck.fail(f + ".projected.defaultMode", mode.error());
+        vd.default_mode = *mode;
+        if (auto* srcs = find_path(*pj, {"sources"}); srcs != nullptr && srcs->is_array()) {
+          size_t k = 0;
+          for (const auto& s : srcs->as_array()) {
+            std::string sf = fmt::format("{}.projected.sources[{}]", f, k++);
+            ProjectionSource ps;
+            if (auto* cm = find_path(s, {"configMap"}); cm || find_path(s, {"secret"})) {
+              bool is_cm = cm != nullptr;
+              const auto& src = is_cm ? *cm : *find_path(s, {"secret"});
+              ps.kind = is_cm ? ProjectionSource::Kind::kConfigMap : ProjectionSource::Kind::kSecret;
+              ps.name = get_string(src, {"name"});
+              ps.optional = get_bool(src, {"optional"});
+              auto items = parse_items(src);
+              if (!items) return ck.fail(sf + (is_cm ? ".configMap" : ".secret") + ".items", items.error());
+              ps.items = *items;
+            } else if (auto* d2 = find_path(s, {"downwardAPI"})) {
+              ps.kind = ProjectionSource::Kind::kDownwardAPI;
+              auto items = parse_downward(*d2);
+              if (!items) return ck.fail(sf + ".downwardAPI.items", items.error());
+              ps.downward = std::move(*items);
+            } else if (auto* t = find_path(s, {"serviceAccountToken"})) {
+              ps.kind = ProjectionSource::Kind::kServiceAccountToken;
+              ps.audience = get_string(*t, {"audience"});
+              ps.expiration_seconds = get_int(*t, {"expirationSeconds"}, 3600);
+              ps.path = get_string(*t, {"path"});
+              if (ps.path.empty()) return ck.fail(sf + ".serviceAccountToken.path", "Required value");
+              if (!safe_path(ps.path))
+                return ck.fail(sf + ".serviceAccountToken.path", "must be a relative path without '..'");
+              if (ps.expiration_seconds < 600)
+                return ck.fail(sf + ".serviceAccountToken.expirationSeconds",
+                               "may not specify a duration less than 10 minutes");
+            } else {
+              continue;  // clusterTrustBundle, podCertificate: not supported, nothing written
+            }
+            vd.sources.push_back(std::move(ps));
+          }
+        }
       }
       d.volumes.push_back(std::move(vd));
     }

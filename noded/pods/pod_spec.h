@@ -38,10 +38,34 @@ struct ContainerDef {
 
 struct KeyToPath {
   std::string key, path;
+  std::optional<int> mode;  // items[].mode (overrides defaultMode)
+};
+
+// One downwardAPI item: a fieldRef or a resourceFieldRef written to `path`.
+struct DownwardItem {
+  std::string path;
+  std::string field_path;                  // fieldRef.fieldPath ("" when a resourceFieldRef)
+  std::string resource, container_name;    // resourceFieldRef
+  json::value divisor;                     // resourceFieldRef.divisor (null: 1)
+  std::optional<int> mode;
+};
+
+// One source of a projected volume (configMap/secret/downwardAPI volumes are one-source
+// projections of the same kind).
+struct ProjectionSource {
+  enum class Kind { kConfigMap, kSecret, kDownwardAPI, kServiceAccountToken };
+  Kind kind = Kind::kConfigMap;
+  std::string name;               // configMap.name / secret.name
+  std::vector<KeyToPath> items;   // configMap / secret (empty: every key)
+  bool optional = false;
+  std::vector<DownwardItem> downward;
+  std::string audience;           // serviceAccountToken ("" = the API server's audiences)
+  std::int64_t expiration_seconds = 3600;
+  std::string path;               // serviceAccountToken.path
 };
 
 struct VolumeDef {
-  enum class Kind { kEmptyDir, kHostPath, kConfigMap, kSecret, kUnsupported };
+  enum class Kind { kEmptyDir, kHostPath, kConfigMap, kSecret, kDownwardAPI, kProjected, kUnsupported };
   std::string name;
   Kind kind = Kind::kUnsupported;
   bool memory_medium = false;   // emptyDir.medium: Memory (tmpfs)
@@ -51,6 +75,7 @@ struct VolumeDef {
   std::vector<KeyToPath> items;
   bool optional = false;
   int default_mode = 0644;
+  std::vector<ProjectionSource> sources;  // configMap/secret/downwardAPI/projected
 };
 
 struct PodDef {
@@ -62,6 +87,8 @@ struct PodDef {
   std::vector<VolumeDef> volumes;
   std::string hostname;
   bool host_network = false;
+  std::string service_account = "default";  // spec.serviceAccountName
+  std::vector<std::string> image_pull_secrets;  // spec.imagePullSecrets[].name
 
   const json::value& container_json(const ContainerDef& c, bool init) const;
 };

@@ -168,7 +168,10 @@ void PodWorker::stop() {
   asio::co_spawn(ex_, [self]() -> asio::awaitable<void> { co_await self->terminate(); }, asio::detached);
 }
 
-void PodWorker::notify() { changed_.cancel(); }
+void PodWorker::notify() {
+  changed_.cancel();
+  if (env_.on_status_changed) env_.on_status_changed(def_.uid);
+}
 
 asio::awaitable<void> PodWorker::wait_changed() {
   // changed_ never expires; notify() cancels every pending wait on it.
@@ -274,6 +277,11 @@ void PodWorker::start_probes(Run& r) {
         if (!rp->def->readiness) w->st(*rp).ready = true;
       } else {
         log::info("pods: {}: container {} failed startup probe, will be restarted: {}", pod_ref(w->def_), rp->def->name, msg);
+        if (w->env_.on_event) {
+          w->env_.on_event("Warning", "Unhealthy", fmt::format("Startup probe failed: {}", msg));
+          w->env_.on_event("Normal", "Killing",
+                           fmt::format("Container {} failed startup probe, will be restarted", rp->def->name));
+        }
         auto grace = rp->def->startup->termination_grace_period_seconds.value_or(w->def_.grace_seconds);
         asio::co_spawn(w->ex_, [w, rp, grace]() -> asio::awaitable<void> {
           co_await w->kill_container(*rp, grace, "startup probe failed");
@@ -290,6 +298,11 @@ void PodWorker::start_probes(Run& r) {
       auto w = self.lock();
       if (!w || ok || !rp->running) return;
       log::info("pods: {}: container {} failed liveness probe, will be restarted: {}", pod_ref(w->def_), rp->def->name, msg);
+      if (w->env_.on_event) {
+        w->env_.on_event("Warning", "Unhealthy", fmt::format("Liveness probe failed: {}", msg));
+        w->env_.on_event("Normal", "Killing",
+                         fmt::format("Container {} failed liveness probe, will be restarted", rp->def->name));
+      }
       auto grace = rp->def->liveness->termination_grace_period_seconds.value_or(w->def_.grace_seconds);
       asio::co_spawn(w->ex_, [w, rp, grace]() -> asio::awaitable<void> {
         co_await w->kill_container(*rp, grace, "liveness probe failed");
@@ -300,9 +313,11 @@ void PodWorker::start_probes(Run& r) {
   if (r.def->readiness) {
     probes::ProbeWorker::Options o{probes::ProbeType::kReadiness, *r.def->readiness, probe_target(r),
                                    env_.timings.second, nullptr, gate};
-    o.on_change = [self, rp](bool ok, const std::string&) {
+    o.on_change = [self, rp](bool ok, const std::string& msg) {
       auto w = self.lock();
       if (!w || !rp->running) return;
+      if (!ok && w->env_.on_event)
+        w->env_.on_event("Warning", "Unhealthy", fmt::format("Readiness probe failed: {}", msg));
       w->st(*rp).ready = ok;
       w->changed();
     };
@@ -404,17 +419,22 @@ asio::awaitable<void> PodWorker::run_pod() {
   // VOLUMES
   retry = env_.timings.backoff_base;
   for (;;) {
-    auto v = prepare_volumes(def_, env_.store->pod_dir(def_.uid), env_.lookup);
-    if (v) {
-      volumes_ = std::move(*v);
+    if (stopping_) break;
+    auto err = co_await sync_volumes(false);
+    if (stopping_) break;
+    if (!err) {
       for (auto& r : runs_) st(*r).state.message.clear();
       break;
     }
-    log::warn("pods: {}: {}", pod_ref(def_), v.error());
-    for (auto& r : runs_) st(*r).state.message = v.error();
+    log::warn("pods: {}: {}", pod_ref(def_), *err);
+    for (auto& r : runs_) st(*r).state.message = *err;
     changed();
     if (!co_await sleep(retry)) break;
     retry = std::min(retry * 2, env_.timings.backoff_max);
+  }
+  if (!stopping_) {
+    asio::co_spawn(ex_, [self]() -> asio::awaitable<void> { co_await self->refresh_volumes(); },
+                   asio::detached);
   }
   // INIT
   bool init_ok = !stopping_;
@@ -450,6 +470,87 @@ asio::awaitable<void> PodWorker::run_pod() {
   }
   main_done_ = true;
   notify();
+}
+
+WallTime token_refresh_at(WallTime issued, WallTime expiration) {
+  auto ttl = expiration - issued;
+  auto at = issued + ttl * 8 / 10;
+  auto max = issued + std::chrono::hours(24);
+  return std::min(at, max);
+}
+
+VolumeInputs PodWorker::volume_inputs() const {
+  VolumeInputs in;
+  if (!env_.host_ip.empty()) in.downward.host_ips = {env_.host_ip};
+  if (!status_.pod_ip.empty()) in.downward.pod_ips = {status_.pod_ip};
+  in.downward.node_allocatable = env_.node_allocatable;
+  for (const auto& [k, t] : tokens_) in.tokens[k] = t.token;
+  return in;
+}
+
+asio::awaitable<std::optional<std::string>> PodWorker::sync_volumes(bool refresh) {
+  auto self = shared_from_this();
+  std::optional<std::string> first;
+  auto failed = [&](const std::string& volume, const std::string& msg) {
+    std::string text = fmt::format("MountVolume.SetUp failed for volume \"{}\" : {}", volume, msg);
+    if (env_.on_event) env_.on_event("Warning", "FailedMount", text);
+    if (!first) first = text;
+  };
+  for (const auto& v : def_.volumes) {
+    if (refresh && !volume_refreshes(v)) continue;
+    bool token_ok = true;
+    for (const auto& src : v.sources) {
+      if (src.kind != ProjectionSource::Kind::kServiceAccountToken) continue;
+      auto key = token_key(v.name, src.path);
+      auto now = std::chrono::system_clock::now();
+      if (auto it = tokens_.find(key); it != tokens_.end() && now < it->second.refresh_at) continue;
+      std::expected<ServiceAccountToken, std::string> t =
+          std::unexpected(std::string("no service-account token source on this node"));
+      if (env_.tokens) {
+        ServiceAccountTokenRequest req{def_.ns, def_.service_account, src.audience,
+                                       src.expiration_seconds, def_.name, def_.uid};
+        t = co_await env_.tokens(req);
+        if (stopping_) co_return first;
+      }
+      if (!t) {
+        // A refresh that fails keeps the current token (still valid for 20% of its TTL).
+        failed(v.name, "failed to fetch token: " + t.error());
+        token_ok = false;
+        continue;
+      }
+      auto issued = std::chrono::system_clock::now();
+      auto exp = t->expiration == WallTime{} ? issued + std::chrono::seconds(src.expiration_seconds)
+                                             : t->expiration;
+      tokens_[key] = TokenState{t->token, token_refresh_at(issued, exp)};
+    }
+    if (!token_ok && (!refresh || !volumes_.contains(v.name))) continue;
+    if (!token_ok) {
+      bool have_all = true;
+      for (const auto& src : v.sources)
+        if (src.kind == ProjectionSource::Kind::kServiceAccountToken)
+          have_all = have_all && tokens_.contains(token_key(v.name, src.path));
+      if (!have_all) continue;
+    }
+    auto p = prepare_volume(def_, v, env_.store->pod_dir(def_.uid), env_.lookup, volume_inputs());
+    if (!p) {
+      failed(v.name, p.error());
+      continue;
+    }
+    volumes_[v.name] = *p;
+  }
+  co_return first;
+}
+
+asio::awaitable<void> PodWorker::refresh_volumes() {
+  auto self = shared_from_this();
+  bool any = false;
+  for (const auto& v : def_.volumes) any = any || volume_refreshes(v);
+  if (!any) co_return;
+  while (co_await sleep(env_.timings.volume_resync)) {
+    if (status_.terminal || main_done_) co_return;
+    auto err = co_await sync_volumes(true);
+    if (err) log::warn("pods: {}: refresh: {}", pod_ref(def_), *err);
+  }
 }
 
 asio::awaitable<bool> PodWorker::run_init(Run& r) {
@@ -527,17 +628,52 @@ asio::awaitable<std::optional<ExitInfo>> PodWorker::run_once(Run& r) {
     }
     co_return co_await watch(r, true);
   }
+  milliseconds config_retry = env_.timings.backoff_base;
+  std::expected<ContainerHandle, std::string> h = std::unexpected(std::string());
+  for (;;) {  // until started; CreateContainerConfigError waits and tries again
   // IMAGE
   milliseconds retry = env_.timings.backoff_base;
   for (;;) {
     if (stopping_) co_return std::nullopt;
-    auto img = co_await env_.images->ensure_image(r.def->image, r.def->pull_policy);
+    if (env_.on_event && r.def->pull_policy == PullPolicy::kAlways)
+      env_.on_event("Normal", "Pulling", fmt::format("Pulling image \"{}\"", r.def->image));
+    std::expected<ImageInfo, std::string> img = std::unexpected(std::string());
+    if (def_.image_pull_secrets.empty()) {
+      img = co_await env_.images->ensure_image(r.def->image, r.def->pull_policy);
+    } else {
+      ImagePullRequest preq;
+      preq.image = r.def->image;
+      preq.policy = r.def->pull_policy;
+      std::vector<std::string> missing;
+      for (const auto& n : def_.image_pull_secrets) {
+        auto sec = env_.lookup ? env_.lookup("Secret", def_.ns, n) : std::nullopt;
+        if (sec)
+          preq.pull_secrets.push_back(std::move(*sec));
+        else
+          missing.push_back(n);
+      }
+      if (!missing.empty() && env_.on_event) {
+        std::string names;
+        for (const auto& n : missing) names += (names.empty() ? "" : ", ") + n;
+        env_.on_event("Warning", "FailedToRetrieveImagePullSecret",
+                      fmt::format("Unable to retrieve some image pull secrets ({}); attempting to "
+                                  "pull the image may not succeed.", names));
+      }
+      img = co_await env_.images->ensure_image_with_secrets(preq);
+    }
     if (stopping_) co_return std::nullopt;
     if (img) {
       r.image = std::move(*img);
       cs.image_id = r.image.image_id;
       r.rec->image_id = r.image.image_id;
       trace("image_ready");
+      if (env_.on_event) {
+        if (r.def->pull_policy == PullPolicy::kAlways)
+          env_.on_event("Normal", "Pulled", fmt::format("Successfully pulled image \"{}\"", r.def->image));
+        else
+          env_.on_event("Normal", "Pulled",
+                        fmt::format("Container image \"{}\" already present on machine", r.def->image));
+      }
       break;
     }
     bool never = img.error().starts_with("ErrImageNeverPull");
@@ -583,11 +719,27 @@ asio::awaitable<std::optional<ExitInfo>> PodWorker::run_once(Run& r) {
   req.mounts = container_mounts(*r.def, volumes_);
   req.stdout_fd = out->second;
   req.stderr_fd = err->second;
-  auto h = co_await env_.runtime->start_container(req);
+  req.lookup = &env_.lookup;
+  if (!env_.host_ip.empty()) req.host_ips = {env_.host_ip};
+  if (!status_.pod_ip.empty()) req.pod_ips = {status_.pod_ip};
+  req.node_allocatable = env_.node_allocatable;
+  req.on_event = env_.on_event;
+  h = co_await env_.runtime->start_container(req);
   ::close(out->second);
   ::close(err->second);
   asio::co_spawn(ex_, logs::pump(out->first, r.log, logs::Stream::kStdout), asio::detached);
   asio::co_spawn(ex_, logs::pump(err->first, r.log, logs::Stream::kStderr), asio::detached);
+  if (!h && h.error().starts_with(kCreateContainerConfigError)) {
+    // As the kubelet: the container waits (no restart counted) and the start is retried.
+    std::string msg = h.error().substr(kCreateContainerConfigError.size());
+    log::warn("pods: {}: container {}: {}", pod_ref(def_), r.def->name, msg);
+    cs.state = ContainerState{K::kWaiting, "CreateContainerConfigError", msg};
+    if (env_.on_event) env_.on_event("Warning", "Failed", "Error: " + msg);
+    changed();
+    if (!co_await sleep(config_retry)) co_return std::nullopt;
+    config_retry = std::min(config_retry * 2, env_.timings.backoff_max);
+    continue;
+  }
   if (!h) {
     log::warn("pods: {}: container {}: start: {}", pod_ref(def_), r.def->name, h.error());
     ExitInfo e{true, 128, 0, false, std::chrono::system_clock::now()};
@@ -600,8 +752,14 @@ asio::awaitable<std::optional<ExitInfo>> PodWorker::run_once(Run& r) {
     persist();
     co_return e;
   }
+  break;
+  }
   r.id = h->id;
   r.rec->handle = *h;
+  if (env_.on_event) {
+    env_.on_event("Normal", "Created", fmt::format("Created container: {}", r.def->name));
+    env_.on_event("Normal", "Started", fmt::format("Started container {}", r.def->name));
+  }
   r.rec->started_at = std::chrono::system_clock::now();
   co_return co_await watch(r, false);
 }
@@ -668,6 +826,8 @@ asio::awaitable<void> PodWorker::kill_container(Run& r, std::int64_t grace_secon
   auto self = shared_from_this();
   if (!r.running || !r.kill_reason.empty()) co_return;
   r.kill_reason = why;
+  if (env_.on_event && why == "stop")  // probe failures announce their own Killing event
+    env_.on_event("Normal", "Killing", fmt::format("Stopping container {}", r.def->name));
   std::string id = r.id;
   auto grace = env_.timings.second * grace_seconds;
   auto deadline = std::chrono::steady_clock::now() + grace;

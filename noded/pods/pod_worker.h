@@ -6,7 +6,14 @@
 //   [created] --start()--> SANDBOX: create_sandbox (retried with backoff on error; containers
 //        |                 wait with reason ContainerCreating / PodInitializing)
 //        v
-//   VOLUMES: emptyDir/tmpfs/hostPath/configMap/secret prepared (retried on error)
+//   VOLUMES: service-account tokens of projected volumes fetched (WorkerEnv::tokens), then
+//        |   emptyDir/tmpfs/hostPath/configMap/secret/downwardAPI/projected prepared; a failure
+//        |   emits FailedMount ("MountVolume.SetUp failed for volume \"v\" : ...") and is
+//        |   retried with backoff while the containers wait in ContainerCreating.
+//        |   From here until the pod ends, every WorkerTimings::volume_resync the
+//        |   configMap/secret/downwardAPI/projected volumes are rewritten from their sources
+//        |   (atomically, only on change; subPath mounts keep the old file) and tokens past 80%
+//        |   of their TTL (or 24 h old) are fetched again.
 //        v
 //   INIT: init containers one at a time, in order; each must exit 0. A failed init container is
 //        |  restarted with CrashLoopBackOff unless restartPolicy is Never (then the pod is Failed
@@ -44,6 +51,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <functional>
+#include <expected>
 #include <map>
 #include <memory>
 #include <set>
@@ -67,7 +75,28 @@ struct WorkerTimings {
   std::chrono::milliseconds backoff_max{300'000};   // cap
   std::chrono::milliseconds backoff_reset{600'000}; // a run this long resets the backoff
   std::chrono::milliseconds second{1000};           // unit of the spec's *Seconds fields
+  std::chrono::milliseconds volume_resync{60'000};  // configMap/secret/token volume refresh
 };
+
+// Contract 6 (issue 5): a service-account token for a projected volume. The API-mode agent
+// implements it with a TokenRequest (POST .../serviceaccounts/{sa}/token, boundObjectRef = the
+// pod); tests use a fake. Awaited on the worker's loop; must not block it.
+struct ServiceAccountTokenRequest {
+  std::string ns, service_account;
+  std::string audience;               // "" = the API server's default audiences
+  std::int64_t expiration_seconds = 3600;
+  std::string pod_name, pod_uid;
+};
+struct ServiceAccountToken {
+  std::string token;
+  WallTime expiration{};
+};
+using TokenSource = std::function<boost::asio::awaitable<std::expected<ServiceAccountToken, std::string>>(
+    ServiceAccountTokenRequest)>;
+
+// When a token fetched at `issued` and expiring at `expiration` is fetched again: after 80% of
+// its TTL, and at the latest 24 h after it was issued (the kubelet's token manager).
+WallTime token_refresh_at(WallTime issued, WallTime expiration);
 
 struct WorkerEnv {
   ContainerRuntime* runtime = nullptr;
@@ -75,7 +104,11 @@ struct WorkerEnv {
   const PodStateStore* store = nullptr;
   std::string pod_log_dir = "/var/log/pods";
   logs::CriLogWriter::Options log_options;
-  ObjectLookup lookup;  // configMap/secret sources
+  ObjectLookup lookup;  // configMap/secret sources (volumes, env, imagePullSecrets)
+  TokenSource tokens;   // serviceAccountToken projections (null: such volumes fail to mount)
+  // Node allocatable ("cpu", "memory", "ephemeral-storage"): resourceFieldRef limits.* default
+  // (env and downwardAPI volumes) when a container sets no limit.
+  std::map<std::string, std::string> node_allocatable;
   WorkerTimings timings;
   std::string host_ip;
   // After stop(): everything of the pod is gone.
@@ -87,6 +120,9 @@ struct WorkerEnv {
   // ("Warning", "BackOff", "Back-off 40ms restarting failed container c in pod ..."). The
   // standalone node only logs them; tests read them.
   std::function<void(std::string_view type, std::string_view reason, const std::string& message)> on_event;
+  // Something of the pod's status may have changed (called on the worker's loop, possibly
+  // several times per change: the API status writer coalesces and compares).
+  std::function<void(const std::string& uid)> on_status_changed;
 };
 
 
@@ -101,6 +137,12 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
 
   void start();
   void stop();  // graceful; idempotent
+  // stop() with a grace period in place of spec.terminationGracePeriodSeconds (API deletion:
+  // metadata.deletionGracePeriodSeconds). A shorter grace given later is not applied.
+  void stop(std::int64_t grace_seconds) {
+    if (!stopping_) def_.grace_seconds = grace_seconds;
+    stop();
+  }
 
   const PodDef& def() const { return def_; }
   const PodStatus& status() const { return status_; }
@@ -118,6 +160,11 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
 
  private:
   boost::asio::awaitable<void> run_pod();
+  // Fetches due tokens and (re)writes volumes; the first failure (FailedMount emitted) or
+  // nullopt. `refresh`: only the refreshing kinds, and failures keep what is there.
+  boost::asio::awaitable<std::optional<std::string>> sync_volumes(bool refresh);
+  boost::asio::awaitable<void> refresh_volumes();
+  VolumeInputs volume_inputs() const;
   boost::asio::awaitable<bool> run_init(Run& r);
   boost::asio::awaitable<void> supervise(Run& r);
   boost::asio::awaitable<std::optional<ExitInfo>> run_once(Run& r);
@@ -149,6 +196,11 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   PodRecord record_;
   std::vector<std::unique_ptr<Run>> runs_;
   std::map<std::string, std::string> volumes_;
+  struct TokenState {
+    std::string token;
+    WallTime refresh_at{};
+  };
+  std::map<std::string, TokenState> tokens_;  // by token_key(volume, path)
   std::string netns_;
   boost::asio::steady_timer changed_;
   std::vector<boost::asio::steady_timer*> sleepers_;

@@ -15,6 +15,9 @@
 #include <chrono>
 #include <cstdint>
 #include <expected>
+#include <memory>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,6 +43,19 @@ struct ImageInfo {
 
 enum class PullPolicy { kAlways, kIfNotPresent, kNever };
 
+// Looks up a ConfigMap/Secret object by kind ("ConfigMap"/"Secret"), namespace and name
+// (manifest folder in standalone mode, the API server's objects in API mode). nullopt: absent.
+using ObjectLookup = std::function<std::optional<json::value>(
+    std::string_view kind, std::string_view ns, std::string_view name)>;
+
+// A pull with the pod's imagePullSecrets: the Secret objects (type
+// kubernetes.io/dockerconfigjson or kubernetes.io/dockercfg) in spec.imagePullSecrets order.
+struct ImagePullRequest {
+  std::string image;
+  PullPolicy policy = PullPolicy::kIfNotPresent;
+  std::vector<json::value> pull_secrets;
+};
+
 class ImageService {
  public:
   virtual ~ImageService() = default;
@@ -48,6 +64,13 @@ class ImageService {
   // the image absent the message should start with "ErrImageNeverPull:" (reported as that reason).
   virtual Awaitable<std::expected<ImageInfo, std::string>> ensure_image(const std::string& image,
                                                                         PullPolicy policy) = 0;
+  // The same with registry credentials from the pull secrets (matched to the image's registry
+  // as the kubelet's credential keyring does; each match tried in turn, then anonymous when
+  // none matches). The default ignores the secrets.
+  virtual Awaitable<std::expected<ImageInfo, std::string>> ensure_image_with_secrets(
+      const ImagePullRequest& req) {
+    co_return co_await ensure_image(req.image, req.policy);
+  }
 };
 
 // ------------------------------------------------------------------ runtime
@@ -80,7 +103,22 @@ struct ContainerStartRequest {
   const ImageInfo* image = nullptr;
   std::vector<MountRequest> mounts;       // resolved volumeMounts
   int stdout_fd = -1, stderr_fd = -1;     // write ends of pipes; the runtime dups what it keeps
+  // Env sources (configMapKeyRef, secretKeyRef, envFrom); null: none can be found.
+  const ObjectLookup* lookup = nullptr;
+  // The downward API's view of addresses (status.hostIP(s), status.podIP(s)).
+  std::vector<std::string> host_ips, pod_ips;
+  // Node allocatable ("cpu", "memory", "ephemeral-storage" -> quantity text): the default of
+  // resourceFieldRef limits.* when the container sets no limit (as the kubelet).
+  std::map<std::string, std::string> node_allocatable;
+  // Events found while building the container config (InvalidEnvironmentVariableNames).
+  std::function<void(std::string_view type, std::string_view reason, const std::string& message)>
+      on_event;
 };
+
+// A start error whose message starts with this prefix is a configuration error (a missing
+// ConfigMap/Secret or key): the container stays waiting with reason CreateContainerConfigError
+// and the message after the prefix, and the start is retried (no restart is counted).
+inline constexpr std::string_view kCreateContainerConfigError = "CreateContainerConfigError: ";
 
 // What identifies a running container across noded restarts (persisted by the pod layer).
 struct ContainerHandle {
@@ -108,6 +146,37 @@ enum class AdoptState { kRunning, kExited, kGone };
 struct AdoptResult {
   AdoptState state = AdoptState::kGone;
   ExitInfo exit;  // kExited: how it ended (code_known may be false)
+};
+
+// ------------------------------------------------------------------ exec sessions (node API)
+// An interactive process in a running container (kubectl exec / attach through the node API).
+
+struct ExecSessionRequest {
+  std::vector<std::string> argv;
+  bool want_stdin = false;   // a pipe the caller writes (or the pty with tty)
+  bool want_stdout = true;   // unset: /dev/null
+  bool want_stderr = true;   // unset: /dev/null; with tty stderr is merged into the pty
+  bool tty = false;     // one pty for 0/1/2, the process's controlling terminal (setsid)
+};
+
+// The process and its stdio. Fds are owned by the session, O_NONBLOCK|O_CLOEXEC, -1 when not
+// requested; with tty, stdin_fd() == stdout_fd() == the pty master and stderr_fd() is -1.
+// Destroying a session whose process still runs kills it (SIGKILL) and reaps it.
+// Threading: the loop thread, as the runtime.
+class ExecSession {
+ public:
+  virtual ~ExecSession() = default;
+  virtual int stdin_fd() const = 0;
+  virtual int stdout_fd() const = 0;
+  virtual int stderr_fd() const = 0;
+  // End of input: closes the stdin pipe (with a tty: writes the terminal's EOF character).
+  virtual void close_stdin() = 0;
+  // TIOCSWINSZ on the pty (no-op without tty).
+  virtual std::expected<void, std::string> resize(std::uint16_t width, std::uint16_t height) = 0;
+  // Completes when the process exits: its exit code, 128+signal when killed; -1 when the
+  // wait was cancelled (the process is not reaped then; wait again).
+  virtual Awaitable<int> wait() = 0;
+  virtual void kill() = 0;
 };
 
 class ContainerRuntime {
@@ -142,6 +211,21 @@ class ContainerRuntime {
   // the runtime can recover it), or is nothing known of it.
   virtual Awaitable<AdoptResult> adopt_container(const std::string& pod_uid,
                                                  const ContainerHandle& h) = 0;
+
+  // --- node API streams (exec/attach/port-forward); defaults: not supported ---
+  // Starts argv in the running container `id` with the requested stdio. Errors as the
+  // kubelet's: "container not found (\"<id>\")" when the runtime does not know it running.
+  virtual Awaitable<std::expected<std::unique_ptr<ExecSession>, std::string>> start_exec_session(
+      const std::string& id, const ExecSessionRequest& req) {
+    (void)id;
+    (void)req;
+    co_return std::unexpected("exec sessions are not supported by this runtime");
+  }
+  // The network namespace pin of a pod's sandbox ("" = the caller's own namespace, used by
+  // tests); error when the pod has no sandbox.
+  virtual std::expected<std::string, std::string> sandbox_netns(const std::string& pod_uid) const {
+    return std::unexpected("pod " + pod_uid + " has no sandbox known to this runtime");
+  }
 };
 
 }  // namespace podwarp::noded::pods

@@ -2,8 +2,9 @@
 // <pod-dir>/volumes/<plugin>/<name> as the kubelet lays them out:
 //   emptyDir            kubernetes.io~empty-dir/<name> (a directory; medium Memory: a tmpfs
 //                       mounted there, size= from sizeLimit)
-//   configMap / secret  kubernetes.io~configmap|secret/<name>: one file per key (or per item),
-//                       mode defaultMode; a missing source fails unless optional
+//   configMap / secret  kubernetes.io~configmap|secret|downward-api|projected/<name>: the
+//   downwardAPI,        files of projected.h written by atomic_writer.h (..data swap), modes
+//   projected           from items/defaultMode; a missing source fails unless optional
 //   hostPath            the host path itself (type DirectoryOrCreate/FileOrCreate create it;
 //                       Directory/File/Socket are checked)
 // teardown_volumes unmounts the tmpfs mounts; the directories go with the pod dir.
@@ -16,16 +17,23 @@
 #include <vector>
 
 #include "pods/pod_spec.h"
+#include "pods/projected.h"
 
 namespace podwarp::noded::pods {
 
-// Looks up a ConfigMap/Secret object by kind ("ConfigMap"/"Secret"), namespace and name.
-using ObjectLookup =
-    std::function<std::optional<json::value>(std::string_view kind, std::string_view ns, std::string_view name)>;
+// One volume; returns its host path. Errors are the kubelet's texts (`configmap "x" not found`).
+// Writing again (refresh) only changes files whose source changed (atomic_writer.h).
+std::expected<std::string, std::string> prepare_volume(const PodDef& pod, const VolumeDef& v,
+                                                      const std::string& pod_dir,
+                                                      const ObjectLookup& lookup,
+                                                      const VolumeInputs& in = {});
+// configMap, secret, downwardAPI and projected volumes follow their sources (refresh).
+bool volume_refreshes(const VolumeDef& v);
 
 // volume name -> host path. Errors name the volume and the failing step.
 std::expected<std::map<std::string, std::string>, std::string> prepare_volumes(
-    const PodDef& pod, const std::string& pod_dir, const ObjectLookup& lookup);
+    const PodDef& pod, const std::string& pod_dir, const ObjectLookup& lookup,
+    const VolumeInputs& in = {});
 void teardown_volumes(const PodDef& pod, const std::string& pod_dir);
 
 // The bind mounts of one container from its volumeMounts.

@@ -143,7 +143,11 @@ struct ProcessSpec {
   bool no_new_privs = false;  // allowPrivilegeEscalation=false
   SeccompProfile seccomp = SeccompProfile::kRuntimeDefault;
   int stdout_fd = -1;  // caller-owned; -1: /dev/null
-  int stderr_fd = -1;  // caller-owned; -1: /dev/null. stdin is always /dev/null.
+  int stderr_fd = -1;  // caller-owned; -1: /dev/null
+  int stdin_fd = -1;   // caller-owned; -1: /dev/null
+  // The child calls setsid() and makes its stdin (a pty slave) its controlling terminal
+  // (TIOCSCTTY), as runc does for `terminal: true` (exec -t). REQUIRES: stdin_fd is a tty.
+  bool controlling_tty = false;
 };
 
 struct ContainerSpec {

@@ -5,8 +5,10 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -50,7 +52,7 @@ class ContainerTest : public ::testing::Test {
     fs::create_directories(run_);
     fs::copy_file("/bin/busybox", rootfs_ + "/bin/busybox");
     for (auto a : {"sh", "id", "cat", "hostname", "ls", "sleep", "echo", "touch", "unshare", "true",
-                   "grep", "wc", "ps", "readlink"}) {
+                   "grep", "wc", "ps", "readlink", "stty"}) {
       fs::create_symlink("busybox", rootfs_ + "/bin/" + a);
     }
     auto m = cgroup::CgroupManager::open(cgroup::CgroupFs::real(), "podwarp-test-rt-" + id);
@@ -436,6 +438,79 @@ TEST_F(ContainerTest, FailedStartsNameTheStep) {
   EXPECT_EQ(r.error().message, "container start: open " + tmp_ + "/no-such-pin: ENOENT");
   // Nothing was left behind in the cgroup.
   EXPECT_EQ(cgroups_->populated("fail"), false);
+}
+
+// exec with stdin (a pipe), and with a pty as controlling terminal (kubectl exec -i / -it).
+TEST_F(ContainerTest, ExecWithStdinPipeAndControllingTty) {
+  auto& sb = sandbox("pod-tty");
+  ASSERT_TRUE(sb.create_container_cgroup("app", {}));
+  auto s = spec("exec sleep 100");
+  sb.configure(s, "app");
+  auto p = start(s);
+  ASSERT_TRUE(p) << p.error().message;
+  ProcessSpec e;
+  e.env = {"PATH=/bin"};
+  e.capabilities = *compute_capabilities({}, {}, false);
+  // stdin pipe: what we write comes back through cat; EOF ends it.
+  {
+    int in[2], out[2];
+    ASSERT_EQ(::pipe2(in, O_CLOEXEC), 0);
+    ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+    e.argv = {"sh", "-c", "test -t 0 || echo notty; cat"};
+    e.stdin_fd = in[0];
+    e.stdout_fd = out[1];
+    auto x = exec_in(*p, e, s.cgroup);
+    ::close(in[0]);
+    ::close(out[1]);
+    ASSERT_TRUE(x) << x.error().message;
+    ASSERT_EQ(::write(in[1], "ping\n", 5), 5);
+    ::close(in[1]);
+    std::string text = read_all(out[0]);
+    ::close(out[0]);
+    auto st = x->wait();
+    ASSERT_TRUE(st);
+    EXPECT_EQ(*st, ExitStatus{});
+    EXPECT_EQ(text, "notty\nping\n");
+  }
+  // pty: the shell sees a terminal as stdin/stdout, owns it as its session's controlling
+  // tty (/dev/tty opens), and gets the window size we set on the master.
+  {
+    int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    ASSERT_GE(master, 0);
+    ASSERT_EQ(::grantpt(master), 0);
+    ASSERT_EQ(::unlockpt(master), 0);
+    char name[64];
+    ASSERT_EQ(::ptsname_r(master, name, sizeof name), 0);
+    int slave = ::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    ASSERT_GE(slave, 0);
+    winsize ws{};
+    ws.ws_row = 33;
+    ws.ws_col = 101;
+    ASSERT_EQ(::ioctl(master, TIOCSWINSZ, &ws), 0);
+    e.argv = {"sh", "-c",
+              "test -t 0 && test -t 1 && echo istty; echo ctty >/dev/tty && stty size; exit 3"};
+    e.stdin_fd = slave;
+    e.stdout_fd = slave;
+    e.stderr_fd = slave;
+    e.controlling_tty = true;
+    auto x = exec_in(*p, e, s.cgroup);
+    ::close(slave);
+    ASSERT_TRUE(x) << x.error().message;
+    std::string text;
+    char buf[4096];
+    for (;;) {
+      ssize_t n = ::read(master, buf, sizeof buf);  // EIO once the slave side is gone
+      if (n <= 0) break;
+      text.append(buf, static_cast<size_t>(n));
+    }
+    ::close(master);
+    auto st = x->wait();
+    ASSERT_TRUE(st);
+    EXPECT_EQ(*st, ExitStatus{.code = 3});
+    EXPECT_EQ(text, "istty\r\nctty\r\n33 101\r\n");
+  }
+  ASSERT_TRUE(p->kill(SIGKILL));
+  EXPECT_TRUE(p->wait());
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -75,6 +76,7 @@ struct Plan {
   int ns_types[3] = {CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS};
   int join_pidfd = -1;  // exec: setns(pidfd, mnt|net|ipc|uts)
   int stdio[3] = {-1, -1, -1};
+  bool controlling_tty = false;  // setsid + TIOCSCTTY on fd 0
   uid_t uid = 0;
   gid_t gid = 0;
   std::vector<gid_t> groups;
@@ -226,6 +228,10 @@ void child_security(const Plan& p) {
   }
   for (int i = 0; i < 3; ++i) {
     if (::dup2(tmp[i], i) < 0) child_fail(p, errno, "dup2 stdio");
+  }
+  if (p.controlling_tty) {
+    if (::setsid() < 0) child_fail(p, errno, "setsid");
+    if (::ioctl(0, TIOCSCTTY, 0) < 0) child_fail(p, errno, "ioctl TIOCSCTTY");
   }
   // Signals: nothing of noded's dispositions or mask reaches the container.
   struct sigaction dfl {};
@@ -379,7 +385,8 @@ std::expected<void, SysError> plan_process(Plan& plan, const ProcessSpec& proc, 
   }
   devnull = Fd(::open("/dev/null", O_RDWR | O_CLOEXEC));
   if (devnull.fd < 0) return std::unexpected(errno_error("open /dev/null"));
-  plan.stdio[0] = devnull.fd;
+  plan.stdio[0] = proc.stdin_fd >= 0 ? proc.stdin_fd : devnull.fd;
+  plan.controlling_tty = proc.controlling_tty && proc.stdin_fd >= 0;
   plan.stdio[1] = proc.stdout_fd >= 0 ? proc.stdout_fd : devnull.fd;
   plan.stdio[2] = proc.stderr_fd >= 0 ? proc.stderr_fd : devnull.fd;
   return {};

@@ -172,6 +172,7 @@ struct RunResult {
   double cpu_control = 0, cpu_scheduler = 0, cpu_etcd = 0, cpu_client = 0;
   double node_seconds = 0;
   int rewatches = 0;  // times the bench's pod watch ended early and was resumed by a relist
+  int relist_failures = 0;  // relists that failed and were retried
   std::string load;
 };
 
@@ -297,6 +298,9 @@ RunResult run_once(const Options& o, Mode mode, const std::string& control_bin) 
       return r;
     }
   }
+  // One idle connection per concurrent creator: no connection churn (with the default pool
+  // of 4, most requests would close a connection and open another).
+  cfg.max_idle_connections = static_cast<std::size_t>(o.concurrency) + 4;
   client::Client c(f.io().get_executor(), cfg);
 
   // Warm-up pod: in the bound modes, wait until it is bound (the scheduler has synced).
@@ -374,9 +378,18 @@ RunResult run_once(const Options& o, Mode mode, const std::string& control_bin) 
       ++r.rewatches;
       fmt::print(stderr, "pod watch ended after {} bound ({}); relisting\n", bound_names.size(),
                  last_watch_end);
-      client::ListOptions lo;
-      auto l = c.list(res("pods"), ns, lo);
-      auto listed = co_await std::move(l);
+      // As an informer: a failed relist is retried (with a pause), not the end of the run.
+      client::Result<json::value> listed = std::unexpected(client::Error{});
+      for (int attempt = 0; attempt < 20; ++attempt) {
+        client::ListOptions lo;
+        auto l = c.list(res("pods"), ns, lo);
+        listed = co_await std::move(l);
+        if (listed) break;
+        ++r.relist_failures;
+        fmt::print(stderr, "relist failed ({}); retrying\n", listed.error().to_string());
+        asio::steady_timer pause(co_await asio::this_coro::executor, 200ms);
+        co_await pause.async_wait(asio::use_awaitable);
+      }
       if (!listed) {
         last_watch_end = listed.error().to_string();
         break;
@@ -439,6 +452,11 @@ RunResult run_once(const Options& o, Mode mode, const std::string& control_bin) 
                  probe ? "ok" : probe.error().to_string());
       if (sched.pid > 0)
         fmt::print(stderr, "scheduler.log:\n{}\n", log_tail(f.dir() + "/scheduler.log"));
+      if (const char* hold = std::getenv("PODWARP_BENCH_HOLD_SECONDS")) {
+        // Keeps the cluster up for a look (kubeconfig in the fixture's dir).
+        fmt::print(stderr, "holding {} s: KUBECONFIG={}\n", hold, f.kubeconfig_path());
+        std::this_thread::sleep_for(std::chrono::seconds(std::atoi(hold)));
+      }
       return r;
     }
     r.bound_seconds = std::chrono::duration<double>(bound_at - t0).count();
@@ -496,10 +514,10 @@ int main(int argc, char** argv) {
     fmt::print(
         "run {}: create-only {:.0f} pods/s ({:.2f} s; cpu control {:.1f} s, etcd {:.1f} s, client "
         "{:.1f} s) | create->bound {:.0f} pods/s ({:.2f} s, creates done at {:.2f} s; cpu control "
-        "{:.1f} s, etcd {:.1f} s, client {:.1f} s; rewatches {}) | ratio {:.2f} | nodes created "
-        "in {:.1f} s | load {}\n",
+        "{:.1f} s, etcd {:.1f} s, client {:.1f} s; rewatches {}, failed relists {}) | ratio {:.2f} | "
+        "nodes created in {:.1f} s | load {}\n",
         run + 1, pr, p.create_seconds, p.cpu_control, p.cpu_etcd, p.cpu_client, br,
-        b.bound_seconds, b.create_seconds, b.cpu_control, b.cpu_etcd, b.cpu_client, b.rewatches, br / pr,
+        b.bound_seconds, b.create_seconds, b.cpu_control, b.cpu_etcd, b.cpu_client, b.rewatches, b.relist_failures, br / pr,
         b.node_seconds, b.load);
     std::fflush(stdout);
   }

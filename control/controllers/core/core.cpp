@@ -5,6 +5,7 @@
 #include "core/endpoints.h"
 #include "core/garbage_collector.h"
 #include "core/namespace.h"
+#include "core/root_ca_publisher.h"
 #include "core/service_account.h"
 
 namespace podwarp::controllers {
@@ -17,6 +18,7 @@ loop::ControllerList make_core_controllers(loop::ControllerContext& ctx) {
   list.push_back(make_endpoints_controller(ctx));
   list.push_back(make_endpoint_slice_controller(ctx));
   list.push_back(make_disruption_controller(ctx));
+  list.push_back(make_root_ca_publisher(ctx));
   return list;
 }
 

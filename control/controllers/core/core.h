@@ -1,6 +1,6 @@
 // The core controllers of podwarp-control's controller manager, with upstream
 // kube-controller-manager semantics: garbagecollector, namespace, serviceaccount, endpoints,
-// endpointslice, disruption.
+// endpointslice, disruption, root-ca-cert-publisher.
 //
 // make_core_controllers registers every controller's informer handlers on ctx.informers (call
 // it before ctx.informers.start()); start() each controller once the informers have synced.

@@ -506,3 +506,36 @@ TEST(CoreControllersApi, DisruptionBudgetStatusAndEviction) {
 
 }  // namespace
 }  // namespace podwarp::controllers
+
+namespace podwarp::controllers {
+namespace {
+
+TEST(CoreControllersApi, RootCaConfigMapInEveryNamespaceKeptCurrent) {
+  auto c = Cluster::start();
+  ASSERT_TRUE(c);
+  auto& fx = c->fx();
+  const std::string ca = fx.client_config().ca_pem;
+  ASSERT_FALSE(ca.empty());
+  auto current = [&](const std::string& ns) {
+    auto cm = c->get(kConfigMaps, ns, "kube-root-ca.crt");
+    return cm && get_string(*cm, {"data", "ca.crt"}) == ca &&
+           !get_string(*cm, {"metadata", "annotations", "kubernetes.io/description"}).empty();
+  };
+  EXPECT_TRUE(fx.eventually([&] { return current("default"); }));
+  ASSERT_TRUE(c->create(kNamespaces, "", R"({"metadata":{"name":"rootca"}})"));
+  EXPECT_TRUE(fx.eventually([&] { return current("rootca"); })) << "published in a new namespace";
+  auto cm = c->get(kConfigMaps, "rootca", "kube-root-ca.crt");
+  ASSERT_TRUE(cm);
+  json::value changed = *cm;
+  changed.as_object()["data"] = json::object{{"ca.crt", "tampered"}, {"extra", "x"}};
+  ASSERT_TRUE(fx.run(c->client().update(kConfigMaps, "rootca", changed)));
+  EXPECT_TRUE(fx.eventually([&] {
+    auto now = c->get(kConfigMaps, "rootca", "kube-root-ca.crt");
+    return current("rootca") && now && now->at("data").as_object().size() == 1;
+  })) << "a changed bundle is put back";
+  ASSERT_TRUE(c->remove(kConfigMaps, "rootca", "kube-root-ca.crt"));
+  EXPECT_TRUE(fx.eventually([&] { return current("rootca"); })) << "a deleted one is re-created";
+}
+
+}  // namespace
+}  // namespace podwarp::controllers

@@ -1,0 +1,110 @@
+#include "apiserver/admission.h"
+
+#include <openssl/rand.h>
+
+namespace podwarp::apiserver {
+
+namespace {
+
+json::value token_volume_source() {
+  json::array sources;
+  sources.push_back(json::object{
+      {"serviceAccountToken", json::object{{"expirationSeconds", 3607}, {"path", "token"}}}});
+  sources.push_back(json::object{
+      {"configMap", json::object{{"name", "kube-root-ca.crt"},
+                                 {"items", json::array{json::object{{"key", "ca.crt"},
+                                                                    {"path", "ca.crt"}}}}}}});
+  sources.push_back(json::object{
+      {"downwardAPI",
+       json::object{{"items", json::array{json::object{
+                                  {"path", "namespace"},
+                                  {"fieldRef", json::object{{"apiVersion", "v1"},
+                                                            {"fieldPath", "metadata.namespace"}}}}}}}}});
+  return json::object{{"defaultMode", 420}, {"sources", std::move(sources)}};
+}
+
+}  // namespace
+
+std::string random_name_suffix() {
+  static constexpr std::string_view kAlphabet = "bcdfghjklmnpqrstvwxz2456789";
+  unsigned char b[5];
+  RAND_bytes(b, sizeof b);
+  std::string out;
+  for (unsigned char c : b) out += kAlphabet[c % kAlphabet.size()];
+  return out;
+}
+
+void admit_service_account(json::value& pod, const json::value* sa,
+                           const std::function<std::string()>& suffix) {
+  if (!pod.is_object()) return;
+  if (const json::value* a = find_path(pod, {"metadata", "annotations", "kubernetes.io/config.mirror"});
+      a != nullptr) {
+    return;
+  }
+  json::object& spec = ensure_object(pod.as_object(), "spec");
+  if (!spec.contains("serviceAccountName") || !spec["serviceAccountName"].is_string() ||
+      spec["serviceAccountName"].get_string().empty()) {
+    spec["serviceAccountName"] = "default";
+  }
+  // imagePullSecrets of the ServiceAccount when the pod names none.
+  const json::value* pull = sa ? find_path(*sa, {"imagePullSecrets"}) : nullptr;
+  const json::value* pod_pull = spec.if_contains("imagePullSecrets");
+  if (pull && pull->is_array() && !pull->get_array().empty() &&
+      (pod_pull == nullptr || !pod_pull->is_array() || pod_pull->get_array().empty())) {
+    spec["imagePullSecrets"] = *pull;
+  }
+  // Automount: the pod's setting, else the ServiceAccount's, else true.
+  bool automount = true;
+  if (const json::value* sa_auto = sa ? find_path(*sa, {"automountServiceAccountToken"}) : nullptr;
+      sa_auto && sa_auto->is_bool()) {
+    automount = sa_auto->get_bool();
+  }
+  if (const json::value* p = spec.if_contains("automountServiceAccountToken"); p && p->is_bool()) {
+    automount = p->get_bool();
+  }
+  if (!automount) return;
+
+  std::string volume_name;
+  bool has_volume = false;
+  if (const json::value* vs = spec.if_contains("volumes"); vs && vs->is_array()) {
+    for (const json::value& v : vs->get_array()) {
+      std::string_view n = get_string(v, {"name"});
+      if (n.starts_with("kube-api-access-")) {
+        volume_name = n;
+        has_volume = true;
+        break;
+      }
+    }
+  }
+  if (volume_name.empty()) volume_name = "kube-api-access-" + suffix();
+  bool needs_volume = false;
+  for (std::string_view list : {"initContainers", "containers"}) {
+    json::value* cs = spec.if_contains(list);
+    if (cs == nullptr || !cs->is_array()) continue;
+    for (json::value& c : cs->as_array()) {
+      if (!c.is_object()) continue;
+      json::object& co = c.as_object();
+      bool existing = false;
+      if (const json::value* ms = co.if_contains("volumeMounts"); ms && ms->is_array()) {
+        for (const json::value& m : ms->get_array()) {
+          existing = existing || get_string(m, {"mountPath"}) == kServiceAccountMountPath;
+        }
+      }
+      if (existing) continue;
+      json::value& mounts = co["volumeMounts"];
+      if (!mounts.is_array()) mounts = json::array{};
+      mounts.as_array().push_back(json::object{{"name", volume_name},
+                                               {"readOnly", true},
+                                               {"mountPath", kServiceAccountMountPath}});
+      needs_volume = true;
+    }
+  }
+  if (!has_volume && needs_volume) {
+    json::value& vols = spec["volumes"];
+    if (!vols.is_array()) vols = json::array{};
+    vols.as_array().push_back(
+        json::object{{"name", volume_name}, {"projected", token_volume_source()}});
+  }
+}
+
+}  // namespace podwarp::apiserver

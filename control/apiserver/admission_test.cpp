@@ -1,0 +1,96 @@
+// The ServiceAccount admission's mutations of a new pod.
+#include "apiserver/admission.h"
+
+#include <gtest/gtest.h>
+
+namespace podwarp::apiserver {
+namespace {
+
+json::value parse(std::string_view s) {
+  auto v = parse_json(s);
+  EXPECT_TRUE(v) << s;
+  return *v;
+}
+
+std::string fixed() { return "abcde"; }
+
+TEST(ServiceAccountAdmission, DefaultsNameAndMountsTheProjectedVolumeEverywhere) {
+  json::value pod = parse(R"({"metadata":{"name":"p"},"spec":{
+      "initContainers":[{"name":"i"}],
+      "containers":[{"name":"a"},{"name":"b","volumeMounts":[{"name":"data","mountPath":"/data"}]}],
+      "volumes":[{"name":"data","emptyDir":{}}]}})");
+  admit_service_account(pod, nullptr, fixed);
+  EXPECT_EQ(get_string(pod, {"spec", "serviceAccountName"}), "default");
+  const json::array& vols = pod.at("spec").at("volumes").as_array();
+  ASSERT_EQ(vols.size(), 2u);
+  EXPECT_EQ(vols[1], parse(R"({"name":"kube-api-access-abcde","projected":{"defaultMode":420,"sources":[
+      {"serviceAccountToken":{"expirationSeconds":3607,"path":"token"}},
+      {"configMap":{"name":"kube-root-ca.crt","items":[{"key":"ca.crt","path":"ca.crt"}]}},
+      {"downwardAPI":{"items":[{"path":"namespace","fieldRef":{"apiVersion":"v1","fieldPath":"metadata.namespace"}}]}}]}})"));
+  json::value mount = parse(R"({"name":"kube-api-access-abcde","readOnly":true,
+      "mountPath":"/var/run/secrets/kubernetes.io/serviceaccount"})");
+  EXPECT_EQ(pod.at("spec").at("initContainers").at(0).at("volumeMounts").as_array().back(), mount);
+  EXPECT_EQ(pod.at("spec").at("containers").at(0).at("volumeMounts").as_array().back(), mount);
+  const json::array& b = pod.at("spec").at("containers").at(1).at("volumeMounts").as_array();
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_EQ(b[1], mount);
+}
+
+TEST(ServiceAccountAdmission, AutomountFalseOnPodOrServiceAccount) {
+  json::value pod = parse(R"({"spec":{"automountServiceAccountToken":false,
+      "serviceAccountName":"robot","containers":[{"name":"a"}]}})");
+  admit_service_account(pod, nullptr, fixed);
+  EXPECT_EQ(get_string(pod, {"spec", "serviceAccountName"}), "robot");
+  EXPECT_EQ(pod.at("spec").as_object().if_contains("volumes"), nullptr);
+  EXPECT_EQ(pod.at("spec").at("containers").at(0).as_object().if_contains("volumeMounts"), nullptr);
+
+  json::value sa = parse(R"({"automountServiceAccountToken":false})");
+  pod = parse(R"({"spec":{"containers":[{"name":"a"}]}})");
+  admit_service_account(pod, &sa, fixed);
+  EXPECT_EQ(pod.at("spec").as_object().if_contains("volumes"), nullptr);
+  // The pod's true wins over the ServiceAccount's false.
+  pod = parse(R"({"spec":{"automountServiceAccountToken":true,"containers":[{"name":"a"}]}})");
+  admit_service_account(pod, &sa, fixed);
+  EXPECT_EQ(pod.at("spec").at("volumes").as_array().size(), 1u);
+}
+
+TEST(ServiceAccountAdmission, ExistingMountOrVolumeIsKept) {
+  // Every container mounts something at the path already: no volume is added.
+  json::value pod = parse(R"({"spec":{"containers":[{"name":"a","volumeMounts":[
+      {"name":"mine","mountPath":"/var/run/secrets/kubernetes.io/serviceaccount"}]}]}})");
+  admit_service_account(pod, nullptr, fixed);
+  EXPECT_EQ(pod.at("spec").as_object().if_contains("volumes"), nullptr);
+  EXPECT_EQ(pod.at("spec").at("containers").at(0).at("volumeMounts").as_array().size(), 1u);
+  // A kube-api-access-* volume exists (e.g. a re-created pod spec): it is reused.
+  pod = parse(R"({"spec":{"containers":[{"name":"a"}],
+      "volumes":[{"name":"kube-api-access-zzzzz","projected":{"sources":[]}}]}})");
+  admit_service_account(pod, nullptr, fixed);
+  EXPECT_EQ(pod.at("spec").at("volumes").as_array().size(), 1u);
+  EXPECT_EQ(get_string(pod.at("spec").at("containers").at(0).at("volumeMounts").at(0), {"name"}),
+            "kube-api-access-zzzzz");
+}
+
+TEST(ServiceAccountAdmission, MirrorPodsAndPullSecrets) {
+  json::value pod = parse(R"({"metadata":{"annotations":{"kubernetes.io/config.mirror":"x"}},
+      "spec":{"containers":[{"name":"a"}]}})");
+  admit_service_account(pod, nullptr, fixed);
+  EXPECT_EQ(pod.at("spec").as_object().if_contains("serviceAccountName"), nullptr);
+  json::value sa = parse(R"({"imagePullSecrets":[{"name":"regcred"}]})");
+  pod = parse(R"({"spec":{"containers":[{"name":"a"}]}})");
+  admit_service_account(pod, &sa, fixed);
+  EXPECT_EQ(pod.at("spec").at("imagePullSecrets"), parse(R"([{"name":"regcred"}])"));
+  pod = parse(R"({"spec":{"imagePullSecrets":[{"name":"own"}],"containers":[{"name":"a"}]}})");
+  admit_service_account(pod, &sa, fixed);
+  EXPECT_EQ(pod.at("spec").at("imagePullSecrets"), parse(R"([{"name":"own"}])"));
+}
+
+TEST(ServiceAccountAdmission, RandomSuffixUsesTheNameAlphabet) {
+  for (int i = 0; i < 50; ++i) {
+    std::string s = random_name_suffix();
+    ASSERT_EQ(s.size(), 5u);
+    EXPECT_EQ(s.find_first_not_of("bcdfghjklmnpqrstvwxz2456789"), std::string::npos) << s;
+  }
+}
+
+}  // namespace
+}  // namespace podwarp::apiserver

@@ -1,0 +1,247 @@
+#include "apiserver/proxy_stream.h"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http.hpp>
+#include <fmt/format.h>
+#include <openssl/ssl.h>
+
+#include <array>
+#include <chrono>
+#include <memory>
+
+#include "apiserver/status.h"
+#include "podwarp/log.h"
+
+namespace podwarp::apiserver {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr auto kSetupTimeout = std::chrono::seconds(10);
+constexpr std::size_t kChunk = 16 * 1024;
+
+void close_lowest(TlsStream& s) {
+  boost::system::error_code ec;
+  beast::get_lowest_layer(s).socket().shutdown(tcp::socket::shutdown_both, ec);
+  beast::get_lowest_layer(s).socket().close(ec);
+}
+
+// Copies bytes from one TLS stream to the other until either fails or ends.
+asio::awaitable<void> pump(TlsStream& from, TlsStream& to) {
+  std::array<char, kChunk> buf;
+  boost::system::error_code ec;
+  while (true) {
+    std::size_t n = co_await from.async_read_some(asio::buffer(buf),
+                                                  asio::redirect_error(asio::use_awaitable, ec));
+    if (n > 0) {
+      boost::system::error_code wec;
+      co_await asio::async_write(to, asio::buffer(buf.data(), n),
+                                 asio::redirect_error(asio::use_awaitable, wec));
+      if (wec) break;
+    }
+    if (ec) break;
+  }
+}
+
+// Runs `a` here and `b` beside it; when either ends both streams are closed, and this returns
+// once both ended.
+asio::awaitable<void> both_until_one_ends(TlsStream& x, TlsStream& y,
+                                          asio::awaitable<void> a, asio::awaitable<void> b) {
+  auto ex = co_await asio::this_coro::executor;
+  auto state = std::make_shared<std::pair<bool, asio::steady_timer>>(
+      false, asio::steady_timer(ex, asio::steady_timer::time_point::max()));
+  asio::co_spawn(ex, std::move(b), [state, &x, &y](std::exception_ptr) {
+    close_lowest(x);
+    close_lowest(y);
+    state->first = true;
+    state->second.cancel();
+  });
+  try {
+    co_await std::move(a);
+  } catch (const std::exception& e) {
+    log::warn("node proxy: {}", e.what());
+  }
+  close_lowest(x);
+  close_lowest(y);
+  while (!state->first) {
+    boost::system::error_code ec;
+    co_await state->second.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+}
+
+// Waits until the client sends something or closes (a log stream's client only closes).
+asio::awaitable<void> until_client_closes(TlsStream& client) {
+  std::array<char, 512> buf;
+  boost::system::error_code ec;
+  while (!ec) {
+    co_await client.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+  }
+}
+
+// Streams the body of the node's response to the client as HTTP chunks.
+asio::awaitable<void> relay_body(TlsStream& node, beast::flat_buffer& node_buffer,
+                                 http::response_parser<http::buffer_body>& parser,
+                                 TlsStream& client) {
+  std::array<char, kChunk> buf;
+  boost::system::error_code ec;
+  while (!parser.is_done()) {
+    parser.get().body().data = buf.data();
+    parser.get().body().size = buf.size();
+    co_await http::async_read_some(node, node_buffer, parser,
+                                   asio::redirect_error(asio::use_awaitable, ec));
+    if (ec == http::error::need_buffer) ec = {};
+    const std::size_t n = buf.size() - parser.get().body().size;
+    if (n > 0) {
+      std::string head = fmt::format("{:x}\r\n", n);
+      std::array<asio::const_buffer, 3> out = {asio::buffer(head), asio::buffer(buf.data(), n),
+                                               asio::buffer("\r\n", 2)};
+      boost::system::error_code wec;
+      co_await asio::async_write(client, out, asio::redirect_error(asio::use_awaitable, wec));
+      if (wec) co_return;
+    }
+    if (ec) break;
+  }
+  boost::system::error_code wec;
+  co_await asio::async_write(client, asio::buffer("0\r\n\r\n", 5),
+                             asio::redirect_error(asio::use_awaitable, wec));
+}
+
+asio::awaitable<unsigned> fail(TlsStream& client, unsigned version, const ApiError& err) {
+  http::response<http::string_body> res{static_cast<http::status>(err.code), version};
+  res.set(http::field::content_type, "application/json");
+  res.set(http::field::cache_control, "no-cache, private");
+  res.keep_alive(false);
+  res.body() = to_json(err.to_json());
+  res.prepare_payload();
+  beast::get_lowest_layer(client).expires_after(kSetupTimeout);
+  boost::system::error_code ec;
+  co_await http::async_write(client, res, asio::redirect_error(asio::use_awaitable, ec));
+  co_return static_cast<unsigned>(err.code);
+}
+
+bool hop_by_hop(http::field f, std::string_view name, bool upgrade) {
+  if (upgrade && (f == http::field::connection || f == http::field::upgrade)) return false;
+  return f == http::field::connection || f == http::field::keep_alive ||
+         f == http::field::proxy_authorization || f == http::field::te ||
+         f == http::field::trailer || f == http::field::transfer_encoding ||
+         f == http::field::upgrade || f == http::field::authorization ||
+         f == http::field::host || f == http::field::content_length ||
+         std::string_view(name).starts_with("Impersonate-");
+}
+
+}  // namespace
+
+asio::awaitable<unsigned> relay_to_node(TlsStream& client, beast::flat_buffer& client_buffer,
+                                        const http::request<http::string_body>& request,
+                                        const NodeRequest& node, asio::ssl::context& node_tls) {
+  auto ex = co_await asio::this_coro::executor;
+  const unsigned version = request.version();
+  const bool upgrade = request.find(http::field::upgrade) != request.end();
+  boost::system::error_code ec;
+
+  // Connect and handshake, verifying the node's serving certificate for its address.
+  tcp::resolver resolver(ex);
+  auto endpoints = co_await resolver.async_resolve(node.host, std::to_string(node.port),
+                                                   asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    co_return co_await fail(client, version, service_unavailable(fmt::format(
+        "error dialing backend: resolve {}: {}", node.host, ec.message())));
+  }
+  TlsStream upstream(ex, node_tls);
+  beast::get_lowest_layer(upstream).expires_after(kSetupTimeout);
+  co_await beast::get_lowest_layer(upstream).async_connect(
+      endpoints, asio::redirect_error(asio::use_awaitable, ec));
+  if (!ec) {
+    SSL_set_tlsext_host_name(upstream.native_handle(), node.host.c_str());
+    upstream.set_verify_callback(asio::ssl::host_name_verification(node.host));
+    co_await upstream.async_handshake(asio::ssl::stream_base::client,
+                                      asio::redirect_error(asio::use_awaitable, ec));
+  }
+  if (ec) {
+    co_return co_await fail(client, version, service_unavailable(fmt::format(
+        "error dialing backend: dial tcp {}:{}: {}", node.host, node.port, ec.message())));
+  }
+
+  // Forward the request (end-to-end headers, plus Upgrade/Connection for an upgrade).
+  http::request<http::string_body> out{request.method(), node.target, 11};
+  for (const auto& f : request) {
+    if (hop_by_hop(f.name(), f.name_string(), upgrade)) continue;
+    out.insert(f.name_string(), f.value());
+  }
+  out.set(http::field::host, fmt::format("{}:{}", node.host, node.port));
+  if (!upgrade) out.keep_alive(false);
+  out.body() = request.body();
+  out.prepare_payload();
+  co_await http::async_write(upstream, out, asio::redirect_error(asio::use_awaitable, ec));
+  beast::flat_buffer node_buffer;
+  http::response_parser<http::buffer_body> parser;
+  parser.body_limit(boost::none);
+  if (!ec) {
+    co_await http::async_read_header(upstream, node_buffer, parser,
+                                     asio::redirect_error(asio::use_awaitable, ec));
+  }
+  if (ec) {
+    close_lowest(upstream);
+    co_return co_await fail(client, version, service_unavailable(fmt::format(
+        "error talking to node {}:{}: {}", node.host, node.port, ec.message())));
+  }
+  // From here on the exchange lasts as long as both sides want.
+  beast::get_lowest_layer(upstream).expires_never();
+  beast::get_lowest_layer(client).expires_never();
+  const auto& head = parser.get();
+  const unsigned status = head.result_int();
+
+  if (status == 101) {
+    std::string raw = fmt::format("HTTP/1.1 101 {}\r\n", std::string_view(head.reason()));
+    for (const auto& f : head) {
+      raw += fmt::format("{}: {}\r\n", std::string_view(f.name_string()), std::string_view(f.value()));
+    }
+    raw += "\r\n";
+    co_await asio::async_write(client, asio::buffer(raw), asio::redirect_error(asio::use_awaitable, ec));
+    // Bytes that arrived behind the headers on either side go first.
+    if (!ec && node_buffer.size() > 0) {
+      co_await asio::async_write(client, node_buffer.data(), asio::redirect_error(asio::use_awaitable, ec));
+      node_buffer.consume(node_buffer.size());
+    }
+    if (!ec && client_buffer.size() > 0) {
+      co_await asio::async_write(upstream, client_buffer.data(), asio::redirect_error(asio::use_awaitable, ec));
+      client_buffer.consume(client_buffer.size());
+    }
+    if (!ec) {
+      co_await both_until_one_ends(client, upstream, pump(upstream, client), pump(client, upstream));
+    } else {
+      close_lowest(upstream);
+    }
+    co_return status;
+  }
+
+  // A plain response: the node's status and end-to-end headers, the body as chunks.
+  std::string raw = fmt::format("HTTP/1.1 {} {}\r\n", status, std::string_view(head.reason()));
+  for (const auto& f : head) {
+    if (hop_by_hop(f.name(), f.name_string(), false)) continue;
+    raw += fmt::format("{}: {}\r\n", std::string_view(f.name_string()), std::string_view(f.value()));
+  }
+  raw += "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+  co_await asio::async_write(client, asio::buffer(raw), asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    close_lowest(upstream);
+    co_return status;
+  }
+  co_await both_until_one_ends(client, upstream, relay_body(upstream, node_buffer, parser, client),
+                               until_client_closes(client));
+  co_return status;
+}
+
+}  // namespace podwarp::apiserver

@@ -1,0 +1,608 @@
+#include "lb/datapath.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdarg>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <utility>
+
+#include "nodeport.skel.h"
+#include "sock_lb.skel.h"
+
+namespace podwarp::noded::lb {
+namespace {
+
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) {
+      reset();
+      fd_ = std::exchange(o.fd_, -1);
+    }
+    return *this;
+  }
+  ~Fd() { reset(); }
+  void reset() {
+    if (fd_ >= 0) ::close(std::exchange(fd_, -1));
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+bool is_bpffs(const std::string& path) {
+  struct statfs st {};
+  return ::statfs(path.c_str(), &st) == 0 &&
+         st.f_type == static_cast<decltype(st.f_type)>(BPF_FS_MAGIC);
+}
+
+std::expected<void, Error> mkdir_p(const std::string& path) {
+  for (size_t pos = 1; pos <= path.size(); ++pos) {
+    if (pos != path.size() && path[pos] != '/') continue;
+    std::string part = path.substr(0, pos);
+    if (::mkdir(part.c_str(), 0700) != 0 && errno != EEXIST)
+      return std::unexpected(errno_error("mkdir " + part));
+  }
+  return {};
+}
+
+// libbpf's diagnostics (the verifier log among them) go to a global callback; while open()
+// loads, they are kept and their tail goes into the error message.
+thread_local std::string* libbpf_log = nullptr;
+
+int capture_libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args) {
+  if (level == LIBBPF_DEBUG || libbpf_log == nullptr) return 0;
+  char buf[1024];
+  int n = std::vsnprintf(buf, sizeof buf, fmt, args);
+  if (n > 0) libbpf_log->append(buf, std::min<size_t>(static_cast<size_t>(n), sizeof buf - 1));
+  return 0;
+}
+
+class LibbpfLogCapture {
+ public:
+  LibbpfLogCapture() : previous_(libbpf_set_print(capture_libbpf_print)) { libbpf_log = &log_; }
+  ~LibbpfLogCapture() {
+    libbpf_log = nullptr;
+    libbpf_set_print(previous_);
+  }
+  std::string tail() const {
+    std::string t = log_.size() > 800 ? "..." + log_.substr(log_.size() - 800) : log_;
+    while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+    for (char& c : t)
+      if (c == '\n') c = ' ';
+    return t.empty() ? t : " (libbpf: " + t + ")";
+  }
+
+ private:
+  std::string log_;
+  libbpf_print_fn_t previous_;
+};
+
+std::uint32_t size_for(std::string_view name, const MapSizes& s, std::uint32_t fallback) {
+  if (name == PODWARP_LB_MAP_SERVICES) return s.services;
+  if (name == PODWARP_LB_MAP_BACKENDS) return s.backends;
+  if (name == PODWARP_LB_MAP_MEMBERS) return s.members;
+  if (name == PODWARP_LB_MAP_AFFINITY) return s.affinity;
+  if (name == PODWARP_LB_MAP_SOCK_REVNAT) return s.sock_revnat;
+  if (name == PODWARP_LB_MAP_CT4) return s.ct4;
+  return fallback;
+}
+
+// Before load: a map pinned at <dir>/<name> is reused (after a layout check); a new one gets
+// its configured size. Returns whether the map must be pinned after load.
+std::expected<bool, Error> prepare_map(bpf_map* map, const std::string& dir,
+                                       const MapSizes& sizes) {
+  std::string name = bpf_map__name(map);
+  std::string path = dir + "/" + name;
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) {
+    if (errno != ENOENT) return std::unexpected(errno_error("bpf_obj_get " + path));
+    std::uint32_t n = size_for(name, sizes, bpf_map__max_entries(map));
+    // Socket storage has no size (max_entries 0); every other map needs one.
+    if (bpf_map__type(map) != BPF_MAP_TYPE_SK_STORAGE &&
+        (n == 0 || bpf_map__set_max_entries(map, n) != 0))
+      return std::unexpected(sys_error(EINVAL, "map " + name + " size " + std::to_string(n)));
+    return true;
+  }
+  Fd owned(fd);
+  struct bpf_map_info info {};
+  __u32 len = sizeof info;
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
+    return std::unexpected(errno_error("bpf_obj_get_info_by_fd " + path));
+  if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
+      info.value_size != bpf_map__value_size(map))
+    return std::unexpected(sys_error(
+        EPROTO, "pinned map " + path + " has type " + std::to_string(info.type) + ", key size " +
+                    std::to_string(info.key_size) + ", value size " +
+                    std::to_string(info.value_size) + " (this build wants " +
+                    std::to_string(bpf_map__type(map)) + ", " +
+                    std::to_string(bpf_map__key_size(map)) + ", " +
+                    std::to_string(bpf_map__value_size(map)) +
+                    "; pinned by another podwarp version? remove the pins of " + dir + ")"));
+  bpf_map__set_max_entries(map, info.max_entries);
+  if (bpf_map__reuse_fd(map, fd) != 0)
+    return std::unexpected(errno_error("bpf_map__reuse_fd " + path));
+  return false;
+}
+
+const char* program_name(Program p) {
+  switch (p) {
+    case Program::Connect4:
+      return "pw_connect4";
+    case Program::Sendmsg4:
+      return "pw_sendmsg4";
+    case Program::Recvmsg4:
+      return "pw_recvmsg4";
+    case Program::Getpeername4:
+      return "pw_getpeername4";
+    case Program::Connect6:
+      return "pw_connect6";
+    case Program::Sendmsg6:
+      return "pw_sendmsg6";
+    case Program::Recvmsg6:
+      return "pw_recvmsg6";
+    case Program::Getpeername6:
+      return "pw_getpeername6";
+    case Program::NodePortIngress:
+      return "pw_nodeport_ingress";
+    case Program::NodePortEgress:
+      return "pw_nodeport_egress";
+  }
+  return "";
+}
+
+constexpr Program kSockPrograms[] = {Program::Connect4,     Program::Sendmsg4,    Program::Recvmsg4,
+                                     Program::Getpeername4, Program::Connect6,    Program::Sendmsg6,
+                                     Program::Recvmsg6,     Program::Getpeername6};
+
+// LbMaps over the pinned maps' fds: one bpf() syscall per call.
+class BpfLbMaps : public LbMaps {
+ public:
+  BpfLbMaps(int services, int backends, int members)
+      : services_(services), backends_(backends), members_(members) {}
+
+  std::expected<void, Error> update_service(const podwarp_lb_svc_key& k,
+                                            const podwarp_lb_svc& v) override {
+    return update(services_, &k, &v, PODWARP_LB_MAP_SERVICES);
+  }
+  std::expected<void, Error> delete_service(const podwarp_lb_svc_key& k) override {
+    return remove(services_, &k, PODWARP_LB_MAP_SERVICES);
+  }
+  std::expected<void, Error> update_backend(std::uint32_t id,
+                                            const podwarp_lb_backend& v) override {
+    return update(backends_, &id, &v, PODWARP_LB_MAP_BACKENDS);
+  }
+  std::expected<void, Error> delete_backend(std::uint32_t id) override {
+    return remove(backends_, &id, PODWARP_LB_MAP_BACKENDS);
+  }
+  std::expected<void, Error> update_member(const podwarp_lb_member_key& k) override {
+    __u32 one = 1;
+    return update(members_, &k, &one, PODWARP_LB_MAP_MEMBERS);
+  }
+  std::expected<void, Error> delete_member(const podwarp_lb_member_key& k) override {
+    return remove(members_, &k, PODWARP_LB_MAP_MEMBERS);
+  }
+  std::expected<void, Error> for_each_service(const ServiceFn& fn) override {
+    return scan<podwarp_lb_svc_key, podwarp_lb_svc>(
+        services_, PODWARP_LB_MAP_SERVICES,
+        [&](const podwarp_lb_svc_key& k, const podwarp_lb_svc& v) { fn(k, v); });
+  }
+  std::expected<void, Error> for_each_backend(const BackendFn& fn) override {
+    return scan<__u32, podwarp_lb_backend>(
+        backends_, PODWARP_LB_MAP_BACKENDS,
+        [&](const __u32& k, const podwarp_lb_backend& v) { fn(k, v); });
+  }
+  std::expected<void, Error> for_each_member(const MemberFn& fn) override {
+    return scan<podwarp_lb_member_key, __u32>(
+        members_, PODWARP_LB_MAP_MEMBERS,
+        [&](const podwarp_lb_member_key& k, const __u32&) { fn(k); });
+  }
+
+ private:
+  static std::expected<void, Error> update(int fd, const void* k, const void* v, const char* map) {
+    if (bpf_map_update_elem(fd, k, v, BPF_ANY) != 0)
+      return std::unexpected(errno_error(std::string("bpf_map_update_elem ") + map));
+    return {};
+  }
+  static std::expected<void, Error> remove(int fd, const void* k, const char* map) {
+    if (bpf_map_delete_elem(fd, k) != 0 && errno != ENOENT)
+      return std::unexpected(errno_error(std::string("bpf_map_delete_elem ") + map));
+    return {};
+  }
+  template <typename K, typename V, typename F>
+  static std::expected<void, Error> scan(int fd, const char* map, F fn) {
+    K key{}, next{};
+    V value{};
+    const void* prev = nullptr;
+    while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+      if (bpf_map_lookup_elem(fd, &next, &value) == 0) fn(next, value);
+      key = next;
+      prev = &key;
+    }
+    if (errno != ENOENT)
+      return std::unexpected(errno_error(std::string("bpf_map_get_next_key ") + map));
+    return {};
+  }
+
+  int services_, backends_, members_;
+};
+
+std::expected<std::uint64_t, Error> cgroup_id(const std::string& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) return std::unexpected(errno_error("stat " + dir));
+  if (!S_ISDIR(st.st_mode)) return std::unexpected(sys_error(ENOTDIR, "cgroup " + dir));
+  struct statfs fs {};
+  if (::statfs(dir.c_str(), &fs) != 0) return std::unexpected(errno_error("statfs " + dir));
+  if (fs.f_type != static_cast<decltype(fs.f_type)>(CGROUP2_SUPER_MAGIC))
+    return std::unexpected(sys_error(EINVAL, "attach to " + dir + ": not a cgroup2 directory"));
+  return static_cast<std::uint64_t>(st.st_ino);
+}
+
+}  // namespace
+
+struct Datapath::Impl {
+  std::string pin_dir;
+  podwarp_sock_lb_bpf* sock = nullptr;
+  podwarp_nodeport_bpf* nodeport = nullptr;
+  std::unique_ptr<BpfLbMaps> maps;
+
+  ~Impl() {
+    if (nodeport != nullptr) podwarp_nodeport_bpf__destroy(nodeport);
+    if (sock != nullptr) podwarp_sock_lb_bpf__destroy(sock);
+  }
+
+  bpf_program* program(Program p) const {
+    if (p == Program::NodePortIngress || p == Program::NodePortEgress) {
+      if (nodeport == nullptr) return nullptr;
+      return bpf_object__find_program_by_name(nodeport->obj, program_name(p));
+    }
+    return bpf_object__find_program_by_name(sock->obj, program_name(p));
+  }
+  std::string link_pin(std::uint64_t cg, Program p) const {
+    return pin_dir + "/links/cg-" + std::to_string(cg) + "-" + program_name(p);
+  }
+};
+
+Datapath::Datapath(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Datapath::~Datapath() = default;
+
+LbMaps& Datapath::maps() { return *impl_->maps; }
+const std::string& Datapath::pin_dir() const { return impl_->pin_dir; }
+
+std::expected<std::unique_ptr<Datapath>, Error> Datapath::open(const DatapathOptions& options) {
+  std::string dir = options.pin_dir;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  if (dir.empty() || dir[0] != '/' || dir == "/")
+    return std::unexpected(logic_error("lb pin dir must be an absolute path below bpffs, got \"" +
+                                       options.pin_dir + "\""));
+  std::string existing = dir;
+  struct stat st {};
+  while (existing.size() > 1 && ::stat(existing.c_str(), &st) != 0)
+    existing = existing.substr(0, std::max<size_t>(existing.rfind('/'), 1));
+  if (!is_bpffs(existing))
+    return std::unexpected(sys_error(
+        ENOTSUP,
+        "lb pins: " + existing + " is not on a bpf filesystem (mount -t bpf bpf /sys/fs/bpf)"));
+  if (auto made = mkdir_p(dir + "/links"); !made) return std::unexpected(made.error());
+  Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir_fd.get() < 0) return std::unexpected(errno_error("open " + dir));
+  if (::flock(dir_fd.get(), LOCK_EX) != 0) return std::unexpected(errno_error("flock " + dir));
+
+  LibbpfLogCapture log;
+  auto impl = std::make_unique<Impl>();
+  impl->pin_dir = dir;
+
+  // Socket programs first: they create (or reuse) every shared map.
+  impl->sock = podwarp_sock_lb_bpf__open();
+  if (impl->sock == nullptr) return std::unexpected(errno_error("bpf open sock_lb" + log.tail()));
+  std::vector<bpf_map*> to_pin;
+  bpf_map* map = nullptr;
+  bpf_object__for_each_map(map, impl->sock->obj) {
+    if (bpf_map__is_internal(map)) continue;
+    auto pin = prepare_map(map, dir, options.sizes);
+    if (!pin) return std::unexpected(pin.error());
+    if (*pin) to_pin.push_back(map);
+  }
+  if (podwarp_sock_lb_bpf__load(impl->sock) != 0)
+    return std::unexpected(errno_error("bpf load sock_lb" + log.tail()));
+
+  if (options.nodeport) {
+    impl->nodeport = podwarp_nodeport_bpf__open();
+    if (impl->nodeport == nullptr)
+      return std::unexpected(errno_error("bpf open nodeport" + log.tail()));
+    bpf_object__for_each_map(map, impl->nodeport->obj) {
+      if (bpf_map__is_internal(map)) continue;
+      bpf_map* shared = bpf_object__find_map_by_name(impl->sock->obj, bpf_map__name(map));
+      if (shared != nullptr) {
+        bpf_map__set_max_entries(map, bpf_map__max_entries(shared));
+        if (bpf_map__reuse_fd(map, bpf_map__fd(shared)) != 0)
+          return std::unexpected(
+              errno_error(std::string("bpf_map__reuse_fd ") + bpf_map__name(map)));
+        continue;
+      }
+      auto pin = prepare_map(map, dir, options.sizes);
+      if (!pin) return std::unexpected(pin.error());
+      if (*pin) to_pin.push_back(map);
+    }
+    if (podwarp_nodeport_bpf__load(impl->nodeport) != 0)
+      return std::unexpected(errno_error("bpf load nodeport" + log.tail()));
+  }
+  for (bpf_map* m : to_pin) {
+    std::string path = dir + "/" + bpf_map__name(m);
+    if (bpf_map__pin(m, path.c_str()) != 0)
+      return std::unexpected(errno_error("bpf pin " + path + log.tail()));
+  }
+  impl->maps = std::make_unique<BpfLbMaps>(bpf_map__fd(impl->sock->maps.pw_lb_services),
+                                           bpf_map__fd(impl->sock->maps.pw_lb_backends),
+                                           bpf_map__fd(impl->sock->maps.pw_lb_members));
+  return std::unique_ptr<Datapath>(new Datapath(std::move(impl)));
+}
+
+int Datapath::program_fd(Program p) const {
+  bpf_program* prog = impl_->program(p);
+  return prog == nullptr ? -1 : bpf_program__fd(prog);
+}
+
+int Datapath::map_fd(std::string_view name) const {
+  std::string n(name);
+  bpf_map* m = bpf_object__find_map_by_name(impl_->sock->obj, n.c_str());
+  if (m == nullptr && impl_->nodeport != nullptr)
+    m = bpf_object__find_map_by_name(impl_->nodeport->obj, n.c_str());
+  return m == nullptr ? -1 : bpf_map__fd(m);
+}
+
+std::expected<void, Error> Datapath::attach_cgroup(const std::string& cgroup_dir) {
+  auto id = cgroup_id(cgroup_dir);
+  if (!id) return std::unexpected(id.error());
+  Fd cg(::open(cgroup_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (cg.get() < 0) return std::unexpected(errno_error("open " + cgroup_dir));
+  std::vector<std::string> created;
+  auto fail = [&](Error e) -> std::expected<void, Error> {
+    for (const auto& pin : created) {
+      int fd = bpf_obj_get(pin.c_str());
+      if (fd >= 0) {
+        bpf_link_detach(fd);
+        ::close(fd);
+      }
+      ::unlink(pin.c_str());
+    }
+    return std::unexpected(e);
+  };
+  for (Program p : kSockPrograms) {
+    bpf_program* prog = impl_->program(p);
+    std::string pin = impl_->link_pin(*id, p);
+    int old = bpf_obj_get(pin.c_str());
+    if (old >= 0) {
+      Fd owned(old);
+      if (bpf_link_update(old, bpf_program__fd(prog), nullptr) == 0) continue;
+      ::unlink(pin.c_str());  // a dead link: attach anew
+    }
+    bpf_link* link = bpf_program__attach_cgroup(prog, cg.get());
+    if (link == nullptr)
+      return fail(
+          errno_error(std::string("bpf attach ") + program_name(p) + " to cgroup " + cgroup_dir));
+    int r = bpf_link__pin(link, pin.c_str());
+    int err = errno;
+    if (r != 0) bpf_link__detach(link);
+    bpf_link__destroy(link);
+    if (r != 0) return fail(sys_error(err, "bpf pin " + pin));
+    created.push_back(pin);
+  }
+  return {};
+}
+
+std::expected<void, Error> Datapath::detach_cgroup(const std::string& cgroup_dir) {
+  auto id = cgroup_id(cgroup_dir);
+  if (!id) return std::unexpected(id.error());
+  for (Program p : kSockPrograms) {
+    std::string pin = impl_->link_pin(*id, p);
+    int fd = bpf_obj_get(pin.c_str());
+    if (fd < 0) continue;
+    bpf_link_detach(fd);
+    ::close(fd);
+    if (::unlink(pin.c_str()) != 0 && errno != ENOENT)
+      return std::unexpected(errno_error("unlink " + pin));
+  }
+  return {};
+}
+
+std::expected<int, Error> Datapath::prune_cgroup_links() {
+  std::string links = impl_->pin_dir + "/links";
+  DIR* d = ::opendir(links.c_str());
+  if (d == nullptr) return std::unexpected(errno_error("opendir " + links));
+  std::vector<std::string> dead;
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name.rfind("cg-", 0) != 0) continue;
+    std::string path = links + "/" + name;
+    int fd = bpf_obj_get(path.c_str());
+    if (fd < 0) continue;
+    struct bpf_link_info info {};
+    __u32 len = sizeof info;
+    bool gone = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.type == BPF_LINK_TYPE_CGROUP &&
+                info.cgroup.cgroup_id == 0;
+    ::close(fd);
+    if (gone) dead.push_back(path);
+  }
+  ::closedir(d);
+  for (const auto& p : dead) ::unlink(p.c_str());
+  return static_cast<int>(dead.size());
+}
+
+std::expected<void, Error> Datapath::attach_tc(int ifindex) {
+  if (impl_->nodeport == nullptr)
+    return std::unexpected(sys_error(ENOTSUP, "attach tc: nodeport programs not loaded"));
+  for (auto [point, p] : {std::pair{BPF_TC_INGRESS, Program::NodePortIngress},
+                          std::pair{BPF_TC_EGRESS, Program::NodePortEgress}}) {
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
+    int r = bpf_tc_hook_create(&hook);
+    if (r != 0 && r != -EEXIST)
+      return std::unexpected(sys_error(-r, "tc clsact on ifindex " + std::to_string(ifindex)));
+    LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = program_fd(p), .flags = BPF_TC_F_REPLACE,
+                .handle = PODWARP_LB_TC_HANDLE, .priority = PODWARP_LB_TC_PRIORITY);
+    r = bpf_tc_attach(&hook, &opts);
+    if (r != 0)
+      return std::unexpected(sys_error(-r, std::string("tc attach ") + program_name(p) +
+                                               " on ifindex " + std::to_string(ifindex)));
+  }
+  return {};
+}
+
+std::expected<void, Error> Datapath::detach_tc(int ifindex) {
+  for (auto point : {BPF_TC_INGRESS, BPF_TC_EGRESS}) {
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
+    LIBBPF_OPTS(bpf_tc_opts, opts, .handle = PODWARP_LB_TC_HANDLE,
+                .priority = PODWARP_LB_TC_PRIORITY);
+    int r = bpf_tc_detach(&hook, &opts);
+    if (r != 0 && r != -ENOENT && r != -EINVAL)
+      return std::unexpected(sys_error(-r, "tc detach on ifindex " + std::to_string(ifindex)));
+  }
+  return {};
+}
+
+std::expected<void, Error> Datapath::set_node_addresses(std::span<const IpAddr> addrs) {
+  int fd = map_fd(PODWARP_LB_MAP_NODE_ADDRS);
+  std::set<IpAddr> want(addrs.begin(), addrs.end());
+  std::vector<podwarp_lb_node_addr_key> stale;
+  podwarp_lb_node_addr_key key{}, next{};
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    IpAddr a;
+    std::memcpy(a.bytes.data(), next.addr, 16);
+    if (!want.contains(a)) stale.push_back(next);
+    key = next;
+    prev = &key;
+  }
+  for (const auto& k : stale) bpf_map_delete_elem(fd, &k);
+  for (const auto& a : want) {
+    podwarp_lb_node_addr_key k{};
+    std::memcpy(k.addr, a.bytes.data(), 16);
+    __u8 one = 1;
+    if (bpf_map_update_elem(fd, &k, &one, BPF_ANY) != 0)
+      return std::unexpected(
+          errno_error("bpf_map_update_elem " PODWARP_LB_MAP_NODE_ADDRS " " + a.to_string()));
+  }
+  return {};
+}
+
+std::expected<void, Error> Datapath::set_nodeport_config(const NodePortConfig& config) {
+  if (config.snat_port_min == 0 || config.snat_port_max < config.snat_port_min)
+    return std::unexpected(logic_error("nodeport config: bad SNAT port range " +
+                                       std::to_string(config.snat_port_min) + "-" +
+                                       std::to_string(config.snat_port_max)));
+  podwarp_lb_config v{};
+  v.snat_addr4 = config.snat_v4_net;
+  v.snat_port_min = config.snat_port_min;
+  v.snat_port_max = config.snat_port_max;
+  __u32 zero = 0;
+  if (bpf_map_update_elem(map_fd(PODWARP_LB_MAP_CONFIG), &zero, &v, BPF_ANY) != 0)
+    return std::unexpected(errno_error("bpf_map_update_elem " PODWARP_LB_MAP_CONFIG));
+  return {};
+}
+
+std::string_view drop_reason_name(std::uint32_t index) {
+  switch (index) {
+#define PODWARP_LB_NAME_CASE_(name, value, text) \
+  case value:                                    \
+    return text;
+    PODWARP_LB_DROP_REASONS(PODWARP_LB_NAME_CASE_)
+#undef PODWARP_LB_NAME_CASE_
+  }
+  return "";
+}
+
+std::string_view event_name(std::uint32_t index) {
+  switch (index) {
+#define PODWARP_LB_NAME_CASE_(name, value, text) \
+  case value:                                    \
+    return text;
+    PODWARP_LB_EVENTS(PODWARP_LB_NAME_CASE_)
+#undef PODWARP_LB_NAME_CASE_
+  }
+  return "";
+}
+
+std::uint64_t Counters::drop(std::string_view name) const {
+  for (const auto& c : drops)
+    if (c.name == name) return c.packets;
+  return 0;
+}
+
+std::uint64_t Counters::event(std::string_view name) const {
+  for (const auto& c : events)
+    if (c.name == name) return c.packets;
+  return 0;
+}
+
+std::expected<Counters, Error> Datapath::counters() const {
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return std::unexpected(sys_error(-ncpu, "libbpf_num_possible_cpus"));
+  std::vector<podwarp_lb_counter> per_cpu(static_cast<size_t>(ncpu));
+  Counters out;
+  auto read = [&](const char* map, std::uint32_t max, auto name_of,
+                  std::vector<Counter>& into) -> std::expected<void, Error> {
+    int fd = map_fd(map);
+    for (std::uint32_t i = 1; i < max; ++i) {
+      std::string_view name = name_of(i);
+      if (name.empty()) continue;
+      if (bpf_map_lookup_elem(fd, &i, per_cpu.data()) != 0)
+        return std::unexpected(errno_error(std::string("bpf_map_lookup_elem ") + map));
+      Counter c;
+      c.index = i;
+      c.name = name;
+      for (const auto& v : per_cpu) {
+        c.packets += v.packets;
+        c.bytes += v.bytes;
+      }
+      into.push_back(c);
+    }
+    return {};
+  };
+  if (auto r = read(PODWARP_LB_MAP_DROPS, PODWARP_LB_DROP_MAX, drop_reason_name, out.drops); !r)
+    return std::unexpected(r.error());
+  if (auto r = read(PODWARP_LB_MAP_EVENTS, PODWARP_LB_EV_MAX, event_name, out.events); !r)
+    return std::unexpected(r.error());
+  return out;
+}
+
+void Datapath::remove_pins(const std::string& pin_dir) {
+  std::string links = pin_dir + "/links";
+  if (DIR* d = ::opendir(links.c_str())) {
+    std::vector<std::string> names;
+    while (dirent* e = ::readdir(d))
+      if (e->d_name[0] != '.') names.emplace_back(e->d_name);
+    ::closedir(d);
+    for (const auto& n : names) {
+      std::string path = links + "/" + n;
+      int fd = bpf_obj_get(path.c_str());
+      if (fd >= 0) {
+        bpf_link_detach(fd);
+        ::close(fd);
+      }
+      ::unlink(path.c_str());
+    }
+    ::rmdir(links.c_str());
+  }
+  for (const char* name : {PODWARP_LB_MAP_SERVICES, PODWARP_LB_MAP_BACKENDS, PODWARP_LB_MAP_MEMBERS,
+                           PODWARP_LB_MAP_AFFINITY, PODWARP_LB_MAP_SOCK_REVNAT, PODWARP_LB_MAP_CT4,
+                           PODWARP_LB_MAP_NODE_ADDRS, PODWARP_LB_MAP_CONFIG, PODWARP_LB_MAP_DROPS,
+                           PODWARP_LB_MAP_EVENTS})
+    ::unlink((pin_dir + "/" + name).c_str());
+  ::rmdir(pin_dir.c_str());
+}
+
+}  // namespace podwarp::noded::lb

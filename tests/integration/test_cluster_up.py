@@ -1,0 +1,324 @@
+"""Issue 5 acceptance: `podwarp up` brings up a single-node cluster (etcd, podwarp-control,
+a local registry with the test images, podwarp-noded with a node certificate), and stock
+kubectl 1.32 and the Python client use it as a Kubernetes cluster: Deployments become
+Available with Running pods, logs (-f, --previous), exec (-i, -t, exit codes), port-forward,
+rollout restart, deletion that leaves nothing behind on the node, kill -9 of noded and a
+restart of podwarp-control without container restarts. `podwarp down` removes every process,
+mount, cgroup and BPF pin the cluster made.
+
+Needs root (cgroups, namespaces, mounts). All ports are kernel-chosen; the traffic stays on
+loopback (kubectl's port-forward listener) and inside the pods' own network namespaces."""
+import json
+import os
+import pty
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import BIN, KUBECTL, free_port  # noqa: E402
+
+NODE = "podwarp-it-node"
+
+
+def podwarp(*args, timeout=300):
+    return subprocess.run([os.path.join(BIN, "podwarp"), *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+class ClusterUpTest(unittest.TestCase):
+    data = None
+
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            raise unittest.SkipTest("needs root")
+        cls.data = tempfile.mkdtemp(prefix="podwarp-up-")
+        cls.registry_port = free_port()
+        cls.up_args = ["up", "--data-dir", cls.data, "--port", str(free_port()),
+                       "--node-api-port", str(free_port()), "--registry-port",
+                       str(cls.registry_port), "--node-name", NODE]
+        r = podwarp(*cls.up_args)
+        if r.returncode != 0:
+            cls.dump_logs()
+            podwarp("down", "--data-dir", cls.data, "--purge")
+            shutil.rmtree(cls.data, ignore_errors=True)
+            raise AssertionError(f"podwarp up failed:\n{r.stdout}\n{r.stderr}")
+        cls.env = dict(os.environ, KUBECONFIG=os.path.join(cls.data, "control",
+                                                           "admin.kubeconfig"))
+        cls.image = f"127.0.0.1:{cls.registry_port}/podwarp/busybox"
+
+    @classmethod
+    def dump_logs(cls):
+        for name in ("noded.log", "control.log"):
+            p = os.path.join(cls.data, "log", name)
+            if os.path.exists(p):
+                with open(p, errors="replace") as f:
+                    print(f"--- {name} (tail)\n" + "".join(f.readlines()[-60:]), file=sys.stderr)
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.data is None:
+            return
+        with open(os.path.join(cls.data, "up", "cgroup-root")) as f:
+            cgroup = "/sys/fs/cgroup/" + f.read().strip()
+        with open(os.path.join(cls.data, "up", "bpf-dir")) as f:
+            bpf = f.read().strip()
+        pids = []
+        for name in ("etcd", "control", "registry", "noded"):
+            try:
+                with open(os.path.join(cls.data, "up", name + ".pid")) as f:
+                    pids.append(int(f.read().strip()))
+            except (OSError, ValueError):
+                pass
+        r = podwarp("down", "--data-dir", cls.data, "--purge", timeout=120)
+        leftovers = []
+        with open("/proc/self/mountinfo") as f:
+            leftovers += [line.split()[4] for line in f if cls.data in line.split()[4]]
+        if os.path.exists(cgroup):
+            leftovers.append(cgroup)
+        if os.path.exists(bpf):
+            leftovers.append(bpf)
+        for pid in pids:
+            try:
+                os.kill(pid, 0)
+                leftovers.append(f"pid {pid}")
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(cls.data, ignore_errors=True)
+        assert r.returncode == 0, f"podwarp down failed: {r.stdout}{r.stderr}"
+        assert not leftovers, f"podwarp down left behind: {leftovers}"
+
+    # ------------------------------------------------------------------ helpers
+    def kubectl(self, *args, check=True, timeout=90, input=None):
+        r = subprocess.run([KUBECTL, *args], capture_output=True, text=True, timeout=timeout,
+                           env=self.env, input=input)
+        if check and r.returncode != 0:
+            self.fail(f"kubectl {' '.join(args)}: {r.returncode}\n{r.stdout}\n{r.stderr}")
+        return r
+
+    def kjson(self, *args):
+        return json.loads(self.kubectl(*args, "-o", "json").stdout)
+
+    def wait_until(self, pred, timeout=60, message="condition"):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            v = pred()
+            if v:
+                return v
+            time.sleep(0.2)
+        self.dump_logs()
+        self.fail(f"timed out waiting for {message}")
+
+    def pods(self, selector):
+        return self.kjson("get", "pods", "-l", selector)["items"]
+
+    def restart_counts(self, selector):
+        return {p["metadata"]["name"]: [c.get("restartCount", 0)
+                                        for c in p["status"].get("containerStatuses", [])]
+                for p in self.pods(selector)}
+
+    def running_pod(self, name, args):
+        self.kubectl("run", name, f"--image={self.image}:latest", "--restart=Never",
+                     "--command", "--", *args)
+        self.kubectl("wait", "--for=condition=Ready", f"pod/{name}", "--timeout=90s")
+
+    # ------------------------------------------------------------------ tests, in order
+    def test_01_node_ready_and_deployment_available(self):
+        node = self.kjson("get", "node", NODE)
+        ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
+        self.assertEqual(ready[0]["status"], "True")
+        self.assertTrue(node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith(
+            "podwarp://"))
+        self.kubectl("create", "deployment", "web", f"--image={self.image}:httpd",
+                     "--replicas=3")
+        self.kubectl("rollout", "status", "deployment/web", "--timeout=120s", timeout=150)
+        wide = self.kubectl("get", "pods", "-l", "app=web", "-o", "wide").stdout
+        lines = [line for line in wide.splitlines()[1:] if line.strip()]
+        self.assertEqual(len(lines), 3, wide)
+        for line in lines:
+            self.assertIn("Running", line)
+            self.assertIn(NODE, line)
+        for p in self.pods("app=web"):
+            cs = p["status"]["containerStatuses"][0]
+            self.assertTrue(cs["ready"])
+            self.assertIn("running", cs["state"])
+            self.assertTrue(cs["imageID"])
+            self.assertTrue(cs["containerID"].startswith("podwarp://"))
+
+    def test_02_logs_follow_and_previous(self):
+        self.running_pod("logger", ["sh", "-c",
+                                    "for i in 1 2 3; do echo line $i; done; "
+                                    "while true; do echo tick; sleep 0.3; done"])
+        self.wait_until(lambda: "line 3" in self.kubectl("logs", "logger").stdout,
+                        message="logs of logger")
+        # -f streams: new ticks arrive after the command started.
+        proc = subprocess.Popen([KUBECTL, "logs", "-f", "--tail=1", "logger"],
+                                stdout=subprocess.PIPE, env=self.env, text=True)
+        try:
+            got = []
+            deadline = time.time() + 20
+            while time.time() < deadline and len(got) < 3:
+                ready, _, _ = select.select([proc.stdout], [], [], 1)
+                if ready:
+                    got.append(proc.stdout.readline())
+            self.assertGreaterEqual(len(got), 3, got)
+            self.assertTrue(all("tick" in g for g in got), got)
+        finally:
+            proc.kill()
+            proc.wait()
+        # --previous: the log of the run before the last restart.
+        self.kubectl("run", "crasher", f"--image={self.image}:latest", "--restart=Always",
+                     "--command", "--", "sh", "-c", "echo run at $(date +%s%N); exit 1")
+        self.wait_until(lambda: any(c.get("restartCount", 0) >= 1 for c in
+                                    self.kjson("get", "pod", "crasher")["status"].get(
+                                        "containerStatuses", [])), timeout=60,
+                        message="crasher restarted")
+        prev = self.kubectl("logs", "--previous", "crasher").stdout
+        self.assertIn("run at", prev)
+        st = self.kjson("get", "pod", "crasher")["status"]["containerStatuses"][0]
+        self.assertEqual(st["lastState"]["terminated"]["exitCode"], 1)
+        self.kubectl("delete", "pod", "crasher", "--grace-period=1")
+
+    def test_03_exec(self):
+        r = self.kubectl("exec", "logger", "--", "sh", "-c", "echo hi; echo err >&2; exit 3",
+                         check=False)
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("hi", r.stdout)
+        self.assertIn("err", r.stderr)
+        self.assertEqual(self.kubectl("exec", "logger", "--", "false", check=False).returncode, 1)
+        self.assertEqual(self.kubectl("exec", "logger", "--", "true", check=False).returncode, 0)
+        r = self.kubectl("exec", "-i", "logger", "--", "sh", input="echo abc\nexit 5\n",
+                         check=False)
+        self.assertEqual(r.returncode, 5, r.stderr)
+        self.assertIn("abc", r.stdout)
+        # -it through a real terminal: type commands, see the output, the exit code propagates.
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execve(KUBECTL, [KUBECTL, "exec", "-it", "logger", "--", "sh"], self.env)
+        out = b""
+        try:
+            def read_until(token, timeout=20):
+                nonlocal out
+                deadline = time.time() + timeout
+                while token not in out and time.time() < deadline:
+                    r, _, _ = select.select([fd], [], [], 0.5)
+                    if r:
+                        try:
+                            out += os.read(fd, 4096)
+                        except OSError:
+                            break
+                return token in out
+            time.sleep(1)
+            os.write(fd, b"echo $((6*7))\r")
+            self.assertTrue(read_until(b"42"), out)
+            self.assertTrue(read_until(b"# "), out)  # the prompt: sh runs on a terminal
+            os.write(fd, b"exit 7\r")
+            read_until(b"\x00", timeout=5)
+        finally:
+            _, status = os.waitpid(pid, 0)
+            os.close(fd)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 7, out)
+
+    def test_04_python_client_stream_exec(self):
+        from kubernetes import client, config
+        from kubernetes.stream import stream
+        config.load_kube_config(config_file=self.env["KUBECONFIG"])
+        v1 = client.CoreV1Api()
+        out = stream(v1.connect_get_namespaced_pod_exec, "logger", "default",
+                     command=["sh", "-c", "echo from-python"], stderr=True, stdin=False,
+                     stdout=True, tty=False)
+        self.assertIn("from-python", out)
+
+    def test_05_port_forward(self):
+        pod = self.pods("app=web")[0]["metadata"]["name"]
+        local = free_port()
+        proc = subprocess.Popen([KUBECTL, "port-forward", f"pod/{pod}", f"{local}:80"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env,
+                                text=True)
+        try:
+            line = proc.stdout.readline()
+            self.assertIn("Forwarding from", line)
+            for _ in range(3):  # several connections over one port-forward session
+                with urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=10) as r:
+                    self.assertEqual(r.read().decode().strip(), "hello from podwarp")
+        finally:
+            proc.kill()
+            proc.wait()
+
+    def test_06_rollout_restart_replaces_pods(self):
+        before = {p["metadata"]["name"] for p in self.pods("app=web")}
+        self.kubectl("rollout", "restart", "deployment/web")
+        self.kubectl("rollout", "status", "deployment/web", "--timeout=120s", timeout=150)
+        self.wait_until(lambda: len(self.pods("app=web")) == 3, message="3 web pods")
+        after = {p["metadata"]["name"] for p in self.pods("app=web")}
+        self.assertFalse(before & after, (before, after))
+
+    def test_07_kill_noded_no_container_restarts(self):
+        before = self.restart_counts("app=web")
+        with open(os.path.join(self.data, "up", "noded.pid")) as f:
+            pid = int(f.read().strip())
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(1)
+        r = podwarp(*self.up_args)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        time.sleep(3)
+        node = self.kjson("get", "node", NODE)
+        ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"][0]
+        self.assertEqual(ready["status"], "True")
+        self.assertEqual(self.restart_counts("app=web"), before)
+        for p in self.pods("app=web"):
+            self.assertEqual(p["status"]["phase"], "Running")
+            self.assertTrue(p["status"]["containerStatuses"][0]["ready"])
+
+    def test_08_restart_control_nothing_lost(self):
+        before = self.restart_counts("app=web")
+        with open(os.path.join(self.data, "up", "control.pid")) as f:
+            pid = int(f.read().strip())
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                os.kill(pid, 0)
+                time.sleep(0.1)
+            except ProcessLookupError:
+                break
+        r = podwarp(*self.up_args)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.kubectl("rollout", "status", "deployment/web", "--timeout=60s", timeout=90)
+        self.assertEqual(self.restart_counts("app=web"), before)
+        # noded resumed its watch: a new pod still starts.
+        self.kubectl("run", "after-restart", f"--image={self.image}:latest", "--restart=Never",
+                     "--command", "--", "sleep", "3600")
+        self.kubectl("wait", "--for=condition=Ready", "pod/after-restart", "--timeout=90s")
+
+    def test_09_delete_leaves_nothing_on_the_node(self):
+        self.kubectl("delete", "deployment", "web")
+        self.kubectl("delete", "pod", "logger", "after-restart", "--grace-period=1",
+                     "--wait=false")
+        self.wait_until(lambda: not self.kjson("get", "pods")["items"], timeout=90,
+                        message="all pods gone")
+        pods_dir = os.path.join(self.data, "pods")
+        self.wait_until(lambda: not os.path.isdir(pods_dir) or not os.listdir(pods_dir),
+                        timeout=30, message="pod state removed")
+        with open(os.path.join(self.data, "up", "cgroup-root")) as f:
+            cgroup = "/sys/fs/cgroup/" + f.read().strip()
+        self.wait_until(lambda: not os.path.isdir(cgroup) or
+                        not [d for d in os.listdir(cgroup) if os.path.isdir(os.path.join(cgroup, d))],
+                        timeout=30, message="pod cgroups removed")
+        with open("/proc/self/mountinfo") as f:
+            mounts = [line.split()[4] for line in f
+                      if line.split()[4].startswith(os.path.join(self.data, "run") + "/")
+                      or line.split()[4].startswith(os.path.join(self.data, "pods") + "/")]
+        self.assertEqual(mounts, [])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
