@@ -577,6 +577,14 @@ asio::awaitable<std::expected<std::pair<json::value, bool>, ApiError>> Api::stor
     const Request& req, const api::Resource& r, const Loaded& old, json::value next,
     std::string_view subresource) {
   std::string name(name_of(old.object));
+  // metadata.uid in an update is a precondition (upstream's rest.BeforeUpdate).
+  if (std::string_view uid = get_string(next, {"metadata", "uid"});
+      !uid.empty() && uid != uid_of(old.object)) {
+    co_return std::unexpected(conflict(
+        r, name,
+        fmt::format("Precondition failed: UID in precondition: {}, UID in object meta: {}", uid,
+                    uid_of(old.object))));
+  }
   std::int64_t precondition = resource_version_of(next);
   if (find_path(next, {"metadata", "resourceVersion"}) != nullptr &&
       !get_string(next, {"metadata", "resourceVersion"}).empty() && precondition == 0) {
@@ -903,8 +911,10 @@ asio::awaitable<Response> Api::remove(const Request& req) {
     if (!cur) co_return Response::error(cur.error());
     auto res = co_await delete_object(req, r, std::move(*cur), options);
     if (!res) {
+      // A write that raced ours: load again and re-check the preconditions (as upstream's
+      // GuaranteedUpdate). A failed precondition is final.
       if (res.error().reason == "Conflict" &&
-          find_path(options, {"preconditions"}) == nullptr) {
+          res.error().message.find("Precondition failed") == std::string::npos) {
         continue;
       }
       co_return Response::error(res.error());

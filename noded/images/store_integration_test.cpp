@@ -437,7 +437,7 @@ TEST_F(StoreIntegrationTest, ImportsOciAndDockerArchives) {
   auto removed = store_->remove(d("CONFIG_LAYERED"));  // by id: every name of the image
   ASSERT_TRUE(removed) << removed.error().message;
   EXPECT_EQ(removed->size(), 1u);
-  EXPECT_EQ(store_->list().size(), 2u);
+  EXPECT_EQ(store_->list().size(), 3u);  // latest, httpd, multi remain
   EXPECT_FALSE(store_->remove("podwarp.test/none"));
   EXPECT_FALSE(store_->import_archive(out / "digests.env"));
 }

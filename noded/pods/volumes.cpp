@@ -12,34 +12,16 @@
 
 #include "pods/atomic_writer.h"
 #include "podwarp/quantity.h"
+#include "podwarp/kubeconfig.h"
 
 namespace podwarp::noded::pods {
 
 namespace fs = std::filesystem;
 
 std::expected<std::string, std::string> base64_decode(std::string_view in) {
-  auto val = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  std::string out;
-  int acc = 0, bits = 0;
-  for (char c : in) {
-    if (c == '=' || c == '\n' || c == '\r') continue;
-    int v = val(c);
-    if (v < 0) return std::unexpected("illegal base64 data");
-    acc = (acc << 6) | v;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  return out;
+  auto out = kubeconfig::base64_decode(in);
+  if (!out) return std::unexpected("illegal base64 data");
+  return std::move(*out);
 }
 
 namespace {
