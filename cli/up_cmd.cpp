@@ -477,10 +477,27 @@ std::vector<std::string> mounts_under(const fs::path& dir) {
         path += mp[i];
       }
     }
-    if (path == dir.string() || path.starts_with(prefix)) out.push_back(path);
+    if (path.starts_with(prefix)) out.push_back(path);  // not dir itself: not ours
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
   return out;
+}
+
+// Where cgroup2 is mounted (/sys/fs/cgroup on unified hosts, /sys/fs/cgroup/unified on hybrid
+// ones), as noded finds it.
+fs::path cgroup2_mount() {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto dash = line.find(" - ");
+    if (dash == std::string::npos) continue;
+    std::istringstream pre(line.substr(0, dash)), post(line.substr(dash + 3));
+    std::string id, parent, devno, root, mp, fstype;
+    pre >> id >> parent >> devno >> root >> mp;
+    post >> fstype;
+    if (fstype == "cgroup2") return mp;
+  }
+  return "/sys/fs/cgroup";
 }
 
 // Kills every process in the cgroup tree and removes it, deepest first.
@@ -518,7 +535,7 @@ int down(const DownOptions& o) {
   stop(l, "noded", 15s);
   std::string cg = read_file(l.up() / "cgroup-root");
   if (!cg.empty() && cg.find('/') == std::string::npos) {
-    remove_cgroup_tree(fs::path("/sys/fs/cgroup") / cg);
+    remove_cgroup_tree(cgroup2_mount() / cg);
   }
   for (int round = 0; round < 5; ++round) {
     auto mps = mounts_under(l.data);

@@ -13,6 +13,13 @@ build/bin/apiserver_bench "$@"
 # Its own flags: --noded-runs N --noded-pods N.
 PODWARP_BIN=build/bin python3 tests/bench/noded_bench.py "$@"
 
+# pod start latency (issue 5): a whole single-node cluster from `podwarp up` (etcd,
+# podwarp-control, local registry, podwarp-noded), created -> all containers running as seen on
+# a watch (upstream SLO definition), one at a time and a burst of 100, per-phase split, RSS
+# idle and with 100 pods. Root only; it says so and skips otherwise. Its own flags:
+# --seq-pods N --batch N --burst N --burst-conns N --tmpfs --nice N --json FILE --no-containerd.
+PODWARP_BIN=build/bin /usr/bin/python3 tests/bench/pod_start_bench.py "$@"
+
 # scheduler (issue 4): in-process scheduling (upstream scheduler_perf SchedulingBasic shape,
 # 5,000 nodes / 10,000 pods, basic and anti-affinity + zone spread; medians of 3), then
 # create -> bound through etcd + podwarp-control (apiserver,scheduler) against the create-only

@@ -1,11 +1,14 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """pod_start_bench: pod start latency through a whole single-node podwarp cluster, measured as
 the upstream pod-startup SLO defines it, and the cluster's memory footprint (issue 5,
 acceptance 4 and 5).
 
   sudo PODWARP_BIN=build/bin /usr/bin/python3 tests/bench/pod_start_bench.py \
       [--seq-pods 200] [--batch 50] [--burst 100] [--burst-conns 20] [--json FILE] [--no-containerd]
+      [--tmpfs] [--nice -10]
   (other arguments are ignored: scripts/bench.sh passes the same ones to every benchmark)
+  --tmpfs puts the data dir (pod dirs, image store, overlay upper dirs) on a tmpfs mounted for
+  the run; --nice runs the cluster (and this script) at that nice value, autogroups included.
 
 `podwarp up` brings up etcd, podwarp-control, the local registry (test images) and
 podwarp-noded on kernel-chosen loopback ports under /tmp/podwarp-pod-start-bench-XXXX;
@@ -29,7 +32,10 @@ ms resolution), noded's own start phases from its local API /metrics
 (podwarp_pod_start_phase_seconds: worker created -> sandbox_ready -> image_ready (volumes +
 image) -> container_started; exact per pod in (a), by diffing the histogram's _sum after each
 pod; means in (b)), and status write (the rest: container started -> Running seen on the
-watch). Footprint: VmRSS of podwarp-noded, podwarp-control, etcd (and docker-registry) idle
+watch). Also printed: CPU time (utime+stime) and time spent runnable but waiting for a CPU
+(schedstat run delay) of noded, podwarp-control and etcd, per pod and over the burst; the
+apiserver's server-side mean per request kind during the burst; warning lines of the logs.
+Footprint: VmRSS of podwarp-noded, podwarp-control, etcd (and docker-registry) idle
 (node Ready, no pods) and with --burst pods running; optionally containerd idle, started here
 with its own root/state/socket. Nothing is asserted; goals and references are printed."""
 import argparse
@@ -337,9 +343,14 @@ class Watch:
 
 # ---------------------------------------------------------------------------------- the cluster
 class Cluster:
-    def __init__(self, base):
+    def __init__(self, base, tmpfs=False):
         self.data = os.path.join(base, "data")
         os.makedirs(self.data)
+        self.tmpfs = False
+        if tmpfs:
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4g,mode=0755", "podwarp-bench",
+                            self.data], check=True)
+            self.tmpfs = True
         self.registry_port = free_port()
         self.up_args = ["up", "--data-dir", self.data, "--port", str(free_port()),
                         "--node-api-port", str(free_port()), "--registry-port",
@@ -413,6 +424,19 @@ class Cluster:
                 continue
             print(f"pod_start_bench: podwarp down left {cg}; killing and removing it", file=sys.stderr)
             remove_cgroup_tree(cg)
+
+    def unmount(self):
+        if self.tmpfs:
+            with open("/proc/self/mountinfo") as f:
+                mounted = any(line.split()[4] == self.data for line in f)
+            self.tmpfs = mounted  # podwarp down unmounts whatever lies under its data dir
+        if self.tmpfs:
+            r = subprocess.run(["umount", self.data], capture_output=True, text=True)
+            if r.returncode != 0:
+                print(f"pod_start_bench: umount {self.data}: {r.stderr.strip()}; detaching it",
+                      file=sys.stderr)
+                subprocess.run(["umount", "-l", self.data])
+            self.tmpfs = False
 
     def warnings(self, limit=8):
         """Warning and error lines of noded's and podwarp-control's logs: (count, first few)."""
@@ -625,15 +649,22 @@ class Bench:
         self.w.wait(lambda: all(x in self.w.running for x in names), 300, "the burst to run")
         after = phase_totals(self.c.sock)
         first = min(t0 for t0, _ in sends.values())
+        first_wall = time.time() - (time.monotonic() - first)
         rows = []
         for x in names:
             t0, t1 = sends[x]
-            bound_m, _ = self.w.bound.get(x, (None, None))
+            bound_m, bound_w = self.w.bound.get(x, (None, None))
             fs = self.w.first_status.get(x, (None,))[0]
             rows.append({"name": x, "api": (t1 - t0) * 1000,
                          "first_status": None if fs is None else (fs - t0) * 1000,
                          "sched": None if bound_m is None else (bound_m - t0) * 1000,
-                         "e2e": (self.w.running[x][0] - t0) * 1000})
+                         "e2e": (self.w.running[x][0] - t0) * 1000, "bound_wall": bound_w,
+                         "pickup_at": None})
+        picks = self.c.pickup_times()
+        for r in rows:
+            pw = picks.get(r["name"])
+            if pw is not None:
+                r["pickup_at"] = (pw - first_wall) * 1000  # noded's log line, from the first create
         res = {
             "rows": rows,
             "all_running": (max(self.w.running[x][0] for x in names) - first) * 1000,
@@ -790,7 +821,7 @@ def print_report(res, args):
     ph = s["phases_p50"]
     print("\n## Pod start latency (podwarp up, single node; image cached, IfNotPresent)\n")
     print(f"cluster up in {res['up_s']:.1f} s; first pod incl. image pull: {fmt_ms(res['prepull_ms'])}; "
-          f"nice {args.nice}; load average before the run {res.get('load', '?')}\n")
+          f"nice {args.nice}; data dir on {'tmpfs' if args.tmpfs else 'the /tmp filesystem'}; load average before the run {res.get('load', '?')}\n")
     print("| measure | podwarp | goal | | upstream reference | ratio |")
     print("|---|---|---|---|---|---|")
     print(f"| one at a time p50 ({s['n']} pods) | {fmt_ms(s['p50'])} | ≤ 30 ms | {ok(s['p50'], GOALS['seq_p50'])} "
@@ -880,18 +911,23 @@ def main():
     ap.add_argument("--burst-conns", type=int, default=20)
     ap.add_argument("--json", help="also write the raw results here")
     ap.add_argument("--no-containerd", action="store_true")
+    ap.add_argument("--tmpfs", action="store_true",
+                    help="put the cluster's data dir (pod dirs, image store, overlay upper dirs) "
+                         "on a tmpfs mounted for this run, to take the host's disk out of the picture")
     ap.add_argument("--nice", type=int, default=0,
                     help="run the cluster's processes and this script at this nice value (e.g. -10) "
                          "to approximate an otherwise idle machine on a shared one")
     args, _ = ap.parse_known_args()
+    args.batch = max(1, min(args.batch, 100))  # the node takes 110 pods; keep room for the rest
     if os.geteuid() != 0:
         print("pod_start_bench: needs root (podwarp up runs noded); skipped")
         return 0
     load0 = " ".join(f"{x:.1f}" for x in os.getloadavg())
     base = tempfile.mkdtemp(prefix="podwarp-pod-start-bench-")
-    cluster = Cluster(base)
+    cluster = None
     watch = None
     try:
+        cluster = Cluster(base, tmpfs=args.tmpfs)
         containerd_kib = None if args.no_containerd else containerd_idle_kib(base)
         cluster.up()
         api = Api(cluster.kubeconfig, base)
@@ -944,7 +980,9 @@ def main():
     finally:
         if watch is not None:
             watch.stop()
-        cluster.down()
+        if cluster is not None:
+            cluster.down()
+            cluster.unmount()
         shutil.rmtree(base, ignore_errors=True)
     return 0
 

@@ -27,6 +27,16 @@ from harness import BIN, KUBECTL, free_port  # noqa: E402
 NODE = "podwarp-it-node"
 
 
+def cgroup2_mount():
+    """Where cgroup2 is mounted (/sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts)."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            if post.split()[0] == "cgroup2":
+                return pre.split()[4]
+    return "/sys/fs/cgroup"
+
+
 def podwarp(*args, timeout=300):
     return subprocess.run([os.path.join(BIN, "podwarp"), *args], capture_output=True,
                           text=True, timeout=timeout)
@@ -67,7 +77,7 @@ class ClusterUpTest(unittest.TestCase):
         if cls.data is None:
             return
         with open(os.path.join(cls.data, "up", "cgroup-root")) as f:
-            cgroup = "/sys/fs/cgroup/" + f.read().strip()
+            cgroup = os.path.join(cgroup2_mount(), f.read().strip())
         with open(os.path.join(cls.data, "up", "bpf-dir")) as f:
             bpf = f.read().strip()
         pids = []
@@ -309,7 +319,7 @@ class ClusterUpTest(unittest.TestCase):
         self.wait_until(lambda: not os.path.isdir(pods_dir) or not os.listdir(pods_dir),
                         timeout=30, message="pod state removed")
         with open(os.path.join(self.data, "up", "cgroup-root")) as f:
-            cgroup = "/sys/fs/cgroup/" + f.read().strip()
+            cgroup = os.path.join(cgroup2_mount(), f.read().strip())
         self.wait_until(lambda: not os.path.isdir(cgroup) or
                         not [d for d in os.listdir(cgroup) if os.path.isdir(os.path.join(cgroup, d))],
                         timeout=30, message="pod cgroups removed")
