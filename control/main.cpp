@@ -380,7 +380,15 @@ int main(int argc, char** argv) {
       io,
       [&]() -> asio::awaitable<void> {
         // Load the cache, listen, bootstrap the system objects, then serve.
+        // etcd may still be coming up (or the machine is loaded): retry for a minute, as the
+        // upstream apiserver waits for its storage, before giving up.
         auto started = co_await cache.start();
+        for (int attempt = 1; !started && attempt < 60; ++attempt) {
+          log::warn("etcd at {} not ready ({}); retrying", etcd_servers, started.error().message);
+          asio::steady_timer pause(io, std::chrono::seconds(1));
+          co_await pause.async_wait(asio::use_awaitable);
+          started = co_await cache.start();
+        }
         if (!started) {
           log::error("cannot load state from etcd at {}: {}", etcd_servers, started.error().message);
           exit_code = 1;
