@@ -49,6 +49,8 @@ struct UpOptions {
   bool no_node = false;
   bool no_registry = false;
   int timeout_s = 180;
+  bool service_lb = false;  // --- service LB --- noded --service-lb
+  std::string pod_network = "routed";  // noded --pod-network: routed (veth + /32 per pod) or none
 };
 
 struct DownOptions {
@@ -436,6 +438,9 @@ int up(const UpOptions& o) {
       argv.push_back("--insecure-registry");
       argv.push_back(fmt::format("127.0.0.1:{}", registry_port));
     }
+    if (o.service_lb) argv.push_back("--service-lb");  // --- service LB ---
+    argv.push_back("--pod-network");
+    argv.push_back(o.pod_network);
     write_file(l.up() / "cgroup-root", "podwarp-" + id);
     write_file(l.up() / "bpf-dir", "/sys/fs/bpf/podwarp-" + id);
     if (!spawn(l, "noded", argv, l.log() / "noded.log")) return 1;
@@ -580,6 +585,13 @@ void add_up_commands(CLI::App& app, GlobalOptions& /*globals*/, int& exit_code) 
   upc->add_option("--node-name", uo->node_name, "the node's name (default: hostname)");
   upc->add_flag("--no-node", uo->no_node, "control plane (and registry) only");
   upc->add_flag("--no-registry", uo->no_registry, "no local registry and test images");
+  upc->add_option("--pod-network", uo->pod_network,
+                  "pod network: routed (a veth and an address from the node's podCIDR per pod) or "
+                  "none (loopback only)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"routed", "none"}));
+  upc->add_flag("--service-lb", uo->service_lb,
+                "run noded with --service-lb (eBPF ClusterIP load balancing for the pods)");
   upc->add_option("--timeout", uo->timeout_s, "seconds to wait for each part")->capture_default_str();
   upc->callback([uo, &exit_code] { exit_code = up(*uo); });
 

@@ -14,7 +14,8 @@
 //       [--node-name NAME] [--log-level info] [--crash-backoff-ms 10000]
 //
 // State lives under --root-dir: images/ (the image store), pods/<uid>/ (persisted pod state,
-// volumes, log FIFOs), run/ (namespace pins and /etc files of sandboxes).
+// volumes, log FIFOs), run/ (namespace pins and /etc files of sandboxes), net/ (pod IPs, with
+// --pod-network=routed).
 //
 // SIGTERM/SIGINT: noded exits WITHOUT stopping pods, as the kubelet does: containers keep
 // running and the next noded re-adopts them (restart-safe upgrades). Stop pods by removing
@@ -34,9 +35,11 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -52,7 +55,13 @@
 #include "cgroup/sys_error.h"
 #include "exitrec/exit_recorder.h"
 #include "images/image_store.h"
+// --- service LB ---
+#include "lb/datapath.h"
+#include "lb/service_informers.h"
+#include "lb/service_map.h"
+// --- end service LB ---
 #include "nodeapi/node_api.h"
+#include "net/node_network.h"
 #include "nodeapi/node_https.h"
 #include "pods/pod_manager.h"
 #include "podwarp/client.h"
@@ -136,6 +145,8 @@ int main(int argc, char** argv) {
   std::string kubeconfig_path, node_ip, node_api_address = "0.0.0.0";
   int node_api_port = 10250;
   std::string tls_cert, tls_key, client_ca;
+  std::string pod_network = "none", pod_cidr;
+  bool allow_ip_forward = false;
   app.add_flag("--standalone", standalone, "run pods from --manifest-dir, without an apiserver");
   app.add_option("--kubeconfig", kubeconfig_path, "API mode: kubeconfig of the node's credentials");
   app.add_option("--node-ip", node_ip,
@@ -168,6 +179,23 @@ int main(int argc, char** argv) {
                  "disk usage percent of the root's filesystem above which unused images are "
                  "removed (kubelet's imageGCHighThresholdPercent; 100 disables)");
   app.add_option("--image-gc-period", gc_period_s, "seconds between image GC checks");
+  app.add_option("--pod-network", pod_network,
+                 "none: pods have loopback only (default); routed: a veth and a /32 podIP per pod "
+                 "from the node's podCIDR, routes to other nodes' podCIDRs (noded/net/README.md)")
+      ->check(CLI::IsMember({"none", "routed"}));
+  app.add_option("--pod-cidr", pod_cidr,
+                 "with --pod-network=routed: this podCIDR instead of Node.spec.podCIDR (required "
+                 "in standalone mode)");
+  app.add_flag("--allow-ip-forward", allow_ip_forward,
+               "with --pod-network=routed: set net.ipv4.ip_forward=1 (needed for traffic from "
+               "other nodes to pods; pod-to-pod on one node does not need it)");
+  // --- service LB ---
+  bool service_lb = false;
+  app.add_flag("--service-lb", service_lb,
+               "API mode: balance ClusterIP services for the pods with the eBPF socket load "
+               "balancer (pinned in <bpf-dir>/podwarp-noded/lb, attached to --cgroup-root); no "
+               "kube-proxy, no iptables (noded/lb/README.md)");
+  // --- end service LB ---
   CLI11_PARSE(app, argc, argv);
   node_name_set = nn->count() > 0;
   log::set_level(log_level);
@@ -247,14 +275,56 @@ int main(int argc, char** argv) {
         r.error().message);
   }
 
+  std::optional<net::NodeNetwork> pod_net;
+  if (pod_network == "routed") {
+    net::NodeNetworkOptions no;
+    no.node_name = node_name;
+    no.state_dir = root_dir + "/net";
+    no.allow_ip_forward = allow_ip_forward;
+    if (!pod_cidr.empty()) {
+      no.static_pod_cidr = net::parse_cidr4(pod_cidr);
+      if (!no.static_pod_cidr) fatal("--pod-cidr " + pod_cidr + ": not an IPv4 CIDR");
+    } else if (standalone) {
+      fatal("--pod-network=routed in standalone mode needs --pod-cidr");
+    }
+    auto n = net::NodeNetwork::open(no);
+    if (!n) fatal("pod network: " + n.error());
+    pod_net.emplace(std::move(*n));
+    // Addresses of pods whose sandbox is gone (noded died between the two removals): freed.
+    // A running or adopted pod always has its namespace pins under run/ns/<uid>.
+    std::set<std::string> with_sandbox;
+    std::error_code list_ec;
+    for (const auto& e : fs::directory_iterator(root_dir + "/run/ns", list_ec))
+      with_sandbox.insert(e.path().filename().string());
+    if (list_ec && list_ec != std::errc::no_such_file_or_directory) {
+      log::warn("noded: pod network: list {}/run/ns: {} (orphaned addresses kept)", root_dir,
+                list_ec.message());
+    } else if (int gone = pod_net->pods().release_orphans(with_sandbox); gone > 0) {
+      log::info("noded: pod network: released the addresses of {} pods without a sandbox", gone);
+    }
+  }
+
   asio::io_context io(1);
   images::PullOptions pull;
   pull.registry.insecure_registries = insecure;
   adapters::NodeImages image_service(**store, pull);
-  adapters::NodeRuntime runtime(
-      io.get_executor(),
-      {.run_dir = root_dir + "/run", .resolv_conf = {}, .exits = exits ? &*exits : nullptr},
-      *cgroups, **store);
+  adapters::NodeRuntimeOptions ro{
+      .run_dir = root_dir + "/run", .resolv_conf = {}, .exits = exits ? &*exits : nullptr};
+  if (pod_net) {
+    auto ex = io.get_executor();
+    ro.attach_network = [&pod_net, ex](const std::string& uid, const std::string& netns)
+        -> pods::Awaitable<std::expected<std::string, std::string>> {
+      // Until the node has a podCIDR (the controllers' node IPAM sets it right after the Node
+      // is registered) the pod waits here; then the pod worker retries with its backoff.
+      for (int i = 0; i < 300 && !pod_net->has_pod_cidr(); ++i) {
+        asio::steady_timer t(ex, std::chrono::milliseconds(100));
+        co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+      }
+      co_return pod_net->attach(uid, netns);
+    };
+    ro.detach_network = [&pod_net](const std::string& uid) { pod_net->detach(uid); };
+  }
+  adapters::NodeRuntime runtime(io.get_executor(), std::move(ro), *cgroups, **store);
 
   pods::PodManagerOptions po;
   po.manifest_dir = manifest_dir;
@@ -288,6 +358,10 @@ int main(int argc, char** argv) {
               fmt::format("{} (controller not available in cgroup2 at {})", c, cgroups->mount()));
     }
     ao.root_dir = root_dir;
+    if (pod_net)
+      ao.on_nodes = [&pod_net](const std::vector<const json::value*>& nodes) {
+        pod_net->on_nodes(nodes);
+      };
     node_agent = std::make_unique<agent::NodeAgent>(io.get_executor(), api_client, std::move(ao));
     node_agent->configure(po);
   }
@@ -310,6 +384,49 @@ int main(int argc, char** argv) {
     node_agent->set_kubelet_port(0);
   }
 
+  // --- service LB ---
+  // Socket programs on the pods' parent cgroup (noded's own, never the machine's root), maps
+  // pinned so that a restart reuses them: the old programs keep serving meanwhile, the new
+  // ones are swapped in by attach_cgroup, recover() + the first sync write only differences.
+  // Not yet: tc programs on the host's interfaces (NodePort from outside the node).
+  std::unique_ptr<lb::Datapath> lb_datapath;
+  std::unique_ptr<lb::ServiceMap> lb_map;
+  std::unique_ptr<lb::ServiceLbSync> lb_sync;
+  if (service_lb) {
+    if (standalone) fatal("--service-lb needs API mode (Services come from the API server)");
+    if (auto m = ensure_bpffs(bpf_dir); !m) fatal("service lb: " + m.error().message);
+    lb::DatapathOptions lo;
+    lo.pin_dir = bpf_dir + "/podwarp-noded/lb";
+    auto dp = lb::Datapath::open(lo);
+    if (!dp) fatal("service lb: " + dp.error().message);
+    lb_datapath = std::move(*dp);
+    if (cgroups->root() == cgroups->mount() || cgroups->root().size() <= cgroups->mount().size())
+      fatal("service lb: refusing to attach to the machine's root cgroup " + cgroups->root());
+    if (auto a = lb_datapath->attach_cgroup(cgroups->root()); !a)
+      fatal("service lb: " + a.error().message);
+    if (auto pr = lb_datapath->prune_cgroup_links(); !pr)
+      log::warn("service lb: {}", pr.error().message);
+    std::vector<lb::IpAddr> node_addrs;
+    if (auto a = lb::IpAddr::parse(node_ip)) node_addrs.push_back(*a);
+    if (auto r = lb_datapath->set_node_addresses(node_addrs); !r)
+      log::warn("service lb: node addresses: {}", r.error().message);
+    if (auto a = lb::IpAddr::parse(node_ip); a && a->is_v4()) {
+      lb::NodePortConfig npc;
+      npc.snat_v4_net = a->v4_net();
+      if (auto r = lb_datapath->set_nodeport_config(npc); !r)
+        log::warn("service lb: nodeport config: {}", r.error().message);
+    }
+    lb_map = std::make_unique<lb::ServiceMap>(lb_datapath->maps());
+    if (auto r = lb_map->recover(); !r) fatal("service lb: recover: " + r.error().message);
+    client::Config lcc = client::Config::from_kubeconfig(*kc);
+    lcc.user_agent = "podwarp-noded/" PODWARP_VERSION;
+    lb_sync = std::make_unique<lb::ServiceLbSync>(
+        io.get_executor(), client::Client(io.get_executor(), lcc), *lb_map, node_name);
+    lb_sync->start();
+    log::info("service lb: socket programs on {}, maps in {}, {} frontends recovered",
+              cgroups->root(), lo.pin_dir, lb_map->set_count());
+  }
+  // --- end service LB ---
   asio::signal_set signals(io, SIGINT, SIGTERM);
   std::unique_ptr<nodeapi::NodeApiServer> api;
   signals.async_wait([&](boost::system::error_code e, int sig) {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -34,6 +35,7 @@ struct NodeRuntime::PodSandboxState {
   std::string files_dir;
   bool has_resolv = false;
   bool share_pid = false;
+  std::string pod_ip;  // "" without a pod network
 };
 
 struct NodeRuntime::Container {
@@ -134,7 +136,8 @@ runtime::ProcessSpec process_template(pid_t pid) {
 
 NodeRuntime::NodeRuntime(asio::any_io_executor ex, NodeRuntimeOptions opts,
                          cgroup::CgroupManager& cgroups, images::ImageStore& images)
-    : ex_(std::move(ex)), opts_(std::move(opts)), cgroups_(cgroups), images_(images) {
+    : ex_(std::move(ex)), opts_(std::move(opts)), cgroups_(cgroups), images_(images),
+      starters_(std::make_unique<asio::thread_pool>(2)) {
   if (opts_.resolv_conf.empty()) opts_.resolv_conf = read_file("/etc/resolv.conf");
 }
 
@@ -165,7 +168,7 @@ NodeRuntime::PodSandboxState* NodeRuntime::sandbox(const std::string& uid) {
 Awaitable<std::expected<pods::Sandbox, std::string>> NodeRuntime::create_sandbox(
     const pods::SandboxRequest& req) {
   if (auto* s = sandbox(req.pod_uid)) {
-    co_return pods::Sandbox{s->pins->path(ns::NsType::kNet), ""};
+    co_return pods::Sandbox{s->pins->path(ns::NsType::kNet), s->pod_ip};
   }
   static const json::value kEmpty = json::object();
   const json::value& pod = req.pod != nullptr ? *req.pod : kEmpty;
@@ -176,7 +179,9 @@ Awaitable<std::expected<pods::Sandbox, std::string>> NodeRuntime::create_sandbox
   st->share_pid = get_bool(pod, {"spec", "shareProcessNamespace"});
   st->files_dir = opts_.run_dir + "/pods/" + req.pod_uid;
   st->has_resolv = !opts_.resolv_conf.empty();
+  bool adopted = false;
   if (auto pins = ns::PodNamespaces::adopt(opts_.run_dir, req.pod_uid)) {
+    adopted = true;
     // A sandbox left by the previous noded: keep its namespaces (the running containers are
     // in them); make sure its cgroup is there.
     auto cg = cgroups_.create("pod" + req.pod_uid, cgroup::pod_limits(pod), true);
@@ -207,8 +212,20 @@ Awaitable<std::expected<pods::Sandbox, std::string>> NodeRuntime::create_sandbox
   if (auto lo = bring_up_loopback(netns); !lo) {
     co_return std::unexpected("create sandbox: " + lo.error().message);
   }
+  if (opts_.attach_network) {
+    // Before any container starts; for an adopted sandbox this finds the same veth and address.
+    auto ip = co_await opts_.attach_network(req.pod_uid, netns);
+    if (!ip) {
+      // A new sandbox keeps no half-made network (its address is not held while the pod
+      // waits); an adopted one is left alone: its containers are running in it.
+      if (!adopted && opts_.detach_network) opts_.detach_network(req.pod_uid);
+      co_return std::unexpected("create sandbox: network: " + ip.error());
+    }
+    st->pod_ip = *ip;
+  }
+  std::string pod_ip = st->pod_ip;
   sandboxes_[req.pod_uid] = std::move(st);
-  co_return pods::Sandbox{netns, ""};
+  co_return pods::Sandbox{netns, pod_ip};
 }
 
 int NodeRuntime::release_orphan_rootfs() {
@@ -261,6 +278,7 @@ Awaitable<std::expected<void, std::string>> NodeRuntime::release_sandbox(const s
     it = containers_.erase(it);
   }
   if (auto d = cgroups_.destroy("pod" + uid); !d) errors.push_back(d.error().message);
+  if (opts_.detach_network) opts_.detach_network(uid);  // before the netns pin goes
   std::optional<ns::PodNamespaces> pins;
   if (auto* s = sandbox(uid)) {
     pins = std::move(s->pins);
@@ -334,9 +352,20 @@ Awaitable<std::expected<pods::ContainerHandle, std::string>> NodeRuntime::start_
   spec.process.stdout_fd = req.stdout_fd;
   spec.process.stderr_fd = req.stderr_fd;
 
-  auto p = runtime::start_container(spec);
+  // The blocking clone3 start on a starter thread; this coroutine resumes on the loop.
+  auto start_on_pool = [&spec]() -> Awaitable<std::expected<runtime::Process, SysError>> {
+    co_return runtime::start_container(spec);
+  };
+  auto started = asio::co_spawn(starters_->get_executor(), start_on_pool(), asio::use_awaitable);
+  std::expected<runtime::Process, SysError> p = co_await std::move(started);
   if (!p) co_return fail(p.error().message);
   c->proc = std::move(*p);
+  sb = sandbox(req.pod_uid);  // the pod may have been released while the start ran
+  if (sb == nullptr) {
+    (void)c->proc.kill_cgroup();
+    (void)c->proc.wait();
+    co_return fail("container start: pod " + req.pod_uid + " was stopped during the start");
+  }
   if (sb->share_pid && !sb->pins->has_pid_ns()) {
     if (auto r = sb->pins->pin_pid_ns(c->proc.pid()); !r)
       log::warn("runtime: pod {}: pin pid namespace: {}", req.pod_uid, r.error().message);

@@ -6,7 +6,8 @@
 //                    and the container cgroup <cgroup-root>/pod<uid>/<hex>
 //   sandbox          pins <run_dir>/ns/<uid>/{net,ipc,uts[,pid]}, files <run_dir>/pods/<uid>/,
 //                    cgroup <cgroup-root>/pod<uid> (runtime::PodSandbox's layout)
-// The sandbox's network namespace gets "lo" up (loopback.h).
+// The sandbox's network namespace gets "lo" up (loopback.h) and, with attach_network set, the
+// pod network (noded/net: veth eth0, /32 podIP, routes) before any container starts.
 //
 // Restart safety: adopt_container() checks that the recorded pid still has the recorded start
 // time (field 22 of /proc/<pid>/stat), opens a pidfd and re-checks (no recycled pid is ever
@@ -19,11 +20,15 @@
 // The cgroup and rootfs of a container that exited while noded was down are removed at
 // adoption.
 //
-// Threading: all methods on noded's loop thread. start_container() blocks the loop for the few
-// milliseconds of a clone3 (vfork-style) start; everything that waits is asynchronous.
+// Threading: all methods on noded's loop thread. The clone3 (vfork-style) start of a container
+// process, which blocks its thread until the child has set up its mounts and exec'd (several
+// milliseconds), runs on a small pool of starter threads, so that the starts of many pods
+// overlap and the loop keeps serving; everything else that waits is asynchronous.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -44,6 +49,14 @@ struct NodeRuntimeOptions {
   // Exit statuses of processes noded did not reap (after a restart): every started container
   // is watched; null: such exits are reported with code_known=false.
   exitrec::ExitRecorder* exits = nullptr;
+  // The pod network (noded/net, wired by main): connects a new or adopted sandbox's network
+  // namespace and returns the pod's IP; an error fails the sandbox (the pod worker retries).
+  // Unset: sandboxes have loopback only and no podIP. detach_network undoes it in
+  // release_sandbox (idempotent).
+  std::function<pods::Awaitable<std::expected<std::string, std::string>>(
+      const std::string& pod_uid, const std::string& netns_path)>
+      attach_network;
+  std::function<void(const std::string& pod_uid)> detach_network;
 };
 
 class NodeRuntime final : public pods::ContainerRuntime {
@@ -96,6 +109,9 @@ class NodeRuntime final : public pods::ContainerRuntime {
   images::ImageStore& images_;
   std::map<std::string, std::unique_ptr<PodSandboxState>> sandboxes_;  // by pod uid
   std::map<std::string, std::unique_ptr<Container>> containers_;       // by container id
+  // Container process starts (runtime::start_container is thread-safe). Never joined: noded
+  // ends with _exit().
+  std::unique_ptr<boost::asio::thread_pool> starters_;
 };
 
 }  // namespace podwarp::noded::adapters

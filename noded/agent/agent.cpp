@@ -67,7 +67,8 @@ struct NodeAgent::Impl : std::enable_shared_from_this<Impl> {
   AgentOptions o;
   loop::EventRecorder events;
   pods::PodManager* pm = nullptr;
-  std::shared_ptr<client::Informer> pods_inf, cm_inf, secret_inf;
+  std::shared_ptr<client::Informer> pods_inf, cm_inf, secret_inf, nodes_inf;
+  bool nodes_pending = false;  // an on_nodes call is posted
   bool pods_started = false;
   std::string node_uid;
   json::value last_status;  // last written node status
@@ -217,6 +218,28 @@ struct NodeAgent::Impl : std::enable_shared_from_this<Impl> {
       if (auto s = weak.lock()) s->on_pod_deleted(p);
     });
     for (auto& i : {pods_inf, cm_inf, secret_inf}) i->start();
+    if (o.on_nodes) {
+      nodes_inf = client::Informer::create(ex, client, nodes_res, "");
+      // Events of one turn of the loop (a relist) are handed over once.
+      auto changed = [weak] {
+        auto s = weak.lock();
+        if (!s || s->nodes_pending) return;
+        s->nodes_pending = true;
+        asio::post(s->ex, [weak] {
+          auto s = weak.lock();
+          if (!s) return;
+          s->nodes_pending = false;
+          auto all = s->nodes_inf->list();
+          std::vector<const json::value*> nodes;
+          for (const auto& n : all) nodes.push_back(n.get());
+          s->o.on_nodes(nodes);
+        });
+      };
+      nodes_inf->on_add([changed](const json::value&) { changed(); });
+      nodes_inf->on_update([changed](const json::value&, const json::value&) { changed(); });
+      nodes_inf->on_delete([changed](const json::value&) { changed(); });
+      nodes_inf->start();
+    }
   }
 
   asio::awaitable<void> start_pods() {
@@ -467,7 +490,7 @@ NodeAgent::NodeAgent(asio::any_io_executor ex, client::Client client, AgentOptio
 }
 
 NodeAgent::~NodeAgent() {
-  for (auto* i : {&impl_->pods_inf, &impl_->cm_inf, &impl_->secret_inf})
+  for (auto* i : {&impl_->pods_inf, &impl_->cm_inf, &impl_->secret_inf, &impl_->nodes_inf})
     if (*i) (*i)->stop();
 }
 

@@ -19,6 +19,8 @@
 //    once everything of it is gone the object is deleted with gracePeriodSeconds=0 and
 //    preconditions.uid. Pods whose objects vanish are stopped and cleaned. Terminal pods
 //    (Succeeded/Failed in the API) that noded does not run are never started again.
+//  - Nodes (only with AgentOptions::on_nodes): an informer on all Nodes; every change hands the
+//    whole cache to on_nodes (the pod network: own podCIDR, routes to other nodes' podCIDRs).
 //  - Events: kubelet events through loop::EventRecorder (source.component "kubelet",
 //    source.host = node name). Service-account tokens: POST serviceaccounts/{sa}/token.
 //
@@ -32,6 +34,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "agent/node_status.h"
 #include "pods/pod_manager.h"
@@ -48,6 +51,9 @@ struct AgentOptions {
   std::int64_t lease_duration_seconds = 40;
   // Host facts source (tests inject); default read_host_facts(root_dir).
   std::function<HostFacts()> host_facts;
+  // Set: an informer on all Nodes calls this with the whole cache after every change (the
+  // pod network learns the node's podCIDR and the other nodes' routes from it).
+  std::function<void(const std::vector<const json::value*>& nodes)> on_nodes;
 };
 
 class NodeAgent {

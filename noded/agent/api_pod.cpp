@@ -67,8 +67,8 @@ json::object compose_api_status(const json::object& ours, const json::value* cur
                      {"lastTransitionTime", since},
                      {"reason", "NoPodNetwork"},
                      {"message",
-                      "pods have no network yet: the pod's network namespace has loopback only, so "
-                      "it has no podIP"}});
+                      "the pod's network namespace has loopback only, so it has no podIP (noded "
+                      "runs with --pod-network=none)"}});
   }
   if (current != nullptr && current->is_object()) {
     if (const auto* cc = find_path(*current, {"conditions"}); cc && cc->is_array())

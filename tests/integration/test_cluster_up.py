@@ -8,115 +8,28 @@ mount, cgroup and BPF pin the cluster made.
 
 Needs root (cgroups, namespaces, mounts). All ports are kernel-chosen; the traffic stays on
 loopback (kubectl's port-forward listener) and inside the pods' own network namespaces."""
-import json
 import os
 import pty
 import select
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BIN, KUBECTL, free_port  # noqa: E402
+from harness import KUBECTL, free_port  # noqa: E402
+from up_harness import UpClusterTestCase, cgroup2_mount, podwarp  # noqa: E402
 
 NODE = "podwarp-it-node"
 
 
-def cgroup2_mount():
-    """Where cgroup2 is mounted (/sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts)."""
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            pre, _, post = line.partition(" - ")
-            if post.split()[0] == "cgroup2":
-                return pre.split()[4]
-    return "/sys/fs/cgroup"
-
-
-def podwarp(*args, timeout=300):
-    return subprocess.run([os.path.join(BIN, "podwarp"), *args], capture_output=True,
-                          text=True, timeout=timeout)
-
-
-class ClusterUpTest(unittest.TestCase):
-    data = None
-
-    @classmethod
-    def setUpClass(cls):
-        if os.geteuid() != 0:
-            raise unittest.SkipTest("needs root")
-        cls.data = tempfile.mkdtemp(prefix="podwarp-up-")
-        cls.registry_port = free_port()
-        cls.up_args = ["up", "--data-dir", cls.data, "--port", str(free_port()),
-                       "--node-api-port", str(free_port()), "--registry-port",
-                       str(cls.registry_port), "--node-name", NODE]
-        r = podwarp(*cls.up_args)
-        if r.returncode != 0:
-            cls.dump_logs()
-            podwarp("down", "--data-dir", cls.data, "--purge")
-            shutil.rmtree(cls.data, ignore_errors=True)
-            raise AssertionError(f"podwarp up failed:\n{r.stdout}\n{r.stderr}")
-        cls.env = dict(os.environ, KUBECONFIG=os.path.join(cls.data, "control",
-                                                           "admin.kubeconfig"))
-        cls.image = f"127.0.0.1:{cls.registry_port}/podwarp/busybox"
-
-    @classmethod
-    def dump_logs(cls):
-        for name in ("noded.log", "control.log"):
-            p = os.path.join(cls.data, "log", name)
-            if os.path.exists(p):
-                with open(p, errors="replace") as f:
-                    print(f"--- {name} (tail)\n" + "".join(f.readlines()[-60:]), file=sys.stderr)
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.data is None:
-            return
-        with open(os.path.join(cls.data, "up", "cgroup-root")) as f:
-            cgroup = os.path.join(cgroup2_mount(), f.read().strip())
-        with open(os.path.join(cls.data, "up", "bpf-dir")) as f:
-            bpf = f.read().strip()
-        pids = []
-        for name in ("etcd", "control", "registry", "noded"):
-            try:
-                with open(os.path.join(cls.data, "up", name + ".pid")) as f:
-                    pids.append(int(f.read().strip()))
-            except (OSError, ValueError):
-                pass
-        r = podwarp("down", "--data-dir", cls.data, "--purge", timeout=120)
-        leftovers = []
-        with open("/proc/self/mountinfo") as f:
-            leftovers += [line.split()[4] for line in f if cls.data in line.split()[4]]
-        if os.path.exists(cgroup):
-            leftovers.append(cgroup)
-        if os.path.exists(bpf):
-            leftovers.append(bpf)
-        for pid in pids:
-            try:
-                os.kill(pid, 0)
-                leftovers.append(f"pid {pid}")
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        shutil.rmtree(cls.data, ignore_errors=True)
-        assert r.returncode == 0, f"podwarp down failed: {r.stdout}{r.stderr}"
-        assert not leftovers, f"podwarp down left behind: {leftovers}"
+class ClusterUpTest(UpClusterTestCase):
+    NODE = NODE
+    PREFIX = "podwarp-up-"
 
     # ------------------------------------------------------------------ helpers
-    def kubectl(self, *args, check=True, timeout=90, input=None):
-        r = subprocess.run([KUBECTL, *args], capture_output=True, text=True, timeout=timeout,
-                           env=self.env, input=input)
-        if check and r.returncode != 0:
-            self.fail(f"kubectl {' '.join(args)}: {r.returncode}\n{r.stdout}\n{r.stderr}")
-        return r
-
-    def kjson(self, *args):
-        return json.loads(self.kubectl(*args, "-o", "json").stdout)
-
     def wait_until(self, pred, timeout=60, message="condition"):
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -156,6 +69,15 @@ class ClusterUpTest(unittest.TestCase):
         for line in lines:
             self.assertIn("Running", line)
             self.assertIn(NODE, line)
+        import ipaddress
+        cidr = ipaddress.ip_network(self.kjson("get", "node", NODE)["spec"]["podCIDR"])
+        ips = set()
+        for p in self.pods("app=web"):
+            ip = p["status"].get("podIP", "")
+            self.assertTrue(ip, p["status"])  # the routed pod network (podwarp up's default)
+            self.assertIn(ipaddress.ip_address(ip), cidr)
+            ips.add(ip)
+        self.assertEqual(len(ips), 3)
         for p in self.pods("app=web"):
             cs = p["status"]["containerStatuses"][0]
             self.assertTrue(cs["ready"])
@@ -262,6 +184,13 @@ class ClusterUpTest(unittest.TestCase):
         finally:
             proc.kill()
             proc.wait()
+
+    def test_05b_pod_to_pod(self):
+        # From inside one pod's network namespace to another pod's IP (never from the host's).
+        ip = self.pods("app=web")[0]["status"]["podIP"]
+        r = self.kubectl("exec", "logger", "--", "sh", "-c",
+                         f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {ip} 80", check=False)
+        self.assertIn("hello from podwarp", r.stdout, r.stderr)
 
     def test_06_rollout_restart_replaces_pods(self):
         before = {p["metadata"]["name"] for p in self.pods("app=web")}
