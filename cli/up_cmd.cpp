@@ -542,6 +542,11 @@ int down(const DownOptions& o) {
   if (!cg.empty() && cg.find('/') == std::string::npos) {
     remove_cgroup_tree(cgroup2_mount() / cg);
   }
+  // Every process before any unmount: their pid files live under the data dir, which may
+  // itself be on a mount of the caller's.
+  stop(l, "registry");
+  stop(l, "control");
+  stop(l, "etcd");
   for (int round = 0; round < 5; ++round) {
     auto mps = mounts_under(l.data);
     if (mps.empty()) break;
@@ -555,9 +560,6 @@ int down(const DownOptions& o) {
     if (::statfs(bpf.c_str(), &s) == 0 && static_cast<unsigned long>(s.f_type) == BPF_FS_MAGIC)
       fs::remove_all(bpf, ec);
   }
-  stop(l, "registry");
-  stop(l, "control");
-  stop(l, "etcd");
   if (!o.keep_data) {
     for (const auto& e : fs::directory_iterator(l.data, ec)) {
       std::string name = e.path().filename().string();

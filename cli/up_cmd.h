@@ -15,9 +15,10 @@
 // outlive the command; up is idempotent (running parts are left alone).
 //
 // down: stops noded first (so that nothing restarts containers), kills every pod through the
-// cluster's cgroup (cgroup.kill), unmounts everything under the data dir, removes the cgroups
-// and the BPF pins, stops the registry, the control plane and etcd (by the pids up recorded),
-// then removes the cluster state so the next up starts fresh: everything but images/ and
+// cluster's cgroup (cgroup.kill) and removes the cgroups, stops the registry, the control
+// plane and etcd (by the pids up recorded), then unmounts everything under the data dir (not
+// the data dir itself: a mount there is the caller's), removes the BPF pins, and removes the
+// cluster state so the next up starts fresh: everything but images/ and
 // registry/ (caches; --purge removes them too). --keep-data keeps etcd, PKI and pod state so
 // that the next up resumes the cluster.
 #pragma once
