@@ -18,11 +18,16 @@
 #include <sstream>
 #include <utility>
 
+#include "bpfutil/bpf_util.h"
 #include "exit_recorder.skel.h"
 #include "lib/exit_record.h"
 
 namespace podwarp::noded::exitrec {
 namespace {
+
+using bpfutil::is_bpffs;
+using bpfutil::LibbpfLogCapture;
+using bpfutil::mkdir_p;
 
 constexpr const char* kDefaultBpffs = "/sys/fs/bpf";
 
@@ -41,54 +46,6 @@ class Fd {
   int fd_;
 };
 
-bool is_bpffs(const std::string& path) {
-  struct statfs st {};
-  return ::statfs(path.c_str(), &st) == 0 &&
-         st.f_type == static_cast<decltype(st.f_type)>(BPF_FS_MAGIC);
-}
-
-// libbpf writes its diagnostics (the verifier log included) through a global print callback.
-// While open() loads the program, they are kept here and the tail goes into the error message.
-thread_local std::string* libbpf_log = nullptr;
-
-int capture_libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args) {
-  if (level == LIBBPF_DEBUG || libbpf_log == nullptr) return 0;
-  char buf[1024];
-  int n = std::vsnprintf(buf, sizeof buf, fmt, args);
-  if (n > 0) libbpf_log->append(buf, std::min<size_t>(static_cast<size_t>(n), sizeof buf - 1));
-  return 0;
-}
-
-class LibbpfLogCapture {
- public:
-  LibbpfLogCapture() : previous_(libbpf_set_print(capture_libbpf_print)) { libbpf_log = &log_; }
-  ~LibbpfLogCapture() {
-    libbpf_log = nullptr;
-    libbpf_set_print(previous_);
-  }
-  // The last lines libbpf printed, for an error message.
-  std::string tail() const {
-    std::string t = log_.size() > 600 ? "..." + log_.substr(log_.size() - 600) : log_;
-    while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
-    for (char& c : t)
-      if (c == '\n') c = ' ';
-    return t.empty() ? t : " (libbpf: " + t + ")";
-  }
-
- private:
-  std::string log_;
-  libbpf_print_fn_t previous_;
-};
-
-std::expected<void, Error> mkdir_p(const std::string& path) {
-  for (size_t pos = 1; pos <= path.size(); ++pos) {
-    if (pos != path.size() && path[pos] != '/') continue;
-    std::string part = path.substr(0, pos);
-    if (::mkdir(part.c_str(), 0700) != 0 && errno != EEXIST)
-      return std::unexpected(errno_error("mkdir " + part));
-  }
-  return {};
-}
 
 // Opens a pinned map and checks that it has the layout this build expects.
 std::expected<int, Error> open_pinned_map(const std::string& path, __u32 type, __u32 key_size,
@@ -136,24 +93,24 @@ std::expected<void, Error> load_and_pin(const std::string& dir) {
       if (p != nullptr) podwarp_exit_recorder_bpf__destroy(p);
     }
   } skel;
-  if (skel.p == nullptr) return std::unexpected(errno_error("bpf load exit_recorder" + log.tail()));
+  if (skel.p == nullptr) return std::unexpected(errno_error("bpf load exit_recorder" + log.tail(600)));
   bpf_link* link = bpf_program__attach(skel.p->progs.record_exit);
   if (link == nullptr)
     return std::unexpected(
-        errno_error("bpf attach exit_recorder to tp_btf/sched_process_exit" + log.tail()));
+        errno_error("bpf attach exit_recorder to tp_btf/sched_process_exit" + log.tail(600)));
   skel.p->links.record_exit = link;  // destroyed (closed, not detached once pinned) with skel
   std::string watched = dir + "/" PODWARP_EXITREC_WATCHED_MAP;
   std::string exits = dir + "/" PODWARP_EXITREC_EXITS_MAP;
   std::string link_pin = dir + "/" PODWARP_EXITREC_LINK_PIN;
   if (bpf_map__pin(skel.p->maps.watched, watched.c_str()) != 0)
-    return std::unexpected(errno_error("bpf pin " + watched + log.tail()));
+    return std::unexpected(errno_error("bpf pin " + watched + log.tail(600)));
   if (bpf_map__pin(skel.p->maps.exits, exits.c_str()) != 0) {
-    Error e = errno_error("bpf pin " + exits + log.tail());
+    Error e = errno_error("bpf pin " + exits + log.tail(600));
     ::unlink(watched.c_str());
     return std::unexpected(e);
   }
   if (bpf_link__pin(link, link_pin.c_str()) != 0) {
-    Error e = errno_error("bpf pin " + link_pin + log.tail());
+    Error e = errno_error("bpf pin " + link_pin + log.tail(600));
     ::unlink(watched.c_str());
     ::unlink(exits.c_str());
     return std::unexpected(e);

@@ -17,11 +17,16 @@
 #include <set>
 #include <utility>
 
+#include "bpfutil/bpf_util.h"
 #include "nodeport.skel.h"
 #include "sock_lb.skel.h"
 
 namespace podwarp::noded::lb {
 namespace {
+
+using bpfutil::is_bpffs;
+using bpfutil::LibbpfLogCapture;
+using bpfutil::mkdir_p;
 
 class Fd {
  public:
@@ -42,54 +47,6 @@ class Fd {
 
  private:
   int fd_;
-};
-
-bool is_bpffs(const std::string& path) {
-  struct statfs st {};
-  return ::statfs(path.c_str(), &st) == 0 &&
-         st.f_type == static_cast<decltype(st.f_type)>(BPF_FS_MAGIC);
-}
-
-std::expected<void, Error> mkdir_p(const std::string& path) {
-  for (size_t pos = 1; pos <= path.size(); ++pos) {
-    if (pos != path.size() && path[pos] != '/') continue;
-    std::string part = path.substr(0, pos);
-    if (::mkdir(part.c_str(), 0700) != 0 && errno != EEXIST)
-      return std::unexpected(errno_error("mkdir " + part));
-  }
-  return {};
-}
-
-// libbpf's diagnostics (the verifier log among them) go to a global callback; while open()
-// loads, they are kept and their tail goes into the error message.
-thread_local std::string* libbpf_log = nullptr;
-
-int capture_libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args) {
-  if (level == LIBBPF_DEBUG || libbpf_log == nullptr) return 0;
-  char buf[1024];
-  int n = std::vsnprintf(buf, sizeof buf, fmt, args);
-  if (n > 0) libbpf_log->append(buf, std::min<size_t>(static_cast<size_t>(n), sizeof buf - 1));
-  return 0;
-}
-
-class LibbpfLogCapture {
- public:
-  LibbpfLogCapture() : previous_(libbpf_set_print(capture_libbpf_print)) { libbpf_log = &log_; }
-  ~LibbpfLogCapture() {
-    libbpf_log = nullptr;
-    libbpf_set_print(previous_);
-  }
-  std::string tail() const {
-    std::string t = log_.size() > 800 ? "..." + log_.substr(log_.size() - 800) : log_;
-    while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
-    for (char& c : t)
-      if (c == '\n') c = ' ';
-    return t.empty() ? t : " (libbpf: " + t + ")";
-  }
-
- private:
-  std::string log_;
-  libbpf_print_fn_t previous_;
 };
 
 std::uint32_t size_for(std::string_view name, const MapSizes& s, std::uint32_t fallback) {
