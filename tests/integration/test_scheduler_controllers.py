@@ -195,9 +195,13 @@ class SchedulerControllersTest(harness.ClusterTestCase):
             return [c.status for c in n.status.conditions if c.type == "Ready"][0]
         self.wait_until(lambda: ready_status() == "Unknown", timeout=30, message="Ready Unknown")
         self.assertGreaterEqual(time.time() - killed, 5)
-        n = self.core.read_node("flaky")
-        self.assertIn(("node.kubernetes.io/unreachable", "NoExecute"),
-                      [(t.key, t.effect) for t in n.spec.taints or []])
+        # The condition and the taint are two writes of the node lifecycle controller (as
+        # upstream's): the taint follows the Unknown condition within a monitor period.
+        def taints():
+            return [(t.key, t.effect) for t in self.core.read_node("flaky").spec.taints or []]
+        self.wait_until(lambda: ("node.kubernetes.io/unreachable", "NoExecute") in taints(),
+                        timeout=10, message="unreachable NoExecute taint")
+        self.assertIn(("node.kubernetes.io/unreachable", "NoExecute"), taints())
         self.wait_until(lambda: all(p.metadata.deletion_timestamp for p in self.pods(ns)
                                     if p.metadata.name in first), timeout=30, message="eviction")
 
