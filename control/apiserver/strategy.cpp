@@ -1,6 +1,8 @@
 #include "apiserver/strategy.h"
 
 #include <set>
+#include <string_view>
+#include <vector>
 
 #include "apiserver/object_meta.h"
 #include "podwarp/quantity.h"
@@ -38,6 +40,29 @@ void copy_server_metadata(json::object& next_meta, const json::object& old_meta)
 
 }  // namespace
 
+// Status integers that upstream's Go types marshal without omitempty, so every response carries
+// them, 0 included (clients rely on it: the Python client's models refuse a ReplicaSetStatus
+// without replicas).
+static void fill_status_zeros(const api::Resource& r, json::object& o) {
+  static const std::vector<std::string_view> kNone;
+  static const std::vector<std::string_view> kReplicaSet{"replicas"};
+  static const std::vector<std::string_view> kStatefulSet{"replicas", "availableReplicas"};
+  static const std::vector<std::string_view> kDaemonSet{
+      "currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled", "numberReady"};
+  static const std::vector<std::string_view> kPdb{"disruptionsAllowed", "currentHealthy",
+                                                  "desiredHealthy", "expectedPods"};
+  const auto& fields = r.kind == "ReplicaSet"            ? kReplicaSet
+                       : r.kind == "StatefulSet"         ? kStatefulSet
+                       : r.kind == "DaemonSet"           ? kDaemonSet
+                       : r.kind == "PodDisruptionBudget" ? kPdb
+                                                         : kNone;
+  if (fields.empty()) return;
+  json::value* st = o.if_contains("status");
+  if (!st || !st->is_object()) return;
+  for (std::string_view f : fields)
+    if (!st->get_object().contains(f)) st->get_object()[f] = 0;
+}
+
 void prepare_for_create(const api::Resource& r, json::value& obj) {
   json::object& meta = metadata(obj);
   meta["uid"] = new_uid();
@@ -70,6 +95,7 @@ void prepare_for_create(const api::Resource& r, json::value& obj) {
     // upstream serializes as "status": {}. Nodes register with their status (the kubelet
     // creates them so).
     o["status"] = json::object();
+    fill_status_zeros(r, o);
   }
 }
 
@@ -108,7 +134,6 @@ void prepare_for_update(const api::Resource& r, json::value& next, const json::v
 
 void prepare_for_status_update(const api::Resource& r, json::value& next,
                                const json::value& old) {
-  (void)r;
   json::value merged = old;
   json::object& o = merged.as_object();
   const json::value* st = find_path(next, {"status"});
@@ -117,6 +142,7 @@ void prepare_for_status_update(const api::Resource& r, json::value& next,
   } else {
     o.erase("status");
   }
+  fill_status_zeros(r, o);
   // The caller's resourceVersion precondition travels with the request.
   if (const json::value* rv = find_path(next, {"metadata", "resourceVersion"})) {
     metadata(merged)["resourceVersion"] = *rv;

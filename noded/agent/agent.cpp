@@ -8,6 +8,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <deque>
 #include <map>
 #include <set>
 
@@ -78,6 +79,7 @@ struct NodeAgent::Impl : std::enable_shared_from_this<Impl> {
   struct Sync {
     std::string ns, name;
     bool in_flight = false, dirty = false;
+    bool queued = false;  // waiting in status_waiting for a write slot
     json::value last;  // last status written (null: nothing written yet by this noded)
     // Adopted after a noded restart: until the worker has looked at its containers again (or
     // until this deadline), its "ContainerCreating" status is not written: a running pod must
@@ -85,6 +87,8 @@ struct NodeAgent::Impl : std::enable_shared_from_this<Impl> {
     std::optional<Clock::time_point> adopting_until;
   };
   std::map<std::string, Sync> syncs;  // by uid
+  int status_writers = 0;                 // write_status coroutines running (slots taken)
+  std::deque<std::string> status_waiting;  // uids waiting for a slot, oldest first
   std::set<std::string> deleting;     // uids whose DELETE is in flight
 
   const api::Resource& pods_res = loop::resource("", "pods");
@@ -350,12 +354,40 @@ struct NodeAgent::Impl : std::enable_shared_from_this<Impl> {
     auto it = syncs.find(uid);
     if (it == syncs.end()) return;
     it->second.dirty = true;
-    if (it->second.in_flight) return;
-    it->second.in_flight = true;
+    if (it->second.in_flight || it->second.queued) return;
+    if (status_writers >= std::max(1, o.max_status_writes)) {
+      it->second.queued = true;
+      status_waiting.push_back(uid);
+      return;
+    }
+    spawn_status_writer(it->second, uid);
+  }
+
+  void spawn_status_writer(Sync& s, const std::string& uid) {
+    s.in_flight = true;
+    ++status_writers;
     auto self = shared_from_this();
     asio::co_spawn(
-        ex, [self, uid]() -> asio::awaitable<void> { co_await self->write_status(uid); },
+        ex,
+        [self, uid]() -> asio::awaitable<void> {
+          co_await self->write_status(uid);
+          self->status_writer_done();
+        },
         asio::detached);
+  }
+
+  // A writer ended: its slot goes to the oldest waiting pod that still needs a write.
+  void status_writer_done() {
+    --status_writers;
+    while (!status_waiting.empty() && status_writers < std::max(1, o.max_status_writes)) {
+      std::string uid = std::move(status_waiting.front());
+      status_waiting.pop_front();
+      auto it = syncs.find(uid);
+      if (it == syncs.end() || !it->second.queued) continue;
+      it->second.queued = false;
+      if (it->second.in_flight) continue;
+      spawn_status_writer(it->second, uid);
+    }
   }
 
   asio::awaitable<void> write_status(std::string uid) {

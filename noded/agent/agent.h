@@ -15,6 +15,7 @@
 //    patch whose first op tests metadata.uid (a pod re-created under the same name never gets
 //    the old pod's status). At most one write in flight per pod; the latest status wins; a
 //    status equal to the last written one is not sent. Failures retry (1 s doubling to 10 s).
+//    At most max_status_writes pods are written at once; the others wait in FIFO order.
 //  - Deletion: a pod with deletionTimestamp is stopped with grace deletionGracePeriodSeconds;
 //    once everything of it is gone the object is deleted with gracePeriodSeconds=0 and
 //    preconditions.uid. Pods whose objects vanish are stopped and cleaned. Terminal pods
@@ -49,6 +50,10 @@ struct AgentOptions {
   std::chrono::milliseconds heartbeat_interval{300'000};
   std::chrono::milliseconds lease_interval{10'000};
   std::int64_t lease_duration_seconds = 40;
+  // Pod status writes in flight at once, over all pods (more wait, FIFO). A pod waiting for a
+  // slot is written with its status of that moment: in a burst of starts its ContainerCreating
+  // and Running statuses often become one write (kubelet gets the same from its API QPS limit).
+  int max_status_writes = 2;
   // Host facts source (tests inject); default read_host_facts(root_dir).
   std::function<HostFacts()> host_facts;
   // Set: an informer on all Nodes calls this with the whole cache after every change (the

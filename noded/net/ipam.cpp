@@ -29,10 +29,6 @@ std::expected<void, SysError> write_record(const std::string& dir, Ipv4 ip,
   std::string text = uid + "\n";
   bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
   int err = errno;
-  if (ok && ::fsync(fd) != 0) {
-    ok = false;
-    err = errno;
-  }
   ::close(fd);
   if (!ok) {
     ::unlink(tmp.c_str());
@@ -43,12 +39,9 @@ std::expected<void, SysError> write_record(const std::string& dir, Ipv4 ip,
     ::unlink(tmp.c_str());
     return std::unexpected(e);
   }
-  // The rename itself is durable once the directory is synced.
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);
-    ::close(dfd);
-  }
+  // No fsync: the record must survive noded's restarts (the page cache does), not the
+  // machine's; after a reboot every pod's sandbox is gone and its record released. The rename
+  // keeps a crash of noded from leaving a half-written record.
   return {};
 }
 
