@@ -14,11 +14,20 @@
  *     node (source port from 61000..65535, outside ip_local_port_range) and sent on from tc
  *     itself after a FIB lookup (bpf_redirect_neigh); the reply comes back to this node, where
  *     pw_nodeport_ingress rewrites both addresses back and sends it to the client the same way.
+ *
+ * Egress masquerade (issue 6: "egress leaving the cluster is masqueraded by BPF"): a pod's
+ * packet (source in pw_lb_masq_src, the cluster CIDRs) leaving an interface listed in
+ * pw_lb_masq_if towards a destination outside pw_lb_no_masq and not a node address gets the
+ * interface's address and a port of the SNAT range at pw_nodeport_egress (TCP, UDP, ICMP echo
+ * with the identifier as port); the answer is rewritten back to the pod at pw_nodeport_ingress
+ * and routed to it by the kernel (the pod's /32 route). Same conntrack map and port range as
+ * the NodePort SNAT.
+ *
  * Checksums are fixed incrementally (bpf_l3_csum_replace / bpf_l4_csum_replace with the
  * pseudo-header flag; zero UDP checksums stay zero). Every drop counts under a reason in
  * pw_lb_drops. Not handled here: IPv6, SCTP (ports under a CRC32c), ICMP errors about
  * translated flows, and IPv4 fragments (a fragmented packet to a service is dropped, counted
- * as FragmentToService). */
+ * as FragmentToService; fragments of a pod's masqueraded flow as MasqueradeFragment). */
 #include "vmlinux.h"
 
 #include <bpf/bpf_endian.h>
@@ -41,6 +50,8 @@
 #define TCP_FLAG_RST 0x04
 #define TCP_FLAG_ACK 0x10
 #define SNAT_TRIES 16
+#define ICMP_ECHOREPLY 0
+#define ICMP_ECHO 8
 
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -49,10 +60,35 @@ struct {
   __type(value, struct podwarp_ct4);
 } pw_lb_ct4 SEC(".maps");
 
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, PODWARP_LB_MAX_MASQ_IFS);
+  __type(key, __u32);
+  __type(value, struct podwarp_lb_masq_if);
+} pw_lb_masq_if SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(max_entries, PODWARP_LB_MAX_MASQ_CIDRS);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct podwarp_lb_lpm4_key);
+  __type(value, __u8);
+} pw_lb_masq_src SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(max_entries, PODWARP_LB_MAX_MASQ_CIDRS);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct podwarp_lb_lpm4_key);
+  __type(value, __u8);
+} pw_lb_no_masq SEC(".maps");
+
 /* What the parser found. */
 struct pkt4 {
   __u32 l4_off;
-  __u32 csum_off; /* offset of the L4 checksum */
+  __u32 csum_off;  /* offset of the L4 checksum */
+  __u32 sport_off; /* where sport/dport are in the packet; 0: not there (ICMP echo has one */
+  __u32 dport_off; /* identifier: the request's sport, the reply's dport) */
   __be32 saddr;
   __be32 daddr;
   __be16 sport;
@@ -64,9 +100,10 @@ struct pkt4 {
 };
 
 enum parse_result {
-  PARSE_OK,   /* IPv4 TCP/UDP with ports */
-  PARSE_PASS, /* not ours: other protocols, non-first fragments */
-  PARSE_SHORT /* TCP/UDP header cut short */
+  PARSE_OK,       /* IPv4 TCP/UDP with ports, or ICMP echo request/reply */
+  PARSE_PASS,     /* not ours: other protocols, ICMP other than echo */
+  PARSE_SHORT,    /* TCP/UDP/ICMP header cut short */
+  PARSE_FRAGMENT  /* a non-first fragment of TCP/UDP/ICMP: addresses and proto only */
 };
 
 static __always_inline enum parse_result parse4(struct __sk_buff *skb, struct pkt4 *p)
@@ -78,23 +115,47 @@ static __always_inline enum parse_result parse4(struct __sk_buff *skb, struct pk
     return PARSE_PASS;
   if (ip.version != 4 || ip.ihl < 5)
     return PARSE_PASS;
-  if (ip.protocol != IPPROTO_TCP && ip.protocol != IPPROTO_UDP)
+  if (ip.protocol != IPPROTO_TCP && ip.protocol != IPPROTO_UDP && ip.protocol != IPPROTO_ICMP)
     return PARSE_PASS;
-  __u16 frag = bpf_ntohs(ip.frag_off);
-  if (frag & IP_OFFSET)
-    return PARSE_PASS;
-  p->fragment = (frag & IP_MF) ? 1 : 0;
-  p->l4_off = ETH_HLEN + ip.ihl * 4;
   p->proto = ip.protocol;
   p->saddr = ip.saddr;
   p->daddr = ip.daddr;
+  __u16 frag = bpf_ntohs(ip.frag_off);
+  if (frag & IP_OFFSET)
+    return PARSE_FRAGMENT;
+  p->fragment = (frag & IP_MF) ? 1 : 0;
+  p->l4_off = ETH_HLEN + ip.ihl * 4;
+  p->tcp_flags = 0;
+  if (ip.protocol == IPPROTO_ICMP) {
+    __u8 icmp[8]; /* type, code, checksum, identifier, sequence */
+    if (bpf_skb_load_bytes(skb, p->l4_off, icmp, sizeof icmp))
+      return PARSE_SHORT;
+    __be16 id;
+    __builtin_memcpy(&id, &icmp[4], sizeof id);
+    p->csum_off = p->l4_off + 2;
+    if (icmp[0] == ICMP_ECHO && icmp[1] == 0) {
+      p->sport = id;
+      p->dport = 0;
+      p->sport_off = p->l4_off + 4;
+      p->dport_off = 0;
+    } else if (icmp[0] == ICMP_ECHOREPLY && icmp[1] == 0) {
+      p->sport = 0;
+      p->dport = id;
+      p->sport_off = 0;
+      p->dport_off = p->l4_off + 4;
+    } else {
+      return PARSE_PASS;
+    }
+    return PARSE_OK;
+  }
   p->csum_off = p->l4_off + (ip.protocol == IPPROTO_TCP ? 16 : 6);
+  p->sport_off = p->l4_off;
+  p->dport_off = p->l4_off + 2;
   __be16 ports[2];
   if (bpf_skb_load_bytes(skb, p->l4_off, ports, sizeof ports))
     return PARSE_SHORT;
   p->sport = ports[0];
   p->dport = ports[1];
-  p->tcp_flags = 0;
   if (ip.protocol == IPPROTO_TCP) {
     __u8 flags;
     if (bpf_skb_load_bytes(skb, p->l4_off + 13, &flags, 1))
@@ -111,8 +172,9 @@ static __always_inline enum parse_result parse4(struct __sk_buff *skb, struct pk
 static __always_inline int rewrite_addr(struct __sk_buff *skb, const struct pkt4 *p, __u32 off,
                                         __be32 from, __be32 to)
 {
+  /* TCP and UDP checksums cover the addresses (pseudo header); ICMP's does not. */
   __u64 l4 = BPF_F_PSEUDO_HDR | sizeof(to) | (p->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0);
-  if (bpf_l4_csum_replace(skb, p->csum_off, from, to, l4))
+  if (p->proto != IPPROTO_ICMP && bpf_l4_csum_replace(skb, p->csum_off, from, to, l4))
     return -1;
   if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), from, to, sizeof(to)))
     return -1;
@@ -138,9 +200,11 @@ static __always_inline int rewrite4(struct __sk_buff *skb, const struct pkt4 *p,
   if (ct->nat_daddr != p->daddr &&
       rewrite_addr(skb, p, ETH_HLEN + offsetof(struct iphdr, daddr), p->daddr, ct->nat_daddr))
     return -1;
-  if (ct->nat_sport != p->sport && rewrite_port(skb, p, p->l4_off, p->sport, ct->nat_sport))
+  if (ct->nat_sport != p->sport &&
+      (!p->sport_off || rewrite_port(skb, p, p->sport_off, p->sport, ct->nat_sport)))
     return -1;
-  if (ct->nat_dport != p->dport && rewrite_port(skb, p, p->l4_off + 2, p->dport, ct->nat_dport))
+  if (ct->nat_dport != p->dport &&
+      (!p->dport_off || rewrite_port(skb, p, p->dport_off, p->dport, ct->nat_dport)))
     return -1;
   return 0;
 }
@@ -175,6 +239,7 @@ static __always_inline __u64 ct_lifetime_ns(__u8 proto, __u32 flags)
 {
   __u64 s = (flags & PODWARP_CT_F_CLOSING) ? PODWARP_CT_LIFETIME_CLOSING
             : proto == IPPROTO_TCP         ? PODWARP_CT_LIFETIME_TCP
+            : proto == IPPROTO_ICMP        ? PODWARP_CT_LIFETIME_ICMP
                                            : PODWARP_CT_LIFETIME_UDP;
   return s * NSEC_PER_SEC;
 }
@@ -324,6 +389,112 @@ static __always_inline int nodeport_new_flow(struct __sk_buff *skb, const struct
   return ct_apply(skb, p, &fwd, PODWARP_LB_EV_NODEPORT_FWD);
 }
 
+/* ---- egress masquerade ---- */
+
+static __always_inline int lpm4_has(void *map, __be32 addr)
+{
+  struct podwarp_lb_lpm4_key k = {.prefixlen = 32, .addr = addr};
+  return bpf_map_lookup_elem(map, &k) != NULL;
+}
+
+/* Whether a packet from `saddr` to `daddr` leaving through `ifindex` is masqueraded; returns
+ * the interface's address (0: no). */
+static __always_inline __be32 masq_addr(__u32 ifindex, __be32 saddr, __be32 daddr)
+{
+  struct podwarp_lb_masq_if *mif = bpf_map_lookup_elem(&pw_lb_masq_if, &ifindex);
+  if (!mif || !mif->addr4 || saddr == mif->addr4)
+    return 0;
+  __be32 snat = mif->addr4;
+  if (!lpm4_has(&pw_lb_masq_src, saddr) || lpm4_has(&pw_lb_no_masq, daddr))
+    return 0;
+  __be32 d[4];
+  lb_addr_set_v4(d, daddr);
+  if (lb_is_node_addr(d))
+    return 0;
+  return snat;
+}
+
+/* A non-first fragment at egress: it has no ports, so it cannot be translated; one of a pod's
+ * masqueraded flow is dropped (counted) rather than leaking the pod's address. */
+static __always_inline int masq_fragment(struct __sk_buff *skb, const struct pkt4 *p)
+{
+  if (!masq_addr(skb->ifindex, p->saddr, p->daddr))
+    return TC_ACT_OK;
+  lb_drop(PODWARP_LB_DROP_MASQ_FRAGMENT, skb->len);
+  return TC_ACT_SHOT;
+}
+
+/* A packet leaving a NodePort interface that is no NodePort reply: masquerade a pod's traffic
+ * to outside the cluster (an existing flow: one conntrack lookup). */
+static __always_inline int masq_egress(struct __sk_buff *skb, const struct pkt4 *p, __u64 now)
+{
+  __u32 ifindex = skb->ifindex;
+  struct podwarp_lb_masq_if *mif = bpf_map_lookup_elem(&pw_lb_masq_if, &ifindex);
+  if (!mif || !mif->addr4 || p->saddr == mif->addr4)
+    return TC_ACT_OK; /* not a masquerading interface, or the node's own traffic */
+
+  struct podwarp_ct4_key k = {};
+  k.saddr = p->saddr;
+  k.daddr = p->daddr;
+  k.sport = p->sport;
+  k.dport = p->dport;
+  k.proto = p->proto;
+  k.dir = PODWARP_CT_DIR_MASQ;
+  struct podwarp_ct4 *ct = bpf_map_lookup_elem(&pw_lb_ct4, &k);
+  if (ct && !p->fragment) {
+    int syn = p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+    if (!ct_expired(ct, p->proto, now) && !(syn && (ct->flags & PODWARP_CT_F_CLOSING))) {
+      ct_touch(ct, p, now);
+      struct podwarp_ct4 copy = *ct;
+      return ct_apply(skb, p, &copy, PODWARP_LB_EV_MASQ_FWD);
+    }
+    struct podwarp_ct4_key rk = {};
+    reply_key(&rk, ct, p->proto);
+    bpf_map_delete_elem(&pw_lb_ct4, &rk);
+    bpf_map_delete_elem(&pw_lb_ct4, &k);
+  }
+
+  __be32 snat = masq_addr(ifindex, p->saddr, p->daddr);
+  if (!snat)
+    return TC_ACT_OK; /* not a pod, or a destination inside the cluster / on the node */
+  if (p->fragment) {
+    lb_drop(PODWARP_LB_DROP_MASQ_FRAGMENT, skb->len);
+    return TC_ACT_SHOT;
+  }
+  /* Only connections the pod opens are masqueraded: a TCP segment other than a first SYN that
+   * has no flow belongs to a connection opened towards the pod (a NodePort flow another node
+   * SNATed to itself, answered here) and passes untouched. */
+  if (p->proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN)
+    return TC_ACT_OK;
+
+  struct podwarp_ct4 fwd = {};
+  fwd.nat_saddr = snat;
+  fwd.nat_daddr = p->daddr;
+  fwd.nat_dport = p->dport;
+  fwd.flags = PODWARP_CT_F_SNAT | PODWARP_CT_F_MASQ;
+  fwd.last_seen_ns = now;
+  ct_touch(&fwd, p, now);
+  /* The answer goes back to the pod. */
+  struct podwarp_ct4 rev = fwd;
+  rev.nat_saddr = p->daddr;
+  rev.nat_sport = p->dport;
+  rev.nat_daddr = p->saddr;
+  rev.nat_dport = p->sport;
+  if (snat_reserve(&fwd, &rev, p->proto, now)) {
+    lb_drop(PODWARP_LB_DROP_MASQ_PORTS, skb->len);
+    return TC_ACT_SHOT;
+  }
+  if (bpf_map_update_elem(&pw_lb_ct4, &k, &fwd, BPF_ANY)) {
+    struct podwarp_ct4_key rk = {};
+    reply_key(&rk, &fwd, p->proto);
+    bpf_map_delete_elem(&pw_lb_ct4, &rk);
+    lb_drop(PODWARP_LB_DROP_CT_CREATE, skb->len);
+    return TC_ACT_SHOT;
+  }
+  lb_event(PODWARP_LB_EV_MASQ_NEW, 0);
+  return ct_apply(skb, p, &fwd, PODWARP_LB_EV_MASQ_FWD);
+}
+
 /* Attaches to: tc clsact ingress of the node's interfaces (where clients outside the node
  * reach NodePorts, externalIPs and LoadBalancer IPs). Packets: client -> frontend (DNAT to a
  * backend, SNAT too for a remote one), and remote backend -> node SNAT port (reverse NAT, then
@@ -350,8 +521,14 @@ int pw_nodeport_ingress(struct __sk_buff *skb)
   if (ct && (ct->flags & PODWARP_CT_F_SNAT) && !ct_expired(ct, p.proto, now)) {
     ct_touch(ct, &p, now);
     struct podwarp_ct4 copy = *ct;
-    return ct_apply(skb, &p, &copy, PODWARP_LB_EV_NODEPORT_REPLY);
+    /* A masqueraded flow's answer: destination back to the pod, then the kernel routes it
+     * (no REDIRECT flag); a NodePort SNAT flow's: both addresses, redirected to the client. */
+    return ct_apply(skb, &p, &copy,
+                    (copy.flags & PODWARP_CT_F_MASQ) ? PODWARP_LB_EV_MASQ_REPLY
+                                                     : PODWARP_LB_EV_NODEPORT_REPLY);
   }
+  if (p.proto == IPPROTO_ICMP)
+    return TC_ACT_OK; /* no ICMP services */
 
   /* A packet of a flow already translated. A new SYN on a closing flow starts a new one. */
   k.dir = PODWARP_CT_DIR_FWD;
@@ -373,13 +550,19 @@ int pw_nodeport_ingress(struct __sk_buff *skb)
 
 /* Attaches to: tc clsact egress of the node's interfaces. Packets: replies of local backends
  * (pods of this node, or the node itself) to clients whose flow pw_nodeport_ingress DNATed;
- * their source becomes the frontend again. Everything else passes untouched. */
+ * their source becomes the frontend again. Then egress masquerade: a pod's packet to outside
+ * the cluster leaves with the interface's address and a SNAT port. Everything else passes
+ * untouched. */
 SEC("tc")
 int pw_nodeport_egress(struct __sk_buff *skb)
 {
   struct pkt4 p = {};
-  if (parse4(skb, &p) != PARSE_OK)
+  enum parse_result r = parse4(skb, &p);
+  if (r == PARSE_FRAGMENT)
+    return masq_fragment(skb, &p);
+  if (r != PARSE_OK)
     return TC_ACT_OK;
+  __u64 now = bpf_ktime_get_ns();
   struct podwarp_ct4_key k = {};
   k.saddr = p.saddr;
   k.daddr = p.daddr;
@@ -388,14 +571,12 @@ int pw_nodeport_egress(struct __sk_buff *skb)
   k.proto = p.proto;
   k.dir = PODWARP_CT_DIR_REPLY;
   struct podwarp_ct4 *ct = bpf_map_lookup_elem(&pw_lb_ct4, &k);
-  if (!ct || (ct->flags & PODWARP_CT_F_SNAT))
-    return TC_ACT_OK;
-  __u64 now = bpf_ktime_get_ns();
-  if (ct_expired(ct, p.proto, now))
-    return TC_ACT_OK;
-  ct_touch(ct, &p, now);
-  struct podwarp_ct4 copy = *ct;
-  return ct_apply(skb, &p, &copy, PODWARP_LB_EV_NODEPORT_REPLY);
+  if (ct && !(ct->flags & PODWARP_CT_F_SNAT) && !ct_expired(ct, p.proto, now)) {
+    ct_touch(ct, &p, now);
+    struct podwarp_ct4 copy = *ct;
+    return ct_apply(skb, &p, &copy, PODWARP_LB_EV_NODEPORT_REPLY);
+  }
+  return masq_egress(skb, &p, now);
 }
 
 char LICENSE[] SEC("license") = "GPL";

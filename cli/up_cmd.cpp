@@ -3,7 +3,12 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/if_ether.h>   // --- service LB --- (podwarp down: RTM_DELTFILTER)
 #include <linux/magic.h>
+#include <linux/pkt_sched.h>  // --- service LB ---
+#include <linux/netlink.h>   // --- cluster DNS --- (podwarp down: RTM_DELLINK)
+#include <linux/rtnetlink.h>  // --- cluster DNS ---
+#include <net/if.h>           // --- cluster DNS ---
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -49,7 +54,9 @@ struct UpOptions {
   bool no_node = false;
   bool no_registry = false;
   int timeout_s = 180;
-  bool service_lb = false;  // --- service LB --- noded --service-lb
+  bool service_lb = true;  // --- service LB --- noded --service-lb (--service-lb=false: off)
+  std::string nodeport_interfaces;  // noded --nodeport-interfaces (tc NodePort + masquerade)
+  std::string cluster_dns = "169.254.20.10";  // --- cluster DNS --- noded --cluster-dns ("": off)
   std::string pod_network = "routed";  // noded --pod-network: routed (veth + /32 per pod) or none
 };
 
@@ -439,8 +446,20 @@ int up(const UpOptions& o) {
       argv.push_back(fmt::format("127.0.0.1:{}", registry_port));
     }
     if (o.service_lb) argv.push_back("--service-lb");  // --- service LB ---
+    if (o.service_lb && !o.nodeport_interfaces.empty()) {
+      // NodePort for clients on other hosts and egress masquerade of the pods (the control
+      // plane's default --cluster-cidr) on these interfaces of this machine.
+      argv.push_back("--nodeport-interfaces");
+      argv.push_back(o.nodeport_interfaces);
+      argv.push_back("--cluster-cidr");
+      argv.push_back("10.244.0.0/16");
+    }
     argv.push_back("--pod-network");
     argv.push_back(o.pod_network);
+    if (!o.cluster_dns.empty()) {  // --- cluster DNS ---
+      argv.push_back("--cluster-dns");
+      argv.push_back(o.cluster_dns);
+    }
     write_file(l.up() / "cgroup-root", "podwarp-" + id);
     write_file(l.up() / "bpf-dir", "/sys/fs/bpf/podwarp-" + id);
     if (!spawn(l, "noded", argv, l.log() / "noded.log")) return 1;
@@ -528,6 +547,109 @@ void remove_cgroup_tree(const fs::path& cg) {
       std::cerr << "podwarp down: rmdir " << d << ": " << std::strerror(errno) << "\n";
 }
 
+// --- cluster DNS ---
+// Deletes the dummy link noded made for the cluster DNS address (noded records it in
+// <root>/run/podwarp-dns.link); only that link name, only a virtual device. Plain rtnetlink:
+// the CLI does not link libnl.
+void remove_dns_link(const Layout& l) {
+  std::string name = read_file(l.data / "run" / "podwarp-dns.link");
+  if (name != "podwarp-dns") return;
+  unsigned idx = ::if_nametoindex(name.c_str());
+  std::error_code ec;
+  if (idx == 0 || !fs::exists("/sys/devices/virtual/net/" + name, ec)) return;
+  int fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) {
+    std::cerr << "podwarp down: netlink socket: " << std::strerror(errno) << "\n";
+    return;
+  }
+  struct {
+    nlmsghdr nh;
+    ifinfomsg ifi;
+  } req{};
+  req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(ifinfomsg));
+  req.nh.nlmsg_type = RTM_DELLINK;
+  req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+  req.nh.nlmsg_seq = 1;
+  req.ifi.ifi_family = AF_UNSPEC;
+  req.ifi.ifi_index = static_cast<int>(idx);
+  sockaddr_nl kernel{};
+  kernel.nl_family = AF_NETLINK;
+  char buf[512];
+  if (::sendto(fd, &req, req.nh.nlmsg_len, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0) {
+    std::cerr << "podwarp down: delete link " << name << ": " << std::strerror(errno) << "\n";
+  } else if (ssize_t n = ::recv(fd, buf, sizeof buf, 0); n >= static_cast<ssize_t>(NLMSG_LENGTH(sizeof(nlmsgerr)))) {
+    auto* nh = reinterpret_cast<nlmsghdr*>(buf);
+    auto* err = static_cast<nlmsgerr*>(NLMSG_DATA(nh));
+    if (nh->nlmsg_type == NLMSG_ERROR && err->error != 0 && err->error != -ENODEV)
+      std::cerr << "podwarp down: delete link " << name << ": " << std::strerror(-err->error) << "\n";
+  }
+  ::close(fd);
+}
+// --- end cluster DNS ---
+
+// --- service LB ---
+// Removes podwarp's tc filters (clsact ingress and egress, handle 0x5057, priority 1, as
+// noded/lb attaches them) from the interfaces noded recorded in <root>/run/lb-tc-interfaces;
+// nothing else. Plain rtnetlink (RTM_DELTFILTER, as `tc filter del ... handle 0x5057 pref 1
+// bpf`): the CLI does not link libbpf. Not attached (ENOENT/EINVAL) is fine.
+void remove_tc_filters(const Layout& l) {
+  fs::path state = l.data / "run" / "lb-tc-interfaces";
+  std::ifstream in(state);
+  std::string name;
+  while (std::getline(in, name)) {
+    unsigned idx = name.empty() || name.size() >= IFNAMSIZ ? 0 : ::if_nametoindex(name.c_str());
+    if (idx == 0) continue;  // gone with its filters
+    int fd = ::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0) {
+      std::cerr << "podwarp down: netlink socket: " << std::strerror(errno) << "\n";
+      return;
+    }
+    for (std::uint32_t parent : {TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS),
+                                 TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_EGRESS)}) {
+      struct {
+        nlmsghdr nh;
+        tcmsg tc;
+        char attrs[16];
+      } req{};
+      req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(tcmsg));
+      req.nh.nlmsg_type = RTM_DELTFILTER;
+      req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+      req.nh.nlmsg_seq = parent;
+      req.tc.tcm_family = AF_UNSPEC;
+      req.tc.tcm_ifindex = static_cast<int>(idx);
+      req.tc.tcm_parent = parent;
+      req.tc.tcm_handle = 0x5057;                       // PODWARP_LB_TC_HANDLE
+      req.tc.tcm_info = TC_H_MAKE(1u << 16, htons(ETH_P_ALL));  // priority 1
+      auto* kind = reinterpret_cast<rtattr*>(reinterpret_cast<char*>(&req) +
+                                             NLMSG_ALIGN(req.nh.nlmsg_len));
+      kind->rta_type = TCA_KIND;
+      kind->rta_len = RTA_LENGTH(sizeof "bpf");
+      std::memcpy(RTA_DATA(kind), "bpf", sizeof "bpf");
+      req.nh.nlmsg_len = NLMSG_ALIGN(req.nh.nlmsg_len) + RTA_ALIGN(kind->rta_len);
+      sockaddr_nl kernel{};
+      kernel.nl_family = AF_NETLINK;
+      char buf[1024];
+      if (::sendto(fd, &req, req.nh.nlmsg_len, 0, reinterpret_cast<sockaddr*>(&kernel),
+                   sizeof kernel) < 0) {
+        std::cerr << "podwarp down: tc filter del dev " << name << ": " << std::strerror(errno)
+                  << "\n";
+      } else if (ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+                 n >= static_cast<ssize_t>(NLMSG_LENGTH(sizeof(nlmsgerr)))) {
+        auto* nh = reinterpret_cast<nlmsghdr*>(buf);
+        auto* err = static_cast<nlmsgerr*>(NLMSG_DATA(nh));
+        if (nh->nlmsg_type == NLMSG_ERROR && err->error != 0 && err->error != -ENOENT &&
+            err->error != -EINVAL)
+          std::cerr << "podwarp down: tc filter del dev " << name << ": "
+                    << std::strerror(-err->error) << "\n";
+      }
+    }
+    ::close(fd);
+  }
+  std::error_code ec;
+  fs::remove(state, ec);
+}
+// --- end service LB ---
+
 int down(const DownOptions& o) {
   Layout l{fs::absolute(o.data_dir).lexically_normal()};
   std::error_code ec;
@@ -538,6 +660,8 @@ int down(const DownOptions& o) {
   // noded first: it would restart what we kill. Its pods keep running after SIGTERM (kubelet
   // semantics), so they are killed through their cgroup below.
   stop(l, "noded", 15s);
+  remove_tc_filters(l);  // --- service LB ---
+  remove_dns_link(l);  // --- cluster DNS ---
   std::string cg = read_file(l.up() / "cgroup-root");
   if (!cg.empty() && cg.find('/') == std::string::npos) {
     remove_cgroup_tree(cgroup2_mount() / cg);
@@ -592,8 +716,16 @@ void add_up_commands(CLI::App& app, GlobalOptions& /*globals*/, int& exit_code) 
                   "none (loopback only)")
       ->capture_default_str()
       ->check(CLI::IsMember({"routed", "none"}));
-  upc->add_flag("--service-lb", uo->service_lb,
-                "run noded with --service-lb (eBPF ClusterIP load balancing for the pods)");
+  upc->add_flag("--service-lb,!--no-service-lb", uo->service_lb,
+                "run noded with --service-lb: eBPF ClusterIP load balancing for the pods, in "
+                "place of kube-proxy (default on; --no-service-lb: off)");
+  upc->add_option("--nodeport-interfaces", uo->nodeport_interfaces,
+                  "IF[,IF]: attach the tc NodePort and egress-masquerade programs to these "
+                  "interfaces of this machine (default: none; NodePorts then answer only on the "
+                  "node itself and pods reach no address outside the cluster)");
+  upc->add_option("--cluster-dns", uo->cluster_dns,  // --- cluster DNS ---
+                  "noded's cluster DNS address (pods' nameserver; \"\" disables cluster DNS)")
+      ->capture_default_str();
   upc->add_option("--timeout", uo->timeout_s, "seconds to wait for each part")->capture_default_str();
   upc->callback([uo, &exit_code] { exit_code = up(*uo); });
 

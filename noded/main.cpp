@@ -57,9 +57,17 @@
 #include "images/image_store.h"
 // --- service LB ---
 #include "lb/datapath.h"
+#include "lb/nodeport_setup.h"
 #include "lb/service_informers.h"
 #include "lb/service_map.h"
 // --- end service LB ---
+// --- cluster DNS ---
+#include "dns/dns_informers.h"
+#include "dns/local_address.h"
+#include "dns/records.h"
+#include "dns/resolv_conf.h"
+#include "dns/server.h"
+// --- end cluster DNS ---
 #include "nodeapi/node_api.h"
 #include "net/node_network.h"
 #include "nodeapi/node_https.h"
@@ -195,7 +203,31 @@ int main(int argc, char** argv) {
                "API mode: balance ClusterIP services for the pods with the eBPF socket load "
                "balancer (pinned in <bpf-dir>/podwarp-noded/lb, attached to --cgroup-root); no "
                "kube-proxy, no iptables (noded/lb/README.md)");
+  std::vector<std::string> nodeport_ifaces, cluster_cidrs;
+  app.add_option("--nodeport-interfaces", nodeport_ifaces,
+                 "with --service-lb: interfaces (of noded's network namespace) that get the tc "
+                 "NodePort/externalIP programs, for clients outside the node (default: none)")
+      ->delimiter(',');
+  app.add_option("--cluster-cidr", cluster_cidrs,
+                 "with --nodeport-interfaces: the pods' CIDRs; pod traffic to anywhere else (but "
+                 "the node's addresses) leaving a nodeport interface is masqueraded to its IPv4 "
+                 "address by BPF")
+      ->delimiter(',');
   // --- end service LB ---
+  // --- cluster DNS ---
+  std::string cluster_dns, cluster_domain = "cluster.local", resolv_conf_path = "/etc/resolv.conf";
+  app.add_option("--cluster-dns", cluster_dns,
+                 "API mode: serve cluster DNS on IP:53 (UDP+TCP) from the Services/EndpointSlices "
+                 "cache (a dummy link podwarp-dns holds IP/32 when it is not local) and give pods "
+                 "with dnsPolicy ClusterFirst `nameserver IP` (default: none; pods get the host's "
+                 "resolv.conf; noded/dns/README.md)");
+  app.add_option("--cluster-domain", cluster_domain, "the cluster's DNS domain")
+      ->capture_default_str();
+  app.add_option("--resolv-conf", resolv_conf_path,
+                 "resolver configuration: upstream servers for names outside the cluster domain, "
+                 "and the base of pods' resolv.conf (dnsPolicy Default, host search domains)")
+      ->capture_default_str();
+  // --- end cluster DNS ---
   CLI11_PARSE(app, argc, argv);
   node_name_set = nn->count() > 0;
   log::set_level(log_level);
@@ -324,6 +356,35 @@ int main(int argc, char** argv) {
     };
     ro.detach_network = [&pod_net](const std::string& uid) { pod_net->detach(uid); };
   }
+  // --- cluster DNS ---
+  // Pods' /etc/resolv.conf per dnsPolicy/dnsConfig, as the kubelet composes it; the host file
+  // is read at every sandbox creation (the kubelet does too) and copied as is when the policy
+  // leaves it unchanged.
+  {
+    auto read_text = [](const std::string& path) {
+      std::ifstream in(path, std::ios::binary);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      return ss.str();
+    };
+    ro.resolv_conf = read_text(resolv_conf_path);
+    ro.pod_resolv_conf = [read_text, resolv_conf_path, cluster_dns, cluster_domain](
+                             const json::value& pod) -> std::expected<std::string, std::string> {
+      dns::PodDnsSettings ds;
+      if (!cluster_dns.empty()) ds.cluster_dns = {cluster_dns};
+      ds.cluster_domain = cluster_domain;
+      std::string host = read_text(resolv_conf_path);
+      ds.host = dns::parse_resolv_conf(host);
+      auto r = dns::pod_dns_config(pod, ds);
+      if (!r) return std::unexpected(r.error());
+      for (const auto& w : r->warnings)
+        log::warn("noded: pod {}/{}: DNS config: {}", get_string(pod, {"metadata", "namespace"}),
+                  get_string(pod, {"metadata", "name"}), w);
+      if (r->host_as_is || r->conf.empty()) return host;
+      return dns::format_resolv_conf(r->conf);
+    };
+  }
+  // --- end cluster DNS ---
   adapters::NodeRuntime runtime(io.get_executor(), std::move(ro), *cgroups, **store);
 
   pods::PodManagerOptions po;
@@ -335,6 +396,8 @@ int main(int argc, char** argv) {
   po.timings.backoff_max = std::min(std::chrono::milliseconds(300'000),
                                     std::chrono::milliseconds(crash_backoff_ms * 30));
   std::unique_ptr<agent::NodeAgent> node_agent;
+  // Set by the service LB block when it masquerades: other nodes' addresses are exempt.
+  std::function<void(const std::vector<const json::value*>&)> lb_on_nodes;
   if (!standalone) {
     po.host_ip = node_ip;
     client::Config cc = client::Config::from_kubeconfig(*kc);
@@ -358,9 +421,10 @@ int main(int argc, char** argv) {
               fmt::format("{} (controller not available in cgroup2 at {})", c, cgroups->mount()));
     }
     ao.root_dir = root_dir;
-    if (pod_net)
-      ao.on_nodes = [&pod_net](const std::vector<const json::value*>& nodes) {
-        pod_net->on_nodes(nodes);
+    if (pod_net || service_lb)
+      ao.on_nodes = [&pod_net, &lb_on_nodes](const std::vector<const json::value*>& nodes) {
+        if (pod_net) pod_net->on_nodes(nodes);
+        if (lb_on_nodes) lb_on_nodes(nodes);
       };
     node_agent = std::make_unique<agent::NodeAgent>(io.get_executor(), api_client, std::move(ao));
     node_agent->configure(po);
@@ -388,10 +452,12 @@ int main(int argc, char** argv) {
   // Socket programs on the pods' parent cgroup (noded's own, never the machine's root), maps
   // pinned so that a restart reuses them: the old programs keep serving meanwhile, the new
   // ones are swapped in by attach_cgroup, recover() + the first sync write only differences.
-  // Not yet: tc programs on the host's interfaces (NodePort from outside the node).
+  // tc programs (NodePort from outside the node, egress masquerade) only on
+  // --nodeport-interfaces (noded/lb/nodeport_setup.h).
   std::unique_ptr<lb::Datapath> lb_datapath;
   std::unique_ptr<lb::ServiceMap> lb_map;
   std::unique_ptr<lb::ServiceLbSync> lb_sync;
+  if (!service_lb && !nodeport_ifaces.empty()) fatal("--nodeport-interfaces needs --service-lb");
   if (service_lb) {
     if (standalone) fatal("--service-lb needs API mode (Services come from the API server)");
     if (auto m = ensure_bpffs(bpf_dir); !m) fatal("service lb: " + m.error().message);
@@ -406,18 +472,31 @@ int main(int argc, char** argv) {
       fatal("service lb: " + a.error().message);
     if (auto pr = lb_datapath->prune_cgroup_links(); !pr)
       log::warn("service lb: {}", pr.error().message);
-    std::vector<lb::IpAddr> node_addrs;
-    if (auto a = lb::IpAddr::parse(node_ip)) node_addrs.push_back(*a);
-    if (auto r = lb_datapath->set_node_addresses(node_addrs); !r)
-      log::warn("service lb: node addresses: {}", r.error().message);
-    if (auto a = lb::IpAddr::parse(node_ip); a && a->is_v4()) {
-      lb::NodePortConfig npc;
-      npc.snat_v4_net = a->v4_net();
-      if (auto r = lb_datapath->set_nodeport_config(npc); !r)
-        log::warn("service lb: nodeport config: {}", r.error().message);
-    }
     lb_map = std::make_unique<lb::ServiceMap>(lb_datapath->maps());
     if (auto r = lb_map->recover(); !r) fatal("service lb: recover: " + r.error().message);
+    // Node addresses, NodePort SNAT address, tc programs on --nodeport-interfaces (atomic
+    // replace of a previous noded's filters; interfaces it attached and that are no longer
+    // named are detached) and egress masquerade for --cluster-cidr.
+    lb::NodePortSetupOptions nso;
+    nso.interfaces = nodeport_ifaces;
+    nso.node_ip = node_ip;
+    nso.cluster_cidrs = cluster_cidrs;
+    nso.pod_cidr = pod_cidr;
+    nso.state_file = root_dir + "/run/lb-tc-interfaces";
+    auto nps = lb::setup_nodeport(*lb_datapath, nso);
+    if (!nps) fatal("service lb: " + nps.error().message);
+    if (!cluster_cidrs.empty() && nodeport_ifaces.empty())
+      log::warn("service lb: --cluster-cidr without --nodeport-interfaces: no masquerade");
+    if (nps->masquerade)
+      lb_on_nodes = [dp = lb_datapath.get(), base = nps->masq_config](
+                        const std::vector<const json::value*>& nodes) {
+        if (auto r = dp->set_masquerade(lb::with_node_exemptions(base, nodes)); !r)
+          log::warn("service lb: masquerade exemptions of the nodes: {}", r.error().message);
+      };
+    for (const auto& i : nps->detached) log::info("service lb: tc programs removed from {}", i);
+    for (const auto& i : nps->attached)
+      log::info("service lb: tc programs on {} (masquerade {})", i,
+                nps->masquerade ? "on" : "off");
     client::Config lcc = client::Config::from_kubeconfig(*kc);
     lcc.user_agent = "podwarp-noded/" PODWARP_VERSION;
     lb_sync = std::make_unique<lb::ServiceLbSync>(
@@ -427,6 +506,45 @@ int main(int argc, char** argv) {
               cgroups->root(), lo.pin_dir, lb_map->set_count());
   }
   // --- end service LB ---
+  // --- cluster DNS ---
+  // Answers for the cluster domain come from this informer cache; other names go to the
+  // resolv.conf's nameservers. The address is made local first (dummy link podwarp-dns),
+  // recorded in <root-dir>/run/podwarp-dns.link so that `podwarp down` removes that link.
+  std::unique_ptr<dns::ClusterRecords> dns_records;
+  std::unique_ptr<dns::DnsInformers> dns_informers;
+  std::unique_ptr<dns::DnsServer> dns_server;
+  if (!cluster_dns.empty()) {
+    if (standalone) fatal("--cluster-dns needs API mode (Services come from the API server)");
+    auto local = dns::ensure_local_address(cluster_dns);
+    if (!local) fatal("cluster dns: " + local.error());
+    if (local->on_dummy_link) {
+      std::ofstream(root_dir + "/run/podwarp-dns.link") << dns::kDnsLinkName << "\n";
+      if (local->created_link)
+        log::info("cluster dns: created link {} ({}) with {}/32", dns::kDnsLinkName,
+                  local->fallback_kind.empty() ? "dummy" : local->fallback_kind, cluster_dns);
+    }
+    dns_records = std::make_unique<dns::ClusterRecords>(cluster_domain);
+    std::ifstream rin(resolv_conf_path);
+    std::stringstream rss;
+    rss << rin.rdbuf();
+    dns::DnsServerOptions dso;
+    dso.address = cluster_dns;
+    dso.upstreams = dns::upstreams_from(dns::parse_resolv_conf(rss.str()), {cluster_dns});
+    if (dso.upstreams.empty())
+      log::warn("cluster dns: no usable nameserver in {}: names outside {} get SERVFAIL",
+                resolv_conf_path, cluster_domain);
+    auto srv = dns::DnsServer::start(io.get_executor(), dso, *dns_records);
+    if (!srv) fatal("cluster dns: " + srv.error());
+    dns_server = std::move(*srv);
+    client::Config dcc = client::Config::from_kubeconfig(*kc);
+    dcc.user_agent = "podwarp-noded/" PODWARP_VERSION;
+    dns_informers = std::make_unique<dns::DnsInformers>(
+        io.get_executor(), client::Client(io.get_executor(), dcc), *dns_records);
+    dns_informers->start();
+    log::info("cluster dns: serving {} on {}:53 (udp, tcp), {} upstreams from {}", cluster_domain,
+              cluster_dns, dso.upstreams.size(), resolv_conf_path);
+  }
+  // --- end cluster DNS ---
   asio::signal_set signals(io, SIGINT, SIGTERM);
   std::unique_ptr<nodeapi::NodeApiServer> api;
   signals.async_wait([&](boost::system::error_code e, int sig) {

@@ -15,8 +15,9 @@ packages=(
   libarchive-dev libzstd-dev zstd libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev
   libbpf-dev bpftool clang llvm
   # tests and benchmarks (iptables: the kube-proxy-style peer of tests/bench/lb_bench, used
-  # only inside the benchmark's own network namespace)
-  libgtest-dev libgmock-dev libbenchmark-dev iptables
+  # only inside the benchmark's own network namespace; nft: tests list the rules of their own
+  # namespaces, never the machine's)
+  libgtest-dev libgmock-dev libbenchmark-dev iptables nftables
   # real peers for integration tests
   etcd-server etcd-client python3-kubernetes python3-yaml openssl curl
   docker-registry skopeo umoci busybox-static runc containerd cpio iproute2 strace

@@ -25,6 +25,9 @@
 #define PODWARP_LB_MAP_CONFIG "pw_lb_config"
 #define PODWARP_LB_MAP_DROPS "pw_lb_drops"
 #define PODWARP_LB_MAP_EVENTS "pw_lb_events"
+#define PODWARP_LB_MAP_MASQ_IFS "pw_lb_masq_if"
+#define PODWARP_LB_MAP_MASQ_SRC "pw_lb_masq_src"
+#define PODWARP_LB_MAP_NO_MASQ "pw_lb_no_masq"
 
 /* Default sizes; noded/lb may set others before the first load (pins keep theirs). */
 #define PODWARP_LB_DEFAULT_MAX_SERVICES 262144 /* frontends x (1 + backend slots) */
@@ -34,6 +37,8 @@
 #define PODWARP_LB_DEFAULT_MAX_SOCK_REVNAT 262144
 #define PODWARP_LB_DEFAULT_MAX_CT4 262144
 #define PODWARP_LB_MAX_NODE_ADDRS 256
+#define PODWARP_LB_MAX_MASQ_IFS 64
+#define PODWARP_LB_MAX_MASQ_CIDRS 256
 
 /* ---- services: key -> struct podwarp_lb_svc (HASH) ----
  * A frontend (address, port, protocol, scope) has one entry at slot 0 (the service entry:
@@ -144,8 +149,8 @@ struct podwarp_lb_sock_revnat {
   __u32 pad;
 };
 
-/* ---- IPv4 connection tracking for tc NodePort/externalIP: key -> struct podwarp_ct4 ----
- * (LRU_HASH). A translated flow has two entries:
+/* ---- IPv4 connection tracking for tc NodePort/externalIP and egress masquerade: key ->
+ * struct podwarp_ct4 (LRU_HASH). A translated flow has two entries:
  *   FWD   keyed by the client's packet as it arrives (client -> frontend); says how to rewrite
  *         it (destination = backend, and source = SNAT address/port for a remote backend);
  *   REPLY keyed by the backend's reply as tc sees it (backend -> client at egress for a local
@@ -153,13 +158,25 @@ struct podwarp_lb_sock_revnat {
  *         rewrite it back (source = frontend, destination = client).
  * Entries with PODWARP_CT_F_REDIRECT are sent on with bpf_redirect_neigh after a FIB lookup
  * (an SNATed packet must not go through the local input path, which would drop a packet from a
- * local source address). */
+ * local source address).
+ * A masqueraded flow (a pod talking to an address outside the cluster through a NodePort
+ * interface) has
+ *   MASQ  keyed by the pod's packet at tc egress (pod -> destination); rewrites the source to
+ *         the interface's address and a port from the SNAT range (flags SNAT | MASQ);
+ *   REPLY keyed by the answer at tc ingress (destination -> interface address:port); rewrites
+ *         the destination back to the pod, then the kernel routes it to the pod.
+ * NodePort SNAT and masquerade share the SNAT port range: a port is unique per (remote
+ * address, remote port, protocol), because its REPLY key is inserted with BPF_NOEXIST.
+ * ICMP echo is tracked like a port pair: the request's "source port" is its identifier
+ * (destination port 0), the reply's "destination port" is its identifier (source port 0). */
 #define PODWARP_CT_DIR_FWD 0
 #define PODWARP_CT_DIR_REPLY 1
+#define PODWARP_CT_DIR_MASQ 2
 
 #define PODWARP_CT_F_SNAT (1u << 0)     /* the flow is source-NATed (remote backend) */
 #define PODWARP_CT_F_REDIRECT (1u << 1) /* forward with FIB lookup + bpf_redirect_neigh */
 #define PODWARP_CT_F_CLOSING (1u << 2)  /* FIN or RST seen: short lifetime */
+#define PODWARP_CT_F_MASQ (1u << 3)     /* an egress-masqueraded flow (with SNAT) */
 
 struct podwarp_ct4_key {
   __be32 saddr;
@@ -186,6 +203,7 @@ struct podwarp_ct4 {
 #define PODWARP_CT_LIFETIME_TCP 21600
 #define PODWARP_CT_LIFETIME_UDP 300
 #define PODWARP_CT_LIFETIME_CLOSING 10
+#define PODWARP_CT_LIFETIME_ICMP 30
 
 /* ---- node addresses: 16-byte address -> __u8 (HASH) ----
  * The node's own addresses: a NodePort (wildcard frontend) matches packets to them (tc) and
@@ -205,6 +223,25 @@ struct podwarp_lb_config {
 #define PODWARP_LB_SNAT_PORT_MIN_DEFAULT 61000
 #define PODWARP_LB_SNAT_PORT_MAX_DEFAULT 65535
 
+/* ---- egress masquerade (tc egress of the interfaces noded attached) ----
+ * pw_lb_masq_if: __u32 ifindex -> struct podwarp_lb_masq_if (HASH). Masquerade happens only on
+ *   interfaces listed here, to their address (the node's IPv4 there).
+ * pw_lb_masq_src: struct podwarp_lb_lpm4_key -> __u8 (LPM_TRIE). Sources that are masqueraded
+ *   (the cluster CIDRs: the pods).
+ * pw_lb_no_masq: same layout. Destinations never masqueraded (the cluster CIDRs); the node's
+ *   own addresses (pw_lb_node_addr) never are either.
+ * A pod packet leaving such an interface from a masq source to any other destination gets the
+ * interface's address and a SNAT port (conntrack: PODWARP_CT_DIR_MASQ above). */
+struct podwarp_lb_masq_if {
+  __be32 addr4; /* source address of masqueraded packets on this interface */
+  __u32 flags;  /* reserved */
+};
+
+struct podwarp_lb_lpm4_key {
+  __u32 prefixlen; /* 0..32 */
+  __be32 addr;     /* network order, host bits zero */
+};
+
 /* ---- counters: __u32 reason/event -> struct podwarp_lb_counter (PERCPU_ARRAY) ----
  * Every drop (and every refused connect) counts under a named reason in pw_lb_drops; what the
  * datapath translated counts in pw_lb_events. The X-macros give the C++ side the names. */
@@ -221,7 +258,9 @@ struct podwarp_lb_counter {
   X(SNAT_PORTS, 5, "SnatPortsExhausted")      /* no free SNAT port for a remote backend */ \
   X(REWRITE, 6, "PacketRewriteFailed")        /* bpf_skb_store_bytes or csum helper error */ \
   X(FIB, 7, "FibLookupFailed")                /* no route to a remote backend/client */    \
-  X(FAMILY, 8, "AddressFamilyMismatch")       /* IPv4 frontend with an IPv6 backend */
+  X(FAMILY, 8, "AddressFamilyMismatch")       /* IPv4 frontend with an IPv6 backend */    \
+  X(MASQ_PORTS, 9, "MasqueradePortsExhausted") /* no free SNAT port for a pod's flow */   \
+  X(MASQ_FRAGMENT, 10, "MasqueradeFragment")   /* IP fragment of a pod's masqueraded flow */
 
 enum podwarp_lb_drop_reason {
 #define PODWARP_LB_DROP_ENUM_(name, value, text) PODWARP_LB_DROP_##name = value,
@@ -238,7 +277,10 @@ enum podwarp_lb_drop_reason {
   X(NODEPORT_FWD, 5, "NodePortForward")         /* client packet DNATed (and SNATed) */  \
   X(NODEPORT_REPLY, 6, "NodePortReverseNat")    /* reply rewritten back to the frontend */ \
   X(AFFINITY_HIT, 7, "AffinityHit")             /* sessionAffinity reused a backend */   \
-  X(NODEPORT_SNAT, 8, "NodePortSnatFlow")       /* new flow to a remote backend, SNATed */
+  X(NODEPORT_SNAT, 8, "NodePortSnatFlow")       /* new flow to a remote backend, SNATed */ \
+  X(MASQ_NEW, 9, "MasqueradeNewFlow")           /* pod -> outside: new masqueraded flow */ \
+  X(MASQ_FWD, 10, "MasqueradeForward")          /* pod packet: source masqueraded */       \
+  X(MASQ_REPLY, 11, "MasqueradeReverseNat")     /* reply: destination back to the pod */
 
 enum podwarp_lb_event {
 #define PODWARP_LB_EVENT_ENUM_(name, value, text) PODWARP_LB_EV_##name = value,

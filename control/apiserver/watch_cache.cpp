@@ -159,6 +159,12 @@ void WatchCache::on_events(std::vector<storage::WatchEvent> events, std::int64_t
 }
 
 void WatchCache::apply(const storage::WatchEvent& ev) {
+  // The service allocator's reservations (owner name, not an object) share the prefix.
+  if (ev.kv.key.starts_with("/registry/ipaddresses/") ||
+      ev.kv.key.starts_with("/registry/servicenodeports/")) {
+    set_revision(ev.kv.mod_revision);
+    return;
+  }
   auto event = std::make_shared<CacheEvent>();
   event->key = ev.kv.key;
   event->revision = ev.kv.mod_revision;

@@ -178,7 +178,13 @@ Awaitable<std::expected<pods::Sandbox, std::string>> NodeRuntime::create_sandbox
   auto st = std::make_unique<PodSandboxState>();
   st->share_pid = get_bool(pod, {"spec", "shareProcessNamespace"});
   st->files_dir = opts_.run_dir + "/pods/" + req.pod_uid;
-  st->has_resolv = !opts_.resolv_conf.empty();
+  std::string resolv_conf = opts_.resolv_conf;
+  if (opts_.pod_resolv_conf) {
+    auto rc = opts_.pod_resolv_conf(pod);
+    if (!rc) co_return std::unexpected("create sandbox: DNS config: " + rc.error());
+    if (!rc->empty()) resolv_conf = std::move(*rc);
+  }
+  st->has_resolv = !resolv_conf.empty();
   bool adopted = false;
   if (auto pins = ns::PodNamespaces::adopt(opts_.run_dir, req.pod_uid)) {
     adopted = true;
@@ -195,7 +201,7 @@ Awaitable<std::expected<pods::Sandbox, std::string>> NodeRuntime::create_sandbox
     cfg.hostname = req.hostname;
     cfg.share_pid_ns = st->share_pid;
     cfg.limits = cgroup::pod_limits(pod);
-    cfg.resolv_conf = opts_.resolv_conf;
+    cfg.resolv_conf = resolv_conf;
     auto sb = runtime::PodSandbox::create(cgroups_, cfg);
     if (!sb) co_return std::unexpected("create sandbox: " + sb.error().message);
     for (const auto& n : sb->cgroup_report().not_enforced)

@@ -46,6 +46,10 @@ namespace podwarp::noded::adapters {
 struct NodeRuntimeOptions {
   std::string run_dir;      // <root-dir>/run: namespace pins and /etc files
   std::string resolv_conf;  // contents for /etc/resolv.conf; "" = the host's /etc/resolv.conf
+  // Per pod (dnsPolicy/dnsConfig, noded/dns/resolv_conf.h, wired by main): the pod's
+  // /etc/resolv.conf; "" = `resolv_conf` above; an error fails the sandbox. Unset: every pod
+  // gets `resolv_conf`.
+  std::function<std::expected<std::string, std::string>(const json::value& pod)> pod_resolv_conf;
   // Exit statuses of processes noded did not reap (after a restart): every started container
   // is watched; null: such exits are reported with code_known=false.
   exitrec::ExitRecorder* exits = nullptr;

@@ -1,5 +1,6 @@
 #include "lb/datapath.h"
 
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <dirent.h>
@@ -403,6 +404,7 @@ std::expected<int, Error> Datapath::prune_cgroup_links() {
 std::expected<void, Error> Datapath::attach_tc(int ifindex) {
   if (impl_->nodeport == nullptr)
     return std::unexpected(sys_error(ENOTSUP, "attach tc: nodeport programs not loaded"));
+  LibbpfLogCapture log;  // "Exclusivity flag on" for an existing clsact is expected
   for (auto [point, p] : {std::pair{BPF_TC_INGRESS, Program::NodePortIngress},
                           std::pair{BPF_TC_EGRESS, Program::NodePortEgress}}) {
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
@@ -414,12 +416,14 @@ std::expected<void, Error> Datapath::attach_tc(int ifindex) {
     r = bpf_tc_attach(&hook, &opts);
     if (r != 0)
       return std::unexpected(sys_error(-r, std::string("tc attach ") + program_name(p) +
-                                               " on ifindex " + std::to_string(ifindex)));
+                                               " on ifindex " + std::to_string(ifindex) +
+                                               log.tail()));
   }
   return {};
 }
 
 std::expected<void, Error> Datapath::detach_tc(int ifindex) {
+  LibbpfLogCapture log;
   for (auto point : {BPF_TC_INGRESS, BPF_TC_EGRESS}) {
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
     LIBBPF_OPTS(bpf_tc_opts, opts, .handle = PODWARP_LB_TC_HANDLE,
@@ -468,6 +472,105 @@ std::expected<void, Error> Datapath::set_nodeport_config(const NodePortConfig& c
   __u32 zero = 0;
   if (bpf_map_update_elem(map_fd(PODWARP_LB_MAP_CONFIG), &zero, &v, BPF_ANY) != 0)
     return std::unexpected(errno_error("bpf_map_update_elem " PODWARP_LB_MAP_CONFIG));
+  return {};
+}
+
+std::optional<Ipv4Cidr> Ipv4Cidr::parse(std::string_view text) {
+  std::string t(text);
+  int prefix = 32;
+  if (auto slash = t.find('/'); slash != std::string::npos) {
+    std::string p = t.substr(slash + 1);
+    if (p.empty() || p.size() > 2 || p.find_first_not_of("0123456789") != std::string::npos)
+      return std::nullopt;
+    prefix = std::stoi(p);
+    if (prefix > 32) return std::nullopt;
+    t.resize(slash);
+  }
+  auto a = IpAddr::parse(t);
+  if (!a || !a->is_v4()) return std::nullopt;
+  Ipv4Cidr c;
+  c.addr_net = a->v4_net();
+  c.prefix = static_cast<std::uint8_t>(prefix);
+  std::uint32_t mask = prefix == 0 ? 0 : ~0u << (32 - prefix);
+  if ((ntohl(c.addr_net) & ~mask) != 0) return std::nullopt;
+  return c;
+}
+
+bool Ipv4Cidr::contains(std::uint32_t a) const {
+  std::uint32_t mask = prefix == 0 ? 0 : ~0u << (32 - prefix);
+  return (ntohl(a) & mask) == ntohl(addr_net);
+}
+
+std::string Ipv4Cidr::to_string() const {
+  return IpAddr::v4(ntohl(addr_net)).to_string() + "/" + std::to_string(prefix);
+}
+
+namespace {
+
+// Makes the LPM trie at `fd` hold exactly `want` (adds first, then removes the rest).
+std::expected<void, Error> sync_lpm4(int fd, const char* map, const std::vector<Ipv4Cidr>& want) {
+  std::set<std::pair<std::uint32_t, std::uint32_t>> keep;
+  for (const auto& c : want) {
+    podwarp_lb_lpm4_key k{};
+    k.prefixlen = c.prefix;
+    k.addr = c.addr_net;
+    __u8 one = 1;
+    if (bpf_map_update_elem(fd, &k, &one, BPF_ANY) != 0)
+      return std::unexpected(errno_error(std::string("bpf_map_update_elem ") + map + " " +
+                                         c.to_string()));
+    keep.insert({k.prefixlen, k.addr});
+  }
+  std::vector<podwarp_lb_lpm4_key> stale;
+  podwarp_lb_lpm4_key key{}, next{};
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    if (!keep.contains({next.prefixlen, next.addr})) stale.push_back(next);
+    key = next;
+    prev = &key;
+  }
+  for (const auto& k : stale)
+    if (bpf_map_delete_elem(fd, &k) != 0 && errno != ENOENT)
+      return std::unexpected(errno_error(std::string("bpf_map_delete_elem ") + map));
+  return {};
+}
+
+}  // namespace
+
+std::expected<void, Error> Datapath::set_masquerade(const MasqueradeConfig& config) {
+  int src = map_fd(PODWARP_LB_MAP_MASQ_SRC), exempt = map_fd(PODWARP_LB_MAP_NO_MASQ);
+  if (src < 0 || exempt < 0)
+    return std::unexpected(sys_error(ENOTSUP, "masquerade: nodeport programs not loaded"));
+  // Exemptions first, so that no moment masquerades what the new config exempts.
+  if (auto r = sync_lpm4(exempt, PODWARP_LB_MAP_NO_MASQ, config.exempt); !r) return r;
+  return sync_lpm4(src, PODWARP_LB_MAP_MASQ_SRC, config.sources);
+}
+
+std::expected<void, Error> Datapath::set_masquerade_interfaces(
+    std::span<const MasqueradeInterface> ifs) {
+  int fd = map_fd(PODWARP_LB_MAP_MASQ_IFS);
+  if (fd < 0) return std::unexpected(sys_error(ENOTSUP, "masquerade: nodeport programs not loaded"));
+  std::set<__u32> keep;
+  for (const auto& i : ifs) {
+    if (i.ifindex <= 0 || i.addr_net == 0)
+      return std::unexpected(logic_error("masquerade interface " + std::to_string(i.ifindex) +
+                                         ": needs an ifindex and an IPv4 address"));
+    __u32 k = static_cast<__u32>(i.ifindex);
+    podwarp_lb_masq_if v{};
+    v.addr4 = i.addr_net;
+    if (bpf_map_update_elem(fd, &k, &v, BPF_ANY) != 0)
+      return std::unexpected(errno_error("bpf_map_update_elem " PODWARP_LB_MAP_MASQ_IFS " " +
+                                         std::to_string(k)));
+    keep.insert(k);
+  }
+  std::vector<__u32> stale;
+  __u32 key = 0, next = 0;
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    if (!keep.contains(next)) stale.push_back(next);
+    key = next;
+    prev = &key;
+  }
+  for (__u32 k : stale) bpf_map_delete_elem(fd, &k);
   return {};
 }
 
@@ -557,7 +660,8 @@ void Datapath::remove_pins(const std::string& pin_dir) {
   for (const char* name : {PODWARP_LB_MAP_SERVICES, PODWARP_LB_MAP_BACKENDS, PODWARP_LB_MAP_MEMBERS,
                            PODWARP_LB_MAP_AFFINITY, PODWARP_LB_MAP_SOCK_REVNAT, PODWARP_LB_MAP_CT4,
                            PODWARP_LB_MAP_NODE_ADDRS, PODWARP_LB_MAP_CONFIG, PODWARP_LB_MAP_DROPS,
-                           PODWARP_LB_MAP_EVENTS})
+                           PODWARP_LB_MAP_EVENTS, PODWARP_LB_MAP_MASQ_IFS, PODWARP_LB_MAP_MASQ_SRC,
+                           PODWARP_LB_MAP_NO_MASQ})
     ::unlink((pin_dir + "/" + name).c_str());
   ::rmdir(pin_dir.c_str());
 }

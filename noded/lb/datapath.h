@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <expected>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -85,6 +86,31 @@ struct NodePortConfig {
   std::uint16_t snat_port_max = PODWARP_LB_SNAT_PORT_MAX_DEFAULT;
 };
 
+// An IPv4 prefix ("10.244.0.0/16"); addr_net in network order, host bits zero.
+struct Ipv4Cidr {
+  std::uint32_t addr_net = 0;
+  std::uint8_t prefix = 0;  // 0..32
+
+  // "10.244.0.0/16" (host bits set are rejected, as the API does) or a bare address (/32).
+  static std::optional<Ipv4Cidr> parse(std::string_view text);
+  bool contains(std::uint32_t addr_net) const;
+  std::string to_string() const;
+  auto operator<=>(const Ipv4Cidr&) const = default;
+};
+
+// Egress masquerade (tc egress of attach_tc()'d interfaces, bpf/nodeport.bpf.c): a packet from
+// `sources` to a destination outside `exempt` (and not a node address) leaving an interface of
+// set_masquerade_interfaces() gets that interface's address and a port of the SNAT range.
+struct MasqueradeConfig {
+  std::vector<Ipv4Cidr> sources;  // the pods: the cluster CIDRs (and the node's podCIDR)
+  std::vector<Ipv4Cidr> exempt;   // destinations inside the cluster: the cluster CIDRs
+};
+
+struct MasqueradeInterface {
+  int ifindex = 0;
+  std::uint32_t addr_net = 0;  // the node's IPv4 on it (network order)
+};
+
 class Datapath {
  public:
   static std::expected<std::unique_ptr<Datapath>, Error> open(const DatapathOptions& options);
@@ -111,6 +137,10 @@ class Datapath {
   // The node's addresses (NodePort frontends match them); replaces the previous set.
   std::expected<void, Error> set_node_addresses(std::span<const IpAddr> addrs);
   std::expected<void, Error> set_nodeport_config(const NodePortConfig& config);
+  // Egress masquerade: the CIDRs (replaces both sets; empty sources = no masquerade) and the
+  // interfaces it happens on with their addresses (replaces the previous set).
+  std::expected<void, Error> set_masquerade(const MasqueradeConfig& config);
+  std::expected<void, Error> set_masquerade_interfaces(std::span<const MasqueradeInterface> ifs);
   std::expected<Counters, Error> counters() const;
 
   // For tests: the fd of a program (BPF_PROG_TEST_RUN) and of a map by name (lb.h names);

@@ -5,6 +5,7 @@
 // SNAT path a route); both are removed at the end. No packet leaves the namespace: test runs
 // never transmit.
 #include "lb/datapath.h"
+#include "lb/nodeport_setup.h"
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -14,6 +15,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 
 #include "lb/lb_test_util.h"
 #include "lb/service_map.h"
@@ -90,10 +92,7 @@ class NodePortTest : public ::testing::Test {
     ifindex_ = static_cast<int>(::if_nametoindex("pwlb0"));
     ASSERT_GT(ifindex_, 0);
 
-    DatapathOptions o;
-    o.pin_dir = pins_.dir;
-    o.sizes = MapSizes{1024, 1024, 1024, 1024, 1024, 1024};
-    auto dp = Datapath::open(o);
+    auto dp = open_small_datapath(pins_.dir);
     ASSERT_TRUE(dp) << dp.error().message;
     dp_ = std::move(*dp);
     sm_.emplace(dp_->maps());
@@ -359,6 +358,236 @@ TEST_F(NodePortTest, BackendRemovalAffectsNewFlowsOnly) {
     EXPECT_EQ(parse_packet(ingress(p).out).dst(),
               keep[0].addr.to_string() + ":" + std::to_string(keep[0].port));
   }
+}
+
+// Egress masquerade on pwlb0 (192.168.50.10): pods are 10.244.0.0/16 (also the exempt
+// destinations); 198.51.100.0/24 is "outside". Packets only go through BPF_PROG_TEST_RUN.
+class MasqueradeTest : public NodePortTest {
+ protected:
+  void SetUp() override {
+    NodePortTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    MasqueradeConfig mc;
+    mc.sources = {*Ipv4Cidr::parse("10.244.0.0/16")};
+    mc.exempt = {*Ipv4Cidr::parse("10.244.0.0/16")};
+    ASSERT_TRUE(dp_->set_masquerade(mc));
+    std::vector<MasqueradeInterface> ifs{{ifindex_, kNode}};
+    ASSERT_TRUE(dp_->set_masquerade_interfaces(ifs));
+  }
+};
+
+const std::uint32_t kPod = v4("10.244.1.10");
+const std::uint32_t kOutside = v4("198.51.100.20");
+
+PacketSpec pkt(std::uint8_t proto, std::uint32_t s, std::uint16_t sp, std::uint32_t d,
+               std::uint16_t dp, std::uint8_t tcp_flags = 0x02) {
+  PacketSpec p;
+  p.proto = proto;
+  p.saddr = s;
+  p.sport = sp;
+  p.daddr = d;
+  p.dport = dp;
+  p.tcp_flags = tcp_flags;
+  return p;
+}
+
+TEST_F(MasqueradeTest, PodFlowsToOutsideAreMasqueradedAndRepliesReversed) {
+  struct Flow {
+    const char* name;
+    PacketSpec out;    // the pod's packet at egress
+    PacketSpec reply;  // the answer (ports/ids filled in from the translated packet)
+  };
+  PacketSpec udp0 = pkt(IPPROTO_UDP, kPod, 5001, kOutside, 53);
+  udp0.udp_zero_csum = true;
+  PacketSpec echo = pkt(IPPROTO_ICMP, kPod, 0x1234, kOutside, 0);
+  PacketSpec echo_reply = pkt(IPPROTO_ICMP, kOutside, 0, kNode, 0);
+  echo_reply.icmp_type = 0;
+  std::vector<Flow> flows = {
+      {"TCP", pkt(IPPROTO_TCP, kPod, 40000, kOutside, 443),
+       pkt(IPPROTO_TCP, kOutside, 443, kNode, 0, 0x12)},
+      {"UDP", pkt(IPPROTO_UDP, kPod, 5000, kOutside, 53),
+       pkt(IPPROTO_UDP, kOutside, 53, kNode, 0)},
+      {"UDP without checksum", udp0, pkt(IPPROTO_UDP, kOutside, 53, kNode, 0)},
+      {"ICMP echo (identifier as port)", echo, echo_reply},
+  };
+  std::set<std::uint16_t> ports;
+  for (Flow& f : flows) {
+    SCOPED_TRACE(f.name);
+    const bool icmp = f.out.proto == IPPROTO_ICMP;
+    RunResult r = egress(f.out);
+    ASSERT_EQ(r.err, 0);
+    EXPECT_EQ(r.retval, kActOk) << "the kernel sends it on";
+    ParsedPacket o = parse_packet(r.out);
+    EXPECT_EQ(v4_str(o.saddr), "192.168.50.10") << "source is the interface's address";
+    EXPECT_EQ(o.daddr, kOutside);
+    EXPECT_GE(o.sport, PODWARP_LB_SNAT_PORT_MIN_DEFAULT);
+    if (!icmp) {
+      EXPECT_EQ(o.dport, f.out.dport);
+    }
+    EXPECT_TRUE(o.ip_csum_ok) << "IPv4 header checksum";
+    EXPECT_TRUE(o.l4_csum_ok) << "L4 checksum";
+    EXPECT_EQ(o.udp_csum_zero, f.out.udp_zero_csum);
+    EXPECT_EQ(o.payload, "hello");
+    ports.insert(o.sport);
+
+    // The next packet of the flow keeps its port.
+    PacketSpec again = f.out;
+    again.tcp_flags = 0x10;
+    EXPECT_EQ(parse_packet(egress(again).out).sport, o.sport);
+
+    // The answer to the node's port goes back to the pod.
+    f.reply.udp_zero_csum = f.out.udp_zero_csum;
+    if (icmp)
+      f.reply.sport = o.sport;  // echo reply: the identifier the outside saw
+    else
+      f.reply.dport = o.sport;
+    RunResult b = ingress(f.reply);
+    ASSERT_EQ(b.err, 0);
+    EXPECT_EQ(b.retval, kActOk) << "the kernel routes it to the pod";
+    ParsedPacket back = parse_packet(b.out);
+    EXPECT_EQ(back.daddr, kPod);
+    EXPECT_EQ(back.dport, f.out.sport);
+    EXPECT_EQ(back.saddr, kOutside);
+    if (!icmp) {
+      EXPECT_EQ(back.sport, f.out.dport);
+    }
+    if (icmp) {
+      EXPECT_EQ(back.icmp_type, 0);
+    }
+    EXPECT_TRUE(back.ip_csum_ok);
+    EXPECT_TRUE(back.l4_csum_ok);
+    EXPECT_EQ(back.udp_csum_zero, f.out.udp_zero_csum);
+    EXPECT_EQ(back.payload, "hello");
+  }
+  Counters c = counters();
+  EXPECT_EQ(c.event("MasqueradeNewFlow"), 4u);
+  EXPECT_EQ(c.event("MasqueradeForward"), 8u);
+  EXPECT_EQ(c.event("MasqueradeReverseNat"), 4u);
+}
+
+TEST_F(MasqueradeTest, WhatIsNotMasqueraded) {
+  // A NodePort flow to a local pod: its reply is reverse-NATed to the NodePort, not masqueraded.
+  ASSERT_TRUE(sm_->upsert_service(
+      nodeport_service("ns/web", 30080, {be("10.244.1.10", 8080, true)})));
+  ASSERT_EQ(ingress(pkt(IPPROTO_TCP, kClient, 40000, kNode, 30080)).retval, kActOk);
+
+  int other_if = static_cast<int>(::if_nametoindex("pwlb1"));
+  ASSERT_GT(other_if, 0);
+  struct Row {
+    const char* name;
+    PacketSpec in;
+    std::string want_src;  // "" = unchanged
+    int ifindex = 0;       // 0: pwlb0
+  };
+  std::vector<Row> rows = {
+      {"pod -> pod on another node (cluster CIDR)", pkt(IPPROTO_TCP, kPod, 40001, v4("10.244.2.5"), 80),
+       ""},
+      {"pod -> the node's address", pkt(IPPROTO_TCP, kPod, 40002, kNode, 10250), ""},
+      {"the node's own traffic", pkt(IPPROTO_TCP, kNode, 40003, kOutside, 443), ""},
+      {"a source outside the cluster CIDRs", pkt(IPPROTO_UDP, v4("172.16.0.5"), 40004, kOutside, 53),
+       ""},
+      {"pod -> outside through an interface without masquerade",
+       pkt(IPPROTO_TCP, kPod, 40005, kOutside, 443), "", other_if},
+      {"ICMP other than echo passes", [] {
+         PacketSpec p = pkt(IPPROTO_ICMP, kPod, 7, kOutside, 0);
+         p.icmp_type = 3;  // destination unreachable
+         return p;
+       }(), ""},
+      {"reply of the local NodePort backend -> the NodePort, not masqueraded",
+       pkt(IPPROTO_TCP, kPod, 8080, kClient, 40000, 0x12), "192.168.50.10:30080"},
+      {"a pod's SYN-ACK without a flow (a connection opened towards it) passes",
+       pkt(IPPROTO_TCP, kPod, 8080, kOutside, 40007, 0x12), ""},
+      {"a pod's mid-connection segment without a flow passes",
+       pkt(IPPROTO_TCP, kPod, 8080, kOutside, 40008, 0x10), ""},
+  };
+  for (const Row& row : rows) {
+    SCOPED_TRACE(row.name);
+    RunResult r = test_run(dp_->program_fd(Program::NodePortEgress), make_packet(row.in),
+                           row.ifindex ? row.ifindex : ifindex_);
+    ASSERT_EQ(r.err, 0);
+    EXPECT_EQ(r.retval, kActOk);
+    ParsedPacket in = parse_packet(make_packet(row.in)), out = parse_packet(r.out);
+    EXPECT_EQ(out.src(), row.want_src.empty() ? in.src() : row.want_src);
+    EXPECT_EQ(out.dst(), in.dst());
+    EXPECT_TRUE(out.l4_csum_ok);
+  }
+  // An answer to a SNAT port nobody holds is the node's business.
+  RunResult stray = ingress(pkt(IPPROTO_TCP, kOutside, 443, kNode, 61234, 0x12));
+  EXPECT_EQ(stray.retval, kActOk);
+  EXPECT_EQ(parse_packet(stray.out).dst(), "192.168.50.10:61234");
+  Counters c = counters();
+  EXPECT_EQ(c.event("MasqueradeNewFlow"), 0u);
+  EXPECT_EQ(c.event("MasqueradeReverseNat"), 0u);
+
+  // Another node's address (from the Node objects) is inside the cluster: a NodePort flow that
+  // node SNATed to itself is answered by the pod without masquerade.
+  json::value node_b = json::object{
+      {"status", json::object{{"addresses", json::array{json::object{{"type", "InternalIP"},
+                                                                   {"address", "198.51.100.30"}},
+                                                      json::object{{"type", "Hostname"},
+                                                                   {"address", "b"}}}}}}};
+  std::vector<const json::value*> nodes{&node_b};
+  MasqueradeConfig base;
+  base.sources = {*Ipv4Cidr::parse("10.244.0.0/16")};
+  base.exempt = {*Ipv4Cidr::parse("10.244.0.0/16")};
+  MasqueradeConfig with_b = with_node_exemptions(base, nodes);
+  ASSERT_EQ(with_b.exempt.size(), 2u);
+  ASSERT_TRUE(dp_->set_masquerade(with_b));
+  RunResult to_b = egress(pkt(IPPROTO_TCP, kPod, 40009, v4("198.51.100.30"), 61000));
+  EXPECT_EQ(parse_packet(to_b.out).saddr, kPod);
+  RunResult to_other = egress(pkt(IPPROTO_TCP, kPod, 40010, v4("198.51.100.31"), 443));
+  EXPECT_EQ(v4_str(parse_packet(to_other.out).saddr), "192.168.50.10");
+
+  // Turning masquerade off (no interfaces) leaves pod traffic untouched.
+  ASSERT_TRUE(dp_->set_masquerade_interfaces({}));
+  RunResult off = egress(pkt(IPPROTO_TCP, kPod, 40006, kOutside, 443));
+  EXPECT_EQ(parse_packet(off.out).saddr, kPod);
+}
+
+TEST_F(MasqueradeTest, PortExhaustionAndFragmentsAreDroppedWithReasons) {
+  NodePortConfig npc;
+  npc.snat_port_min = 61000;
+  npc.snat_port_max = 61001;  // two ports per destination
+  ASSERT_TRUE(dp_->set_nodeport_config(npc));
+  std::set<std::uint16_t> got;
+  for (std::uint16_t sp : {40000, 40001}) {
+    RunResult r = egress(pkt(IPPROTO_TCP, kPod, sp, kOutside, 443));
+    ASSERT_EQ(r.retval, kActOk);
+    got.insert(parse_packet(r.out).sport);
+  }
+  EXPECT_EQ(got, (std::set<std::uint16_t>{61000, 61001}));
+  RunResult full = egress(pkt(IPPROTO_TCP, kPod, 40002, kOutside, 443));
+  EXPECT_EQ(full.retval, kActShot);
+  EXPECT_EQ(counters().drop("MasqueradePortsExhausted"), 1u);
+  // Ports are per destination: another one still has both.
+  RunResult other = egress(pkt(IPPROTO_TCP, kPod, 40002, v4("198.51.100.21"), 443));
+  EXPECT_EQ(other.retval, kActOk);
+  EXPECT_EQ(v4_str(parse_packet(other.out).saddr), "192.168.50.10");
+
+  // Fragments of a pod's flow to outside cannot be translated (no ports in later ones): dropped.
+  PacketSpec first = pkt(IPPROTO_UDP, kPod, 5000, kOutside, 53);
+  first.frag = 0x2000;  // MF, offset 0
+  EXPECT_EQ(egress(first).retval, kActShot);
+  PacketSpec later = first;
+  later.frag = 0x0003;  // offset 24 bytes, last fragment
+  EXPECT_EQ(egress(later).retval, kActShot);
+  EXPECT_EQ(counters().drop("MasqueradeFragment"), 2u);
+  // ... but a fragment inside the cluster passes.
+  later.daddr = v4("10.244.2.5");
+  EXPECT_EQ(egress(later).retval, kActOk);
+}
+
+TEST(DatapathTypes, Ipv4CidrParse) {
+  auto c = Ipv4Cidr::parse("10.244.0.0/16");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->prefix, 16);
+  EXPECT_EQ(c->to_string(), "10.244.0.0/16");
+  EXPECT_TRUE(c->contains(v4("10.244.3.4")));
+  EXPECT_FALSE(c->contains(v4("10.245.0.1")));
+  EXPECT_EQ(Ipv4Cidr::parse("192.168.1.5")->prefix, 32);
+  EXPECT_TRUE(Ipv4Cidr::parse("0.0.0.0/0")->contains(v4("8.8.8.8")));
+  for (const char* bad : {"10.244.1.0/16", "10.0.0.0/33", "10.0.0.0/", "fd00::/8", "x/8", ""})
+    EXPECT_FALSE(Ipv4Cidr::parse(bad)) << bad;
 }
 
 TEST(DatapathOpen, ReusesPinnedMapsAfterRestartAndRefusesOtherLayouts) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/stat.h>
@@ -12,7 +13,9 @@
 
 #include <cstdint>
 #include <cstring>
+#include <expected>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <string>
@@ -124,7 +127,24 @@ struct TestCgroup {
   }
 };
 
-// ---- packets (Ethernet + IPv4 + TCP/UDP) for BPF_PROG_TEST_RUN ----
+// ---- packets (Ethernet + IPv4 + TCP/UDP/ICMP echo) for BPF_PROG_TEST_RUN ----
+
+inline sockaddr_in sin4(const char* addr, std::uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  ::inet_pton(AF_INET, addr, &a.sin_addr);
+  return a;
+}
+
+// A datapath with small maps pinned under `pin_dir` (tests).
+inline std::expected<std::unique_ptr<Datapath>, Error> open_small_datapath(
+    const std::string& pin_dir) {
+  DatapathOptions o;
+  o.pin_dir = pin_dir;
+  o.sizes = MapSizes{1024, 1024, 1024, 1024, 1024, 1024};
+  return Datapath::open(o);
+}
 
 inline std::uint32_t v4(const char* s) {
   in_addr a{};
@@ -161,11 +181,13 @@ struct PacketSpec {
   std::uint8_t tcp_flags = 0x02;       // SYN
   std::uint16_t frag = 0x4000;         // DF; 0x2000 = MF
   bool udp_zero_csum = false;
+  std::uint8_t icmp_type = 8;  // ICMP: 8 echo request, 0 echo reply; the identifier is `sport`
   std::string payload = "hello";
 };
 
 inline std::vector<std::uint8_t> make_packet(const PacketSpec& s) {
   std::size_t l4len = (s.proto == IPPROTO_TCP ? 20 : 8) + s.payload.size();
+  const bool icmp = s.proto == IPPROTO_ICMP;
   std::vector<std::uint8_t> p(kEth + kIp + l4len, 0);
   const std::uint8_t dmac[6] = {0x02, 0, 0, 0, 0, 1}, smac[6] = {0x02, 0, 0, 0, 0, 2};
   std::memcpy(&p[0], dmac, 6);
@@ -189,6 +211,17 @@ inline std::vector<std::uint8_t> make_packet(const PacketSpec& s) {
   ip[10] = static_cast<std::uint8_t>(ipc >> 8);
   ip[11] = static_cast<std::uint8_t>(ipc);
   std::uint8_t* l4 = ip + kIp;
+  if (icmp) {
+    l4[0] = s.icmp_type;
+    l4[4] = static_cast<std::uint8_t>(s.sport >> 8);
+    l4[5] = static_cast<std::uint8_t>(s.sport);
+    l4[7] = 1;  // sequence
+    std::memcpy(l4 + 8, s.payload.data(), s.payload.size());
+    std::uint16_t c = csum_fold(csum_add(0, l4, l4len));
+    l4[2] = static_cast<std::uint8_t>(c >> 8);
+    l4[3] = static_cast<std::uint8_t>(c);
+    return p;
+  }
   l4[0] = static_cast<std::uint8_t>(s.sport >> 8);
   l4[1] = static_cast<std::uint8_t>(s.sport);
   l4[2] = static_cast<std::uint8_t>(s.dport >> 8);
@@ -225,7 +258,8 @@ inline std::vector<std::uint8_t> make_packet(const PacketSpec& s) {
 struct ParsedPacket {
   std::uint8_t proto = 0;
   std::uint32_t saddr = 0, daddr = 0;
-  std::uint16_t sport = 0, dport = 0;
+  std::uint16_t sport = 0, dport = 0;  // ICMP echo: both are the identifier
+  std::uint8_t icmp_type = 0;
   bool ip_csum_ok = false;
   bool l4_csum_ok = false;
   bool udp_csum_zero = false;
@@ -246,6 +280,13 @@ inline ParsedPacket parse_packet(const std::vector<std::uint8_t>& p) {
   if (tot > p.size() - kEth || tot < kIp + 8) return r;
   std::size_t l4len = tot - kIp;
   const std::uint8_t* l4 = ip + kIp;
+  if (r.proto == IPPROTO_ICMP) {
+    r.icmp_type = l4[0];
+    r.sport = r.dport = static_cast<std::uint16_t>(l4[4] << 8 | l4[5]);
+    r.payload.assign(reinterpret_cast<const char*>(l4 + 8), l4len - 8);
+    r.l4_csum_ok = csum_fold(csum_add(0, l4, l4len)) == 0;
+    return r;
+  }
   r.sport = static_cast<std::uint16_t>(l4[0] << 8 | l4[1]);
   r.dport = static_cast<std::uint16_t>(l4[2] << 8 | l4[3]);
   std::size_t hdr = r.proto == IPPROTO_TCP ? static_cast<std::size_t>((l4[12] >> 4) * 4) : 8;

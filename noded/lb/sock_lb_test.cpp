@@ -30,14 +30,6 @@ using Clock = std::chrono::steady_clock;
 
 // ---- socket helpers (child side) ----
 
-sockaddr_in sin4(const char* addr, std::uint16_t port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  ::inet_pton(AF_INET, addr, &a.sin_addr);
-  return a;
-}
-
 std::string peer_string(const sockaddr_storage& ss) {
   char buf[INET6_ADDRSTRLEN] = {};
   if (ss.ss_family == AF_INET) {

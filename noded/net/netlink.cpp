@@ -171,6 +171,20 @@ std::expected<void, SysError> Netlink::add_veth(const std::string& host_name,
   return {};
 }
 
+std::expected<void, SysError> Netlink::add_virtual_link(const std::string& name,
+                                                        const std::string& kind) {
+  LinkPtr l(rtnl_link_alloc());
+  if (!l) return std::unexpected(SysError{ENOMEM, "rtnl_link_alloc: ENOMEM"});
+  rtnl_link_set_name(l.get(), name.c_str());
+  if (int err = rtnl_link_set_type(l.get(), kind.c_str()); err < 0)
+    return std::unexpected(nl_error(err, "add " + kind + " " + name));
+  int err = rtnl_link_add(sock_->sk, l.get(), NLM_F_CREATE | NLM_F_EXCL);
+  if (err == -NLE_OPNOTSUPP)
+    return std::unexpected(SysError{EOPNOTSUPP, "add " + kind + " " + name + ": " + nl_geterror(err)});
+  if (err < 0) return std::unexpected(nl_error(err, "add " + kind + " " + name));
+  return {};
+}
+
 std::expected<void, SysError> Netlink::delete_link(const std::string& name) {
   LinkPtr l(rtnl_link_alloc());
   rtnl_link_set_name(l.get(), name.c_str());

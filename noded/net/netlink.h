@@ -55,6 +55,9 @@ class Netlink {
   // `peer_netns_fd` (so the pod side never appears in this namespace). Fails if either exists.
   std::expected<void, SysError> add_veth(const std::string& host_name, const std::string& peer_name,
                                          int peer_netns_fd);
+  // A link of a kind without lower devices ("dummy", "bridge": the cluster DNS address holder,
+  // noded/dns). Fails if it exists; an unknown kind (driver missing) fails with EOPNOTSUPP.
+  std::expected<void, SysError> add_virtual_link(const std::string& name, const std::string& kind);
   // Deletes a link (a veth's peer goes with it). Absent: ok.
   std::expected<void, SysError> delete_link(const std::string& name);
   // Sets IFLA_IFALIAS (the pod network records the owning pod's UID there).

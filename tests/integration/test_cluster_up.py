@@ -192,6 +192,37 @@ class ClusterUpTest(UpClusterTestCase):
                          f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {ip} 80", check=False)
         self.assertIn("hello from podwarp", r.stdout, r.stderr)
 
+    def test_05c_service_by_dns_name(self):
+        # Cluster DNS from noded (169.254.20.10, node-local) and the eBPF ClusterIP balancer
+        # (podwarp up's defaults): a pod reaches the web Service by its names, from inside its own
+        # network namespace.
+        self.kubectl("expose", "deployment", "web", "--port=80")
+        svc = self.kjson("get", "service", "web")
+        cluster_ip = svc["spec"]["clusterIP"]
+        conf = self.kubectl("exec", "logger", "--", "cat", "/etc/resolv.conf").stdout
+        self.assertIn("nameserver 169.254.20.10", conf)
+        self.assertIn("search default.svc.cluster.local svc.cluster.local cluster.local", conf)
+        self.assertIn("options ndots:5", conf)
+
+        def lookup():
+            r = self.kubectl("exec", "logger", "--", "busybox", "nslookup",
+                             "web.default.svc.cluster.local", check=False)
+            return r.stdout if cluster_ip in r.stdout else None
+        self.wait_until(lookup, timeout=30, message="web.default.svc.cluster.local resolves")
+        r = self.kubectl("exec", "logger", "--", "busybox", "nslookup",
+                         "nosuch.default.svc.cluster.local", check=False)
+        self.assertNotIn(cluster_ip, r.stdout)
+        self.assertIn("NXDOMAIN", r.stdout + r.stderr)
+
+        # (busybox-static's wget crashes in getaddrinfo: nc it is; nc resolves `web` through the
+        # search path)
+        def fetch():
+            r = self.kubectl("exec", "logger", "--", "sh", "-c",
+                             "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 web 80", check=False)
+            return "hello from podwarp" in r.stdout
+        self.wait_until(fetch, timeout=30, message="web:80 through DNS and the ClusterIP")
+        self.kubectl("delete", "service", "web")
+
     def test_06_rollout_restart_replaces_pods(self):
         before = {p["metadata"]["name"] for p in self.pods("app=web")}
         self.kubectl("rollout", "restart", "deployment/web")
