@@ -21,7 +21,10 @@ struct TmpDir {
     char t[] = "/tmp/podwarp-projected-XXXXXX";
     path = ::mkdtemp(t);
   }
-  ~TmpDir() { fs::remove_all(path); }
+  ~TmpDir() {
+    unmount_all_under(path);
+    fs::remove_all(path);
+  }
 };
 
 std::string slurp(const std::string& p) {

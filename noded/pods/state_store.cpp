@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <fstream>
 
+#include "pods/volumes.h"
 #include "podwarp/log.h"
 
 namespace podwarp::noded::pods {
@@ -152,8 +153,13 @@ std::vector<PodRecord> PodStateStore::load_all() const {
 }
 
 void PodStateStore::remove(std::string_view uid) const {
+  // Volumes on a tmpfs (secrets, projected tokens, memory emptyDirs) that nobody unmounted
+  // (an orphan cleaned after a restart): unmounted first, deepest first, so that remove_all
+  // neither stops at a busy mount point nor leaves a mount behind.
+  std::string dir = pod_dir(uid);
+  unmount_all_under(dir);
   std::error_code ec;
-  fs::remove_all(pod_dir(uid), ec);
+  fs::remove_all(dir, ec);
 }
 
 std::optional<std::uint64_t> process_start_ticks(pid_t pid) {

@@ -7,10 +7,16 @@
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <vector>
 #include <fmt/format.h>
 
+#include "cgroup/cgroup.h"
 #include "pods/atomic_writer.h"
+#include "podwarp/log.h"
 #include "podwarp/quantity.h"
 #include "podwarp/kubeconfig.h"
 
@@ -40,6 +46,27 @@ const char* plugin_name(VolumeDef::Kind k) {
   }
 }
 
+// Secrets never touch the node's disk: secret and projected volumes (the service-account token)
+// live on a tmpfs per volume, as the kubelet mounts them.
+bool on_tmpfs(VolumeDef::Kind k) {
+  return k == VolumeDef::Kind::kSecret || k == VolumeDef::Kind::kProjected;
+}
+
+// A tmpfs on `d` unless one is there already (a restarted noded re-preparing a running pod).
+std::expected<void, std::string> ensure_tmpfs(const std::string& d, const std::string& opts) {
+  struct stat a{}, b{};
+  bool mounted = ::stat(d.c_str(), &a) == 0 &&
+                 ::stat(fs::path(d).parent_path().c_str(), &b) == 0 && a.st_dev != b.st_dev;
+  if (mounted) return {};
+  if (::mount("tmpfs", d.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, opts.c_str()) != 0) {
+    int e = errno;
+    std::string msg = fmt::format("mount tmpfs on {}: {}", d, std::strerror(e));
+    errno = e;  // callers tell EPERM apart
+    return std::unexpected(std::move(msg));
+  }
+  return {};
+}
+
 }  // namespace
 
 std::expected<std::string, std::string> prepare_volume(const PodDef& pod, const VolumeDef& v,
@@ -54,20 +81,14 @@ std::expected<std::string, std::string> prepare_volume(const PodDef& pod, const 
       if (ec) return std::unexpected(fmt::format("mkdir {}: {}", d, ec.message()));
       ::chmod(d.c_str(), 0777);
       if (v.memory_medium) {
-        struct stat a{}, b{};
-        bool mounted = ::stat(d.c_str(), &a) == 0 && ::stat(fs::path(d).parent_path().c_str(), &b) == 0 &&
-                       a.st_dev != b.st_dev;
-        if (!mounted) {
-          std::string opts = "mode=0777";
-          if (!v.size_limit.empty()) {
-            auto q = Quantity::parse(v.size_limit);
-            if (!q || q->value() <= 0)
-              return std::unexpected(fmt::format("invalid emptyDir.sizeLimit \"{}\"", v.size_limit));
-            opts += fmt::format(",size={}", q->value());  // tmpfs takes bytes, not "1Mi"
-          }
-          if (::mount("tmpfs", d.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, opts.c_str()) != 0)
-            return std::unexpected(fmt::format("mount tmpfs on {}: {}", d, std::strerror(errno)));
+        std::string opts = "mode=0777";
+        if (!v.size_limit.empty()) {
+          auto q = Quantity::parse(v.size_limit);
+          if (!q || q->value() <= 0)
+            return std::unexpected(fmt::format("invalid emptyDir.sizeLimit \"{}\"", v.size_limit));
+          opts += fmt::format(",size={}", q->value());  // tmpfs takes bytes, not "1Mi"
         }
+        if (auto m = ensure_tmpfs(d, opts); !m) return std::unexpected(m.error());
       }
       return d;
     }
@@ -99,6 +120,12 @@ std::expected<std::string, std::string> prepare_volume(const PodDef& pod, const 
       std::string d = volume_dir(pod_dir, plugin_name(v.kind), v.name);
       auto payload = volume_payload(pod, v, lookup, in);
       if (!payload) return std::unexpected(payload.error());
+      if (on_tmpfs(v.kind)) {
+        fs::create_directories(d, ec);
+        if (ec) return std::unexpected(fmt::format("mkdir {}: {}", d, ec.message()));
+        if (auto m = ensure_tmpfs(d, "mode=0755"); !m && errno != EPERM)
+          return std::unexpected(m.error());  // EPERM: not root (tests, dev); on disk then
+      }
       auto w = write_atomic(d, *payload);
       if (!w) return std::unexpected(w.error());
       return d;
@@ -128,9 +155,26 @@ std::expected<std::map<std::string, std::string>, std::string> prepare_volumes(
 }
 
 void teardown_volumes(const PodDef& pod, const std::string& pod_dir) {
-  for (const auto& v : pod.volumes)
+  for (const auto& v : pod.volumes) {
     if (v.kind == VolumeDef::Kind::kEmptyDir && v.memory_medium)
       ::umount2(volume_dir(pod_dir, "empty-dir", v.name).c_str(), MNT_DETACH);
+    else if (on_tmpfs(v.kind))
+      ::umount2(volume_dir(pod_dir, plugin_name(v.kind), v.name).c_str(), MNT_DETACH);
+  }
+}
+
+void unmount_all_under(const std::string& dir) {
+  std::ifstream mi("/proc/self/mountinfo");
+  std::stringstream text;
+  text << mi.rdbuf();
+  std::vector<std::string> under;
+  for (const auto& m : cgroup::parse_mountinfo(text.str()))
+    if (m.mount_point.starts_with(dir + "/")) under.push_back(m.mount_point);
+  std::sort(under.begin(), under.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  for (const auto& m : under)
+    if (::umount2(m.c_str(), MNT_DETACH) != 0)
+      log::warn("pods: umount {}: {}", m, std::strerror(errno));
 }
 
 std::vector<MountRequest> container_mounts(const ContainerDef& c,

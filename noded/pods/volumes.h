@@ -36,6 +36,10 @@ std::expected<std::map<std::string, std::string>, std::string> prepare_volumes(
     const VolumeInputs& in = {});
 void teardown_volumes(const PodDef& pod, const std::string& pod_dir);
 
+// Unmounts every mount below `dir` (not `dir` itself), deepest first, lazily: what a pod dir
+// holds when nobody tore its volumes down (an orphan after a restart).
+void unmount_all_under(const std::string& dir);
+
 // The bind mounts of one container from its volumeMounts.
 std::vector<MountRequest> container_mounts(const ContainerDef& c,
                                            const std::map<std::string, std::string>& volumes);

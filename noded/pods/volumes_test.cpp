@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "pods/manifest_dir.h"
+#include "pods/state_store.h"
 
 namespace podwarp::noded::pods {
 namespace {
@@ -21,7 +22,10 @@ struct TmpDir {
     char t[] = "/tmp/podwarp-volumes-XXXXXX";
     path = ::mkdtemp(t);
   }
-  ~TmpDir() { fs::remove_all(path); }
+  ~TmpDir() {
+    unmount_all_under(path);
+    fs::remove_all(path);
+  }
 };
 
 std::string slurp(const std::string& p) {
@@ -72,6 +76,7 @@ TEST(Volumes, SecretConfigMapItemsHostPath) {
   EXPECT_EQ(m[0].container_path, "/s");
   EXPECT_TRUE(m[0].read_only);
   EXPECT_EQ(m[2].host_path, host);
+  teardown_volumes(d, t.path + "/pod");
 }
 
 TEST(Volumes, MissingSourcesAndBadTypes) {
@@ -104,6 +109,34 @@ TEST(Volumes, MemoryEmptyDirIsTmpfsAndUnmounted) {
   teardown_volumes(d, t.path + "/pod");
   ASSERT_EQ(::statfs(v->at("m").c_str(), &sf), 0);
   EXPECT_NE(sf.f_type, 0x01021994);
+}
+
+TEST(Volumes, SecretAndProjectedVolumesAreOnTmpfsAndGoWithThePod) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (mount tmpfs)";
+  TmpDir t;
+  auto d = pod("  - {name: s, secret: {secretName: s}}\n"
+               "  - name: p\n    projected:\n      sources:\n"
+               "      - configMap: {name: cm}\n",
+               "    - {name: s, mountPath: /s}\n    - {name: p, mountPath: /p}\n");
+  std::string pod_dir = t.path + "/pods/uid-1";
+  auto v = prepare_volumes(d, pod_dir, lookup());
+  ASSERT_TRUE(v) << v.error();
+  for (const char* name : {"s", "p"}) {
+    struct statfs sf{};
+    ASSERT_EQ(::statfs(v->at(name).c_str(), &sf), 0);
+    EXPECT_EQ(sf.f_type, 0x01021994) << name;  // TMPFS_MAGIC
+  }
+  EXPECT_EQ(slurp(v->at("s") + "/password"), "hunter2");
+  EXPECT_EQ(slurp(v->at("p") + "/a"), "1");
+  // Prepared again (noded restart, refresh): same mount, new content visible.
+  ASSERT_TRUE(prepare_volumes(d, pod_dir, lookup()));
+  // An orphan's removal unmounts what nobody tore down, then removes the pod dir.
+  PodStateStore store(t.path);
+  store.remove("uid-1");
+  EXPECT_FALSE(fs::exists(pod_dir));
+  std::ifstream mi("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(mi, line)) EXPECT_EQ(line.find(pod_dir), std::string::npos) << line;
 }
 
 }  // namespace
