@@ -138,6 +138,28 @@ std::string default_route_ipv4() {
 
 }  // namespace
 
+// <root-dir>/run holds runtime state that dies with the machine (namespace pins, the files
+// bind-mounted at /etc/hosts, /etc/resolv.conf, /etc/hostname): a tmpfs, as /run is for
+// containerd and runc, so that starting a pod creates fewer inodes on the node's disk. Mounted
+// only when run/ is empty (a first start, or after a reboot): a restarted noded finds it
+// mounted, and the pins of an older noded that kept run/ on disk are never hidden.
+static void mount_run_tmpfs(const std::string& root_dir) {
+  if (::geteuid() != 0) return;
+  std::string run = root_dir + "/run";
+  struct stat a{}, b{};
+  if (::stat(run.c_str(), &a) != 0 || ::stat(root_dir.c_str(), &b) != 0) return;
+  if (a.st_dev != b.st_dev) return;  // mounted already
+  std::error_code ec;
+  if (!fs::is_empty(run, ec) || ec) {
+    log::info("noded: {} is not empty: runtime state stays on disk", run);
+    return;
+  }
+  if (::mount("tmpfs", run.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "mode=0755,size=64m") != 0)
+    log::warn("noded: mount tmpfs on {}: {} (runtime state stays on disk)", run,
+              errno_name(errno));
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"podwarp-noded: the podwarp node daemon (kubelet + container runtime)"};
   bool standalone = false;
@@ -267,6 +289,7 @@ int main(int argc, char** argv) {
     fs::create_directories(d, ec);
     if (ec) fatal("mkdir " + d + ": " + ec.message());
   }
+  mount_run_tmpfs(root_dir);
   // Every container holds pipe fds and pidfds.
   rlimit nofile{};
   if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
