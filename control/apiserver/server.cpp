@@ -25,6 +25,7 @@
 #include "podwarp/log.h"
 #include "podwarp/metrics.h"
 #include "schema/openapi.h"
+#include "schema/openapi_v2_pb.h"
 
 namespace podwarp::apiserver {
 
@@ -429,12 +430,22 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
           response = Response::error(plain_not_found());
         }
       } else if (req.path == "/openapi/v2") {
-        if (!req.accept.empty() && req.accept.find("json") == std::string::npos &&
-            req.accept.find("*/*") == std::string::npos) {
-          response = Response::error(not_acceptable(
-              "only the following media types are accepted: application/json"));
+        // kubectl asks for gnostic's protobuf Document (schema/openapi_v2_pb.h); others get JSON.
+        const schema::OpenApiV2Encoding encoding = schema::openapi_v2_encoding(req.accept);
+        if (encoding == schema::OpenApiV2Encoding::kUnacceptable) {
+          response = Response::error(not_acceptable(fmt::format(
+              "only the following media types are accepted: application/json, {}, {}",
+              schema::kOpenApiV2Protobuf, schema::kOpenApiV2ProtobufDeprecated)));
         } else {
-          response = Response::json(200, schema::openapi_v2_document());
+          Response r;
+          if (encoding == schema::OpenApiV2Encoding::kJson) {
+            r = Response::json(200, schema::openapi_v2_document());
+          } else {
+            r.content_type = schema::kOpenApiV2Protobuf;
+            r.body = schema::openapi_v2_protobuf();
+          }
+          r.headers.emplace_back("Vary", "Accept");
+          response = std::move(r);
         }
       } else if (req.path == "/apis/authentication.k8s.io/v1/selfsubjectreviews" ||
                  req.path == "/apis/authentication.k8s.io/v1beta1/selfsubjectreviews") {

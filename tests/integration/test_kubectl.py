@@ -195,6 +195,39 @@ class KubectlTest(harness.ClusterTestCase):
         self.assertEqual(self.k("get", "configmaps", "-o", "name").stdout.strip(), "")
         self.assertEqual(self.k("get", "services", "-o", "name").stdout.strip(), "")
 
+    def test_apply_kind_list_validates_items(self):
+        # A v1 List is no served kind, so kubectl validates its items itself against the
+        # protobuf /openapi/v2 document (issue 2: that request used to fail with 406).
+        items = MANIFEST.strip().split("---")
+        indented = ["- " + "\n  ".join(i.strip().splitlines()) for i in items]
+        list_text = "apiVersion: v1\nkind: List\nitems:\n" + "\n".join(indented) + "\n"
+        out = self.apply(list_text).stdout
+        self.assertIn("deployment.apps/web created", out)
+        self.assertIn("service/web created", out)
+        self.assertIn("configmap/web-config created", out)
+        self.assertEqual(self.k("get", "configmap", "web-config", "-o",
+                                "jsonpath={.data.greeting}").stdout, "hello")
+        self.assertEqual(self.k("get", "service", "web", "-o",
+                                "jsonpath={.spec.ports[0].targetPort}").stdout, "8080")
+        # An unknown field in an item is rejected before anything is created, naming the field
+        # and the schema as upstream kubectl does (client-side validation of List items).
+        bad = ("apiVersion: v1\nkind: List\nitems:\n"
+               "- apiVersion: v1\n  kind: Service\n  metadata: {name: other}\n"
+               "  spec:\n    ports: [{port: 81}]\n"
+               "- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: other-config}\n"
+               "  data: {a: b}\n  bogusField: 1\n")
+        for flags in (["--validate=strict"], []):
+            r = self.k("apply", *flags, "-f", "-", input=bad, check=False)
+            self.assertNotEqual(r.returncode, 0, r.stdout)
+            self.assertIn('unknown field "bogusField" in io.k8s.api.core.v1.ConfigMap', r.stderr)
+            self.assertNotIn("406", r.stderr)
+        self.assertNotEqual(self.k("get", "service", "other", check=False).returncode, 0)
+        self.assertNotEqual(self.k("get", "configmap", "other-config", check=False).returncode, 0)
+        # The JSON form is still what a JSON client gets.
+        doc = json.loads(self.cluster.kubectl("get", "--raw", "/openapi/v2").stdout)
+        self.assertEqual(doc["swagger"], "2.0")
+        self.assertIn("io.k8s.api.core.v1.ConfigMap", doc["definitions"])
+
     def test_api_resources_and_explain(self):
         out = self.cluster.kubectl("api-resources").stdout
         lines = out.splitlines()
