@@ -33,6 +33,13 @@ struct {
   __type(value, struct podwarp_lb_sock_revnat);
 } pw_lb_sk_revnat SEC(".maps");
 
+struct {
+  __uint(type, BPF_MAP_TYPE_SK_STORAGE);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, int);
+  __type(value, struct podwarp_lb_sock_peer);
+} pw_lb_sk_peer SEC(".maps");
+
 /* The destination of the call as a 16-byte address (IPv4 mapped). */
 static __always_inline void ctx_dst(struct bpf_sock_addr *ctx, int v6, __be32 addr[4])
 {
@@ -114,8 +121,22 @@ static __always_inline int sock_xlate(struct bpf_sock_addr *ctx, int v6, int sen
     ctx->user_ip4 = be.addr[3];
   }
   ctx->user_port = (__u32)be.port;
-  /* A full LRU evicts old entries; a failed update only loses the VIP in getpeername(). */
-  bpf_map_update_elem(&pw_lb_sk_revnat, &rk, &rv, BPF_ANY);
+  /* connect(): with the socket. A full LRU evicts old entries; a failed update only loses the
+   * VIP in getpeername(). */
+  struct podwarp_lb_sock_peer *peer = NULL;
+  if (!sendmsg && ctx->sk)
+    peer = bpf_sk_storage_get(&pw_lb_sk_peer, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+  if (peer) {
+    peer->backend_addr[0] = be.addr[0];
+    peer->backend_addr[1] = be.addr[1];
+    peer->backend_addr[2] = be.addr[2];
+    peer->backend_addr[3] = be.addr[3];
+    peer->backend_port = be.port;
+    peer->rv = rv;
+    peer->valid = 1;
+  } else {
+    bpf_map_update_elem(&pw_lb_sk_revnat, &rk, &rv, BPF_ANY);
+  }
   lb_event(sendmsg ? PODWARP_LB_EV_SOCK_SENDMSG : PODWARP_LB_EV_SOCK_CONNECT, 0);
   return SOCK_ALLOW;
 }
@@ -127,8 +148,19 @@ static __always_inline int sock_revnat(struct bpf_sock_addr *ctx, int v6)
   struct podwarp_lb_sock_revnat_key rk = {};
   ctx_dst(ctx, v6, rk.addr);
   rk.port = (__be16)ctx->user_port;
-  rk.cookie = bpf_get_socket_cookie(ctx);
-  struct podwarp_lb_sock_revnat *rv = bpf_map_lookup_elem(&pw_lb_sk_revnat, &rk);
+  struct podwarp_lb_sock_revnat *rv = NULL;
+  struct podwarp_lb_sock_peer *peer = NULL;
+  if (ctx->sk)
+    peer = bpf_sk_storage_get(&pw_lb_sk_peer, ctx->sk, 0, 0);
+  if (peer && peer->valid && peer->backend_port == rk.port &&
+      peer->backend_addr[0] == rk.addr[0] && peer->backend_addr[1] == rk.addr[1] &&
+      peer->backend_addr[2] == rk.addr[2] && peer->backend_addr[3] == rk.addr[3]) {
+    rv = &peer->rv;
+  } else {
+    peer = NULL;
+    rk.cookie = bpf_get_socket_cookie(ctx);
+    rv = bpf_map_lookup_elem(&pw_lb_sk_revnat, &rk);
+  }
   if (!rv)
     return SOCK_ALLOW;
 
@@ -151,7 +183,10 @@ static __always_inline int sock_revnat(struct bpf_sock_addr *ctx, int v6)
   key.scope = rv->scope;
   struct podwarp_lb_svc *svc = bpf_map_lookup_elem(&pw_lb_services, &key);
   if (!svc || svc->set_id != rv->set_id) {
-    bpf_map_delete_elem(&pw_lb_sk_revnat, &rk);
+    if (peer)
+      peer->valid = 0;
+    else
+      bpf_map_delete_elem(&pw_lb_sk_revnat, &rk);
     return SOCK_ALLOW;
   }
 

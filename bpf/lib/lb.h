@@ -20,6 +20,7 @@
 #define PODWARP_LB_MAP_MEMBERS "pw_lb_members"
 #define PODWARP_LB_MAP_AFFINITY "pw_lb_affinity"
 #define PODWARP_LB_MAP_SOCK_REVNAT "pw_lb_sk_revnat"
+#define PODWARP_LB_MAP_SOCK_PEER "pw_lb_sk_peer"
 #define PODWARP_LB_MAP_CT4 "pw_lb_ct4"
 #define PODWARP_LB_MAP_NODE_ADDRS "pw_lb_node_addr"
 #define PODWARP_LB_MAP_CONFIG "pw_lb_config"
@@ -147,6 +148,18 @@ struct podwarp_lb_sock_revnat {
   __u32 set_id; /* the frontend must still have this set, else the entry is stale */
   __u32 flags;  /* PODWARP_LB_REVNAT_F_* */
   __u32 pad;
+};
+
+/* ---- socket storage of connected sockets: struct podwarp_lb_sock_peer (SK_STORAGE) ----
+ * connect() keeps its translation with the socket itself (no hashing, no LRU insert: the
+ * cheapest write there is); getpeername/recvmsg of that socket read it back. Unconnected UDP
+ * (one socket, many services) stays in pw_lb_sk_revnat. */
+struct podwarp_lb_sock_peer {
+  __be32 backend_addr[4]; /* the backend connect() went to */
+  __be16 backend_port;
+  __u16 valid;            /* 0: nothing (never set, or found stale) */
+  __u32 pad;
+  struct podwarp_lb_sock_revnat rv;
 };
 
 /* ---- IPv4 connection tracking for tc NodePort/externalIP and egress masquerade: key ->

@@ -16,6 +16,7 @@
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
   __uint(max_entries, PODWARP_LB_DEFAULT_MAX_SERVICES);
   __type(key, struct podwarp_lb_svc_key);
   __type(value, struct podwarp_lb_svc);

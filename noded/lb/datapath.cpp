@@ -657,12 +657,14 @@ void Datapath::remove_pins(const std::string& pin_dir) {
     }
     ::rmdir(links.c_str());
   }
-  for (const char* name : {PODWARP_LB_MAP_SERVICES, PODWARP_LB_MAP_BACKENDS, PODWARP_LB_MAP_MEMBERS,
-                           PODWARP_LB_MAP_AFFINITY, PODWARP_LB_MAP_SOCK_REVNAT, PODWARP_LB_MAP_CT4,
-                           PODWARP_LB_MAP_NODE_ADDRS, PODWARP_LB_MAP_CONFIG, PODWARP_LB_MAP_DROPS,
-                           PODWARP_LB_MAP_EVENTS, PODWARP_LB_MAP_MASQ_IFS, PODWARP_LB_MAP_MASQ_SRC,
-                           PODWARP_LB_MAP_NO_MASQ})
-    ::unlink((pin_dir + "/" + name).c_str());
+  // Every map pin of ours (pw_lb_*), also those of a build with more maps than this one.
+  if (DIR* d = ::opendir(pin_dir.c_str())) {
+    std::vector<std::string> names;
+    while (dirent* e = ::readdir(d))
+      if (std::string_view(e->d_name).starts_with("pw_lb_")) names.emplace_back(e->d_name);
+    ::closedir(d);
+    for (const auto& n : names) ::unlink((pin_dir + "/" + n).c_str());
+  }
   ::rmdir(pin_dir.c_str());
 }
 
