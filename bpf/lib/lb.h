@@ -74,6 +74,11 @@ struct podwarp_lb_svc_key {
 #define PODWARP_LB_SVC_F_LOADBALANCER (1u << 3)
 #define PODWARP_LB_SVC_F_TWO_SCOPES (1u << 4) /* socket LB: use the SCOPE_INTERNAL entries */
 #define PODWARP_LB_SVC_F_LOCAL_ONLY (1u << 5) /* this set holds node-local endpoints only */
+#define PODWARP_LB_SVC_F_INLINE (1u << 6) /* slot 0 carries all `count` backends in inl[] */
+
+/* Sets of up to PODWARP_LB_INLINE backends also carry them in the service entry itself, so a
+ * pick is one lookup (the slot entries stay: sets that grow, recovery, affinity). */
+#define PODWARP_LB_INLINE 8
 
 struct podwarp_lb_backend {
   __be32 addr[4]; /* IPv4-mapped for IPv4 */
@@ -91,6 +96,11 @@ struct podwarp_lb_svc {
   /* slot > 0: a backend (key of pw_lb_backends, and a copy of that entry) */
   __u32 backend_id;
   struct podwarp_lb_backend backend;
+  /* slot 0 with PODWARP_LB_SVC_F_INLINE: the copies of slots 1..count */
+  struct {
+    __u32 backend_id;
+    struct podwarp_lb_backend backend;
+  } inl[PODWARP_LB_INLINE];
 };
 
 /* ---- backends: __u32 backend id -> struct podwarp_lb_backend (HASH) ----

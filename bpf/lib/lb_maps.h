@@ -195,13 +195,23 @@ static __always_inline int lb_pick(struct podwarp_lb_svc_key *key, const struct 
 
   if (hash == 0)
     hash = bpf_get_prandom_u32();
-  key->slot = (__u16)(hash % count + 1);
-  struct podwarp_lb_svc *slot = bpf_map_lookup_elem(&pw_lb_services, key);
-  key->slot = 0;
-  if (!slot || slot->backend_id == 0)
-    return PODWARP_LB_DROP_BACKEND_MISSING;
-  __u32 id = slot->backend_id;
-  *backend = slot->backend;
+  __u32 id;
+  if ((svc->flags & PODWARP_LB_SVC_F_INLINE) && count <= PODWARP_LB_INLINE) {
+    /* One lookup: the entry carries the set. */
+    __u32 i = (hash % count) & (PODWARP_LB_INLINE - 1);
+    id = svc->inl[i].backend_id;
+    if (id == 0)
+      return PODWARP_LB_DROP_BACKEND_MISSING;
+    *backend = svc->inl[i].backend;
+  } else {
+    key->slot = (__u16)(hash % count + 1);
+    struct podwarp_lb_svc *slot = bpf_map_lookup_elem(&pw_lb_services, key);
+    key->slot = 0;
+    if (!slot || slot->backend_id == 0)
+      return PODWARP_LB_DROP_BACKEND_MISSING;
+    id = slot->backend_id;
+    *backend = slot->backend;
+  }
 
   if (timeout && aff) {
     struct podwarp_lb_affinity v = {.last_used_ns = now, .backend_id = id};

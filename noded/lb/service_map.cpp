@@ -218,8 +218,11 @@ std::expected<void, Error> ServiceMap::program_set(const SetKey& key, const Desi
   }
   std::uint32_t old_map_slots = std::max<std::uint32_t>(st.map_slots, old_slots.size());
   bool rewrite = st.dirty;
+  // A small set's entry carries copies of its slots: any slot write rewrites it too.
+  bool inline_set = !slots.empty() && slots.size() <= PODWARP_LB_INLINE;
   bool entry_changed = rewrite || created || slots.size() != old_slots.size() ||
-                       st.flags != want.flags || st.affinity_timeout != want.affinity_timeout;
+                       st.flags != want.flags || st.affinity_timeout != want.affinity_timeout ||
+                       (inline_set && !writes.empty());
   st.slots = slots;
   st.slot_flags = slot_flags;
   st.flags = want.flags;
@@ -253,6 +256,13 @@ std::expected<void, Error> ServiceMap::program_set(const SetKey& key, const Desi
     v.set_id = st.set_id;
     v.affinity_timeout = want.affinity_timeout;
     v.flags = want.flags;
+    if (inline_set) {
+      v.flags |= PODWARP_LB_SVC_F_INLINE;
+      for (std::size_t p = 0; p < slots.size(); ++p) {
+        v.inl[p].backend_id = slots[p];
+        v.inl[p].backend = backend_value(backend_by_id_.at(slots[p]), slot_flags[p]);
+      }
+    }
     step(maps_.update_service(map_key(key, 0), v));
   }
   // 4. slots beyond the new count, then members of backends that left.
@@ -411,7 +421,7 @@ std::expected<void, Error> ServiceMap::recover() {
       st.set_id = 0;
     } else {
       st.set_id = f.entry.set_id;
-      st.flags = f.entry.flags;
+      st.flags = f.entry.flags & ~PODWARP_LB_SVC_F_INLINE;
       st.affinity_timeout = f.entry.affinity_timeout;
       st.dirty = false;
       for (std::uint32_t s = 1; s <= f.entry.count; ++s) {
@@ -430,6 +440,18 @@ std::expected<void, Error> ServiceMap::recover() {
         st.slot_flags.push_back(slot->second.backend.flags);
       }
       if (max_slot > f.entry.count) st.dirty = true;
+      // A small set's entry must carry exactly its slots (else it is rewritten).
+      bool want_inline = !st.slots.empty() && st.slots.size() <= PODWARP_LB_INLINE;
+      bool has_inline = (f.entry.flags & PODWARP_LB_SVC_F_INLINE) != 0;
+      if (want_inline != has_inline) st.dirty = true;
+      if (want_inline && has_inline && !st.dirty) {
+        for (std::size_t p = 0; p < st.slots.size(); ++p) {
+          const podwarp_lb_svc& sv = f.slots.at(static_cast<std::uint16_t>(p + 1));
+          if (f.entry.inl[p].backend_id != st.slots[p] ||
+              std::memcmp(&f.entry.inl[p].backend, &sv.backend, sizeof sv.backend) != 0)
+            st.dirty = true;
+        }
+      }
       used_set_ids.insert(st.set_id);
       next_set_id_ = std::max(next_set_id_, st.set_id + 1);
     }

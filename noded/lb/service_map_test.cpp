@@ -78,7 +78,23 @@ void expect_consistent(const FakeLbMaps& m) {
     entry.slot = 0;
     auto e = m.services.find(entry);
     ASSERT_NE(e, m.services.end()) << "slot " << k.slot << " without a service entry";
-    if (k.slot == 0) continue;
+    if (k.slot == 0) {
+      // Small sets carry their slots inline (what the BPF pick reads), and exactly them.
+      bool small = v.count > 0 && v.count <= PODWARP_LB_INLINE;
+      EXPECT_EQ((v.flags & PODWARP_LB_SVC_F_INLINE) != 0, small) << "inline flag, count " << v.count;
+      if (small && (v.flags & PODWARP_LB_SVC_F_INLINE)) {
+        for (std::uint16_t p = 1; p <= v.count; ++p) {
+          podwarp_lb_svc_key sk = k;
+          sk.slot = p;
+          auto slot = m.services.find(sk);
+          if (slot == m.services.end()) continue;  // reported below
+          EXPECT_EQ(v.inl[p - 1].backend_id, slot->second.backend_id) << "inline copy " << p;
+          EXPECT_EQ(std::memcmp(&v.inl[p - 1].backend, &slot->second.backend,
+                                sizeof slot->second.backend), 0) << "inline copy " << p;
+        }
+      }
+      continue;
+    }
     EXPECT_LE(k.slot, e->second.count) << "slot beyond count";
     EXPECT_TRUE(m.backends.contains(v.backend_id)) << "slot names a missing backend";
     if (m.backends.contains(v.backend_id)) {
@@ -107,7 +123,7 @@ TEST(ServiceMap, ProgramsSlotsBackendsAndMembers) {
   const auto& entry = maps.services.at(key_of(cip("10.96.0.1"), 0));
   EXPECT_EQ(entry.count, 3u);
   EXPECT_NE(entry.set_id, 0u);
-  EXPECT_EQ(entry.flags, PODWARP_LB_SVC_F_CLUSTER_IP);
+  EXPECT_EQ(entry.flags, PODWARP_LB_SVC_F_CLUSTER_IP | PODWARP_LB_SVC_F_INLINE);
   EXPECT_EQ(entry.affinity_timeout, 0u);
   // 3 backends + 3 members + 3 slots + 1 entry.
   EXPECT_EQ(maps.updates, 10);
@@ -159,7 +175,7 @@ TEST(ServiceMap, EndpointChangesCostConstantOperations) {
   auto pos = std::find(after.begin(), after.end(), "10.244.1.4:8080") - after.begin();
   maps.reset_counts();
   ASSERT_TRUE(sm.upsert_service(service("ns/a", {cip("10.96.0.1")}, replaced)));
-  EXPECT_EQ(maps.updates, 3);  // backend, member, slot
+  EXPECT_EQ(maps.updates, 4);  // backend, member, slot, the entry's inline copy
   EXPECT_EQ(maps.deletes, 2);  // old member, old backend
   auto now = datapath_view(maps, cip("10.96.0.1"));
   EXPECT_EQ(now[pos], "10.244.1.99:8080");
@@ -210,7 +226,7 @@ TEST(ServiceMap, BackendFlagChangeRewritesItsSlotCopy) {
   changed.terminating = true;
   maps.reset_counts();
   ASSERT_TRUE(sm.upsert_service(service("ns/a", {cip("10.96.0.1")}, {be("10.244.1.1"), changed})));
-  EXPECT_EQ(maps.updates, 2);  // the backend entry and its slot
+  EXPECT_EQ(maps.updates, 3);  // the backend entry, its slot, the entry's inline copy
   EXPECT_EQ(maps.deletes, 0);
   expect_consistent(maps);
 }
@@ -259,11 +275,11 @@ TEST(ServiceMap, TrafficPoliciesAndFamilies) {
             std::vector<std::string>{"fd00::1:8080"});
   EXPECT_EQ(datapath_view(maps, ext), std::vector<std::string>{"10.244.1.1:8080"});
   const auto& e = maps.services.at(key_of(np4, 0));
-  EXPECT_EQ(e.flags,
-            PODWARP_LB_SVC_F_NODEPORT | PODWARP_LB_SVC_F_TWO_SCOPES | PODWARP_LB_SVC_F_LOCAL_ONLY);
+  EXPECT_EQ(e.flags, PODWARP_LB_SVC_F_NODEPORT | PODWARP_LB_SVC_F_TWO_SCOPES |
+                         PODWARP_LB_SVC_F_LOCAL_ONLY | PODWARP_LB_SVC_F_INLINE);
   EXPECT_EQ(e.affinity_timeout, 60u);
   EXPECT_EQ(maps.services.at(key_of(np4, 0, PODWARP_LB_SCOPE_INTERNAL)).flags,
-            PODWARP_LB_SVC_F_NODEPORT | PODWARP_LB_SVC_F_TWO_SCOPES);
+            PODWARP_LB_SVC_F_NODEPORT | PODWARP_LB_SVC_F_TWO_SCOPES | PODWARP_LB_SVC_F_INLINE);
   auto local_be = maps.backends.begin();
   for (; local_be != maps.backends.end(); ++local_be)
     if (ntohl(local_be->second.addr[3]) == 0x0af40101u) break;
