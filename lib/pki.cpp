@@ -555,7 +555,8 @@ Result<Identity> ensure_client_cert(const fs::path& dir, std::string_view name, 
   return store(std::move(*id), dir, name);
 }
 
-Result<void> write_file_atomic(const fs::path& path, std::string_view data, mode_t mode) {
+Result<void> write_file_atomic(const fs::path& path, std::string_view data, mode_t mode,
+                               Durability durability) {
   fs::path dir = path.parent_path();
   if (dir.empty()) dir = ".";
   std::string tmp = (dir / fmt::format(".{}.tmp.XXXXXX", path.filename().string())).string();
@@ -579,7 +580,7 @@ Result<void> write_file_atomic(const fs::path& path, std::string_view data, mode
     }
     done += static_cast<std::size_t>(n);
   }
-  if (::fsync(fd) != 0) return fail("fsync");
+  if (durability == Durability::kSynced && ::fsync(fd) != 0) return fail("fsync");
   if (::close(fd) != 0) {
     int err = errno;
     ::unlink(tmp.c_str());
@@ -591,6 +592,7 @@ Result<void> write_file_atomic(const fs::path& path, std::string_view data, mode
     return std::unexpected(fmt::format("rename {}: {}", path.string(), errno_message(err)));
   }
   // Make the rename durable; failure here does not undo a completed write, so ignore it.
+  if (durability != Durability::kSynced) return {};
   if (int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
     ::fsync(dfd);
     ::close(dfd);

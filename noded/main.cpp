@@ -72,6 +72,7 @@
 #include "net/node_network.h"
 #include "nodeapi/node_https.h"
 #include "pods/pod_manager.h"
+#include "pods/volumes.h"
 #include "podwarp/client.h"
 #include "podwarp/kubeconfig.h"
 #include "podwarp/log.h"
@@ -146,18 +147,14 @@ std::string default_route_ipv4() {
 static void mount_run_tmpfs(const std::string& root_dir) {
   if (::geteuid() != 0) return;
   std::string run = root_dir + "/run";
-  struct stat a{}, b{};
-  if (::stat(run.c_str(), &a) != 0 || ::stat(root_dir.c_str(), &b) != 0) return;
-  if (a.st_dev != b.st_dev) return;  // mounted already
+  if (pods::is_mount_point(run)) return;  // mounted already
   std::error_code ec;
   if (!fs::is_empty(run, ec) || ec) {
     log::info("noded: {} is not empty: runtime state stays on disk", run);
     return;
   }
-  if (::mount("tmpfs", run.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-              "mode=0755,size=64m") != 0)
-    log::warn("noded: mount tmpfs on {}: {} (runtime state stays on disk)", run,
-              errno_name(errno));
+  if (auto m = pods::ensure_tmpfs(run, "mode=0755,size=64m", MS_NOEXEC); !m)
+    log::warn("noded: {} (runtime state stays on disk)", m.error());
 }
 
 int main(int argc, char** argv) {

@@ -134,10 +134,16 @@ Result<Identity> ensure_serving_cert(const std::filesystem::path& dir, const Sub
 Result<Identity> ensure_client_cert(const std::filesystem::path& dir, std::string_view name,
                                     std::string_view cn, std::span<const std::string> groups);
 
-// Writes `data` to `path` atomically: a temp file in the same folder created with `mode`,
-// fsync, rename over `path`, fsync of the folder. Shared with kubeconfig, which also holds keys.
+// How long a file written by write_file_atomic must last: kSynced survives a power loss
+// (fsync of the file and of the folder); kProcess only a crash of the writer (no fsync: for
+// state that a reboot makes moot anyway, written on a hot path).
+enum class Durability { kSynced, kProcess };
+
+// Writes `data` to `path` atomically: a temp file `.<name>.tmp.XXXXXX` in the same folder created
+// with `mode`, (fsync,) rename over `path`(, fsync of the folder). Shared with kubeconfig, which
+// also holds keys.
 Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view data,
-                               mode_t mode);
+                               mode_t mode, Durability durability = Durability::kSynced);
 
 // Reads a whole file; the error names the path.
 Result<std::string> read_file(const std::filesystem::path& path);

@@ -103,6 +103,10 @@ class PeerEchoServer {
         if (fd >= 0) ::close(fd);
         return ready.set_value(false);
       }
+      sockaddr_in bound{};
+      socklen_t bl = sizeof bound;
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &bl);
+      port_ = ntohs(bound.sin_port);
       ready.set_value(true);
       serve(fd, type);
       ::close(fd);
@@ -114,6 +118,7 @@ class PeerEchoServer {
     if (thread_.joinable()) thread_.join();
   }
   bool ok() const { return ok_; }
+  std::uint16_t port() const { return port_; }  // the bound one (port 0: the kernel's choice)
 
  private:
   void serve(int fd, int type) {
@@ -141,6 +146,7 @@ class PeerEchoServer {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   bool ok_ = false;
+  std::uint16_t port_ = 0;
 };
 
 struct Answer {
@@ -319,24 +325,25 @@ class NodePortRootTest : public ::testing::Test {
 };
 
 TEST_F(NodePortRootTest, NodePortFromAnotherNamespaceAndPodEgressMasquerade) {
-  // A NodePort (TCP and UDP) whose backend is the pod.
+  // A NodePort (TCP and UDP) whose backend is the pod, on ports the kernel picked.
+  PeerEchoServer pod_tcp(*pod_, SOCK_STREAM, "0.0.0.0", 0);
+  PeerEchoServer pod_udp(*pod_, SOCK_DGRAM, "0.0.0.0", 0);
+  PeerEchoServer ext_tcp(*ext_, SOCK_STREAM, "192.168.77.100", 9000);
+  PeerEchoServer ext_udp(*ext_, SOCK_DGRAM, "192.168.77.100", 9000);
+  ASSERT_TRUE(pod_tcp.ok() && pod_udp.ok() && ext_tcp.ok() && ext_udp.ok());
   ServiceDesc d;
   d.key = "ns/web";
   for (Protocol p : {Protocol::TCP, Protocol::UDP}) {
     ServicePort sp;
     sp.proto = p;
     sp.frontends.push_back({FrontendKind::NodePort, IpAddr::any_v4(), 30080, p});
-    Backend b{*IpAddr::parse("10.244.7.2"), 8080, p, true, false};
+    Backend b{*IpAddr::parse("10.244.7.2"), p == Protocol::TCP ? pod_tcp.port() : pod_udp.port(),
+              p, true, false};
     sp.cluster_backends.push_back(b);
     sp.local_backends.push_back(b);
     d.ports.push_back(sp);
   }
   ASSERT_TRUE(sm_->upsert_service(d));
-  PeerEchoServer pod_tcp(*pod_, SOCK_STREAM, "0.0.0.0", 8080);
-  PeerEchoServer pod_udp(*pod_, SOCK_DGRAM, "0.0.0.0", 8080);
-  PeerEchoServer ext_tcp(*ext_, SOCK_STREAM, "192.168.77.100", 9000);
-  PeerEchoServer ext_udp(*ext_, SOCK_DGRAM, "192.168.77.100", 9000);
-  ASSERT_TRUE(pod_tcp.ok() && pod_udp.ok() && ext_tcp.ok() && ext_udp.ok());
 
   // NodePort from the external namespace: the pod answers, it saw the client's own address
   // (local backend: no SNAT), and the client's socket sees the NodePort as its peer.

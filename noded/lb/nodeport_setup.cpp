@@ -12,29 +12,17 @@
 #include <fstream>
 #include <set>
 
+#include "podwarp/pki.h"
+
 namespace podwarp::noded::lb {
 namespace {
 
 std::expected<void, Error> write_tc_state(const std::string& path,
                                           const std::vector<std::string>& names) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return std::unexpected(errno_error("open " + tmp));
   std::string text;
   for (const auto& n : names) text += n + "\n";
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-            ::fsync(fd) == 0;
-  int err = errno;
-  ::close(fd);
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    return std::unexpected(sys_error(err, "write " + tmp));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    err = errno;
-    ::unlink(tmp.c_str());
-    return std::unexpected(sys_error(err, "rename " + tmp + " to " + path));
-  }
+  auto w = pki::write_file_atomic(path, text, 0644);
+  if (!w) return std::unexpected(sys_error(EIO, w.error()));
   return {};
 }
 

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "podwarp/pki.h"
+
 namespace podwarp::noded::net {
 
 namespace fs = std::filesystem;
@@ -22,26 +24,12 @@ bool valid_uid(const std::string& uid) {
 
 std::expected<void, SysError> write_record(const std::string& dir, Ipv4 ip,
                                            const std::string& uid) {
-  std::string path = dir + "/" + to_string(ip);
-  std::string tmp = dir + "/." + to_string(ip) + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return std::unexpected(errno_error("open " + tmp));
-  std::string text = uid + "\n";
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  int err = errno;
-  ::close(fd);
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    return std::unexpected(sys_error(err, "write " + tmp));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    auto e = errno_error("rename " + tmp + " to " + path);
-    ::unlink(tmp.c_str());
-    return std::unexpected(e);
-  }
-  // No fsync: the record must survive noded's restarts (the page cache does), not the
+  // Not fsynced: the record must survive noded's restarts (the page cache does), not the
   // machine's; after a reboot every pod's sandbox is gone and its record released. The rename
   // keeps a crash of noded from leaving a half-written record.
+  auto w = pki::write_file_atomic(dir + "/" + to_string(ip), uid + "\n", 0644,
+                                  pki::Durability::kProcess);
+  if (!w) return std::unexpected(SysError{EIO, w.error()});
   return {};
 }
 
@@ -55,7 +43,7 @@ std::expected<Ipam, SysError> Ipam::open(const std::string& dir) {
   ipam.dir_ = dir;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     std::string name = e.path().filename().string();
-    if (name.starts_with(".") && name.ends_with(".tmp")) {
+    if (name.starts_with(".") && name.find(".tmp") != std::string::npos) {
       std::error_code rm;
       fs::remove(e.path(), rm);  // an interrupted write: the record was never published
       continue;

@@ -2,7 +2,7 @@
 // per pod UID, persisted so that a restarted noded gives every running pod the address it has.
 //
 // Persistence: one file per allocated address, <dir>/<ip> (e.g. <root-dir>/net/ipam/10.244.1.7),
-// whose content is the pod UID and a newline. A file is written to <dir>/.<ip>.tmp and renamed
+// whose content is the pod UID and a newline. A file is written to <dir>/.<ip>.tmp.XXXXXX and renamed
 // (atomic: a crash of noded leaves the old state or the new one, never a torn record). Not
 // fsynced: records must outlive noded, not the machine (a reboot ends every sandbox; an empty
 // record left by a power loss is ignored and its address given again); leftover

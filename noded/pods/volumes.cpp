@@ -52,21 +52,6 @@ bool on_tmpfs(VolumeDef::Kind k) {
   return k == VolumeDef::Kind::kSecret || k == VolumeDef::Kind::kProjected;
 }
 
-// A tmpfs on `d` unless one is there already (a restarted noded re-preparing a running pod).
-std::expected<void, std::string> ensure_tmpfs(const std::string& d, const std::string& opts) {
-  struct stat a{}, b{};
-  bool mounted = ::stat(d.c_str(), &a) == 0 &&
-                 ::stat(fs::path(d).parent_path().c_str(), &b) == 0 && a.st_dev != b.st_dev;
-  if (mounted) return {};
-  if (::mount("tmpfs", d.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, opts.c_str()) != 0) {
-    int e = errno;
-    std::string msg = fmt::format("mount tmpfs on {}: {}", d, std::strerror(e));
-    errno = e;  // callers tell EPERM apart
-    return std::unexpected(std::move(msg));
-  }
-  return {};
-}
-
 }  // namespace
 
 std::expected<std::string, std::string> prepare_volume(const PodDef& pod, const VolumeDef& v,
@@ -161,6 +146,25 @@ void teardown_volumes(const PodDef& pod, const std::string& pod_dir) {
     else if (on_tmpfs(v.kind))
       ::umount2(volume_dir(pod_dir, plugin_name(v.kind), v.name).c_str(), MNT_DETACH);
   }
+}
+
+bool is_mount_point(const std::string& dir) {
+  struct stat a{}, b{};
+  return ::stat(dir.c_str(), &a) == 0 &&
+         ::stat(fs::path(dir).parent_path().c_str(), &b) == 0 && a.st_dev != b.st_dev;
+}
+
+std::expected<void, std::string> ensure_tmpfs(const std::string& d, const std::string& opts,
+                                              unsigned long extra_flags) {
+  if (is_mount_point(d)) return {};
+  if (::mount("tmpfs", d.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | extra_flags, opts.c_str()) !=
+      0) {
+    int e = errno;
+    std::string msg = fmt::format("mount tmpfs on {}: {}", d, std::strerror(e));
+    errno = e;  // callers tell EPERM apart
+    return std::unexpected(std::move(msg));
+  }
+  return {};
 }
 
 void unmount_all_under(const std::string& dir) {

@@ -40,6 +40,13 @@ void teardown_volumes(const PodDef& pod, const std::string& pod_dir);
 // holds when nobody tore its volumes down (an orphan after a restart).
 void unmount_all_under(const std::string& dir);
 
+// Whether `dir` is the root of a mount (its device differs from its parent's).
+bool is_mount_point(const std::string& dir);
+// A tmpfs (nosuid, nodev | extra_flags) with `opts` on `dir` unless a mount is there already (a
+// restarted noded); errno is kept for the caller on failure.
+std::expected<void, std::string> ensure_tmpfs(const std::string& dir, const std::string& opts,
+                                              unsigned long extra_flags = 0);
+
 // The bind mounts of one container from its volumeMounts.
 std::vector<MountRequest> container_mounts(const ContainerDef& c,
                                            const std::map<std::string, std::string>& volumes);
