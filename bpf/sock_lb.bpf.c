@@ -40,6 +40,40 @@ struct {
   __type(value, struct podwarp_lb_sock_peer);
 } pw_lb_sk_peer SEC(".maps");
 
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, PODWARP_LB_DEFAULT_SOCK_SLOTS);
+  __type(key, __u32);
+  __type(value, struct podwarp_lb_sock_slot);
+} pw_lb_sk_slots SEC(".maps");
+
+/* pw_lb_sk_slots' max_entries - 1 (a power of two minus one); set by the loader. */
+const volatile __u32 pw_lb_sk_slot_mask = PODWARP_LB_DEFAULT_SOCK_SLOTS - 1;
+
+static __always_inline struct podwarp_lb_sock_slot *sock_slot(__u64 cookie)
+{
+  __u32 idx = (__u32)cookie & pw_lb_sk_slot_mask;
+  return bpf_map_lookup_elem(&pw_lb_sk_slots, &idx);
+}
+
+/* Where connect() keeps its translation for this socket (lib/lb.h): the socket's slot when it
+ * is free or already this socket's, else socket storage; NULL when neither can be had. */
+static __always_inline struct podwarp_lb_sock_peer *sock_peer_for_write(struct bpf_sock_addr *ctx,
+                                                                        __u64 cookie)
+{
+  struct podwarp_lb_sock_slot *slot = sock_slot(cookie);
+  if (slot) {
+    __u64 owner = slot->cookie;
+    if (owner == cookie)
+      return &slot->peer; /* connect() again (UDP): the slot is already ours */
+    if (owner == 0 && __sync_val_compare_and_swap(&slot->cookie, 0, cookie) == 0)
+      return &slot->peer;
+  }
+  if (!ctx->sk)
+    return NULL;
+  return bpf_sk_storage_get(&pw_lb_sk_peer, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+}
+
 /* The destination of the call as a 16-byte address (IPv4 mapped). */
 static __always_inline void ctx_dst(struct bpf_sock_addr *ctx, int v6, __be32 addr[4])
 {
@@ -124,8 +158,8 @@ static __always_inline int sock_xlate(struct bpf_sock_addr *ctx, int v6, int sen
   /* connect(): with the socket. A full LRU evicts old entries; a failed update only loses the
    * VIP in getpeername(). */
   struct podwarp_lb_sock_peer *peer = NULL;
-  if (!sendmsg && ctx->sk)
-    peer = bpf_sk_storage_get(&pw_lb_sk_peer, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+  if (!sendmsg)
+    peer = sock_peer_for_write(ctx, cookie);
   if (peer) {
     peer->backend_addr[0] = be.addr[0];
     peer->backend_addr[1] = be.addr[1];
@@ -150,7 +184,11 @@ static __always_inline int sock_revnat(struct bpf_sock_addr *ctx, int v6)
   rk.port = (__be16)ctx->user_port;
   struct podwarp_lb_sock_revnat *rv = NULL;
   struct podwarp_lb_sock_peer *peer = NULL;
-  if (ctx->sk)
+  __u64 cookie = bpf_get_socket_cookie(ctx);
+  struct podwarp_lb_sock_slot *slot = sock_slot(cookie);
+  if (slot && slot->cookie == cookie)
+    peer = &slot->peer;
+  else if (ctx->sk)
     peer = bpf_sk_storage_get(&pw_lb_sk_peer, ctx->sk, 0, 0);
   if (peer && peer->valid && peer->backend_port == rk.port &&
       peer->backend_addr[0] == rk.addr[0] && peer->backend_addr[1] == rk.addr[1] &&
@@ -158,7 +196,7 @@ static __always_inline int sock_revnat(struct bpf_sock_addr *ctx, int v6)
     rv = &peer->rv;
   } else {
     peer = NULL;
-    rk.cookie = bpf_get_socket_cookie(ctx);
+    rk.cookie = cookie;
     rv = bpf_map_lookup_elem(&pw_lb_sk_revnat, &rk);
   }
   if (!rv)
@@ -262,6 +300,20 @@ SEC("cgroup/getpeername6")
 int pw_getpeername6(struct bpf_sock_addr *ctx)
 {
   return sock_revnat(ctx, 1);
+}
+
+/* Attaches to: cgroup/sock_release (IPv4 and IPv6 sockets alike). A socket that held a slot of
+ * pw_lb_sk_slots gives it back when it is released; socket storage goes with the socket. */
+SEC("cgroup/sock_release")
+int pw_sock_release(struct bpf_sock *ctx)
+{
+  __u64 cookie = bpf_get_socket_cookie(ctx);
+  struct podwarp_lb_sock_slot *slot = sock_slot(cookie);
+  if (slot && slot->cookie == cookie) {
+    slot->peer.valid = 0;
+    __sync_val_compare_and_swap(&slot->cookie, cookie, 0);
+  }
+  return SOCK_ALLOW;
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -21,6 +21,7 @@
 #define PODWARP_LB_MAP_AFFINITY "pw_lb_affinity"
 #define PODWARP_LB_MAP_SOCK_REVNAT "pw_lb_sk_revnat"
 #define PODWARP_LB_MAP_SOCK_PEER "pw_lb_sk_peer"
+#define PODWARP_LB_MAP_SOCK_SLOTS "pw_lb_sk_slots"
 #define PODWARP_LB_MAP_CT4 "pw_lb_ct4"
 #define PODWARP_LB_MAP_NODE_ADDRS "pw_lb_node_addr"
 #define PODWARP_LB_MAP_CONFIG "pw_lb_config"
@@ -36,6 +37,7 @@
 #define PODWARP_LB_DEFAULT_MAX_MEMBERS 262144 /* (backend set, backend) pairs */
 #define PODWARP_LB_DEFAULT_MAX_AFFINITY 65536
 #define PODWARP_LB_DEFAULT_MAX_SOCK_REVNAT 262144
+#define PODWARP_LB_DEFAULT_SOCK_SLOTS 65536 /* a power of two */
 #define PODWARP_LB_DEFAULT_MAX_CT4 262144
 #define PODWARP_LB_MAX_NODE_ADDRS 256
 #define PODWARP_LB_MAX_MASQ_IFS 64
@@ -160,16 +162,28 @@ struct podwarp_lb_sock_revnat {
   __u32 pad;
 };
 
-/* ---- socket storage of connected sockets: struct podwarp_lb_sock_peer (SK_STORAGE) ----
- * connect() keeps its translation with the socket itself (no hashing, no LRU insert: the
- * cheapest write there is); getpeername/recvmsg of that socket read it back. Unconnected UDP
- * (one socket, many services) stays in pw_lb_sk_revnat. */
+/* ---- the translation of a connected socket: struct podwarp_lb_sock_peer ----
+ * connect() keeps it where getpeername/recvmsg of that socket read it back:
+ *  1. pw_lb_sk_slots (ARRAY of struct podwarp_lb_sock_slot), the slot (socket cookie & mask).
+ *     Cookies are handed out in sequence (per CPU), so consecutive connects write neighbouring
+ *     slots: no allocation, no hashing, no lock; the cheapest write there is. A slot belongs to
+ *     the socket whose cookie it holds (claimed by compare-and-swap from 0) until that socket is
+ *     released (cgroup/sock_release puts 0 back).
+ *  2. when the slot is held by another open socket: socket storage (pw_lb_sk_peer, SK_STORAGE),
+ *     which costs an allocation (two, with its memory-cgroup charge) per socket.
+ *  3. when that fails too, pw_lb_sk_revnat (LRU), as unconnected UDP (one socket, many
+ *     services) always does. */
 struct podwarp_lb_sock_peer {
   __be32 backend_addr[4]; /* the backend connect() went to */
   __be16 backend_port;
   __u16 valid;            /* 0: nothing (never set, or found stale) */
   __u32 pad;
   struct podwarp_lb_sock_revnat rv;
+};
+
+struct podwarp_lb_sock_slot {
+  __u64 cookie; /* the socket that owns the slot; 0: free */
+  struct podwarp_lb_sock_peer peer;
 };
 
 /* ---- IPv4 connection tracking for tc NodePort/externalIP and egress masquerade: key ->

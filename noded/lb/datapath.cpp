@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstdarg>
 #include <cstdio>
 #include <map>
@@ -57,6 +58,7 @@ std::uint32_t size_for(std::string_view name, const MapSizes& s, std::uint32_t f
   if (name == PODWARP_LB_MAP_AFFINITY) return s.affinity;
   if (name == PODWARP_LB_MAP_SOCK_REVNAT) return s.sock_revnat;
   if (name == PODWARP_LB_MAP_CT4) return s.ct4;
+  if (name == PODWARP_LB_MAP_SOCK_SLOTS) return std::bit_ceil(std::max<std::uint32_t>(s.sock_slots, 1));
   return fallback;
 }
 
@@ -115,6 +117,8 @@ const char* program_name(Program p) {
       return "pw_recvmsg6";
     case Program::Getpeername6:
       return "pw_getpeername6";
+    case Program::SockRelease:
+      return "pw_sock_release";
     case Program::NodePortIngress:
       return "pw_nodeport_ingress";
     case Program::NodePortEgress:
@@ -123,9 +127,10 @@ const char* program_name(Program p) {
   return "";
 }
 
-constexpr Program kSockPrograms[] = {Program::Connect4,     Program::Sendmsg4,    Program::Recvmsg4,
-                                     Program::Getpeername4, Program::Connect6,    Program::Sendmsg6,
-                                     Program::Recvmsg6,     Program::Getpeername6};
+constexpr Program kSockPrograms[] = {
+    Program::Connect4, Program::Sendmsg4, Program::Recvmsg4,     Program::Getpeername4,
+    Program::Connect6, Program::Sendmsg6, Program::Recvmsg6,     Program::Getpeername6,
+    Program::SockRelease};
 
 // LbMaps over the pinned maps' fds: one bpf() syscall per call.
 class BpfLbMaps : public LbMaps {
@@ -275,6 +280,14 @@ std::expected<std::unique_ptr<Datapath>, Error> Datapath::open(const DatapathOpt
     if (!pin) return std::unexpected(pin.error());
     if (*pin) to_pin.push_back(map);
   }
+  // The slot of a socket is (cookie & mask): the mask follows the slot map's size, which a
+  // pinned map may have chosen before this start.
+  std::uint32_t slots = bpf_map__max_entries(impl->sock->maps.pw_lb_sk_slots);
+  if (!std::has_single_bit(slots))
+    return std::unexpected(sys_error(
+        EPROTO, "map " PODWARP_LB_MAP_SOCK_SLOTS " has " + std::to_string(slots) +
+                    " entries, not a power of two (remove the pins of " + dir + ")"));
+  impl->sock->rodata->pw_lb_sk_slot_mask = slots - 1;
   if (podwarp_sock_lb_bpf__load(impl->sock) != 0)
     return std::unexpected(errno_error("bpf load sock_lb" + log.tail()));
 

@@ -39,6 +39,8 @@ struct MapSizes {
   std::uint32_t affinity = PODWARP_LB_DEFAULT_MAX_AFFINITY;
   std::uint32_t sock_revnat = PODWARP_LB_DEFAULT_MAX_SOCK_REVNAT;
   std::uint32_t ct4 = PODWARP_LB_DEFAULT_MAX_CT4;
+  // Slots for the translations of connected sockets; a power of two (rounded up otherwise).
+  std::uint32_t sock_slots = PODWARP_LB_DEFAULT_SOCK_SLOTS;
 };
 
 struct DatapathOptions {
@@ -56,6 +58,7 @@ enum class Program {
   Sendmsg6,
   Recvmsg6,
   Getpeername6,
+  SockRelease,
   NodePortIngress,
   NodePortEgress,
 };

@@ -3,6 +3,7 @@
 // on 127.0.0.2/127.0.0.3) connects to ClusterIPs. Root only. The cgroup, the pins and the child
 // are removed/reaped at the end, also on failure; nothing leaves the child's namespace.
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <net/if.h>
@@ -213,7 +214,7 @@ class SockLbTest : public ::testing::Test {
     ASSERT_TRUE(cg_.ok) << "cannot create a test cgroup under " << cgroup2_mount();
     DatapathOptions o;
     o.pin_dir = pins_.dir;
-    o.sizes = MapSizes{1024, 1024, 1024, 1024, 1024, 1024};
+    o.sizes = MapSizes{1024, 1024, 1024, 1024, 1024, 1024, slots_};
     o.nodeport = false;
     auto dp = Datapath::open(o);
     ASSERT_TRUE(dp) << dp.error().message;
@@ -231,9 +232,20 @@ class SockLbTest : public ::testing::Test {
     dp_.reset();
   }
 
+  std::uint32_t slots_ = 1024;  // pw_lb_sk_slots
   TestPins pins_;
   TestCgroup cg_;
   std::unique_ptr<Datapath> dp_;
+};
+
+// Two slots only: most connected sockets find their slot held by another open socket and keep
+// their translation in socket storage instead.
+class SockLbTwoSlotsTest : public SockLbTest {
+ protected:
+  void SetUp() override {
+    slots_ = 3;  // rounded up to 4 by the loader; then the test's own mask is 3
+    SockLbTest::SetUp();
+  }
 };
 
 TEST_F(SockLbTest, ClusterIpTcpUdpNoBackendAffinityAndNodePort) {
@@ -415,7 +427,87 @@ TEST_F(SockLbTest, RestartDuringTrafficLosesNoConnection) {
     while (dirent* e = ::readdir(d)) links += e->d_name[0] != '.';
     ::closedir(d);
   }
-  EXPECT_EQ(links, 8);
+  EXPECT_EQ(links, 9);
+}
+
+// connect() keeps its translation in the socket's slot (cookie & mask) when that is free, else in
+// socket storage; getpeername shows the ClusterIP either way, and a released socket frees its
+// slot for the next one.
+TEST_F(SockLbTwoSlotsTest, SlotsSpillToSocketStorageAndAreFreedOnRelease) {
+  int slots_fd = dp_->map_fd(PODWARP_LB_MAP_SOCK_SLOTS);
+  ASSERT_GE(slots_fd, 0);
+  std::string report = run_in_pod(cg_.path, [&]() -> std::string {
+    Checks c;
+    std::uint16_t tp = serve_tcp("127.0.0.2", 0, "b2");
+    ServiceMap sm(dp_->maps());
+    c.check(static_cast<bool>(sm.upsert_service(
+                cluster_ip("ns/web", "10.96.0.20", 80, Protocol::TCP, {be("127.0.0.2", tp)}))),
+            "upsert");
+    auto slot_owners = [&] {
+      std::vector<std::uint64_t> owners;
+      for (__u32 i = 0; i < 4; ++i) {
+        podwarp_lb_sock_slot v{};
+        owners.push_back(bpf_map_lookup_elem(slots_fd, &i, &v) == 0 ? v.cookie : ~0ull);
+      }
+      return owners;
+    };
+    auto cookie_of = [](int fd) {
+      std::uint64_t cookie = 0;
+      socklen_t len = sizeof cookie;
+      ::getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len);
+      return cookie;
+    };
+    auto peer_of = [](int fd) {
+      sockaddr_storage peer{};
+      socklen_t pl = sizeof peer;
+      ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl);
+      return peer_string(peer);
+    };
+    sockaddr_in vip = sin4("10.96.0.20", 80);
+    sockaddr_in direct = sin4("127.0.0.2", tp);
+    std::vector<int> open;
+    for (int i = 0; i < 12; ++i) {
+      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      const sockaddr_in& to = i == 5 ? direct : vip;
+      c.check(::connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof to) == 0,
+              "connect " + std::to_string(i) + ": " + strerror(errno));
+      std::string want = i == 5 ? "127.0.0.2:" + std::to_string(tp) : "10.96.0.20:80";
+      c.check(peer_of(fd) == want, "socket " + std::to_string(i) + " peer " + peer_of(fd) +
+                                       ", want " + want);
+      open.push_back(fd);
+    }
+    // Each owned slot belongs to an open socket translated through the ClusterIP, at its index.
+    std::vector<std::uint64_t> owners = slot_owners();
+    int owned = 0;
+    for (__u32 i = 0; i < 4; ++i) {
+      if (owners[i] == 0) continue;
+      ++owned;
+      bool found = false;
+      for (size_t k = 0; k < open.size(); ++k)
+        found = found || (k != 5 && cookie_of(open[k]) == owners[i] && (owners[i] & 3) == i);
+      c.check(found, "slot " + std::to_string(i) + " held by cookie " +
+                         std::to_string(owners[i]) + ", not one of the translated sockets");
+    }
+    c.check(owned >= 1, "no slot used");
+    c.check(cookie_of(open[5]) != 0 &&
+                owners[cookie_of(open[5]) & 3] != cookie_of(open[5]),
+            "the direct connection took a slot");
+    for (int fd : open) ::close(fd);
+    owners = slot_owners();
+    for (__u32 i = 0; i < 4; ++i)
+      c.check(owners[i] == 0, "slot " + std::to_string(i) + " still held by " +
+                                  std::to_string(owners[i]) + " after every socket was closed");
+    // The freed slots serve the next sockets.
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    c.check(::connect(fd, reinterpret_cast<const sockaddr*>(&vip), sizeof vip) == 0,
+            "connect after release");
+    c.check(peer_of(fd) == "10.96.0.20:80", "peer after release " + peer_of(fd));
+    std::uint64_t cookie = cookie_of(fd);
+    c.check(slot_owners()[cookie & 3] == cookie, "a freed slot is taken again");
+    ::close(fd);
+    return c.failures;
+  });
+  EXPECT_EQ(report, "");
 }
 
 TEST_F(SockLbTest, AttachRefusesNonCgroupDirectories) {
