@@ -104,6 +104,28 @@ void Informer::stop() {
   if (watch_) watch_->cancel();
 }
 
+// A handler may stop the informer: the handlers after it are then not called.
+void Informer::emit_add(const json::value& obj) const {
+  for (const auto& h : on_add_) {
+    if (stopped_) return;
+    h(obj);
+  }
+}
+
+void Informer::emit_update(const json::value& old_obj, const json::value& obj) const {
+  for (const auto& h : on_update_) {
+    if (stopped_) return;
+    h(old_obj, obj);
+  }
+}
+
+void Informer::emit_delete(const json::value& last_known) const {
+  for (const auto& h : on_delete_) {
+    if (stopped_) return;
+    h(last_known);
+  }
+}
+
 std::string Informer::key_of(const json::value& obj) {
   std::string_view ns = get_string(obj, {"metadata", "namespace"});
   std::string_view name = get_string(obj, {"metadata", "name"});
@@ -214,15 +236,15 @@ Awaitable<Result<void>> Informer::relist() {
     if (stopped_) break;
     auto it = old.find(key);
     if (it == old.end()) {
-      if (on_add_) on_add_(*obj);
+      emit_add(*obj);
     } else if (get_string(*it->second, {"metadata", "resourceVersion"}) !=
                get_string(*obj, {"metadata", "resourceVersion"})) {
-      if (on_update_) on_update_(*it->second, *obj);
+      emit_update(*it->second, *obj);
     }
   }
   for (const auto& [key, obj] : old) {
     if (stopped_) break;
-    if (!cache_.contains(key) && on_delete_) on_delete_(*obj);
+    if (!cache_.contains(key)) emit_delete(*obj);
   }
   co_return Result<void>();
 }
@@ -282,16 +304,16 @@ void Informer::apply(WatchEvent& ev) {
     auto it = cache_.find(key);
     if (it == cache_.end()) {
       cache_.emplace(std::move(key), obj);
-      if (on_add_ && !stopped_) on_add_(*obj);
+      if (!stopped_) emit_add(*obj);
     } else {
       ObjectPtr old = std::exchange(it->second, obj);
-      if (on_update_ && !stopped_) on_update_(*old, *obj);
+      if (!stopped_) emit_update(*old, *obj);
     }
   } else if (ev.type == "DELETED") {
     auto it = cache_.find(key);
     if (it == cache_.end()) return;
     cache_.erase(it);
-    if (on_delete_ && !stopped_) on_delete_(ev.object);
+    if (!stopped_) emit_delete(ev.object);
   } else {
     log::debug("informer {}: ignoring watch event of type {}", source_->describe(), ev.type);
   }

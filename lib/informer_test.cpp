@@ -400,5 +400,31 @@ TEST_F(InformerTest, CallbackMayStopTheInformer) {
   EXPECT_TRUE(source_->watch_calls.empty());
 }
 
+// Two consumers on one informer (noded's service LB and cluster DNS share theirs): both see
+// every event, in registration order, from one list and one watch.
+TEST_F(InformerTest, SeveralHandlersShareOneListAndWatch) {
+  source_->lists.push_back(pod_list("10", {pod("a", "5")}));
+  informer_ = Informer::create(ioc_.get_executor(), source_, fast());
+  for (const char* who : {"one", "two"}) {
+    informer_->on_add(
+        [this, who](const json::value& o) { log_.push_back(fmt::format("{} add {}", who, name(o))); });
+    informer_->on_update([this, who](const json::value&, const json::value& o) {
+      log_.push_back(fmt::format("{} update {}", who, name(o)));
+    });
+    informer_->on_delete([this, who](const json::value& o) {
+      log_.push_back(fmt::format("{} delete {}", who, name(o)));
+    });
+  }
+  informer_->start();
+  ASSERT_TRUE(watching(1));
+  last_watch()->push("MODIFIED", pod("a", "6"));
+  last_watch()->push("DELETED", pod("a", "7"));
+  ASSERT_TRUE(run_until([&] { return informer_->resource_version() == "7"; }));
+  EXPECT_EQ(log_, (Log{"one add a", "two add a", "one update a", "two update a", "one delete a",
+                       "two delete a"}));
+  EXPECT_EQ(source_->list_calls.size(), 1u);
+  EXPECT_EQ(source_->opened.size(), 1u);
+}
+
 }  // namespace
 }  // namespace podwarp::client

@@ -73,7 +73,9 @@
 #include "nodeapi/node_https.h"
 #include "pods/pod_manager.h"
 #include "pods/volumes.h"
+#include "podwarp/api/resources.h"
 #include "podwarp/client.h"
+#include "podwarp/informer.h"
 #include "podwarp/kubeconfig.h"
 #include "podwarp/log.h"
 
@@ -474,6 +476,24 @@ int main(int argc, char** argv) {
   // ones are swapped in by attach_cgroup, recover() + the first sync write only differences.
   // tc programs (NodePort from outside the node, egress masquerade) only on
   // --nodeport-interfaces (noded/lb/nodeport_setup.h).
+  // Services and EndpointSlices (all namespaces): one informer each, shared by the service LB
+  // and the cluster DNS; started once both have registered their handlers.
+  std::shared_ptr<client::Informer> svc_informer, eps_informer;
+  auto service_informers = [&] {
+    if (!svc_informer) {
+      const api::Resource* svc_res = api::find_resource("", "v1", "services");
+      const api::Resource* eps_res =
+          api::find_resource("discovery.k8s.io", "v1", "endpointslices");
+      if (svc_res == nullptr || eps_res == nullptr)
+        fatal("services/endpointslices missing from the resource table");
+      client::Config cc = client::Config::from_kubeconfig(*kc);
+      cc.user_agent = "podwarp-noded/" PODWARP_VERSION;
+      client::Client c(io.get_executor(), cc);
+      svc_informer = client::Informer::create(io.get_executor(), c, *svc_res, "");
+      eps_informer = client::Informer::create(io.get_executor(), c, *eps_res, "");
+    }
+    return std::pair{svc_informer, eps_informer};
+  };
   std::unique_ptr<lb::Datapath> lb_datapath;
   std::unique_ptr<lb::ServiceMap> lb_map;
   std::unique_ptr<lb::ServiceLbSync> lb_sync;
@@ -517,10 +537,9 @@ int main(int argc, char** argv) {
     for (const auto& i : nps->attached)
       log::info("service lb: tc programs on {} (masquerade {})", i,
                 nps->masquerade ? "on" : "off");
-    client::Config lcc = client::Config::from_kubeconfig(*kc);
-    lcc.user_agent = "podwarp-noded/" PODWARP_VERSION;
-    lb_sync = std::make_unique<lb::ServiceLbSync>(
-        io.get_executor(), client::Client(io.get_executor(), lcc), *lb_map, node_name);
+    auto [services, slices] = service_informers();
+    lb_sync = std::make_unique<lb::ServiceLbSync>(io.get_executor(), services, slices, *lb_map,
+                                                  node_name);
     lb_sync->start();
     log::info("service lb: socket programs on {}, maps in {}, {} frontends recovered",
               cgroups->root(), lo.pin_dir, lb_map->set_count());
@@ -556,15 +575,17 @@ int main(int argc, char** argv) {
     auto srv = dns::DnsServer::start(io.get_executor(), dso, *dns_records);
     if (!srv) fatal("cluster dns: " + srv.error());
     dns_server = std::move(*srv);
-    client::Config dcc = client::Config::from_kubeconfig(*kc);
-    dcc.user_agent = "podwarp-noded/" PODWARP_VERSION;
-    dns_informers = std::make_unique<dns::DnsInformers>(
-        io.get_executor(), client::Client(io.get_executor(), dcc), *dns_records);
+    auto [services, slices] = service_informers();
+    dns_informers = std::make_unique<dns::DnsInformers>(services, slices, *dns_records);
     dns_informers->start();
     log::info("cluster dns: serving {} on {}:53 (udp, tcp), {} upstreams from {}", cluster_domain,
               cluster_dns, dso.upstreams.size(), resolv_conf_path);
   }
   // --- end cluster DNS ---
+  if (svc_informer) {
+    svc_informer->start();
+    eps_informer->start();
+  }
   asio::signal_set signals(io, SIGINT, SIGTERM);
   std::unique_ptr<nodeapi::NodeApiServer> api;
   signals.async_wait([&](boost::system::error_code e, int sig) {

@@ -83,10 +83,11 @@ class Informer : public std::enable_shared_from_this<Informer> {
                                           const api::Resource& res, std::string ns = {},
                                           InformerOptions options = {});
 
-  // Register before start(). Each replaces the previous handler.
-  void on_add(AddHandler h) { on_add_ = std::move(h); }
-  void on_update(UpdateHandler h) { on_update_ = std::move(h); }
-  void on_delete(DeleteHandler h) { on_delete_ = std::move(h); }
+  // Register before start(). Each call adds a handler; several consumers can share one
+  // informer (one list, one watch, one cache). Handlers run in the order they were added.
+  void on_add(AddHandler h) { on_add_.push_back(std::move(h)); }
+  void on_update(UpdateHandler h) { on_update_.push_back(std::move(h)); }
+  void on_delete(DeleteHandler h) { on_delete_.push_back(std::move(h)); }
 
   // Starts the loop (once). REQUIRES: not stopped.
   void start();
@@ -135,9 +136,13 @@ class Informer : public std::enable_shared_from_this<Informer> {
   std::uint64_t random_state_;  // for jitter
   boost::asio::steady_timer timer_;
   std::shared_ptr<WatchStream> watch_;  // the open watch, for stop()
-  AddHandler on_add_;
-  UpdateHandler on_update_;
-  DeleteHandler on_delete_;
+  void emit_add(const json::value& obj) const;
+  void emit_update(const json::value& old_obj, const json::value& obj) const;
+  void emit_delete(const json::value& last_known) const;
+
+  std::vector<AddHandler> on_add_;
+  std::vector<UpdateHandler> on_update_;
+  std::vector<DeleteHandler> on_delete_;
 };
 
 }  // namespace podwarp::client

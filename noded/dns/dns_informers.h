@@ -1,25 +1,25 @@
 // DnsInformers: the informer cache behind the cluster DNS. Two informers (all namespaces): v1
 // Services and discovery.k8s.io/v1 EndpointSlices, whose events update ClusterRecords, so
-// that every answer comes from memory. Mirrors noded/lb's ServiceLbSync (which it does not
-// share: the LB reads only what it balances, DNS needs headless and ExternalName services).
+// that every answer comes from memory. The informers are shared with noded/lb's ServiceLbSync
+// (one list, one watch, one cache each): the caller creates them, calls start() here (which
+// registers the handlers) and then starts them.
 //
-// Threading: everything on `executor` (noded's io_context thread), the same thread the
-// DnsServer reads ClusterRecords on. `records` must outlive the object; stop() (or the
-// destructor) stops the informers.
+// Threading: everything on the informers' executor (noded's io_context thread), the same
+// thread the DnsServer reads ClusterRecords on. `records` must outlive the object; stop() (or
+// the destructor) silences the handlers; the informers are the caller's to stop.
 #pragma once
 
-#include <boost/asio/any_io_executor.hpp>
 #include <memory>
 
 #include "dns/records.h"
-#include "podwarp/client.h"
+#include "podwarp/informer.h"
 
 namespace podwarp::noded::dns {
 
 class DnsInformers {
  public:
-  DnsInformers(boost::asio::any_io_executor executor, client::Client client,
-               ClusterRecords& records);
+  DnsInformers(std::shared_ptr<client::Informer> services,
+               std::shared_ptr<client::Informer> slices, ClusterRecords& records);
   ~DnsInformers();
   DnsInformers(const DnsInformers&) = delete;
   DnsInformers& operator=(const DnsInformers&) = delete;

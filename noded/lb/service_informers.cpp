@@ -3,24 +3,27 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "podwarp/api/resources.h"
 #include "podwarp/informer.h"
 #include "podwarp/log.h"
 
 namespace podwarp::noded::lb {
 
 struct ServiceLbSync::Impl : std::enable_shared_from_this<Impl> {
-  Impl(boost::asio::any_io_executor e, client::Client c, ServiceMap& m, std::string node,
+  Impl(boost::asio::any_io_executor e, std::shared_ptr<client::Informer> svc,
+       std::shared_ptr<client::Informer> eps, ServiceMap& m, std::string node,
        std::chrono::milliseconds retry)
-      : ex(std::move(e)), client(std::move(c)), sync(m, std::move(node)), retry_interval(retry),
+      : ex(std::move(e)),
+        services(std::move(svc)),
+        slices(std::move(eps)),
+        sync(m, std::move(node)),
+        retry_interval(retry),
         timer(ex) {}
 
   boost::asio::any_io_executor ex;
-  client::Client client;
+  std::shared_ptr<client::Informer> services, slices;
   ServiceSync sync;
   std::chrono::milliseconds retry_interval;
   boost::asio::steady_timer timer;
-  std::shared_ptr<client::Informer> services, slices;
   bool stopped = false;
 
   void check_synced() {
@@ -50,69 +53,62 @@ struct ServiceLbSync::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void start() {
-    const api::Resource* svc_res = api::find_resource("", "v1", "services");
-    const api::Resource* eps_res = api::find_resource("discovery.k8s.io", "v1", "endpointslices");
-    if (svc_res == nullptr || eps_res == nullptr) {
-      log::error("service lb: services/endpointslices missing from the resource table");
+    if (!services || !slices) {
+      log::error("service lb: no services/endpointslices informers");
       return;
     }
-    services = client::Informer::create(ex, client, *svc_res, "");
-    slices = client::Informer::create(ex, client, *eps_res, "");
     std::weak_ptr<Impl> weak = weak_from_this();
     services->on_add([weak](const json::value& o) {
-      if (auto s = weak.lock()) {
+      if (auto s = weak.lock(); s && !s->stopped) {
         s->sync.service_changed(o);
         s->post_check_synced();
       }
     });
     services->on_update([weak](const json::value&, const json::value& o) {
-      if (auto s = weak.lock()) {
+      if (auto s = weak.lock(); s && !s->stopped) {
         s->sync.service_changed(o);
         s->post_check_synced();
       }
     });
     services->on_delete([weak](const json::value& o) {
-      if (auto s = weak.lock()) {
+      if (auto s = weak.lock(); s && !s->stopped) {
         s->sync.service_deleted(o);
         s->post_check_synced();
       }
     });
     slices->on_add([weak](const json::value& o) {
-      if (auto s = weak.lock()) {
+      if (auto s = weak.lock(); s && !s->stopped) {
         s->sync.slice_changed(nullptr, o);
         s->post_check_synced();
       }
     });
     slices->on_update([weak](const json::value& old, const json::value& o) {
-      if (auto s = weak.lock()) {
+      if (auto s = weak.lock(); s && !s->stopped) {
         s->sync.slice_changed(&old, o);
         s->post_check_synced();
       }
     });
     slices->on_delete([weak](const json::value& o) {
-      if (auto s = weak.lock()) {
+      if (auto s = weak.lock(); s && !s->stopped) {
         s->sync.slice_deleted(o);
         s->post_check_synced();
       }
     });
-    services->start();
-    slices->start();
     arm_retry();
   }
 
   void stop() {
     stopped = true;
     timer.cancel();
-    if (services) services->stop();
-    if (slices) slices->stop();
   }
 };
 
-ServiceLbSync::ServiceLbSync(boost::asio::any_io_executor executor, client::Client client,
-                             ServiceMap& map, std::string node_name,
-                             std::chrono::milliseconds retry_interval)
-    : impl_(std::make_shared<Impl>(std::move(executor), std::move(client), map,
-                                   std::move(node_name), retry_interval)) {}
+ServiceLbSync::ServiceLbSync(boost::asio::any_io_executor executor,
+                             std::shared_ptr<client::Informer> services,
+                             std::shared_ptr<client::Informer> slices, ServiceMap& map,
+                             std::string node_name, std::chrono::milliseconds retry_interval)
+    : impl_(std::make_shared<Impl>(std::move(executor), std::move(services), std::move(slices),
+                                   map, std::move(node_name), retry_interval)) {}
 
 ServiceLbSync::~ServiceLbSync() { impl_->stop(); }
 
