@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "podwarp/kubeconfig.h"
+#include "podwarp/socket_deadline.h"
 
 namespace podwarp::client {
 
@@ -134,14 +135,24 @@ std::string write_query(const WriteOptions& o) {
   return q;
 }
 
+// A connection is closed only when no operation of it is in flight (socket_deadline.h).
 struct Connection {
-  Connection(const asio::any_io_executor& ex, ssl::context& ctx) : stream(ex, ctx) {}
+  Connection(const asio::any_io_executor& ex, ssl::context& ctx)
+      : stream(ex, ctx), deadline(tcp().socket()) {}
   Stream stream;
+  SocketDeadline<asio::ip::tcp::socket> deadline;  // instead of Beast's closing timeouts
   beast::flat_buffer buffer;
   std::chrono::steady_clock::time_point idle_since;
 
   beast::tcp_stream& tcp() { return beast::get_lowest_layer(stream); }
-  void close() { tcp().close(); }
+  void close() {
+    deadline.cancel();
+    tcp().close();
+  }
+  // An operation's error, as timeout when the deadline cut it short.
+  error_code outcome(error_code ec) const {
+    return ec && deadline.fired() ? error_code(beast::error::timeout) : ec;
+  }
 
   // True when the peer closed (or wrote to) the connection while it sat idle: it cannot carry
   // another request. A peek never consumes data, and never blocks.
@@ -256,7 +267,7 @@ struct Client::Impl {
       c->close();
       return;
     }
-    c->tcp().expires_never();
+    c->deadline.cancel();
     c->idle_since = std::chrono::steady_clock::now();
     if (idle.size() >= config.max_idle_connections) {
       idle.front()->close();
@@ -286,8 +297,9 @@ Awaitable<Result<std::unique_ptr<Connection>>> connect(ImplPtr self, std::string
     for (const auto& entry : results) endpoints.push_back(entry.endpoint());
   }
 
-  conn->tcp().expires_after(self->config.connect_timeout);
+  conn->deadline.expires_after(self->config.connect_timeout);
   co_await conn->tcp().async_connect(endpoints, use_ec(ec));
+  ec = conn->outcome(ec);
   if (ec) co_return std::unexpected(transport_error(op, fmt::format("connect {}", where), ec));
   conn->tcp().socket().set_option(tcp::no_delay(true), ec);
 
@@ -305,10 +317,11 @@ Awaitable<Result<std::unique_ptr<Connection>>> connect(ImplPtr self, std::string
     }
   }
   co_await conn->stream.async_handshake(ssl::stream_base::client, use_ec(ec));
+  ec = conn->outcome(ec);
   if (ec) {
     co_return std::unexpected(transport_error(op, fmt::format("TLS handshake with {}", where), ec));
   }
-  conn->tcp().expires_never();
+  conn->deadline.cancel();
   co_return conn;
 }
 
@@ -340,9 +353,10 @@ Awaitable<Result<Sent>> send_request(ImplPtr self, const http::request<http::str
       if (!fresh) co_return std::unexpected(std::move(fresh.error()));
       conn = std::move(*fresh);
     }
-    conn->tcp().expires_after(self->config.request_timeout);
+    conn->deadline.expires_after(self->config.request_timeout);
     error_code ec;
     co_await http::async_write(conn->stream, req, use_ec(ec));
+    ec = conn->outcome(ec);
     if (ec) {
       if (reused && attempt == 0 && ec != beast::error::timeout) continue;
       co_return std::unexpected(transport_error(op, "write request", ec));
@@ -375,6 +389,7 @@ Awaitable<Result<Response>> do_request(ImplPtr self, http::verb verb, std::strin
     http::response_parser<http::string_body> parser;
     parser.body_limit(self->config.max_response_bytes);
     co_await http::async_read(conn->stream, conn->buffer, parser, use_ec(ec));
+    ec = conn->outcome(ec);
     if (ec) {
       if (reused && attempt == 0 && idempotent && !parser.got_some() &&
           ec != beast::error::timeout) {
@@ -430,12 +445,17 @@ class HttpWatchStream final : public WatchStream {
         co_return std::optional<WatchEvent>(std::move(ev));
       }
       if (failed_) co_return std::unexpected(*failed_);
-      if (cancelled_) co_return std::unexpected(cancelled_error());
+      if (cancelled_) {
+        if (conn_) conn_->close();  // nothing of it is in flight here
+        co_return std::unexpected(cancelled_error());
+      }
       if (ended_) co_return std::optional<WatchEvent>();
 
-      conn_->tcp().expires_after(impl_->config.watch_idle_timeout);
+      conn_->deadline.expires_after(impl_->config.watch_idle_timeout);
       error_code ec;
       co_await http::async_read_some(conn_->stream, conn_->buffer, parser_, use_ec(ec));
+      ec = conn_->outcome(ec);
+      conn_->deadline.cancel();
       if (cancelled_) continue;
       if (ec) {
         failed_ = transport_error(op_, "read watch stream", ec);
@@ -459,9 +479,13 @@ class HttpWatchStream final : public WatchStream {
     }
   }
 
+  // A read in flight returns operation_aborted; next() then closes the connection.
   void cancel() override {
     cancelled_ = true;
-    if (conn_) conn_->close();
+    if (conn_) {
+      error_code ignored;
+      conn_->tcp().socket().cancel(ignored);
+    }
   }
 
  private:
@@ -554,6 +578,7 @@ Awaitable<Result<std::shared_ptr<WatchStream>>> do_open_watch(ImplPtr self, std:
     Connection& c = stream->connection();
     auto& parser = stream->parser();
     co_await http::async_read_header(c.stream, c.buffer, parser, use_ec(ec));
+    ec = c.outcome(ec);
     if (ec) {
       if (reused && attempt == 0 && !parser.got_some() && ec != beast::error::timeout) continue;
       co_return std::unexpected(transport_error(op, "read response", ec));

@@ -618,6 +618,58 @@ TEST_F(ClientTest, RequestTimesOut) {
   EXPECT_GE(std::chrono::steady_clock::now() - start, 190ms);
 }
 
+// Requests that time out while other connections open and close all the time: the timed-out
+// ones end with Timeout, and no other connection loses or mixes bytes (socket_deadline.h).
+TEST_F(ClientTest, TimeoutsLeaveOtherConnectionsIntact) {
+  serve([](const Seen& seen) {
+    Reply r;
+    if (contains(seen.target, "/slow-")) {
+      r.hang = true;
+      return r;
+    }
+    std::string name(seen.target.substr(seen.target.rfind('/') + 1));
+    r.body = json::serialize(pod(name, "1"));
+    return r;
+  });
+  Config c = config();
+  c.request_timeout = 40ms;
+  c.max_idle_connections = 0;  // a new connection (and server session) per request
+  Client client(ioc_.get_executor(), c);
+  int timed_out = 0, slow_other = 0, fast_ok = 0, fast_failed = 0, fast_done = 0;
+  std::string failures;
+  for (int i = 0; i < 8; ++i) {
+    asio::co_spawn(ioc_, client.get(pods(), "default", "slow-" + std::to_string(i)),
+                   [&](std::exception_ptr, Result<json::value> r) {
+                     (!r && r.error().reason == "Timeout" ? timed_out : slow_other)++;
+                   });
+  }
+  constexpr int kFast = 4;
+  constexpr int kRounds = 30;
+  for (int w = 0; w < kFast; ++w) {
+    asio::co_spawn(
+        ioc_,
+        [&, w]() -> asio::awaitable<void> {
+          for (int k = 0; k < kRounds; ++k) {
+            std::string name = fmt::format("fast-{}-{}", w, k);
+            auto call = client.get(pods(), "default", name);  // (g++ 12: no temporaries in co_await)
+            auto r = co_await std::move(call);
+            if (r && get_string(*r, {"metadata", "name"}) == name) {
+              ++fast_ok;
+            } else {
+              ++fast_failed;
+              failures += "\n  " + name + ": " + (r ? json::serialize(*r) : r.error().to_string());
+            }
+          }
+          ++fast_done;
+        },
+        asio::detached);
+  }
+  ASSERT_TRUE(run_until([&] { return timed_out + slow_other == 8 && fast_done == kFast; }));
+  EXPECT_EQ(timed_out, 8);
+  EXPECT_EQ(fast_ok, kFast * kRounds) << failures;
+  EXPECT_EQ(fast_failed, 0) << failures;
+}
+
 TEST_F(ClientTest, UntrustedServerIsRejected) {
   serve([](const Seen&) { return Reply{200, "{}"}; });
   Config c = config();
