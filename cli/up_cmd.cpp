@@ -1,6 +1,8 @@
 // `podwarp up` / `podwarp down` (see up_cmd.h for the layout and the contract).
 #include "up_cmd.h"
 
+#include "podwarp/asio_run.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/if_ether.h>   // --- service LB --- (podwarp down: RTM_DELTFILTER)
@@ -20,7 +22,6 @@
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <cstdio>
@@ -284,6 +285,7 @@ std::string node_ready(const fs::path& kubeconfig, const std::string& node) {
   boost::asio::io_context io(1);
   client::Client c(io.get_executor(), client::Config::from_kubeconfig(*kc));
   std::string status;
+  bool finished = false;
   boost::asio::co_spawn(
       io,
       [&]() -> boost::asio::awaitable<void> {
@@ -297,8 +299,8 @@ std::string node_ready(const fs::path& kubeconfig, const std::string& node) {
         for (const auto& cnd : conds->as_array())
           if (get_string(cnd, {"type"}) == "Ready") status = std::string(get_string(cnd, {"status"}));
       },
-      boost::asio::detached);
-  io.run_for(5s);
+      [&finished](std::exception_ptr) { finished = true; });
+  podwarp::run_until(io, [&] { return finished; }, 5s);
   return status;
 }
 

@@ -479,13 +479,12 @@ class HttpWatchStream final : public WatchStream {
     }
   }
 
-  // A read in flight returns operation_aborted; next() then closes the connection.
+  // A read in flight ends (the connection is shut down, socket_deadline.h); next() then closes
+  // the connection.
   void cancel() override {
     cancelled_ = true;
-    if (conn_) {
-      error_code ignored;
-      conn_->tcp().socket().cancel(ignored);
-    }
+    if (conn_ && conn_->tcp().socket().is_open())
+      ::shutdown(conn_->tcp().socket().native_handle(), SHUT_RDWR);
   }
 
  private:

@@ -3,6 +3,8 @@
 // the test thread, so every step is deterministic; waits are bounded only from above.
 #include "podwarp/client.h"
 
+#include "podwarp/asio_run.h"
+
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <openssl/ssl.h>
@@ -305,7 +307,7 @@ class ClientTest : public ::testing::Test {
   bool run_until(const std::function<bool()>& pred) {
     auto deadline = std::chrono::steady_clock::now() + kLimit;
     while (!pred() && std::chrono::steady_clock::now() < deadline) {
-      ioc_.run_one_for(20ms);
+      podwarp::run_one_for(ioc_, 20ms);
       if (ioc_.stopped()) ioc_.restart();
     }
     return pred();

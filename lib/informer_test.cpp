@@ -3,6 +3,8 @@
 // end-to-end run over HTTPS is in client_test.cpp.
 #include "podwarp/informer.h"
 
+#include "podwarp/asio_run.h"
+
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -161,7 +163,7 @@ class InformerTest : public ::testing::Test {
   bool run_until(const std::function<bool()>& pred) {
     auto deadline = std::chrono::steady_clock::now() + kLimit;
     while (!pred() && std::chrono::steady_clock::now() < deadline) {
-      ioc_.run_one_for(20ms);
+      podwarp::run_one_for(ioc_, 20ms);
       if (ioc_.stopped()) ioc_.restart();
     }
     return pred();

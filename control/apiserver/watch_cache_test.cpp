@@ -3,6 +3,8 @@
 // than the history.
 #include "apiserver/watch_cache.h"
 
+#include "podwarp/asio_run.h"
+
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -60,7 +62,7 @@ class WatchCacheTest : public ::testing::Test {
   T run(asio::awaitable<T> aw) {
     auto fut = asio::co_spawn(io_, std::move(aw), asio::use_future);
     while (fut.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready) {
-      io_.run_one_for(std::chrono::milliseconds(50));
+      podwarp::run_one_for(io_, std::chrono::milliseconds(50));
     }
     return fut.get();
   }
@@ -68,7 +70,7 @@ class WatchCacheTest : public ::testing::Test {
   void until(const std::function<bool()>& pred) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (!pred() && std::chrono::steady_clock::now() < deadline) {
-      io_.run_one_for(std::chrono::milliseconds(20));
+      podwarp::run_one_for(io_, std::chrono::milliseconds(20));
     }
     ASSERT_TRUE(pred());
   }

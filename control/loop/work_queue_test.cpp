@@ -1,5 +1,7 @@
 #include "loop/work_queue.h"
 
+#include "podwarp/asio_run.h"
+
 #include <gtest/gtest.h>
 
 #include <boost/asio/io_context.hpp>
@@ -25,7 +27,7 @@ TEST(WorkQueue, DeduplicatesQueuedKeys) {
   q.add("a");
   EXPECT_EQ(q.size(), 2u);
   q.start();
-  io.run_for(50ms);
+  podwarp::run_for(io, 50ms);
   EXPECT_EQ(synced, (std::vector<std::string>{"a", "b"}));
 }
 
@@ -48,7 +50,7 @@ TEST(WorkQueue, KeyAddedDuringSyncIsSyncedAgainAfterwardsNeverConcurrently) {
   qp = &q;
   q.add("a");
   q.start();
-  io.run_for(100ms);
+  podwarp::run_for(io, 100ms);
   EXPECT_EQ(count, 2);
   EXPECT_EQ(max_running, 1);
 }
@@ -65,7 +67,7 @@ TEST(WorkQueue, FailedSyncIsRetriedWithGrowingBackoffAndSuccessForgets) {
   qp = &q;
   q.add("k");
   q.start();
-  io.run_for(300ms);
+  podwarp::run_for(io, 300ms);
   ASSERT_EQ(times.size(), 4u);  // 5 + 10 + 20 ms of backoff
   EXPECT_GE(times[2] - times[1], 9ms);
   EXPECT_GE(times[3] - times[2], 19ms);
@@ -81,13 +83,13 @@ TEST(WorkQueue, AddAfterDelaysAndStopDropsEverything) {
   });
   q.start();
   q.add_after("x", 30ms);
-  io.run_for(10ms);
+  podwarp::run_for(io, 10ms);
   EXPECT_EQ(count, 0);
-  io.run_for(60ms);
+  podwarp::run_for(io, 60ms);
   EXPECT_EQ(count, 1);
   q.add_after("y", 20ms);
   q.stop();
-  io.run_for(50ms);
+  podwarp::run_for(io, 50ms);
   EXPECT_EQ(count, 1);
 }
 

@@ -3,6 +3,8 @@
 // completions with generous deadlines, never on sleeps.
 #include "storage/etcd_client.h"
 
+#include "podwarp/asio_run.h"
+
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -59,7 +61,7 @@ void run(asio::io_context& io, std::function<awaitable<void>()> body,
     *error = e;
   });
   io.restart();
-  io.run_for(timeout);
+  podwarp::run_until(io, [&] { return *done; }, timeout);
   if (!*done) {
     // Pending gRPC completions refer to this io_context: leaving would be unsafe.
     std::fprintf(stderr, "test coroutine did not finish within the timeout\n");

@@ -1,5 +1,7 @@
 #include "testing/api_fixture.h"
 
+#include "podwarp/asio_run.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -198,7 +200,7 @@ const std::string& ApiFixture::etcd_endpoint() const { return impl_->etcd->endpo
 
 void ApiFixture::run_for(std::chrono::milliseconds d) {
   io_.restart();
-  io_.run_for(d);
+  podwarp::run_for(io_, d);
 }
 
 bool ApiFixture::eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {

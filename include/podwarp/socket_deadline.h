@@ -1,22 +1,25 @@
-// SocketDeadline: a timeout for the operations of one socket that cancels them and never closes
-// the socket. Every socket of podwarp is closed only by the code that owns its operations, and
-// only when none of them is in flight.
+// SocketDeadline: a timeout for the operations of one socket that neither cancels nor closes
+// it: it shuts the connection down (shutdown(2)), so that what is in flight completes by
+// itself (a read with end of stream, a write with EPIPE), and the coroutine that owns the
+// operation closes the socket afterwards. podwarp's client closes a socket only when none of
+// its operations is in flight.
 //
-// Why: Boost 1.81's io_uring backend (detail/impl/io_uring_service.ipp) hands a socket's
-// per-descriptor state back to a pool at close() even while an operation of that socket is
-// still in the ring (close() has only queued a cancel request for it), and a socket opened
-// next may get that state back with the stale operation still at the head of its queue. The
-// new socket's first operation then waits behind it, and when the ring reports the stale one
-// cancelled, the backend submits it again, with its old descriptor number (by then possibly the
-// new socket's) and its old buffer. Beast's basic_stream timeouts (expires_after) close the
-// socket from their timer, so podwarp's client does not use them: a deadline cancels
-// (socket.cancel() keeps the state until the ring has reported the cancellation), the
-// operation returns operation_aborted, and its coroutine closes the socket afterwards.
-// (This is the hazard as the source reads; docs/benchmarks.md records that the client failure
-// seen under the scheduler benchmark's load did not go away with it.)
+// Why: in Boost 1.81's io_uring backend (detail/impl/io_uring_service.ipp) both ways of
+// aborting a socket operation are unsafe:
+//  - cancel(), and close() with an operation in flight, submit IORING_OP_ASYNC_CANCEL without
+//    setting the SQE's user_data; a slot keeps the user_data of its last use, so the cancel's
+//    own completion is credited to whatever operation used that slot before (the timed run's
+//    TIMEOUT_REMOVE has the same defect, see asio_run.h);
+//  - close() hands the socket's per-descriptor state back to a pool while the operation is still
+//    in the ring, and a socket opened next can inherit the stale operation.
+// Beast's basic_stream timeouts (expires_after) close the socket from their timer, so they are
+// not used. shutdown(2) goes around Asio: the kernel ends the operation, whose completion
+// carries its own user_data.
 //
 // Threading: the deadline's handler runs on the socket's executor; use it from there only.
 #pragma once
+
+#include <sys/socket.h>
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/system/error_code.hpp>
@@ -33,8 +36,8 @@ class SocketDeadline {
   SocketDeadline(const SocketDeadline&) = delete;
   SocketDeadline& operator=(const SocketDeadline&) = delete;
 
-  // Arms (or re-arms) the deadline: when it passes, the socket's pending operations complete
-  // with operation_aborted and fired() turns true.
+  // Arms (or re-arms) the deadline: when it passes, the connection is shut down (its pending
+  // operations complete with end of stream or an error) and fired() turns true.
   void expires_after(std::chrono::steady_clock::duration d) {
     cancel();
     state_ = std::make_shared<State>();
@@ -42,8 +45,7 @@ class SocketDeadline {
     timer_.async_wait([state = state_, socket = socket_](boost::system::error_code ec) {
       if (ec || !state->armed) return;
       state->fired = true;
-      boost::system::error_code ignored;
-      socket->cancel(ignored);
+      if (socket->is_open()) ::shutdown(socket->native_handle(), SHUT_RDWR);
     });
   }
 
@@ -53,7 +55,7 @@ class SocketDeadline {
     timer_.cancel();
   }
 
-  // The deadline passed (and cancelled whatever was pending then).
+  // The deadline passed (and ended whatever was pending then).
   bool fired() const { return state_ && state_->fired; }
 
  private:

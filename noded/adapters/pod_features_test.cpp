@@ -25,6 +25,7 @@
 #include <fstream>
 #include <thread>
 
+#include "podwarp/asio_run.h"
 #include "adapters/node_images.h"
 #include "adapters/node_runtime.h"
 #include "logs/cri_log.h"
@@ -308,7 +309,7 @@ spec:
   auto deadline = std::chrono::steady_clock::now() + 60s;
   while (!w->status().terminal && std::chrono::steady_clock::now() < deadline) {
     io_.restart();
-    io_.run_for(20ms);
+    podwarp::run_for(io_, 20ms);
   }
   ASSERT_TRUE(w->status().terminal) << fmt::format("{}", fmt::join(events, "\n"));
   EXPECT_EQ(w->phase(), "Succeeded") << w->status().app[0].state.reason << " " << w->status().app[0].state.message;
@@ -332,7 +333,7 @@ spec:
   deadline = std::chrono::steady_clock::now() + 20s;
   while (!w->terminated() && std::chrono::steady_clock::now() < deadline) {
     io_.restart();
-    io_.run_for(20ms);
+    podwarp::run_for(io_, 20ms);
   }
   EXPECT_TRUE(w->terminated());
 }

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 
+#include "podwarp/asio_run.h"
 #include "pods/runtime_service.h"
 
 namespace podwarp::noded::pods::testing {
@@ -171,7 +172,7 @@ bool run_until(asio::io_context& io, P pred, std::chrono::milliseconds timeout =
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!pred() && std::chrono::steady_clock::now() < deadline) {
     io.restart();
-    io.run_for(std::chrono::milliseconds(5));
+    podwarp::run_for(io, std::chrono::milliseconds(5));
   }
   return pred();
 }

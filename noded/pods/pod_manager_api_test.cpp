@@ -7,6 +7,7 @@
 
 #include <filesystem>
 
+#include "podwarp/asio_run.h"
 #include "pods/fakes_for_test.h"
 #include "pods/manifest_dir.h"
 #include "pods/pod_manager.h"
@@ -117,7 +118,7 @@ TEST(PodManagerApi, RestartAdoptsByUidAndCleansOnlyAfterSync) {
   auto m2 = make_pod_manager(io2.get_executor(), o2, rt2, images);
   m2->start();
   // Nothing is cleaned before the API source listed.
-  for (int i = 0; i < 5; ++i) io2.run_for(10ms);
+  for (int i = 0; i < 5; ++i) podwarp::run_for(io2, 10ms);
   EXPECT_TRUE(rt2.released.empty());
   EXPECT_TRUE(m2->has_record("uid-a") && m2->has_record("uid-b") && m2->has_record("uid-done"));
   // The API has a (running) and done (terminal: not run again, record kept); b is gone.

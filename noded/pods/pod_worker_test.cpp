@@ -1,5 +1,7 @@
 #include "pods/pod_worker.h"
 
+#include "podwarp/asio_run.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -153,7 +155,7 @@ TEST(PodWorker, OnFailureCompletedIsNotRestartedAndSucceeds) {
   f.rt.script = [](const std::string&, int) { return Behavior{0, 5ms}; };
   auto w = f.make(one_pod("OnFailure"));
   ASSERT_TRUE(run_until(f.io, [&] { return w->phase() == "Succeeded"; }));
-  f.io.run_for(100ms);
+  podwarp::run_for(f.io, 100ms);
   EXPECT_EQ(f.rt.starts.size(), 1u);
   EXPECT_EQ(app(*w).state.reason, "Completed");
   EXPECT_EQ(app(*w).restart_count, 0);
@@ -286,7 +288,7 @@ TEST(PodWorker, ReadinessFlipsReady) {
   auto w = f.make(kProbePod);
   ASSERT_TRUE(run_until(f.io, [&] { return w->phase() == "Running"; }));
   f.io.restart();
-  f.io.run_for(60ms);
+  podwarp::run_for(f.io, 60ms);
   EXPECT_FALSE(condition(*w, "Ready"));
   EXPECT_FALSE(condition(*w, "ContainersReady"));
   ready = true;
@@ -462,7 +464,7 @@ spec:
   containers: [{name: c, image: busybox:1}]
 )");
   f.io.restart();
-  f.io.run_for(100ms);
+  podwarp::run_for(f.io, 100ms);
   EXPECT_EQ(w->phase(), "Pending");
   EXPECT_NE(app(*w).state.message.find("configmap \"nope\" not found"), std::string::npos);
   EXPECT_TRUE(f.rt.starts.empty());

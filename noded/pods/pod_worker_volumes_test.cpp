@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "podwarp/asio_run.h"
 #include "pods/fakes_for_test.h"
 #include "pods/manifest_dir.h"
 #include "pods/pod_worker.h"
@@ -152,7 +153,7 @@ TEST(PodWorkerVolumes, TokenFailureIsFailedMountThenTheVolumeIsWritten) {
   EXPECT_EQ(slurp(d + "/namespace"), "team");
   EXPECT_EQ(calls, 3);  // a valid token is not fetched again on each resync
   f.io.restart();
-  f.io.run_for(150ms);
+  podwarp::run_for(f.io, 150ms);
   EXPECT_EQ(calls, 3);
   w->stop();
   ASSERT_TRUE(run_until(f.io, [&] { return w->terminated(); }));
@@ -189,7 +190,7 @@ TEST(PodWorkerVolumes, ShortLivedTokenAndConfigMapAreRefreshed) {
   ASSERT_TRUE(run_until(f.io, [&] { return w->terminated(); }));
   int after = calls;
   f.io.restart();
-  f.io.run_for(100ms);
+  podwarp::run_for(f.io, 100ms);
   EXPECT_EQ(calls, after);  // the refresh loop ended with the pod
 }
 

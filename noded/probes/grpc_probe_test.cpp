@@ -26,6 +26,7 @@
 #include <optional>
 #include <thread>
 
+#include "podwarp/asio_run.h"
 #include "health.grpc.pb.h"
 #include "podwarp/pki.h"
 #include "probes/grpc_check.h"
@@ -49,7 +50,7 @@ T run(asio::io_context& io, asio::awaitable<T> a) {
   asio::co_spawn(io, [&]() -> asio::awaitable<void> { out = co_await std::move(a); }, asio::detached);
   for (int i = 0; i < 500 && !out; ++i) {
     io.restart();
-    io.run_for(10ms);
+    podwarp::run_for(io, 10ms);
   }
   EXPECT_TRUE(out.has_value());
   return out.value_or(T{});

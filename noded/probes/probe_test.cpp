@@ -1,5 +1,7 @@
 #include "probes/probe.h"
 
+#include "podwarp/asio_run.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <net/if.h>
@@ -40,7 +42,7 @@ T run(asio::io_context& io, asio::awaitable<T> a) {
   asio::co_spawn(io, [&]() -> asio::awaitable<void> { out = co_await std::move(a); }, asio::detached);
   for (int i = 0; i < 400 && !out; ++i) {
     io.restart();
-    io.run_for(10ms);
+    podwarp::run_for(io, 10ms);
   }
   EXPECT_TRUE(out.has_value());
   return out.value_or(T{});
@@ -174,15 +176,15 @@ TEST(ProbeWorker, ThresholdsAndInitialResults) {
   o.on_change = [&](bool ok, const std::string&) { changes.push_back(ok); };
   auto w = ProbeWorker::start(io.get_executor(), o);
   EXPECT_TRUE(w->result());  // liveness starts as success
-  for (int i = 0; i < 20; ++i) io.run_one_for(10ms);
+  for (int i = 0; i < 20; ++i) podwarp::run_one_for(io, 10ms);
   EXPECT_TRUE(changes.empty());
   healthy = false;
   int before = calls;
-  while (changes.empty() && calls < before + 20) io.run_one_for(10ms);
+  while (changes.empty() && calls < before + 20) podwarp::run_one_for(io, 10ms);
   ASSERT_EQ(changes, std::vector<bool>{false});
   EXPECT_EQ(calls - before, 3);  // failureThreshold consecutive failures
   healthy = true;
-  while (changes.size() < 2 && calls < before + 40) io.run_one_for(10ms);
+  while (changes.size() < 2 && calls < before + 40) podwarp::run_one_for(io, 10ms);
   EXPECT_EQ(changes, (std::vector<bool>{false, true}));
   w->stop();
 }
@@ -204,10 +206,10 @@ TEST(ProbeWorker, ReadinessStartsFalseAndGateHolds) {
   o.on_change = [&](bool ok, const std::string&) { ready = ok; };
   auto w = ProbeWorker::start(io.get_executor(), o);
   EXPECT_FALSE(w->result());
-  for (int i = 0; i < 10; ++i) io.run_one_for(10ms);
+  for (int i = 0; i < 10; ++i) podwarp::run_one_for(io, 10ms);
   EXPECT_EQ(calls, 0);
   open = true;
-  for (int i = 0; i < 50 && !ready; ++i) io.run_one_for(10ms);
+  for (int i = 0; i < 50 && !ready; ++i) podwarp::run_one_for(io, 10ms);
   EXPECT_TRUE(ready);
   w->stop();
 }
