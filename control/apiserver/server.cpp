@@ -23,6 +23,7 @@
 #include "apiserver/proxy_stream.h"
 #include "apiserver/tokens.h"
 #include "podwarp/log.h"
+#include "podwarp/socket_deadline.h"
 #include "podwarp/metrics.h"
 #include "schema/openapi.h"
 #include "schema/openapi_v2_pb.h"
@@ -79,30 +80,39 @@ std::optional<UserInfo> user_from_peer(SSL* ssl) {
 // How long a write may wait for the client to read before the connection is closed.
 constexpr std::chrono::seconds kStalledWrite{60};
 
+using Deadline = SocketDeadline<tcp::socket>;
+
+// Ends a connection's pending operations without cancelling or closing the socket (both unsafe
+// with an operation in flight on this Boost's io_uring backend: podwarp/socket_deadline.h).
+void shut_down(tcp::socket& s) {
+  if (s.is_open()) ::shutdown(s.native_handle(), SHUT_RDWR);
+}
+
 // Streams a watch feed as a chunked body, on the connection's executor.
 //
 // Per-frame cost matters here (one event fans out to every watcher), so the loop arms no
-// timer per write: the stream's own socket timeouts are off while it runs and one watchdog
-// closes the socket if the stream outlives its deadline (a client that stopped reading
-// blocks a write; the watchdog ends it).
-asio::awaitable<void> stream_feed(TlsStream& stream, unsigned version, WatchFeed& feed) {
+// timer per write: the connection's deadline is off while it runs and one watchdog shuts the
+// connection down if the stream outlives its deadline (a client that stopped reading blocks a
+// write; the watchdog ends it).
+asio::awaitable<void> stream_feed(TlsStream& stream, Deadline& deadline_timer, unsigned version,
+                                  WatchFeed& feed) {
   http::response<http::empty_body> res{http::status::ok, version};
   res.set(http::field::content_type, "application/json");
   res.set(http::field::cache_control, "no-cache, private");
   res.chunked(true);
   http::response_serializer<http::empty_body> sr{res};
   auto& tcp = beast::get_lowest_layer(stream);
-  tcp.expires_after(std::chrono::seconds(60));
+  deadline_timer.expires_after(std::chrono::seconds(60));
   boost::system::error_code ec;
   co_await http::async_write_header(stream, sr, asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return;
   const auto deadline = std::chrono::steady_clock::now() + feed.timeout;
-  tcp.expires_never();
+  deadline_timer.cancel();
   asio::steady_timer watchdog(co_await asio::this_coro::executor,
                               deadline + std::chrono::seconds(30));
   auto streaming = std::make_shared<bool>(true);  // the watchdog touches tcp only while set
   watchdog.async_wait([&tcp, streaming](boost::system::error_code wec) {
-    if (!wec && *streaming) tcp.socket().close();
+    if (!wec && *streaming) shut_down(tcp.socket());
   });
   auto next_bookmark = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   auto armed = std::chrono::steady_clock::time_point::min();
@@ -135,7 +145,7 @@ asio::awaitable<void> stream_feed(TlsStream& stream, unsigned version, WatchFeed
   if (!ec) {
     // A feed closed for a slow reader still has up to the socket buffers queued ahead of the
     // last chunk: give the reader time to drain them, so it sees a clean end of stream.
-    tcp.expires_after(kStalledWrite);
+    deadline_timer.expires_after(kStalledWrite);
     co_await asio::async_write(stream, http::make_chunk_last(),
                                asio::redirect_error(asio::use_awaitable, ec));
   }
@@ -148,12 +158,12 @@ std::string plain(std::string_view s) { return std::string(s); }
 // Writes a whole response with a deadline per write rather than for the whole response: a
 // client reading a list of tens of megabytes slowly (a busy informer relisting) is served as
 // long as it keeps reading; one that reads nothing for kStalledWrite is cut off.
-asio::awaitable<void> write_response(TlsStream& stream, http::response<http::string_body>& res,
+asio::awaitable<void> write_response(TlsStream& stream, Deadline& deadline,
+                                     http::response<http::string_body>& res,
                                      boost::system::error_code& ec) {
   http::response_serializer<http::string_body> sr{res};
-  auto& tcp = beast::get_lowest_layer(stream);
   while (!sr.is_done()) {
-    tcp.expires_after(kStalledWrite);
+    deadline.expires_after(kStalledWrite);
     co_await http::async_write_some(stream, sr, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return;
   }
@@ -331,7 +341,9 @@ asio::awaitable<std::optional<UserInfo>> ApiServer::authenticate_service_account
 
 asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
   TlsStream stream(std::move(socket), ssl_);
-  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
+  // Timeouts shut the connection down (never Beast's closing expires_after, socket_deadline.h).
+  Deadline deadline(beast::get_lowest_layer(stream).socket());
+  deadline.expires_after(std::chrono::seconds(10));
   boost::system::error_code ec;
   co_await stream.async_handshake(asio::ssl::stream_base::server,
                                   asio::redirect_error(asio::use_awaitable, ec));
@@ -342,7 +354,7 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
     http::request_parser<http::string_body> parser;
     parser.header_limit(64 * 1024);
     parser.body_limit(opts_.max_body_bytes);
-    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(120));
+    deadline.expires_after(std::chrono::seconds(120));
     co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
     if (ec == http::error::body_limit) {
       // Refuse without reading the rest: answer 413 and close.
@@ -354,7 +366,7 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
                                .to_json());
       res.keep_alive(false);
       res.prepare_payload();
-      beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));
+      deadline.expires_after(std::chrono::seconds(5));
       co_await http::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
       break;
     }
@@ -499,6 +511,7 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
             if (auto q = raw_target.find('?'); q != std::string_view::npos) {
               node.target += raw_target.substr(q);
             }
+            deadline.cancel();  // the relay sets its own (setup) timeouts, then none
             unsigned status = co_await relay_to_node(stream, buffer, hreq, node, node_tls_);
             request_counter().with({verb, resource, std::to_string(status)}).inc();
             break;
@@ -529,7 +542,7 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
     }
     if (feed) {
       request_counter().with({verb, resource, "200"}).inc();
-      co_await stream_feed(stream, hreq.version(), *feed);
+      co_await stream_feed(stream, deadline, hreq.version(), *feed);
       if (feed->on_finish) feed->on_finish();
       break;  // the stream used the connection up; close it
     }
@@ -542,14 +555,14 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
     res.keep_alive(keep_alive);
     res.body() = std::move(response->body);
     res.prepare_payload();
-    co_await write_response(stream, res, ec);
+    co_await write_response(stream, deadline, res, ec);
     request_counter().with({verb, resource, std::to_string(response->status)}).inc();
     request_latency()
         .with({verb, resource})
         .observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     if (ec || !keep_alive) break;
   }
-  beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
+  deadline.expires_after(std::chrono::seconds(2));
   co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
 }
 

@@ -22,6 +22,8 @@
 #include <filesystem>
 #include <functional>
 #include <set>
+#include <thread>
+#include <cstring>
 
 #include "storage/etcd_process.h"
 
@@ -633,6 +635,26 @@ TEST(EtcdProcessTest, StartsServesAndCleansUp) {
   EXPECT_NE(::kill(pid, 0), 0);  // reaped (the pid could be reused, but hardly this fast)
 }
 
+// True once every thread of `pid` is stopped (SIGSTOP takes effect asynchronously: a thread
+// running on the other core may still answer a request sent right after kill()).
+bool all_threads_stopped(pid_t pid) {
+  std::error_code ec;
+  int threads = 0;
+  for (const auto& t : std::filesystem::directory_iterator(
+           "/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::FILE* f = std::fopen((t.path() / "stat").c_str(), "r");
+    if (f == nullptr) return false;
+    char buf[512] = {};
+    size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    const char* close_paren = std::strrchr(buf, ')');
+    if (n == 0 || close_paren == nullptr || close_paren[1] != ' ') return false;
+    if (close_paren[2] != 'T' && close_paren[2] != 't') return false;
+    ++threads;
+  }
+  return !ec && threads > 0;
+}
+
 // A hung etcd (stopped, its socket still open): unary calls end at their 10 s deadline
 // (the client's own timer: the channel runs gRPC's minimal stack with deadline checks on).
 TEST(EtcdClientOwnServer, UnaryCallsTimeOutWhenEtcdHangs) {
@@ -644,6 +666,9 @@ TEST(EtcdClientOwnServer, UnaryCallsTimeOutWhenEtcdHangs) {
   run(io, [&]() -> awaitable<void> {
     CO_ASSERT_OK(co_await client->put("/h/a", "1"));  // connected
     CO_ASSERT(::kill(etcd->pid(), SIGSTOP) == 0);
+    for (int i = 0; i < 200 && !all_threads_stopped(etcd->pid()); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    CO_ASSERT(all_threads_stopped(etcd->pid()));
     const auto t0 = std::chrono::steady_clock::now();
     auto r = co_await client->range("/h/a");
     const auto waited = std::chrono::steady_clock::now() - t0;
