@@ -1,5 +1,7 @@
 #include "apiserver/proxy_stream.h"
 
+#include "podwarp/socket_deadline.h"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -125,7 +127,9 @@ asio::awaitable<unsigned> fail(TlsStream& client, unsigned version, const ApiErr
   res.keep_alive(false);
   res.body() = to_json(err.to_json());
   res.prepare_payload();
-  beast::get_lowest_layer(client).expires_after(kSetupTimeout);
+  // Deadlines shut down, never close with a write in flight (podwarp/socket_deadline.h).
+  SocketDeadline<tcp::socket> deadline(beast::get_lowest_layer(client).socket());
+  deadline.expires_after(kSetupTimeout);
   boost::system::error_code ec;
   co_await http::async_write(client, res, asio::redirect_error(asio::use_awaitable, ec));
   co_return static_cast<unsigned>(err.code);
@@ -160,7 +164,8 @@ asio::awaitable<unsigned> relay_to_node(TlsStream& client, beast::flat_buffer& c
         "error dialing backend: resolve {}: {}", node.host, ec.message())));
   }
   TlsStream upstream(ex, node_tls);
-  beast::get_lowest_layer(upstream).expires_after(kSetupTimeout);
+  SocketDeadline<tcp::socket> setup_deadline(beast::get_lowest_layer(upstream).socket());
+  setup_deadline.expires_after(kSetupTimeout);
   co_await beast::get_lowest_layer(upstream).async_connect(
       endpoints, asio::redirect_error(asio::use_awaitable, ec));
   if (!ec) {
@@ -198,8 +203,7 @@ asio::awaitable<unsigned> relay_to_node(TlsStream& client, beast::flat_buffer& c
         "error talking to node {}:{}: {}", node.host, node.port, ec.message())));
   }
   // From here on the exchange lasts as long as both sides want.
-  beast::get_lowest_layer(upstream).expires_never();
-  beast::get_lowest_layer(client).expires_never();
+  setup_deadline.cancel();
   const auto& head = parser.get();
   const unsigned status = head.result_int();
 

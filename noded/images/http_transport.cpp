@@ -1,6 +1,8 @@
 // The Beast transport: HTTP/1.1 over TCP or TLS, idle keep-alive connections pooled per origin.
 #include "images/http_transport.h"
 
+#include "podwarp/socket_deadline.h"
+
 #include <fmt/format.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
@@ -31,12 +33,20 @@ auto use_ec(error_code& ec) { return asio::redirect_error(asio::use_awaitable, e
 
 constexpr std::size_t kChunk = 256 * 1024;
 
+// Timeouts shut the connection down and never close it with an operation in flight
+// (podwarp/socket_deadline.h: Beast's expires_after would, which this Boost's io_uring backend
+// does not survive).
 struct Connection {
   std::unique_ptr<beast::tcp_stream> plain;
   std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
+  std::unique_ptr<SocketDeadline<asio::ip::tcp::socket>> deadline;  // after the stream
   beast::flat_buffer buffer;
 
   beast::tcp_stream& tcp() { return plain ? *plain : beast::get_lowest_layer(*tls); }
+  // An operation's error, as timeout when the deadline cut it short.
+  error_code outcome(error_code ec) const {
+    return ec && deadline->fired() ? error_code(beast::error::timeout) : ec;
+  }
 };
 
 struct Target {
@@ -106,12 +116,13 @@ class BeastTransport final : public HttpTransport {
         conn = std::move(*fresh);
       }
       error_code ec;
-      conn->tcp().expires_after(opts_.read_idle_timeout);
+      conn->deadline->expires_after(opts_.read_idle_timeout);
       if (conn->plain) {
         co_await http::async_write(*conn->plain, req, use_ec(ec));
       } else {
         co_await http::async_write(*conn->tls, req, use_ec(ec));
       }
+      ec = conn->outcome(ec);
       if (ec) {
         if (reused && attempt == 0) continue;
         co_return std::unexpected(net_error(op + ": write request", ec));
@@ -141,6 +152,7 @@ class BeastTransport final : public HttpTransport {
     } else {
       conn->plain = std::make_unique<beast::tcp_stream>(executor_);
     }
+    conn->deadline = std::make_unique<SocketDeadline<tcp::socket>>(conn->tcp().socket());
     error_code ec;
     std::vector<tcp::endpoint> endpoints;
     if (auto ip = asio::ip::make_address(t.host, ec); !ec) {
@@ -152,8 +164,9 @@ class BeastTransport final : public HttpTransport {
       if (ec) co_return std::unexpected(net_error(fmt::format("{}: resolve {}", op, t.host), ec));
       for (const auto& e : results) endpoints.push_back(e.endpoint());
     }
-    conn->tcp().expires_after(opts_.connect_timeout);
+    conn->deadline->expires_after(opts_.connect_timeout);
     co_await conn->tcp().async_connect(endpoints, use_ec(ec));
+    ec = conn->outcome(ec);
     if (ec) co_return std::unexpected(net_error(fmt::format("{}: connect {}", op, t.authority), ec));
     conn->tcp().socket().set_option(tcp::no_delay(true), ec);
     if (conn->tls) {
@@ -166,6 +179,7 @@ class BeastTransport final : public HttpTransport {
         X509_VERIFY_PARAM_set1_host(param, t.host.c_str(), 0);
       }
       co_await conn->tls->async_handshake(ssl::stream_base::client, use_ec(ec));
+      ec = conn->outcome(ec);
       if (ec) {
         co_return std::unexpected(
             net_error(fmt::format("{}: TLS handshake with {}", op, t.authority), ec));
@@ -181,8 +195,9 @@ class BeastTransport final : public HttpTransport {
     http::response_parser<http::buffer_body> parser;
     parser.body_limit(boost::none);
     error_code ec;
-    conn.tcp().expires_after(opts_.read_idle_timeout);
+    conn.deadline->expires_after(opts_.read_idle_timeout);
     co_await http::async_read_header(stream, conn.buffer, parser, use_ec(ec));
+    ec = conn.outcome(ec);
     got_some = parser.got_some();
     if (ec) co_return std::unexpected(net_error(op + ": read response", ec));
     HttpResponse out;
@@ -198,9 +213,10 @@ class BeastTransport final : public HttpTransport {
     while (!parser.is_done()) {
       msg.body().data = chunk.data();
       msg.body().size = chunk.size();
-      conn.tcp().expires_after(opts_.read_idle_timeout);
+      conn.deadline->expires_after(opts_.read_idle_timeout);
       co_await http::async_read(stream, conn.buffer, parser, use_ec(ec));
       if (ec == http::error::need_buffer) ec = {};
+      ec = conn.outcome(ec);
       if (ec) co_return std::unexpected(net_error(op + ": read body", ec));
       std::string_view data(chunk.data(), chunk.size() - msg.body().size);
       if (data.empty()) continue;
@@ -226,7 +242,7 @@ class BeastTransport final : public HttpTransport {
 
   void put_idle(const std::string& origin, std::unique_ptr<Connection> c) {
     if (c->buffer.size() != 0) return;
-    c->tcp().expires_never();
+    c->deadline->cancel();
     auto& list = idle_[origin];
     if (list.size() >= opts_.max_idle_per_origin) list.erase(list.begin());
     list.push_back(std::move(c));

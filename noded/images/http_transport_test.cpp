@@ -2,6 +2,7 @@
 // throwaway certificate. The server is trusted only when SSL_CERT_FILE names its certificate
 // (OpenSSL's default verify paths honour it), so this checks that verification is on, that the
 // name (here an IP SAN) is checked, and that a verified exchange works.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -123,6 +124,42 @@ TEST_F(HttpsTransportTest, VerifiesTheServer) {
   ASSERT_FALSE(wrong_name);
   EXPECT_NE(wrong_name.error().message.find("certificate verify failed"), std::string::npos)
       << wrong_name.error().message;
+}
+
+// A server that accepts (the kernel's backlog does) and never answers: every read deadline
+// ends the exchange with a timeout, and the transport stays usable for the next fetch.
+TEST(HttpTransportTimeouts, SilentServerTimesOut) {
+  int l = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(l, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(l, 8), 0);
+  ASSERT_EQ(::getsockname(l, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  asio::io_context ctx;
+  TransportOptions o;
+  o.read_idle_timeout = std::chrono::milliseconds(200);
+  auto t = make_http_transport(ctx.get_executor(), o);
+  for (int round = 0; round < 2; ++round) {
+    std::optional<Result<HttpResponse>> out;
+    HttpRequest req;
+    req.url = fmt::format("http://127.0.0.1:{}/v2/", ntohs(a.sin_port));
+    BodySink none;
+    auto t0 = std::chrono::steady_clock::now();
+    asio::co_spawn(ctx, t->fetch(std::move(req), none),
+                   [&](std::exception_ptr, Result<HttpResponse> r) { out = std::move(r); });
+    ctx.restart();
+    ctx.run();
+    ASSERT_TRUE(out.has_value());
+    ASSERT_FALSE(*out);
+    EXPECT_EQ(out->error().kind, ErrorKind::kNetwork);
+    EXPECT_NE(out->error().message.find("timeout"), std::string::npos) << out->error().message;
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(190));
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  }
+  ::close(l);
 }
 
 }  // namespace
