@@ -1,6 +1,7 @@
 #include "dns/server.h"
 
 #include <sys/random.h>
+#include <sys/socket.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -67,19 +68,23 @@ bool answers(std::span<const std::uint8_t> reply, const Message& query) {
   return a.qtype == q.qtype && a.qclass == q.qclass && names_equal(a.name, q.name);
 }
 
-// Closes the socket when the timer fires; a destroyed socket is left alone.
+// When the timer fires, shuts the socket down (its pending operations end by themselves: a
+// read with 0 bytes or end of stream) and returns true from then on; a destroyed socket is
+// left alone. Never close() or cancel() here: with an operation in flight, this Boost's
+// io_uring backend sends an untagged cancel whose completion lands on some other operation
+// (podwarp/socket_deadline.h); the owner closes the socket after its operation returned.
 template <class Socket>
-void arm_watchdog(asio::steady_timer& t, const std::shared_ptr<Socket>& s,
-                  std::chrono::milliseconds d) {
+std::shared_ptr<bool> arm_watchdog(asio::steady_timer& t, const std::shared_ptr<Socket>& s,
+                                   std::chrono::milliseconds d) {
   t.expires_after(d);
   std::weak_ptr<Socket> w = s;
-  t.async_wait([w](boost::system::error_code ec) {
+  auto fired = std::make_shared<bool>(false);
+  t.async_wait([w, fired](boost::system::error_code ec) {
     if (ec) return;
-    if (auto p = w.lock()) {
-      boost::system::error_code ignored;
-      p->close(ignored);
-    }
+    *fired = true;
+    if (auto p = w.lock(); p && p->is_open()) ::shutdown(p->native_handle(), SHUT_RDWR);
   });
+  return fired;
 }
 
 }  // namespace
@@ -134,14 +139,14 @@ struct DnsServer::Impl : std::enable_shared_from_this<Impl> {
     const std::uint16_t id = random_id();
     write_id(q, id);
     asio::steady_timer watchdog(ex);
-    arm_watchdog(watchdog, s, opts.upstream_timeout);
+    auto timed_out = arm_watchdog(watchdog, s, opts.upstream_timeout);
     auto [sec, sent] = co_await s->async_send(asio::buffer(q), asio::as_tuple(asio::use_awaitable));
-    if (sec) co_return std::nullopt;
+    if (sec || *timed_out) co_return std::nullopt;
     Bytes buf(65535);
     for (;;) {
       auto [rec, n] =
           co_await s->async_receive(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
-      if (rec) co_return std::nullopt;  // timeout (socket closed), ICMP unreachable, ...
+      if (rec || *timed_out) co_return std::nullopt;  // timeout, ICMP unreachable, ...
       std::span<const std::uint8_t> r(buf.data(), n);
       if (n < 12 || read_id(r) != id || !answers(r, parsed)) continue;  // stray: keep waiting
       buf.resize(n);
