@@ -25,14 +25,14 @@ spec:
       containers:
       - name: httpd
         image: busybox:1.36
-        command: ["httpd", "-f", "-p", "8080"]
+        command: ["httpd", "-f", "-p", "9376"]
         ports:
-        - containerPort: 8080
+        - containerPort: 9376
         env:
         - name: A
           value: "1"
         readinessProbe:
-          httpGet: {path: /, port: 8080}
+          httpGet: {path: /, port: 9376}
         resources:
           requests: {cpu: 100m, memory: 64Mi}
       - name: sidecar
@@ -48,7 +48,7 @@ spec:
   ports:
   - name: http
     port: 80
-    targetPort: 8080
+    targetPort: 9376
 ---
 apiVersion: v1
 kind: ConfigMap
@@ -143,7 +143,7 @@ class KubectlTest(harness.ClusterTestCase):
         self.assertIn("RollingUpdate", out)
         out = self.k("describe", "service", "web").stdout
         self.assertIn("IP:", out)
-        self.assertIn("8080/TCP", out)
+        self.assertIn("9376/TCP", out)
 
     def test_scale(self):
         self.apply(MANIFEST)
@@ -208,7 +208,7 @@ class KubectlTest(harness.ClusterTestCase):
         self.assertEqual(self.k("get", "configmap", "web-config", "-o",
                                 "jsonpath={.data.greeting}").stdout, "hello")
         self.assertEqual(self.k("get", "service", "web", "-o",
-                                "jsonpath={.spec.ports[0].targetPort}").stdout, "8080")
+                                "jsonpath={.spec.ports[0].targetPort}").stdout, "9376")
         # An unknown field in an item is rejected before anything is created, naming the field
         # and the schema as upstream kubectl does (client-side validation of List items).
         bad = ("apiVersion: v1\nkind: List\nitems:\n"
