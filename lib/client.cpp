@@ -149,10 +149,7 @@ struct Connection {
     deadline.cancel();
     tcp().close();
   }
-  // An operation's error, as timeout when the deadline cut it short.
-  error_code outcome(error_code ec) const {
-    return ec && deadline.fired() ? error_code(beast::error::timeout) : ec;
-  }
+  error_code outcome(error_code ec) const { return deadline.outcome(ec); }
 
   // True when the peer closed (or wrote to) the connection while it sat idle: it cannot carry
   // another request. A peek never consumes data, and never blocks.
@@ -483,8 +480,7 @@ class HttpWatchStream final : public WatchStream {
   // the connection.
   void cancel() override {
     cancelled_ = true;
-    if (conn_ && conn_->tcp().socket().is_open())
-      ::shutdown(conn_->tcp().socket().native_handle(), SHUT_RDWR);
+    if (conn_) shut_down(conn_->tcp().socket());
   }
 
  private:

@@ -82,12 +82,6 @@ constexpr std::chrono::seconds kStalledWrite{60};
 
 using Deadline = SocketDeadline<tcp::socket>;
 
-// Ends a connection's pending operations without cancelling or closing the socket (both unsafe
-// with an operation in flight on this Boost's io_uring backend: podwarp/socket_deadline.h).
-void shut_down(tcp::socket& s) {
-  if (s.is_open()) ::shutdown(s.native_handle(), SHUT_RDWR);
-}
-
 // Streams a watch feed as a chunked body, on the connection's executor.
 //
 // Per-frame cost matters here (one event fans out to every watcher), so the loop arms no

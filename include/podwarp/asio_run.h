@@ -13,69 +13,51 @@
 // (correctly tagged) timeout.
 #pragma once
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/system/error_code.hpp>
 #include <chrono>
-#include <cstddef>
 #include <functional>
 #include <memory>
 
 namespace podwarp {
 
-// Runs handlers for `d` (or until the io_context is stopped or runs out of work). Returns the
-// number of handlers run, not counting its own timer.
-inline std::size_t run_for(boost::asio::io_context& io, std::chrono::steady_clock::duration d) {
-  auto done = std::make_shared<bool>(false);  // shared: the handler may outlive this call
+// Runs handlers until stop() holds (it is asked before the first and after every handler), `d`
+// passes, or the io_context is stopped (io_context::stop()). The waiting is a steady_timer; its
+// handler is run (or, when the io_context was stopped, left harmless) before this returns. A
+// work guard keeps run_one() waiting while nothing else is queued (work posted later from
+// other threads, e.g. gRPC completions, is still to come), so only the timer ends the wait.
+inline void run_until(boost::asio::io_context& io, const std::function<bool()>& stop,
+                      std::chrono::steady_clock::duration d) {
+  auto guard = boost::asio::make_work_guard(io);
+  struct State {
+    bool called = false;
+    bool fired = false;
+  };
+  auto state = std::make_shared<State>();  // the handler may outlive this call
   boost::asio::steady_timer timer(io, d);
-  timer.async_wait([done](boost::system::error_code) { *done = true; });
-  std::size_t n = 0;
-  while (!*done) {
-    if (io.run_one() == 0) break;  // stopped
-    if (!*done) ++n;
-  }
-  return n;
-}
-
-// Runs at most one handler, waiting up to `d` for it (plus whatever runs while its own timer is
-// withdrawn). Returns the number of handlers run, not counting its own timer.
-inline std::size_t run_one_for(boost::asio::io_context& io,
-                               std::chrono::steady_clock::duration d) {
-  auto done = std::make_shared<bool>(false);
-  boost::asio::steady_timer timer(io, d);
-  timer.async_wait([done](boost::system::error_code) { *done = true; });
-  std::size_t n = 0;
-  if (io.run_one() != 0 && !*done) ++n;
-  if (!*done) {
-    timer.cancel();
-    while (!*done) {
-      if (io.run_one() == 0) break;  // stopped: the handler runs (harmlessly) later
-      if (!*done) ++n;
-    }
-  }
-  return n;
-}
-
-// Runs handlers until done() holds, `timeout` passes, or the io_context is stopped; returns
-// done(). (Where io_context::run_for returned early because the work ran out, wait for the
-// condition that work stood for with this.)
-inline bool run_until(boost::asio::io_context& io, const std::function<bool()>& done,
-                      std::chrono::steady_clock::duration timeout) {
-  auto fired = std::make_shared<bool>(false);
-  auto called = std::make_shared<bool>(false);
-  boost::asio::steady_timer timer(io, timeout);
-  timer.async_wait([fired, called](boost::system::error_code ec) {
-    *called = true;
-    *fired = !ec;
+  timer.async_wait([state](boost::system::error_code ec) {
+    state->called = true;
+    state->fired = !ec;
   });
-  while (!done() && !*fired) {
+  while (!state->fired && !stop()) {
     if (io.run_one() == 0) break;  // stopped
   }
   timer.cancel();
-  while (!*called) {
-    if (io.run_one() == 0) break;  // stopped: the handler runs (harmlessly) later
+  while (!state->called) {
+    if (io.run_one() == 0) break;  // stopped
   }
-  return done();
+}
+
+// Runs handlers for `d` (or until the io_context is stopped).
+inline void run_for(boost::asio::io_context& io, std::chrono::steady_clock::duration d) {
+  run_until(io, [] { return false; }, d);
+}
+
+// Runs at most one handler besides its own timer, waiting up to `d` for it.
+inline void run_one_for(boost::asio::io_context& io, std::chrono::steady_clock::duration d) {
+  run_until(io, [asked = 0]() mutable { return asked++ > 0; }, d);
 }
 
 }  // namespace podwarp

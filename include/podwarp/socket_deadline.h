@@ -22,11 +22,21 @@
 #include <sys/socket.h>
 
 #include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/error.hpp>
 #include <boost/system/error_code.hpp>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 
 namespace podwarp {
+
+// Ends a socket's pending operations by themselves (a read with end of stream, a write with
+// EPIPE) without cancel() or close(), which are unsafe with an operation in flight (above).
+// The socket stays open: its owner closes it once its operations have returned.
+template <class Socket>
+void shut_down(Socket& socket) {
+  if (socket.is_open()) ::shutdown(socket.native_handle(), SHUT_RDWR);
+}
 
 template <class Socket>
 class SocketDeadline {
@@ -39,33 +49,39 @@ class SocketDeadline {
   // Arms (or re-arms) the deadline: when it passes, the connection is shut down (its pending
   // operations complete with end of stream or an error) and fired() turns true.
   void expires_after(std::chrono::steady_clock::duration d) {
-    cancel();
-    state_ = std::make_shared<State>();
+    const std::uint64_t armed = ++state_->generation;
+    state_->fired = false;
     timer_.expires_after(d);
-    timer_.async_wait([state = state_, socket = socket_](boost::system::error_code ec) {
-      if (ec || !state->armed) return;
+    timer_.async_wait([state = state_, armed, socket = socket_](boost::system::error_code ec) {
+      if (ec || state->generation != armed) return;  // re-armed, cancelled or destroyed since
       state->fired = true;
-      if (socket->is_open()) ::shutdown(socket->native_handle(), SHUT_RDWR);
+      shut_down(*socket);
     });
   }
 
   // Disarms; fired() keeps its answer until the next expires_after().
   void cancel() {
-    if (state_) state_->armed = false;
+    ++state_->generation;
     timer_.cancel();
   }
 
   // The deadline passed (and ended whatever was pending then).
-  bool fired() const { return state_ && state_->fired; }
+  bool fired() const { return state_->fired; }
+
+  // An operation's error, reported as beast::error::timeout when the deadline cut it short.
+  boost::system::error_code outcome(boost::system::error_code ec) const {
+    return ec && fired() ? boost::system::error_code(boost::beast::error::timeout) : ec;
+  }
 
  private:
+  // Shared with the timer's handler, which may run after this object is gone.
   struct State {
-    bool armed = true;
+    std::uint64_t generation = 0;
     bool fired = false;
   };
   Socket* socket_;
   boost::asio::steady_timer timer_;
-  std::shared_ptr<State> state_;
+  std::shared_ptr<State> state_ = std::make_shared<State>();
 };
 
 }  // namespace podwarp

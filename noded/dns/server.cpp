@@ -1,7 +1,6 @@
 #include "dns/server.h"
 
 #include <sys/random.h>
-#include <sys/socket.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -16,6 +15,7 @@
 
 #include "dns/responder.h"
 #include "podwarp/log.h"
+#include "podwarp/socket_deadline.h"
 #include "podwarp/metrics.h"
 
 namespace podwarp::noded::dns {
@@ -82,7 +82,7 @@ std::shared_ptr<bool> arm_watchdog(asio::steady_timer& t, const std::shared_ptr<
   t.async_wait([w, fired](boost::system::error_code ec) {
     if (ec) return;
     *fired = true;
-    if (auto p = w.lock(); p && p->is_open()) ::shutdown(p->native_handle(), SHUT_RDWR);
+    if (auto p = w.lock()) shut_down(*p);
   });
   return fired;
 }

@@ -43,10 +43,7 @@ struct Connection {
   beast::flat_buffer buffer;
 
   beast::tcp_stream& tcp() { return plain ? *plain : beast::get_lowest_layer(*tls); }
-  // An operation's error, as timeout when the deadline cut it short.
-  error_code outcome(error_code ec) const {
-    return ec && deadline->fired() ? error_code(beast::error::timeout) : ec;
-  }
+  error_code outcome(error_code ec) const { return deadline->outcome(ec); }
 };
 
 struct Target {
