@@ -1,6 +1,10 @@
 #include "apiserver/http.h"
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/url/parse.hpp>
+#include <fmt/format.h>
 #include <cstdio>
 #include <ranges>
 
@@ -73,6 +77,43 @@ bool WatchFeed::closed() const {
   return closed_;
 }
 
+std::size_t WatchFeed::queued() const {
+  std::lock_guard lock(mu_);
+  return queue_.size();
+}
+
+boost::asio::awaitable<std::vector<std::shared_ptr<const std::string>>> WatchFeed::next() {
+  using Clock = std::chrono::steady_clock;
+  if (!deadline_) {
+    deadline_ = Clock::now() + timeout;
+    next_bookmark_ = Clock::now() + std::chrono::seconds(60);
+  }
+  while (true) {
+    std::vector<std::shared_ptr<const std::string>> frames = take();
+    if (!frames.empty() || closed()) co_return frames;
+    const auto wake = bookmarks ? std::min(*deadline_, next_bookmark_) : *deadline_;
+    if (wake != armed_) {
+      signal_.expires_at(wake);
+      armed_ = wake;
+    }
+    boost::system::error_code ec;
+    co_await signal_.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    const auto now = Clock::now();
+    if (now >= *deadline_) co_return frames;
+    if (bookmarks && now >= next_bookmark_ && make_bookmark) {
+      next_bookmark_ = now + std::chrono::seconds(60);
+      frames.push_back(std::make_shared<const std::string>(make_bookmark()));
+      co_return frames;
+    }
+  }
+}
+
+std::string_view chunk_payload(std::string_view chunk) {
+  const auto head = chunk.find("\r\n");
+  if (head == std::string_view::npos || chunk.size() < head + 4) return {};
+  return chunk.substr(head + 2, chunk.size() - head - 4);
+}
+
 std::string http_chunk(std::string_view body) {
   char head[24];
   int n = std::snprintf(head, sizeof head, "%zx\r\n", body.size());
@@ -82,6 +123,22 @@ std::string http_chunk(std::string_view body) {
   out.append(body);
   out.append("\r\n");
   return out;
+}
+
+void set_target(Request& req, std::string_view target) {
+  auto url = boost::urls::parse_origin_form(target);
+  if (!url) {
+    req.path = "/";
+    return;
+  }
+  req.path = url->path();
+  for (auto p : url->params()) req.query.emplace(p.key, p.value);
+}
+
+std::string body_too_large(std::size_t limit) {
+  return podwarp::to_json(request_entity_too_large(
+                     fmt::format("the request body is larger than the limit of {} bytes", limit))
+                     .to_json());
 }
 
 bool parse_request_info(Request& req) {

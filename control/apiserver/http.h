@@ -87,7 +87,11 @@ class WatchFeed : public std::enable_shared_from_this<WatchFeed> {
   // caller must wait on signal() before calling take() again.
   std::vector<std::shared_ptr<const std::string>> take();
   bool closed() const;
-  boost::asio::steady_timer& signal() { return signal_; }
+  std::size_t queued() const;
+  // Waits for the next frames to write, adding a BOOKMARK frame when one is due (every 60 s
+  // with bookmarks on). Empty when the stream should end: the feed is closed and drained, or
+  // its timeout (counted from the first call) has passed.
+  boost::asio::awaitable<std::vector<std::shared_ptr<const std::string>>> next();
 
   // Set by the Api when it creates the feed.
   std::chrono::seconds timeout{1800};
@@ -104,7 +108,14 @@ class WatchFeed : public std::enable_shared_from_this<WatchFeed> {
   bool sleeping_ = false;                                  // GUARDED_BY(mu_)
   boost::asio::any_io_executor consumer_;
   boost::asio::steady_timer signal_;
+  // Consumer side: when the stream ends, the next bookmark, and when signal_ is set to expire.
+  std::optional<std::chrono::steady_clock::time_point> deadline_;
+  std::chrono::steady_clock::time_point next_bookmark_;
+  std::chrono::steady_clock::time_point armed_ = std::chrono::steady_clock::time_point::min();
 };
+
+// The body of a frame made by http_chunk (what a transport that frames bodies itself sends).
+std::string_view chunk_payload(std::string_view chunk);
 
 // One HTTP/1.1 chunk holding body ("<hex size>\r\n<body>\r\n"). Watch frames are framed
 // once when made, so every watcher writes the same bytes without re-framing or copying.
@@ -116,6 +127,13 @@ struct Reply {
   std::shared_ptr<WatchFeed> feed;
   unsigned feed_status = 200;
 };
+
+// Sets path and query from a request target ("/api/v1/pods?watch=true"; an unparsable one
+// becomes "/").
+void set_target(Request& req, std::string_view target);
+
+// The metav1.Status body of 413 RequestEntityTooLarge for a body over `limit` bytes.
+std::string body_too_large(std::size_t limit);
 
 // Splits a path into RequestInfo (verb from method + whether a name is given + watch=true).
 // Returns false when the path is not an API resource path.

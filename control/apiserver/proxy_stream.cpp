@@ -16,6 +16,7 @@
 #include <openssl/ssl.h>
 
 #include <array>
+#include <cctype>
 #include <chrono>
 #include <memory>
 
@@ -145,41 +146,45 @@ bool hop_by_hop(http::field f, std::string_view name, bool upgrade) {
          std::string_view(name).starts_with("Impersonate-");
 }
 
-}  // namespace
+// The node end of a relay: its TLS stream and the parser of its response.
+struct NodeUpstream {
+  NodeUpstream(const asio::any_io_executor& ex, asio::ssl::context& tls) : stream(ex, tls) {
+    parser.body_limit(boost::none);
+  }
+  TlsStream stream;
+  beast::flat_buffer buffer;
+  http::response_parser<http::buffer_body> parser;
+};
 
-asio::awaitable<unsigned> relay_to_node(TlsStream& client, beast::flat_buffer& client_buffer,
-                                        const http::request<http::string_body>& request,
-                                        const NodeRequest& node, asio::ssl::context& node_tls) {
+// Connects to the node (verifying its serving certificate for its address), forwards the
+// request (end-to-end headers, plus Upgrade/Connection for an upgrade) and reads the response
+// header. Each step has kSetupTimeout; none is left armed afterwards.
+asio::awaitable<std::optional<ApiError>> open_node(NodeUpstream& up,
+                                                   const http::request<http::string_body>& request,
+                                                   const NodeRequest& node, bool upgrade) {
   auto ex = co_await asio::this_coro::executor;
-  const unsigned version = request.version();
-  const bool upgrade = request.find(http::field::upgrade) != request.end();
   boost::system::error_code ec;
-
-  // Connect and handshake, verifying the node's serving certificate for its address.
   tcp::resolver resolver(ex);
   auto endpoints = co_await resolver.async_resolve(node.host, std::to_string(node.port),
                                                    asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {
-    co_return co_await fail(client, version, service_unavailable(fmt::format(
-        "error dialing backend: resolve {}: {}", node.host, ec.message())));
+    co_return service_unavailable(
+        fmt::format("error dialing backend: resolve {}: {}", node.host, ec.message()));
   }
-  TlsStream upstream(ex, node_tls);
-  SocketDeadline<tcp::socket> setup_deadline(beast::get_lowest_layer(upstream).socket());
+  SocketDeadline<tcp::socket> setup_deadline(beast::get_lowest_layer(up.stream).socket());
   setup_deadline.expires_after(kSetupTimeout);
-  co_await beast::get_lowest_layer(upstream).async_connect(
+  co_await beast::get_lowest_layer(up.stream).async_connect(
       endpoints, asio::redirect_error(asio::use_awaitable, ec));
   if (!ec) {
-    SSL_set_tlsext_host_name(upstream.native_handle(), node.host.c_str());
-    upstream.set_verify_callback(asio::ssl::host_name_verification(node.host));
-    co_await upstream.async_handshake(asio::ssl::stream_base::client,
-                                      asio::redirect_error(asio::use_awaitable, ec));
+    SSL_set_tlsext_host_name(up.stream.native_handle(), node.host.c_str());
+    up.stream.set_verify_callback(asio::ssl::host_name_verification(node.host));
+    co_await up.stream.async_handshake(asio::ssl::stream_base::client,
+                                       asio::redirect_error(asio::use_awaitable, ec));
   }
   if (ec) {
-    co_return co_await fail(client, version, service_unavailable(fmt::format(
-        "error dialing backend: dial tcp {}:{}: {}", node.host, node.port, ec.message())));
+    co_return service_unavailable(fmt::format("error dialing backend: dial tcp {}:{}: {}",
+                                              node.host, node.port, ec.message()));
   }
-
-  // Forward the request (end-to-end headers, plus Upgrade/Connection for an upgrade).
   http::request<http::string_body> out{request.method(), node.target, 11};
   for (const auto& f : request) {
     if (hop_by_hop(f.name(), f.name_string(), upgrade)) continue;
@@ -189,21 +194,36 @@ asio::awaitable<unsigned> relay_to_node(TlsStream& client, beast::flat_buffer& c
   if (!upgrade) out.keep_alive(false);
   out.body() = request.body();
   out.prepare_payload();
-  co_await http::async_write(upstream, out, asio::redirect_error(asio::use_awaitable, ec));
-  beast::flat_buffer node_buffer;
-  http::response_parser<http::buffer_body> parser;
-  parser.body_limit(boost::none);
+  co_await http::async_write(up.stream, out, asio::redirect_error(asio::use_awaitable, ec));
   if (!ec) {
-    co_await http::async_read_header(upstream, node_buffer, parser,
+    co_await http::async_read_header(up.stream, up.buffer, up.parser,
                                      asio::redirect_error(asio::use_awaitable, ec));
   }
   if (ec) {
-    close_lowest(upstream);
-    co_return co_await fail(client, version, service_unavailable(fmt::format(
-        "error talking to node {}:{}: {}", node.host, node.port, ec.message())));
+    close_lowest(up.stream);
+    co_return service_unavailable(fmt::format("error talking to node {}:{}: {}", node.host,
+                                              node.port, ec.message()));
   }
+  co_return std::nullopt;
+}
+
+}  // namespace
+
+asio::awaitable<unsigned> relay_to_node(TlsStream& client, beast::flat_buffer& client_buffer,
+                                        const http::request<http::string_body>& request,
+                                        const NodeRequest& node, asio::ssl::context& node_tls) {
+  auto ex = co_await asio::this_coro::executor;
+  const unsigned version = request.version();
+  const bool upgrade = request.find(http::field::upgrade) != request.end();
+  boost::system::error_code ec;
+  NodeUpstream up(ex, node_tls);
+  if (auto err = co_await open_node(up, request, node, upgrade)) {
+    co_return co_await fail(client, version, *err);
+  }
+  TlsStream& upstream = up.stream;
+  beast::flat_buffer& node_buffer = up.buffer;
+  http::response_parser<http::buffer_body>& parser = up.parser;
   // From here on the exchange lasts as long as both sides want.
-  setup_deadline.cancel();
   const auto& head = parser.get();
   const unsigned status = head.result_int();
 
@@ -246,6 +266,53 @@ asio::awaitable<unsigned> relay_to_node(TlsStream& client, beast::flat_buffer& c
   co_await both_until_one_ends(client, upstream, relay_body(upstream, node_buffer, parser, client),
                                until_client_closes(client));
   co_return status;
+}
+
+asio::awaitable<std::expected<NodeStream, ApiError>> open_node_stream(
+    const http::request<http::string_body>& request, const NodeRequest& node,
+    asio::ssl::context& node_tls) {
+  auto ex = co_await asio::this_coro::executor;
+  auto up = std::make_shared<NodeUpstream>(ex, node_tls);
+  if (auto err = co_await open_node(*up, request, node, false)) co_return std::unexpected(*err);
+  NodeStream out;
+  const auto& head = up->parser.get();
+  out.status = head.result_int();
+  for (const auto& f : head) {
+    if (hop_by_hop(f.name(), f.name_string(), false)) continue;
+    std::string name(f.name_string());
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    out.headers.emplace_back(std::move(name), std::string(f.value()));
+  }
+  out.body = std::make_shared<WatchFeed>(ex);
+  out.body->timeout = std::chrono::hours(24 * 365);  // as long as the node sends (logs -f)
+  auto finished = std::make_shared<bool>(false);
+  out.body->on_finish = [up, finished] {
+    *finished = true;
+    shut_down(beast::get_lowest_layer(up->stream).socket());
+  };
+  asio::co_spawn(ex, [up, feed = out.body, finished]() -> asio::awaitable<void> {
+    std::array<char, kChunk> buf;
+    boost::system::error_code ec;
+    asio::steady_timer backoff(co_await asio::this_coro::executor);
+    while (!up->parser.is_done() && !*finished) {
+      if (feed->queued() >= 64) {  // the client reads slower than the node writes
+        backoff.expires_after(std::chrono::milliseconds(5));
+        co_await backoff.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        continue;
+      }
+      up->parser.get().body().data = buf.data();
+      up->parser.get().body().size = buf.size();
+      co_await http::async_read_some(up->stream, up->buffer, up->parser,
+                                     asio::redirect_error(asio::use_awaitable, ec));
+      if (ec == http::error::need_buffer) ec = {};
+      const std::size_t n = buf.size() - up->parser.get().body().size;
+      if (n > 0) feed->push(std::make_shared<const std::string>(http_chunk({buf.data(), n})));
+      if (ec) break;
+    }
+    feed->close();
+    close_lowest(up->stream);  // nothing is in flight on it now
+  }, asio::detached);
+  co_return out;
 }
 
 }  // namespace podwarp::apiserver

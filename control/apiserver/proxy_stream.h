@@ -16,7 +16,14 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <cstdint>
+#include <expected>
+#include <memory>
 #include <string>
+#include <utility>
+#include <vector>
+
+#include "apiserver/http.h"
+#include "apiserver/status.h"
 
 namespace podwarp::apiserver {
 
@@ -33,6 +40,20 @@ struct NodeRequest {
 // then a metav1.Status body was written).
 boost::asio::awaitable<unsigned> relay_to_node(
     TlsStream& client, boost::beast::flat_buffer& client_buffer,
+    const boost::beast::http::request<boost::beast::http::string_body>& request,
+    const NodeRequest& node, boost::asio::ssl::context& node_tls);
+
+// A plain (not upgrade) request relayed for a transport that frames the body itself (HTTP/2):
+// the node's status and end-to-end headers (names in lower case), and its body as the frames
+// of a feed (HTTP chunks, like watch frames) pushed as they arrive, on the caller's executor.
+// The feed closes when the node ends the body; its on_finish (the client is done) ends the
+// relay. The node is not read further while 64 frames wait in the feed.
+struct NodeStream {
+  unsigned status = 0;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::shared_ptr<WatchFeed> body;
+};
+boost::asio::awaitable<std::expected<NodeStream, ApiError>> open_node_stream(
     const boost::beast::http::request<boost::beast::http::string_body>& request,
     const NodeRequest& node, boost::asio::ssl::context& node_tls);
 

@@ -16,6 +16,7 @@
 #include <pthread.h>
 
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -108,28 +109,10 @@ asio::awaitable<void> stream_feed(TlsStream& stream, Deadline& deadline_timer, u
   watchdog.async_wait([&tcp, streaming](boost::system::error_code wec) {
     if (!wec && *streaming) shut_down(tcp.socket());
   });
-  auto next_bookmark = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  auto armed = std::chrono::steady_clock::time_point::min();
   std::vector<asio::const_buffer> bufs;
   while (true) {
-    std::vector<std::shared_ptr<const std::string>> frames = feed.take();
-    if (frames.empty()) {
-      if (feed.closed()) break;
-      auto wake = feed.bookmarks ? std::min(deadline, next_bookmark) : deadline;
-      if (wake != armed) {
-        feed.signal().expires_at(wake);
-        armed = wake;
-      }
-      co_await feed.signal().async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      const auto now = std::chrono::steady_clock::now();
-      if (now >= deadline) break;
-      if (feed.bookmarks && now >= next_bookmark && feed.make_bookmark) {
-        frames.push_back(std::make_shared<const std::string>(feed.make_bookmark()));
-        next_bookmark = now + std::chrono::seconds(60);
-      } else {
-        continue;
-      }
-    }
+    std::vector<std::shared_ptr<const std::string>> frames = co_await feed.next();
+    if (frames.empty()) break;
     bufs.clear();
     for (const auto& f : frames) bufs.emplace_back(f->data(), f->size());
     // Frames are whole chunks already: one buffer (the usual case) goes to TLS uncopied.
@@ -148,6 +131,30 @@ asio::awaitable<void> stream_feed(TlsStream& stream, Deadline& deadline_timer, u
 }
 
 std::string plain(std::string_view s) { return std::string(s); }
+
+// The client chose HTTP/2 in the TLS handshake (ALPN "h2").
+bool negotiated_h2(SSL* ssl) {
+  const unsigned char* proto = nullptr;
+  unsigned len = 0;
+  SSL_get0_alpn_selected(ssl, &proto, &len);
+  return len == 2 && proto[0] == 'h' && proto[1] == '2';
+}
+
+// ALPN: "h2" when the client offers it, else "http/1.1" (or no protocol, as before ALPN).
+int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                unsigned inlen, void*) {
+  for (const char* want : {"\x02h2", "\x08http/1.1"}) {
+    const auto* w = reinterpret_cast<const unsigned char*>(want);
+    for (unsigned i = 0; i < inlen; i += 1U + in[i]) {
+      if (in[i] == w[0] && i + 1U + in[i] <= inlen && std::memcmp(in + i + 1, w + 1, w[0]) == 0) {
+        *out = in + i + 1;
+        *outlen = in[i];
+        return SSL_TLSEXT_ERR_OK;
+      }
+    }
+  }
+  return SSL_TLSEXT_ERR_NOACK;
+}
 
 // Writes a whole response with a deadline per write rather than for the whole response: a
 // client reading a list of tens of megabytes slowly (a busy informer relisting) is served as
@@ -184,6 +191,7 @@ ApiServer::ApiServer(asio::io_context& io, Api& api, ServerOptions opts)
   ssl_.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                    asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
                    asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+  if (opts_.http2) SSL_CTX_set_alpn_select_cb(ssl_.native_handle(), select_alpn, nullptr);
   ssl_.use_certificate_chain_file(opts_.cert_file);
   ssl_.use_private_key_file(opts_.key_file, asio::ssl::context::pem);
   if (!opts_.client_ca_file.empty()) {
@@ -333,6 +341,166 @@ asio::awaitable<std::optional<UserInfo>> ApiServer::authenticate_service_account
   co_return u;
 }
 
+asio::awaitable<Routed> ApiServer::route(Request& req, const std::optional<UserInfo>& cert_user,
+                                         std::string_view authorization) {
+  Routed routed;
+  std::optional<Response>& response = routed.response;
+  // Authentication.
+  std::optional<UserInfo> user = cert_user;
+  if (!authorization.empty()) {
+    user = authenticate_token(authorization);
+    if (!user) {
+      std::string auth(authorization);
+      user = co_await authenticate_service_account(std::move(auth));
+    }
+  }
+  const bool public_path = req.path == "/healthz" || req.path == "/livez" ||
+                           req.path == "/readyz" || req.path == "/version" ||
+                           req.path == "/version/";
+  bool resource_path = false;
+  if (!user && !public_path) {
+    response = Response::error(unauthorized());
+    co_return routed;
+  }
+  if (user) req.user = *user;
+  if (req.path == "/healthz" || req.path == "/livez" || req.path == "/readyz") {
+    Response r;
+    r.content_type = "text/plain; charset=utf-8";
+    if (req.path == "/readyz" && !ready_.load()) {
+      r.status = 500;
+      r.body = "[-]watch-cache failed: not ready\nreadyz check failed\n";
+    } else {
+      r.body = "ok";
+    }
+    response = std::move(r);
+  } else if (req.path == "/metrics") {
+    Response r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = metrics::default_registry().expose();
+    response = std::move(r);
+  } else if (req.path == "/openapi/v3" || req.path == "/openapi/v3/") {
+    response = Response::json(200, to_json(schema::openapi_v3_index()));
+  } else if (req.path.starts_with("/openapi/v3/")) {
+    std::string_view rest = std::string_view(req.path).substr(12);
+    const std::string* doc = nullptr;
+    if (rest.starts_with("api/")) {
+      doc = schema::openapi_v3_document("", rest.substr(4));
+    } else if (rest.starts_with("apis/")) {
+      std::string_view gv = rest.substr(5);
+      auto slash = gv.find('/');
+      if (slash != std::string_view::npos) {
+        doc = schema::openapi_v3_document(gv.substr(0, slash), gv.substr(slash + 1));
+      }
+    }
+    if (doc) {
+      Response r = Response::json(200, *doc);
+      r.headers.emplace_back("Cache-Control", "public, immutable");
+      response = std::move(r);
+    } else {
+      response = Response::error(plain_not_found());
+    }
+  } else if (req.path == "/openapi/v2") {
+    // kubectl asks for gnostic's protobuf Document (schema/openapi_v2_pb.h); others get JSON.
+    const schema::OpenApiV2Encoding encoding = schema::openapi_v2_encoding(req.accept);
+    if (encoding == schema::OpenApiV2Encoding::kUnacceptable) {
+      response = Response::error(not_acceptable(fmt::format(
+          "only the following media types are accepted: application/json, {}, {}",
+          schema::kOpenApiV2Protobuf, schema::kOpenApiV2ProtobufDeprecated)));
+    } else {
+      Response r;
+      if (encoding == schema::OpenApiV2Encoding::kJson) {
+        r = Response::json(200, schema::openapi_v2_document());
+      } else {
+        r.content_type = schema::kOpenApiV2Protobuf;
+        r.body = schema::openapi_v2_protobuf();
+      }
+      r.headers.emplace_back("Vary", "Accept");
+      response = std::move(r);
+    }
+  } else if (req.path == "/apis/authentication.k8s.io/v1/selfsubjectreviews" ||
+             req.path == "/apis/authentication.k8s.io/v1beta1/selfsubjectreviews") {
+    // SelfSubjectReview: echoes the authenticated user (kubectl auth whoami).
+    if (req.method != "POST") {
+      response = Response::error(plain_not_found());
+    } else {
+      json::array groups;
+      for (const std::string& g : req.user.groups) groups.emplace_back(g);
+      json::object info{{"username", req.user.name}, {"groups", std::move(groups)}};
+      if (!req.user.uid.empty()) info["uid"] = req.user.uid;
+      if (!req.user.extra.empty()) {
+        json::object extra;
+        for (const auto& [k, v] : req.user.extra) extra[k] = json::array{json::value(v)};
+        info["extra"] = std::move(extra);
+      }
+      std::string_view version = req.path.find("v1beta1") != std::string::npos ? "v1beta1" : "v1";
+      json::object review{
+          {"kind", "SelfSubjectReview"},
+          {"apiVersion", fmt::format("authentication.k8s.io/{}", version)},
+          {"metadata", json::object{{"creationTimestamp", nullptr}}},
+          {"status", json::object{{"userInfo", std::move(info)}}}};
+      response = Response::json(201, to_json(review));
+    }
+  } else if (auto d = discovery(req, discovery_)) {
+    response = std::move(d);
+  } else if ((resource_path = parse_request_info(req)) && req.info.group.empty() &&
+             req.info.resource == "pods" && !req.info.name.empty() &&
+             is_node_proxy_subresource(req.info.subresource)) {
+    // pods/log|exec|attach|portforward: relayed to the node by the transport.
+    routed.verb = req.method == "POST" ? "create" : "get";
+    routed.resource = "pods/" + req.info.subresource;
+    const bool method_ok = req.method == "GET" ||
+                           (req.method == "POST" && req.info.subresource != "log");
+    if (!method_ok) {
+      response = Response::error(method_not_supported(*req.info.resource_info, req.info.verb));
+      co_return routed;
+    }
+    std::expected<Api::NodeTarget, ApiError> target =
+        std::unexpected(internal_error("no target"));
+    try {
+      target = co_await asio::co_spawn(io_, api_.node_target(req), asio::use_awaitable);
+    } catch (const std::exception& e) {
+      log::error("{} {}: {}", routed.verb, routed.resource, e.what());
+      target = std::unexpected(internal_error(e.what()));
+    }
+    if (!target) {
+      response = Response::error(target.error());
+    } else {
+      routed.node = NodeRequest{target->host, target->port, target->path};
+    }
+  } else if (resource_path) {
+    routed.verb = req.info.verb;
+    routed.resource = req.info.resource;
+    if (!req.info.subresource.empty()) routed.resource += "/" + req.info.subresource;
+    auto here = co_await asio::this_coro::executor;
+    Reply reply;
+    try {
+      reply = co_await asio::co_spawn(io_, api_.handle(std::move(req), here), asio::use_awaitable);
+    } catch (const std::exception& e) {
+      // A bug, not bad input (that is answered with a Status): report it, keep serving.
+      log::error("{} {}: {}", routed.verb, routed.resource, e.what());
+      reply.response = Response::error(internal_error(e.what()));
+    }
+    if (reply.feed) {
+      routed.feed = std::move(reply.feed);
+    } else {
+      response = std::move(reply.response);
+    }
+  } else {
+    response = Response::error(plain_not_found());
+  }
+  co_return routed;
+}
+
+void ApiServer::count(const Routed& routed, unsigned status,
+                      std::optional<std::chrono::steady_clock::time_point> started) {
+  request_counter().with({routed.verb, routed.resource, std::to_string(status)}).inc();
+  if (started) {
+    request_latency()
+        .with({routed.verb, routed.resource})
+        .observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - *started).count());
+  }
+}
+
 asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
   TlsStream stream(std::move(socket), ssl_);
   // Timeouts shut the connection down (never Beast's closing expires_after, socket_deadline.h).
@@ -343,6 +511,11 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
                                   asio::redirect_error(asio::use_awaitable, ec));
   if (ec) co_return;
   const std::optional<UserInfo> cert_user = user_from_peer(stream.native_handle());
+  if (negotiated_h2(stream.native_handle())) {
+    deadline.cancel();
+    co_await serve_h2(stream, cert_user);
+    co_return;
+  }
   beast::flat_buffer buffer;
   while (true) {
     http::request_parser<http::string_body> parser;
@@ -354,10 +527,7 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
       // Refuse without reading the rest: answer 413 and close.
       http::response<http::string_body> res{http::status::payload_too_large, 11};
       res.set(http::field::content_type, "application/json");
-      res.body() = to_json(request_entity_too_large(
-                               fmt::format("the request body is larger than the limit of {} bytes",
-                                           opts_.max_body_bytes))
-                               .to_json());
+      res.body() = body_too_large(opts_.max_body_bytes);
       res.keep_alive(false);
       res.prepare_payload();
       deadline.expires_after(std::chrono::seconds(5));
@@ -369,191 +539,41 @@ asio::awaitable<void> ApiServer::serve(tcp::socket socket) {
     http::request<http::string_body> hreq = parser.release();
     Request req;
     req.method = std::string(hreq.method_string());
-    auto url = boost::urls::parse_origin_form(hreq.target());
-    if (!url) {
-      req.path = "/";
-    } else {
-      req.path = url->path();
-      for (auto p : url->params()) req.query.emplace(p.key, p.value);
-    }
+    set_target(req, hreq.target());
     req.accept = plain(hreq[http::field::accept]);
     req.content_type = plain(hreq[http::field::content_type]);
     req.body = std::move(hreq.body());
     const bool keep_alive = hreq.keep_alive();
-
-    // Authentication.
-    std::optional<UserInfo> user = cert_user;
-    if (auto auth = hreq[http::field::authorization]; !auth.empty()) {
-      user = authenticate_token(auth);
-      if (!user) user = co_await authenticate_service_account(std::string(auth));
-    }
-    const bool public_path = req.path == "/healthz" || req.path == "/livez" ||
-                             req.path == "/readyz" || req.path == "/version" ||
-                             req.path == "/version/";
-    std::optional<Response> response;
-    std::shared_ptr<WatchFeed> feed;
-    std::string verb = "other";
-    std::string resource;
-    bool resource_path = false;
-    if (!user && !public_path) {
-      response = Response::error(unauthorized());
-    } else {
-      if (user) req.user = *user;
-      if (req.path == "/healthz" || req.path == "/livez" || req.path == "/readyz") {
-        Response r;
-        r.content_type = "text/plain; charset=utf-8";
-        if (req.path == "/readyz" && !ready_.load()) {
-          r.status = 500;
-          r.body = "[-]watch-cache failed: not ready\nreadyz check failed\n";
-        } else {
-          r.body = "ok";
-        }
-        response = std::move(r);
-      } else if (req.path == "/metrics") {
-        Response r;
-        r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-        r.body = metrics::default_registry().expose();
-        response = std::move(r);
-      } else if (req.path == "/openapi/v3" || req.path == "/openapi/v3/") {
-        response = Response::json(200, to_json(schema::openapi_v3_index()));
-      } else if (req.path.starts_with("/openapi/v3/")) {
-        std::string_view rest = std::string_view(req.path).substr(12);
-        const std::string* doc = nullptr;
-        if (rest.starts_with("api/")) {
-          doc = schema::openapi_v3_document("", rest.substr(4));
-        } else if (rest.starts_with("apis/")) {
-          std::string_view gv = rest.substr(5);
-          auto slash = gv.find('/');
-          if (slash != std::string_view::npos) {
-            doc = schema::openapi_v3_document(gv.substr(0, slash), gv.substr(slash + 1));
-          }
-        }
-        if (doc) {
-          Response r = Response::json(200, *doc);
-          r.headers.emplace_back("Cache-Control", "public, immutable");
-          response = std::move(r);
-        } else {
-          response = Response::error(plain_not_found());
-        }
-      } else if (req.path == "/openapi/v2") {
-        // kubectl asks for gnostic's protobuf Document (schema/openapi_v2_pb.h); others get JSON.
-        const schema::OpenApiV2Encoding encoding = schema::openapi_v2_encoding(req.accept);
-        if (encoding == schema::OpenApiV2Encoding::kUnacceptable) {
-          response = Response::error(not_acceptable(fmt::format(
-              "only the following media types are accepted: application/json, {}, {}",
-              schema::kOpenApiV2Protobuf, schema::kOpenApiV2ProtobufDeprecated)));
-        } else {
-          Response r;
-          if (encoding == schema::OpenApiV2Encoding::kJson) {
-            r = Response::json(200, schema::openapi_v2_document());
-          } else {
-            r.content_type = schema::kOpenApiV2Protobuf;
-            r.body = schema::openapi_v2_protobuf();
-          }
-          r.headers.emplace_back("Vary", "Accept");
-          response = std::move(r);
-        }
-      } else if (req.path == "/apis/authentication.k8s.io/v1/selfsubjectreviews" ||
-                 req.path == "/apis/authentication.k8s.io/v1beta1/selfsubjectreviews") {
-        // SelfSubjectReview: echoes the authenticated user (kubectl auth whoami).
-        if (req.method != "POST") {
-          response = Response::error(plain_not_found());
-        } else {
-          json::array groups;
-          for (const std::string& g : req.user.groups) groups.emplace_back(g);
-          json::object info{{"username", req.user.name}, {"groups", std::move(groups)}};
-          if (!req.user.uid.empty()) info["uid"] = req.user.uid;
-          if (!req.user.extra.empty()) {
-            json::object extra;
-            for (const auto& [k, v] : req.user.extra) extra[k] = json::array{json::value(v)};
-            info["extra"] = std::move(extra);
-          }
-          std::string_view version = req.path.find("v1beta1") != std::string::npos ? "v1beta1" : "v1";
-          json::object review{
-              {"kind", "SelfSubjectReview"},
-              {"apiVersion", fmt::format("authentication.k8s.io/{}", version)},
-              {"metadata", json::object{{"creationTimestamp", nullptr}}},
-              {"status", json::object{{"userInfo", std::move(info)}}}};
-          response = Response::json(201, to_json(review));
-        }
-      } else if (auto d = discovery(req, discovery_)) {
-        response = std::move(d);
-      } else if ((resource_path = parse_request_info(req)) && req.info.group.empty() &&
-                 req.info.resource == "pods" && !req.info.name.empty() &&
-                 is_node_proxy_subresource(req.info.subresource)) {
-        // pods/log|exec|attach|portforward: relayed to the node; uses the connection up.
-        verb = req.method == "POST" ? "create" : "get";
-        resource = "pods/" + req.info.subresource;
-        const bool method_ok = req.method == "GET" ||
-                               (req.method == "POST" && req.info.subresource != "log");
-        if (!method_ok) {
-          response = Response::error(method_not_supported(*req.info.resource_info, req.info.verb));
-        } else {
-          std::expected<Api::NodeTarget, ApiError> target =
-              std::unexpected(internal_error("no target"));
-          try {
-            target = co_await asio::co_spawn(io_, api_.node_target(req), asio::use_awaitable);
-          } catch (const std::exception& e) {
-            log::error("{} {}: {}", verb, resource, e.what());
-            target = std::unexpected(internal_error(e.what()));
-          }
-          if (!target) {
-            response = Response::error(target.error());
-          } else {
-            NodeRequest node{target->host, target->port, target->path};
-            std::string_view raw_target = hreq.target();
-            if (auto q = raw_target.find('?'); q != std::string_view::npos) {
-              node.target += raw_target.substr(q);
-            }
-            deadline.cancel();  // the relay sets its own (setup) timeouts, then none
-            unsigned status = co_await relay_to_node(stream, buffer, hreq, node, node_tls_);
-            request_counter().with({verb, resource, std::to_string(status)}).inc();
-            break;
-          }
-        }
-      } else if (resource_path) {
-        verb = req.info.verb;
-        resource = req.info.resource;
-        if (!req.info.subresource.empty()) resource += "/" + req.info.subresource;
-        auto here = co_await asio::this_coro::executor;
-        Reply reply;
-        try {
-          reply = co_await asio::co_spawn(io_, api_.handle(std::move(req), here),
-                                          asio::use_awaitable);
-        } catch (const std::exception& e) {
-          // A bug, not bad input (that is answered with a Status): report it, keep serving.
-          log::error("{} {}: {}", verb, resource, e.what());
-          reply.response = Response::error(internal_error(e.what()));
-        }
-        if (reply.feed) {
-          feed = std::move(reply.feed);
-        } else {
-          response = std::move(reply.response);
-        }
-      } else {
-        response = Response::error(plain_not_found());
+    const std::string_view authorization = hreq[http::field::authorization];
+    Routed routed = co_await route(req, cert_user, authorization);
+    if (routed.node) {
+      NodeRequest& node = *routed.node;
+      std::string_view raw_target = hreq.target();
+      if (auto q = raw_target.find('?'); q != std::string_view::npos) {
+        node.target += raw_target.substr(q);
       }
+      deadline.cancel();  // the relay sets its own (setup) timeouts, then none
+      unsigned status = co_await relay_to_node(stream, buffer, hreq, node, node_tls_);
+      count(routed, status);
+      break;  // the relay used the connection up
     }
-    if (feed) {
-      request_counter().with({verb, resource, "200"}).inc();
-      co_await stream_feed(stream, deadline, hreq.version(), *feed);
-      if (feed->on_finish) feed->on_finish();
+    if (routed.feed) {
+      count(routed, 200);
+      co_await stream_feed(stream, deadline, hreq.version(), *routed.feed);
+      if (routed.feed->on_finish) routed.feed->on_finish();
       break;  // the stream used the connection up; close it
     }
-    if (!response) response = Response::error(internal_error("no response"));
-    http::response<http::string_body> res{static_cast<http::status>(response->status),
+    Response& response = *routed.response;
+    http::response<http::string_body> res{static_cast<http::status>(response.status),
                                           hreq.version()};
-    res.set(http::field::content_type, response->content_type);
+    res.set(http::field::content_type, response.content_type);
     res.set(http::field::cache_control, "no-cache, private");
-    for (auto& [k, v] : response->headers) res.insert(k, v);
+    for (auto& [k, v] : response.headers) res.insert(k, v);
     res.keep_alive(keep_alive);
-    res.body() = std::move(response->body);
+    res.body() = std::move(response.body);
     res.prepare_payload();
     co_await write_response(stream, deadline, res, ec);
-    request_counter().with({verb, resource, std::to_string(response->status)}).inc();
-    request_latency()
-        .with({verb, resource})
-        .observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    count(routed, response.status, started);
     if (ec || !keep_alive) break;
   }
   deadline.expires_after(std::chrono::seconds(2));

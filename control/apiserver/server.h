@@ -16,6 +16,8 @@
 #include <boost/asio/ssl/context.hpp>
 #include <cstdint>
 #include <atomic>
+#include <chrono>
+#include <optional>
 #include <map>
 #include <thread>
 #include <vector>
@@ -24,10 +26,12 @@
 
 #include "apiserver/api.h"
 #include "apiserver/discovery.h"
+#include "apiserver/proxy_stream.h"
 
 namespace podwarp::apiserver {
 
 class TokenIssuer;
+class H2Session;
 
 struct ServerOptions {
   std::string bind_address = "127.0.0.1";
@@ -45,6 +49,20 @@ struct ServerOptions {
   std::shared_ptr<const TokenIssuer> tokens;
   std::size_t max_body_bytes = 3 * 1024 * 1024;
   unsigned workers = 2;  // connection threads; 0 serves connections on the Api's thread
+  // HTTP/2 for clients that offer it in ALPN (kubectl and client-go do: their requests and
+  // watches share one connection). Others, and upgrades (exec, attach, portforward), use HTTP/1.1.
+  bool http2 = true;
+  std::uint32_t http2_max_streams = 1000;  // SETTINGS_MAX_CONCURRENT_STREAMS per connection
+};
+
+// Where a request goes, whatever its transport: a whole response, a watch feed to stream, or
+// the node API to relay it to (pods/log, exec, attach, portforward; path without the query).
+struct Routed {
+  std::optional<Response> response;
+  std::shared_ptr<WatchFeed> feed;
+  std::optional<NodeRequest> node;
+  std::string verb = "other";  // for the request metrics
+  std::string resource;
 };
 
 class ApiServer {
@@ -62,8 +80,17 @@ class ApiServer {
   DiscoveryOptions& discovery_options() { return discovery_; }
 
  private:
+  friend class H2Session;
   struct Connection;
   boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
+  // HTTP/2 on a connection whose handshake chose "h2" (http2.cpp).
+  boost::asio::awaitable<void> serve_h2(TlsStream& stream, const std::optional<UserInfo>& cert_user);
+  // Authenticates and routes one request (the Api call runs on the Api's thread).
+  boost::asio::awaitable<Routed> route(Request& req, const std::optional<UserInfo>& cert_user,
+                                       std::string_view authorization);
+  // apiserver_request_total, and the latency histogram when `started` is given.
+  static void count(const Routed& routed, unsigned status,
+                    std::optional<std::chrono::steady_clock::time_point> started = std::nullopt);
   boost::asio::any_io_executor next_worker();
   std::optional<UserInfo> authenticate_token(std::string_view authorization) const;
   // A service-account JWT: signature and claims here, the objects it names on the Api's thread.

@@ -6,6 +6,9 @@
 //  2. list: GET /api/v1/pods?resourceVersion=0 of all N pods from the watch cache (median).
 //  3. watch fan-out: W watchers on one namespace; E configmap creates, one at a time; the
 //     delay from the create request being sent to each watcher receiving the event (p50/p99).
+//     Once with each watcher on its own HTTP/1.1 connection, once (unless --h2-conns 0) with
+//     the W watchers as HTTP/2 streams over --h2-conns connections (default 10), the way
+//     client-go multiplexes a process's watches on one connection.
 //
 // It also reports the CPU time (user + system, from /proc/<pid>/stat) that podwarp-control,
 // etcd and the benchmark client itself spent per create in each create phase, and with
@@ -13,7 +16,7 @@
 // CPU per create is a steadier measure than wall-clock rates.
 //
 // Usage: apiserver_bench [--pods N] [--concurrency C] [--watchers W] [--events E]
-//                        [--control PATH] [--threads] [--etcd-tcp]
+//                        [--h2-conns H] [--control PATH] [--threads] [--etcd-tcp]
 // Both podwarp-control and the raw peer reach etcd over its unix socket (--etcd-tcp: over
 // loopback TCP), the same way, so the ratio stays fair.
 #include <boost/asio.hpp>
@@ -22,13 +25,17 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <fmt/format.h>
+#include <nghttp2/nghttp2.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
+#include <cstring>
+#include <functional>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -191,9 +198,11 @@ asio::ssl::context client_tls(const fs::path& pki) {
 
 using Tls = beast::ssl_stream<beast::tcp_stream>;
 
-asio::awaitable<std::unique_ptr<Tls>> connect(asio::ssl::context& ctx, int port) {
+// A TLS connection to the apiserver; with `h2` it offers only "h2" in ALPN.
+asio::awaitable<std::unique_ptr<Tls>> connect(asio::ssl::context& ctx, int port, bool h2 = false) {
   auto ex = co_await asio::this_coro::executor;
   auto s = std::make_unique<Tls>(ex, ctx);
+  if (h2) SSL_set_alpn_protos(s->native_handle(), reinterpret_cast<const unsigned char*>("\x02h2"), 3);
   co_await beast::get_lowest_layer(*s).async_connect(
       asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)),
       asio::use_awaitable);
@@ -219,6 +228,169 @@ asio::awaitable<http::response<http::string_body>> roundtrip(Tls& s, http::verb 
   co_return parser.release();
 }
 
+// Records, for each watch event line naming "ev-<i>", the delay since create i was sent.
+struct Deliveries {
+  std::vector<Clock::time_point> sent;
+  std::vector<double> ms;
+  // Consumes complete lines of `pending`; returns how many events they held.
+  int take_lines(std::string& pending, Clock::time_point now) {
+    int got = 0;
+    std::size_t start = 0, pos;
+    while ((pos = pending.find('\n', start)) != std::string::npos) {
+      std::string_view line(pending.data() + start, pos - start);
+      start = pos + 1;
+      auto at = line.find("\"name\":\"ev-");
+      if (at == std::string_view::npos) continue;
+      int idx = std::atoi(line.data() + at + 11);
+      if (idx >= 0 && static_cast<std::size_t>(idx) < sent.size()) {
+        ms.push_back(std::chrono::duration<double, std::milli>(now - sent[static_cast<std::size_t>(idx)]).count());
+        ++got;
+      }
+    }
+    pending.erase(0, start);
+    return got;
+  }
+};
+
+// One HTTP/2 connection carrying `streams` watches of `target` (nghttp2 client session, with
+// client-go's flow-control windows: 4 MiB per stream, 1 GiB per connection). Calls ready()
+// once every stream has its response header; ends when each stream got `events` events.
+asio::awaitable<void> h2_watch(asio::ssl::context& ctx, int port, int streams, std::string target,
+                               int events, Deliveries& d, std::function<void()> ready) {
+  auto s = co_await connect(ctx, port, true);
+  struct State {
+    Deliveries* d;
+    std::map<std::int32_t, std::pair<std::string, int>> pending;  // bytes, events seen
+    int headers = 0, finished = 0, events = 0;
+  } st{&d, {}, 0, 0, events};
+  nghttp2_session_callbacks* cbs = nullptr;
+  nghttp2_session_callbacks_new(&cbs);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
+      cbs, [](nghttp2_session*, std::uint8_t, std::int32_t id, const std::uint8_t* data,
+              std::size_t len, void* p) -> int {
+        auto* st = static_cast<State*>(p);
+        auto& [bytes, got] = st->pending[id];
+        bytes.append(reinterpret_cast<const char*>(data), len);
+        const int before = got;
+        got += st->d->take_lines(bytes, Clock::now());
+        if (before < st->events && got >= st->events) ++st->finished;
+        return 0;
+      });
+  nghttp2_session_callbacks_set_on_frame_recv_callback(
+      cbs, [](nghttp2_session*, const nghttp2_frame* f, void* p) -> int {
+        if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_RESPONSE) {
+          ++static_cast<State*>(p)->headers;
+        }
+        return 0;
+      });
+  nghttp2_session* session = nullptr;
+  nghttp2_session_client_new(&session, cbs, &st);
+  nghttp2_session_callbacks_del(cbs);
+  std::unique_ptr<nghttp2_session, decltype(&nghttp2_session_del)> guard(session, nghttp2_session_del);
+  const nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 4 << 20}};
+  nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, settings, 1);
+  nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0, 1 << 30);
+  auto nv = [](const char* k, const std::string& v) {
+    return nghttp2_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(k)),
+                      reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), std::strlen(k),
+                      v.size(), NGHTTP2_NV_FLAG_NONE};
+  };
+  const std::string get = "GET", https = "https", authority = "127.0.0.1", json = "application/json";
+  for (int i = 0; i < streams; ++i) {
+    const nghttp2_nv hdrs[] = {nv(":method", get), nv(":scheme", https), nv(":authority", authority),
+                               nv(":path", target), nv("accept", json)};
+    nghttp2_submit_request(session, nullptr, hdrs, 5, nullptr, nullptr);
+  }
+  std::string out;
+  std::array<std::uint8_t, 64 * 1024> buf;
+  bool signalled = false;
+  while (st.finished < streams) {
+    out.clear();
+    const std::uint8_t* data = nullptr;
+    ssize_t n;
+    while ((n = nghttp2_session_mem_send(session, &data)) > 0) {
+      out.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+    }
+    if (!out.empty()) co_await asio::async_write(*s, asio::buffer(out), asio::use_awaitable);
+    if (!signalled && st.headers == streams) {
+      signalled = true;
+      ready();
+    }
+    std::size_t got = co_await s->async_read_some(asio::buffer(buf), asio::use_awaitable);
+    if (nghttp2_session_mem_recv(session, buf.data(), got) < 0) break;
+  }
+}
+
+// W watchers of one namespace (HTTP/1.1 connections, or HTTP/2 streams spread over
+// `h2_conns` connections); E configmap creates, one at a time; for each delivery the delay
+// from the create request being sent to the watcher having read the event.
+std::vector<double> fan_out(asio::ssl::context& tls, int port, const std::string& ns,
+                            int watchers, int events, int h2_conns) {
+  Deliveries d;
+  d.sent.resize(static_cast<std::size_t>(events));
+  asio::io_context io;
+  int ready = 0;
+  bool all_ready = false;
+  const int clients = h2_conns > 0 ? h2_conns : watchers;
+  asio::steady_timer ready_signal(io, Clock::time_point::max());
+  auto on_ready = [&] {
+    if (++ready == clients) {
+      all_ready = true;
+      ready_signal.cancel();
+    }
+  };
+  const std::string target =
+      fmt::format("/api/v1/namespaces/{}/configmaps?watch=true&resourceVersion=0&timeoutSeconds=120", ns);
+  for (int c = 0; c < clients; ++c) {
+    if (h2_conns > 0) {
+      const int streams = watchers / h2_conns + (c < watchers % h2_conns ? 1 : 0);
+      asio::co_spawn(io, h2_watch(tls, port, streams, target, events, d, on_ready), asio::detached);
+      continue;
+    }
+    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+      auto s = co_await connect(tls, port);
+      http::request<http::empty_body> req{http::verb::get, target, 11};
+      req.set(http::field::host, "127.0.0.1");
+      co_await http::async_write(*s, req, asio::use_awaitable);
+      beast::flat_buffer buf;
+      http::response_parser<http::buffer_body> p;
+      p.body_limit(boost::none);
+      co_await http::async_read_header(*s, buf, p, asio::use_awaitable);
+      on_ready();
+      char chunk[8192];
+      std::string pending;
+      int got = 0;
+      while (got < events && !p.is_done()) {
+        p.get().body().data = chunk;
+        p.get().body().size = sizeof chunk;
+        boost::system::error_code ec;
+        co_await http::async_read_some(*s, buf, p, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec && ec != http::error::need_buffer) co_return;
+        pending.append(chunk, sizeof chunk - p.get().body().size);
+        got += d.take_lines(pending, Clock::now());
+      }
+    }, asio::detached);
+  }
+  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+    boost::system::error_code ec;
+    if (!all_ready) co_await ready_signal.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    auto s = co_await connect(tls, port);
+    asio::steady_timer pause(co_await asio::this_coro::executor);
+    const std::string path = fmt::format("/api/v1/namespaces/{}/configmaps", ns);
+    for (int i = 0; i < events; ++i) {
+      std::string cm = fmt::format(
+          R"({{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"ev-{}"}},"data":{{"k":"v"}}}})", i);
+      d.sent[static_cast<std::size_t>(i)] = Clock::now();
+      co_await roundtrip(*s, http::verb::post, path, cm);
+      // Let each event drain before the next, so each measures one event's fan-out.
+      pause.expires_after(std::chrono::milliseconds(100));
+      co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }, asio::detached);
+  io.run();
+  return std::move(d.ms);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -226,6 +398,8 @@ int main(int argc, char** argv) {
   int concurrency = 16;
   int watchers = 1000;
   int events = 50;
+  int h2_conns = 10;
+  bool h1_fanout = true;
   bool threads = false;
   bool etcd_unix = true;
   std::string control_bin = (fs::path(argv[0]).parent_path() / ".." / "bin" / "podwarp-control").string();
@@ -234,9 +408,12 @@ int main(int argc, char** argv) {
     if (a == "--help" || a == "-h") {
       fmt::print(
           "usage: apiserver_bench [--pods N (10000)] [--concurrency C (16)] [--watchers W (1000)]\n"
-          "                       [--events E (50)] [--control PATH] [--threads] [--etcd-tcp]\n"
+          "                       [--events E (50)] [--h2-conns H (10)] [--control PATH] [--threads]\n"
+          "                       [--etcd-tcp]\n"
           "Creates through podwarp-control vs raw etcd puts, list from the watch cache, watch\n"
           "fan-out; CPU ms per create of podwarp-control, etcd and this client.\n"
+          "--h2-conns: the watchers again as HTTP/2 streams over H connections (0: skip).\n"
+          "--no-h1-fanout: skip the fan-out with one HTTP/1.1 connection per watcher.\n"
           "--threads: also podwarp-control's CPU per thread during the creates.\n"
           "--etcd-tcp: both sides reach etcd over loopback TCP instead of its unix socket.\n");
       return 0;
@@ -249,11 +426,16 @@ int main(int argc, char** argv) {
       etcd_unix = false;
       continue;
     }
+    if (a == "--no-h1-fanout") {
+      h1_fanout = false;
+      continue;
+    }
     if (i + 1 >= argc) break;
     if (a == "--pods") pods = std::atoi(argv[i + 1]);
     if (a == "--concurrency") concurrency = std::atoi(argv[i + 1]);
     if (a == "--watchers") watchers = std::atoi(argv[i + 1]);
     if (a == "--events") events = std::atoi(argv[i + 1]);
+    if (a == "--h2-conns") h2_conns = std::atoi(argv[i + 1]);
     if (a == "--control") control_bin = argv[i + 1];
     ++i;
   }
@@ -314,6 +496,8 @@ int main(int argc, char** argv) {
                          R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"bench"}})");
       co_await roundtrip(*s, http::verb::post, "/api/v1/namespaces",
                          R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"fanout"}})");
+      co_await roundtrip(*s, http::verb::post, "/api/v1/namespaces",
+                         R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"fanout-h2"}})");
     }, asio::detached);
     io.run();
   }
@@ -366,74 +550,18 @@ int main(int argc, char** argv) {
   }
   std::sort(list_ms.begin(), list_ms.end());
 
-  // 3. Watch fan-out.
-  std::vector<double> deliver_ms;
-  {
-    asio::io_context io;
-    std::vector<Clock::time_point> sent(static_cast<std::size_t>(events));
-    int ready = 0;
-    bool all_ready = false;
-    asio::steady_timer ready_signal(io, Clock::time_point::max());
-    for (int w = 0; w < watchers; ++w) {
-      asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-        auto s = co_await connect(tls, control.port);
-        http::request<http::empty_body> req{http::verb::get,
-            "/api/v1/namespaces/fanout/configmaps?watch=true&resourceVersion=0&timeoutSeconds=120", 11};
-        req.set(http::field::host, "127.0.0.1");
-        co_await http::async_write(*s, req, asio::use_awaitable);
-        beast::flat_buffer buf;
-        http::response_parser<http::buffer_body> p;
-        p.body_limit(boost::none);
-        co_await http::async_read_header(*s, buf, p, asio::use_awaitable);
-        if (++ready == watchers) {
-          all_ready = true;
-          ready_signal.cancel();
-        }
-        char chunk[8192];
-        std::string pending;
-        int got = 0;
-        while (got < events && !p.is_done()) {
-          p.get().body().data = chunk;
-          p.get().body().size = sizeof chunk;
-          boost::system::error_code ec;
-          co_await http::async_read_some(*s, buf, p, asio::redirect_error(asio::use_awaitable, ec));
-          if (ec && ec != http::error::need_buffer) co_return;
-          auto now = Clock::now();
-          pending.append(chunk, sizeof chunk - p.get().body().size);
-          std::size_t pos;
-          while ((pos = pending.find('\n')) != std::string::npos) {
-            std::string line = pending.substr(0, pos);
-            pending.erase(0, pos + 1);
-            auto at = line.find("\"name\":\"ev-");
-            if (at == std::string::npos) continue;
-            int idx = std::atoi(line.c_str() + at + 11);
-            if (idx >= 0 && idx < events) {
-              deliver_ms.push_back(std::chrono::duration<double, std::milli>(now - sent[static_cast<std::size_t>(idx)]).count());
-              ++got;
-            }
-          }
-        }
-      }, asio::detached);
-    }
-    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-      boost::system::error_code ec;
-      if (!all_ready) co_await ready_signal.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      auto s = co_await connect(tls, control.port);
-      asio::steady_timer pause(co_await asio::this_coro::executor);
-      for (int i = 0; i < events; ++i) {
-        std::string cm = fmt::format(
-            R"({{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"ev-{}"}},"data":{{"k":"v"}}}})", i);
-        sent[static_cast<std::size_t>(i)] = Clock::now();
-        co_await roundtrip(*s, http::verb::post, "/api/v1/namespaces/fanout/configmaps", cm);
-        // Let each event drain before the next, so each measures one event's fan-out.
-        pause.expires_after(std::chrono::milliseconds(100));
-        co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      }
-    }, asio::detached);
-    io.run();
-  }
+  // 3. Watch fan-out: W HTTP/1.1 connections, then W HTTP/2 streams over a few connections.
+  std::vector<double> deliver_ms =
+      h1_fanout ? fan_out(tls, control.port, "fanout", watchers, events, 0) : std::vector<double>{};
+  const CpuSample h2_cpu0 = CpuSample::take(control.pid, (*etcd)->pid());
+  std::vector<double> deliver_h2_ms =
+      h2_conns > 0 ? fan_out(tls, control.port, "fanout-h2", watchers, events, h2_conns)
+                   : std::vector<double>{};
+  const CpuSample h2_cpu1 = CpuSample::take(control.pid, (*etcd)->pid());
   Stats fan;
   fan.latencies_ms = deliver_ms;
+  Stats fan_h2;
+  fan_h2.latencies_ms = deliver_h2_ms;
 
   fmt::print("apiserver_bench: pods={} concurrency={} watchers={} events={} etcd over {}\n", pods,
              concurrency, watchers, events, etcd_unix ? "unix socket" : "tcp");
@@ -456,6 +584,13 @@ int main(int argc, char** argv) {
   fmt::print("| watch delivery p50 ms ({} watchers, {} deliveries) | {:.2f} | - | - |\n", watchers,
              fan.latencies_ms.size(), fan.pct(0.5));
   fmt::print("| watch delivery p99 ms | {:.2f} | - | - |\n", fan.pct(0.99));
+  if (h2_conns > 0) {
+    fmt::print("| watch delivery p50 ms ({} watchers as HTTP/2 streams on {} connections, {} deliveries) | {:.2f} | - | - |\n",
+               watchers, h2_conns, fan_h2.latencies_ms.size(), fan_h2.pct(0.5));
+    fmt::print("| watch delivery p99 ms (HTTP/2) | {:.2f} | - | - |\n", fan_h2.pct(0.99));
+    fmt::print("| CPU ms per event (HTTP/2 fan-out, incl. connecting): podwarp-control / bench client | {:.2f} / {:.2f} | - | - |\n",
+               (h2_cpu1.control - h2_cpu0.control) / events, (h2_cpu1.self - h2_cpu0.self) / events);
+  }
   if (threads) {
     // podwarp-control's threads during the creates, busiest first.
     std::vector<std::pair<double, std::string>> rows;

@@ -1,0 +1,524 @@
+// HTTP/2 for the apiserver (RFC 9113, with nghttp2 doing the framing, HPACK and flow control).
+//
+// kubectl and client-go offer "h2" in ALPN and then send every request and watch of a process
+// over one connection. One event of a collection with many watchers on such a connection is
+// then one pass of the writer: each watch stream's frame becomes a DATA frame, and all of them
+// go out in a few large TLS writes, instead of one TLS record and one send per watcher.
+//
+// One session per connection, all on the connection's executor (nghttp2 is not thread-safe):
+//  - the reader feeds received bytes to nghttp2, whose callbacks collect each request and, at
+//    its END_STREAM, start a handler coroutine;
+//  - a handler routes the request (ApiServer::route, the same as HTTP/1.1) and submits the
+//    response; a watch (or a relayed node body, pods/log) keeps a pump coroutine moving feed
+//    frames into the stream's pending data;
+//  - the writer drains nghttp2 (nghttp2_session_mem_send) into one buffer and writes it; it
+//    sleeps until something is submitted or resumed, and ends the session when nghttp2 wants
+//    neither to read nor to write.
+// Limits: request headers 64 KiB, a request body the server's max_body_bytes (413, as HTTP/1.1),
+// request bodies buffered on one connection 64 MiB (429), 1 MiB of unsent response data per
+// stream before its feed is no longer taken from (the feed then closes a slow watch as on
+// HTTP/1.1). No stream open for 120 s closes the connection; a write that does not progress
+// for 60 s does too.
+#include <nghttp2/nghttp2.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http.hpp>
+#include <fmt/format.h>
+
+#include <array>
+#include <cctype>
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <map>
+
+#include "apiserver/server.h"
+#include "podwarp/log.h"
+#include "podwarp/socket_deadline.h"
+
+namespace podwarp::apiserver {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr std::size_t kMaxHeaderBytes = 64 * 1024;
+constexpr std::size_t kMaxBufferedBodies = 64 * 1024 * 1024;
+constexpr std::size_t kHighWater = 1024 * 1024;
+constexpr std::size_t kWriteBatch = 256 * 1024;
+constexpr std::chrono::seconds kIdle{120};
+constexpr std::chrono::seconds kStalledWrite{60};
+constexpr std::int32_t kStreamWindow = 1 << 20;
+
+using Frame = std::shared_ptr<const std::string>;
+
+struct H2Stream {
+  explicit H2Stream(const asio::any_io_executor& ex, std::int32_t stream_id)
+      : id(stream_id), drained(ex, std::chrono::steady_clock::time_point::max()) {}
+
+  std::int32_t id;
+  // The request.
+  std::string method, path, accept, content_type, authorization;
+  std::vector<std::pair<std::string, std::string>> headers;  // regular ones, for a node relay
+  std::size_t header_bytes = 0;
+  std::string body;
+  bool refused = false;     // answered before its end (body too large)
+  bool dispatched = false;  // its handler was started
+  // The response body still to send: pieces of frames held by `hold`.
+  std::deque<std::pair<Frame, std::string_view>> pending;
+  std::size_t pending_bytes = 0;
+  bool eof = false;       // nothing after `pending`
+  bool deferred = false;  // the data source told nghttp2 to wait
+  bool closed = false;    // nghttp2 closed the stream (ended, reset, or the session ended)
+  std::shared_ptr<WatchFeed> feed;
+  asio::steady_timer drained;  // wakes a pump waiting for pending to fall below kHighWater
+  bool draining = false;
+};
+
+}  // namespace
+
+class H2Session : public std::enable_shared_from_this<H2Session> {
+ public:
+  H2Session(ApiServer& server, TlsStream& stream, const std::optional<UserInfo>& cert_user,
+            const asio::any_io_executor& ex)
+      : server_(server), stream_(stream), cert_user_(cert_user), ex_(ex),
+        wake_writer_(ex, std::chrono::steady_clock::time_point::max()),
+        tasks_done_(ex, std::chrono::steady_clock::time_point::max()),
+        idle_(beast::get_lowest_layer(stream).socket()),
+        stalled_(beast::get_lowest_layer(stream).socket()) {}
+
+  ~H2Session() {
+    if (session_ != nullptr) nghttp2_session_del(session_);
+  }
+
+  asio::awaitable<void> run();
+
+ private:
+  static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* self);
+  static int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name,
+                       std::size_t namelen, const std::uint8_t* value, std::size_t valuelen,
+                       std::uint8_t flags, void* self);
+  static int on_data_chunk(nghttp2_session*, std::uint8_t flags, std::int32_t stream_id,
+                           const std::uint8_t* data, std::size_t len, void* self);
+  static int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* self);
+  static int on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t error_code,
+                             void* self);
+  static ssize_t read_body(nghttp2_session*, std::int32_t stream_id, std::uint8_t* buf,
+                           std::size_t length, std::uint32_t* flags, nghttp2_data_source* source,
+                           void* self);
+
+  H2Stream* find(std::int32_t id) {
+    auto it = streams_.find(id);
+    return it == streams_.end() ? nullptr : it->second.get();
+  }
+  void kick() { wake_writer_.cancel(); }
+  asio::awaitable<void> reader();
+  asio::awaitable<void> writer();
+  void spawn(asio::awaitable<void> task);
+  asio::awaitable<void> handle(std::shared_ptr<H2Stream> s);
+  asio::awaitable<void> pump(std::shared_ptr<H2Stream> s, WatchFeed& feed);
+  // Submits the response head; a body (whole, or streamed when `streamed`) follows through
+  // read_body. A whole empty body ends the stream with the headers.
+  void respond(H2Stream& s, unsigned status, std::string_view content_type,
+               const std::vector<std::pair<std::string, std::string>>& headers, std::string body,
+               bool streamed);
+  void respond_error(H2Stream& s, const ApiError& e) {
+    Response r = Response::error(e);
+    respond(s, r.status, r.content_type, r.headers, std::move(r.body), false);
+  }
+  void append(H2Stream& s, Frame hold, std::string_view bytes);
+  void end_body(H2Stream& s);
+
+  ApiServer& server_;
+  TlsStream& stream_;
+  const std::optional<UserInfo>& cert_user_;
+  asio::any_io_executor ex_;
+  nghttp2_session* session_ = nullptr;
+  std::map<std::int32_t, std::shared_ptr<H2Stream>> streams_;
+  std::size_t buffered_bodies_ = 0;
+  asio::steady_timer wake_writer_;
+  asio::steady_timer tasks_done_;
+  int tasks_ = 0;  // handler and pump coroutines still running
+  bool done_ = false;
+  SocketDeadline<tcp::socket> idle_;     // no stream open
+  SocketDeadline<tcp::socket> stalled_;  // a write in progress
+};
+
+int H2Session::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* self_ptr) {
+  auto* self = static_cast<H2Session*>(self_ptr);
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  self->streams_[frame->hd.stream_id] = std::make_shared<H2Stream>(self->ex_, frame->hd.stream_id);
+  self->idle_.cancel();
+  return 0;
+}
+
+int H2Session::on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name,
+                         std::size_t namelen, const std::uint8_t* value, std::size_t valuelen,
+                         std::uint8_t, void* self_ptr) {
+  auto* self = static_cast<H2Session*>(self_ptr);
+  H2Stream* s = self->find(frame->hd.stream_id);
+  if (s == nullptr) return 0;
+  s->header_bytes += namelen + valuelen + 32;
+  if (s->header_bytes > kMaxHeaderBytes) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // reset
+  std::string_view n(reinterpret_cast<const char*>(name), namelen);
+  std::string v(reinterpret_cast<const char*>(value), valuelen);
+  if (n == ":method") {
+    s->method = std::move(v);
+  } else if (n == ":path") {
+    s->path = std::move(v);
+  } else if (!n.empty() && n[0] != ':') {
+    if (n == "accept") s->accept = v;
+    if (n == "content-type") s->content_type = v;
+    if (n == "authorization") s->authorization = v;
+    s->headers.emplace_back(n, std::move(v));
+  }
+  return 0;
+}
+
+int H2Session::on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t stream_id,
+                             const std::uint8_t* data, std::size_t len, void* self_ptr) {
+  auto* self = static_cast<H2Session*>(self_ptr);
+  H2Stream* s = self->find(stream_id);
+  if (s == nullptr || s->refused) return 0;
+  const std::size_t limit = self->server_.opts_.max_body_bytes;
+  if (s->body.size() + len > limit || self->buffered_bodies_ + len > kMaxBufferedBodies) {
+    // Refuse without buffering the rest; nghttp2 resets the stream (NO_ERROR) once the
+    // response is out, so the client stops sending.
+    const bool mine = s->body.size() + len > limit;
+    self->buffered_bodies_ -= s->body.size();
+    std::string().swap(s->body);
+    s->refused = true;
+    if (mine) {
+      Response r{413, "application/json", body_too_large(limit), {}};
+      self->respond(*s, r.status, r.content_type, r.headers, std::move(r.body), false);
+    } else {
+      self->respond_error(*s, ApiError{429, "TooManyRequests",
+                                       "too many request bodies in flight on this connection"});
+    }
+    return 0;
+  }
+  s->body.append(reinterpret_cast<const char*>(data), len);
+  self->buffered_bodies_ += len;
+  return 0;
+}
+
+int H2Session::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* self_ptr) {
+  auto* self = static_cast<H2Session*>(self_ptr);
+  if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
+      (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) == 0) {
+    return 0;
+  }
+  auto it = self->streams_.find(frame->hd.stream_id);
+  if (it == self->streams_.end() || it->second->refused) return 0;
+  self->buffered_bodies_ -= it->second->body.size();
+  it->second->dispatched = true;
+  self->spawn(self->handle(it->second));
+  return 0;
+}
+
+int H2Session::on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t,
+                               void* self_ptr) {
+  auto* self = static_cast<H2Session*>(self_ptr);
+  auto it = self->streams_.find(stream_id);
+  if (it == self->streams_.end()) return 0;
+  H2Stream& s = *it->second;
+  s.closed = true;
+  if (!s.dispatched && !s.refused) self->buffered_bodies_ -= s.body.size();
+  if (s.feed) s.feed->close();  // wakes its pump, which finishes the feed
+  s.drained.cancel();
+  self->streams_.erase(it);
+  if (self->streams_.empty()) self->idle_.expires_after(kIdle);
+  return 0;
+}
+
+ssize_t H2Session::read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t length,
+                             std::uint32_t* flags, nghttp2_data_source* source, void*) {
+  auto* s = static_cast<H2Stream*>(source->ptr);
+  std::size_t n = 0;
+  while (n < length && !s->pending.empty()) {
+    auto& [hold, bytes] = s->pending.front();
+    const std::size_t k = std::min(bytes.size(), length - n);
+    std::memcpy(buf + n, bytes.data(), k);
+    bytes.remove_prefix(k);
+    n += k;
+    s->pending_bytes -= k;
+    if (bytes.empty()) s->pending.pop_front();
+  }
+  if (s->draining && s->pending_bytes < kHighWater / 2) s->drained.cancel();
+  if (s->pending.empty()) {
+    if (s->eof) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+    } else if (n == 0) {
+      s->deferred = true;
+      return NGHTTP2_ERR_DEFERRED;
+    }
+  }
+  return static_cast<ssize_t>(n);
+}
+
+void H2Session::respond(H2Stream& s, unsigned status, std::string_view content_type,
+                        const std::vector<std::pair<std::string, std::string>>& headers,
+                        std::string body, bool streamed) {
+  std::vector<std::pair<std::string, std::string>> fields;
+  fields.emplace_back(":status", std::to_string(status));
+  if (!content_type.empty()) fields.emplace_back("content-type", content_type);
+  fields.emplace_back("cache-control", "no-cache, private");
+  for (const auto& [k, v] : headers) {
+    std::string name = k;
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (name == "cache-control" || name == "content-type") {
+      for (auto& f : fields) {
+        if (f.first == name) f.second = v;
+      }
+      continue;
+    }
+    fields.emplace_back(std::move(name), v);
+  }
+  if (!streamed) fields.emplace_back("content-length", std::to_string(body.size()));
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(fields.size());
+  for (auto& [k, v] : fields) {
+    nva.push_back({reinterpret_cast<std::uint8_t*>(k.data()), reinterpret_cast<std::uint8_t*>(v.data()),
+                   k.size(), v.size(), NGHTTP2_NV_FLAG_NONE});
+  }
+  nghttp2_data_provider provider{};
+  provider.source.ptr = &s;
+  provider.read_callback = read_body;
+  const bool has_body = streamed || !body.empty();
+  if (!body.empty()) {
+    auto hold = std::make_shared<const std::string>(std::move(body));
+    s.pending.emplace_back(hold, *hold);
+    s.pending_bytes += hold->size();
+  }
+  s.eof = !streamed;
+  // nghttp2 copies the header fields; the provider's source (the stream) outlives its use:
+  // streams_ holds it until nghttp2 closes the stream.
+  int rv = nghttp2_submit_response(session_, s.id, nva.data(), nva.size(),
+                                   has_body ? &provider : nullptr);
+  if (rv != 0) log::debug("http2: response on stream {}: {}", s.id, nghttp2_strerror(rv));
+  kick();
+}
+
+void H2Session::append(H2Stream& s, Frame hold, std::string_view bytes) {
+  if (s.closed || bytes.empty()) return;
+  s.pending.emplace_back(std::move(hold), bytes);
+  s.pending_bytes += bytes.size();
+  if (s.deferred) {
+    s.deferred = false;
+    nghttp2_session_resume_data(session_, s.id);
+    kick();
+  }
+}
+
+void H2Session::end_body(H2Stream& s) {
+  if (s.closed) return;
+  s.eof = true;
+  if (s.deferred) {
+    s.deferred = false;
+    nghttp2_session_resume_data(session_, s.id);
+  }
+  kick();
+}
+
+void H2Session::spawn(asio::awaitable<void> task) {
+  ++tasks_;
+  asio::co_spawn(ex_, std::move(task), [self = shared_from_this()](std::exception_ptr e) {
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        log::error("http2: {}", ex.what());
+      }
+    }
+    if (--self->tasks_ == 0) self->tasks_done_.cancel();
+  });
+}
+
+asio::awaitable<void> H2Session::pump(std::shared_ptr<H2Stream> s, WatchFeed& feed) {
+  boost::system::error_code ec;
+  while (!s->closed) {
+    if (s->pending_bytes >= kHighWater) {  // the client is not reading this stream
+      s->draining = true;
+      s->drained.expires_at(std::chrono::steady_clock::time_point::max());
+      co_await s->drained.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      s->draining = false;
+      continue;
+    }
+    std::vector<Frame> frames = co_await feed.next();
+    if (frames.empty()) break;
+    for (Frame& f : frames) {
+      std::string_view payload = chunk_payload(*f);
+      append(*s, std::move(f), payload);
+    }
+  }
+  end_body(*s);
+  if (feed.on_finish) feed.on_finish();
+}
+
+asio::awaitable<void> H2Session::handle(std::shared_ptr<H2Stream> s) {
+  const auto started = std::chrono::steady_clock::now();
+  Request req;
+  req.method = s->method;
+  set_target(req, s->path);
+  req.accept = s->accept;
+  req.content_type = s->content_type;
+  req.body = std::move(s->body);
+  const std::string request_body = req.method == "POST" ? req.body : std::string();
+  const std::string_view authorization = s->authorization;
+  auto routing = server_.route(req, cert_user_, authorization);  // (g++ 12: no temporaries
+  Routed routed = co_await std::move(routing);                    //  in a co_await)
+  if (routed.feed) {
+    s->feed = routed.feed;
+    if (s->closed || done_) routed.feed->close();  // the client went away meanwhile
+    ApiServer::count(routed, 200);
+    respond(*s, 200, "application/json", {}, {}, true);
+    co_await pump(s, *routed.feed);
+    co_return;
+  }
+  if (routed.node) {
+    const std::string_view sub = std::string_view(routed.resource).substr(5);  // "pods/<sub>"
+    if (sub != "log") {
+      // exec, attach and portforward need an upgrade, which HTTP/2 does not have here; clients
+      // make those requests over HTTP/1.1 (client-go's SPDY and WebSocket dialers do).
+      respond_error(*s, bad_request("Upgrade request required"));
+      ApiServer::count(routed, 400);
+      co_return;
+    }
+    NodeRequest node = *routed.node;
+    if (auto q = s->path.find('?'); q != std::string::npos) node.target += s->path.substr(q);
+    http::request<http::string_body> hreq;
+    hreq.method_string(s->method);
+    hreq.target(node.target);
+    for (const auto& [k, v] : s->headers) hreq.insert(k, v);
+    hreq.body() = request_body;
+    auto opened = co_await open_node_stream(hreq, node, server_.node_tls_);
+    if (!opened) {
+      respond_error(*s, opened.error());
+      ApiServer::count(routed, static_cast<unsigned>(opened.error().code));
+      co_return;
+    }
+    s->feed = opened->body;
+    if (s->closed || done_) opened->body->close();
+    ApiServer::count(routed, opened->status);
+    respond(*s, opened->status, "", opened->headers, {}, true);
+    co_await pump(s, *opened->body);
+    co_return;
+  }
+  if (s->closed || done_) co_return;
+  Response& response = *routed.response;
+  const unsigned status = response.status;
+  respond(*s, status, response.content_type, response.headers, std::move(response.body), false);
+  ApiServer::count(routed, status, started);
+}
+
+asio::awaitable<void> H2Session::reader() {
+  std::array<std::uint8_t, 16 * 1024> buf;
+  boost::system::error_code ec;
+  idle_.expires_after(kIdle);
+  while (!done_) {
+    const std::size_t n = co_await stream_.async_read_some(
+        asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+    if (n > 0) {
+      const ssize_t rv = nghttp2_session_mem_recv(session_, buf.data(), n);
+      if (rv < 0) {
+        log::debug("http2: {}", nghttp2_strerror(static_cast<int>(rv)));
+        break;
+      }
+      kick();
+    }
+    if (ec) break;
+  }
+  done_ = true;
+  kick();
+}
+
+asio::awaitable<void> H2Session::writer() {
+  std::string out;
+  boost::system::error_code ec;
+  while (true) {
+    out.clear();
+    while (out.size() < kWriteBatch) {
+      const std::uint8_t* data = nullptr;
+      const ssize_t n = nghttp2_session_mem_send(session_, &data);
+      if (n < 0) {
+        log::debug("http2: {}", nghttp2_strerror(static_cast<int>(n)));
+        done_ = true;
+        break;
+      }
+      if (n == 0) break;
+      out.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+    }
+    if (!out.empty()) {
+      stalled_.expires_after(kStalledWrite);
+      co_await asio::async_write(stream_, asio::buffer(out),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+      stalled_.cancel();
+      if (ec) break;
+      continue;
+    }
+    if (done_ || (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_))) {
+      break;
+    }
+    co_await wake_writer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  done_ = true;
+  shut_down(beast::get_lowest_layer(stream_).socket());  // ends the reader
+}
+
+asio::awaitable<void> H2Session::run() {
+  nghttp2_session_callbacks* callbacks = nullptr;
+  nghttp2_session_callbacks_new(&callbacks);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, on_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback(callbacks, on_header);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame_recv);
+  nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
+  const int rv = nghttp2_session_server_new(&session_, callbacks, this);
+  nghttp2_session_callbacks_del(callbacks);
+  if (rv != 0) co_return;
+  const std::array<nghttp2_settings_entry, 2> settings{{
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, server_.opts_.http2_max_streams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kStreamWindow},
+  }};
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings.data(), settings.size());
+  // The connection's receive window: room for several streams' bodies at once.
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, 16 * kStreamWindow);
+
+  spawn(writer());
+  co_await reader();
+  // The connection is over: end every stream's pump, then wait for the handlers and pumps
+  // (an Api call in flight finishes on the Api's thread first).
+  done_ = true;
+  for (auto& [id, s] : streams_) {
+    s->closed = true;
+    if (s->feed) s->feed->close();
+    s->drained.cancel();
+  }
+  kick();
+  boost::system::error_code ec;
+  while (tasks_ > 0) {
+    tasks_done_.expires_at(std::chrono::steady_clock::time_point::max());
+    co_await tasks_done_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    for (auto& [id, s] : streams_) {  // a handler that got its feed after the loop above
+      if (s->feed) s->feed->close();
+    }
+  }
+  idle_.cancel();
+  stalled_.cancel();
+}
+
+asio::awaitable<void> ApiServer::serve_h2(TlsStream& stream,
+                                          const std::optional<UserInfo>& cert_user) {
+  auto session = std::make_shared<H2Session>(*this, stream, cert_user,
+                                             co_await asio::this_coro::executor);
+  co_await session->run();
+}
+
+}  // namespace podwarp::apiserver
