@@ -138,6 +138,10 @@ int main(int argc, char** argv) {
   app.add_option("--tls-san", extra_sans, "extra subject alternative names for the serving cert");
   app.add_option("--etcd-compaction-interval", compaction_interval, "seconds; 0 disables");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  int http2_max_streams = 1000;
+  app.add_option("--http2-max-streams-per-connection", http2_max_streams,
+                 "the limit the server gives HTTP/2 clients for concurrent streams on one connection")
+      ->check(CLI::Range(1, 1 << 20));
   app.add_option("--worker-threads", worker_threads,
                  "threads for TLS, HTTP and watch streaming (0: all on the API thread)");
   app.add_option("--kubeconfig", kubeconfig_path,
@@ -363,6 +367,7 @@ int main(int argc, char** argv) {
   srv_opts.kubelet_client_key_file = pki::key_path(pki_dir, "apiserver-kubelet-client").string();
   srv_opts.kubelet_ca_file = pki::cert_path(pki_dir, "ca").string();
   srv_opts.workers = worker_threads;
+  srv_opts.http2_max_streams = static_cast<std::uint32_t>(http2_max_streams);
 
   std::unique_ptr<apiserver::Api> api;
   std::unique_ptr<apiserver::ApiServer> server;

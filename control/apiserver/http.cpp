@@ -43,6 +43,10 @@ WatchFeed::WatchFeed(boost::asio::any_io_executor consumer)
 void WatchFeed::wake() {
   if (!sleeping_) return;
   sleeping_ = false;
+  if (notify_) {
+    notify_();
+    return;
+  }
   boost::asio::post(consumer_, [self = shared_from_this()] { self->signal_.cancel(); });
 }
 
@@ -56,6 +60,11 @@ void WatchFeed::push(std::shared_ptr<const std::string> frame) {
   }
   queue_.push_back(std::move(frame));
   wake();
+}
+
+void WatchFeed::set_notify(std::function<void()> notify) {
+  std::lock_guard lock(mu_);
+  notify_ = std::move(notify);
 }
 
 void WatchFeed::close() {

@@ -81,10 +81,15 @@ class WatchFeed : public std::enable_shared_from_this<WatchFeed> {
 
   // Producer side.
   void push(std::shared_ptr<const std::string> frame);
+  // A consumer that gathers wake-ups itself (HTTP/2: one post per connection and burst, not
+  // one per watcher) sets this once, before its first take(): it is then called, on the
+  // producer's thread with the feed's lock held, instead of waking signal(). It must not call
+  // back into the feed.
+  void set_notify(std::function<void()> notify);
   void close();  // no more frames; the consumer ends the stream after what is queued
 
   // Consumer side. take() returns what is queued; when empty it arms the wake-up, so the
-  // caller must wait on signal() before calling take() again.
+  // caller must wait on signal() (or its notify) before calling take() again.
   std::vector<std::shared_ptr<const std::string>> take();
   bool closed() const;
   std::size_t queued() const;
@@ -106,6 +111,7 @@ class WatchFeed : public std::enable_shared_from_this<WatchFeed> {
   std::vector<std::shared_ptr<const std::string>> queue_;  // GUARDED_BY(mu_)
   bool closed_ = false;                                    // GUARDED_BY(mu_)
   bool sleeping_ = false;                                  // GUARDED_BY(mu_)
+  std::function<void()> notify_;                           // GUARDED_BY(mu_)
   boost::asio::any_io_executor consumer_;
   boost::asio::steady_timer signal_;
   // Consumer side: when the stream ends, the next bookmark, and when signal_ is set to expire.

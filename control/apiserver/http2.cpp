@@ -9,8 +9,10 @@
 //  - the reader feeds received bytes to nghttp2, whose callbacks collect each request and, at
 //    its END_STREAM, start a handler coroutine;
 //  - a handler routes the request (ApiServer::route, the same as HTTP/1.1) and submits the
-//    response; a watch (or a relayed node body, pods/log) keeps a pump coroutine moving feed
-//    frames into the stream's pending data;
+//    response; for a watch (or a relayed node body, pods/log) the feed's producer notes the
+//    stream in the session's ready list (one post per burst for the whole connection, not one
+//    wake-up per watcher), and the session moves the feed's frames into the stream's pending
+//    data; a timer per such stream ends it at its timeout and adds bookmarks;
 //  - the writer drains nghttp2 (nghttp2_session_mem_send) into one buffer and writes it; it
 //    sleeps until something is submitted or resumed, and ends the session when nghttp2 wants
 //    neither to read nor to write.
@@ -35,6 +37,7 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <mutex>
 
 #include "apiserver/server.h"
 #include "podwarp/log.h"
@@ -61,7 +64,7 @@ using Frame = std::shared_ptr<const std::string>;
 
 struct H2Stream {
   explicit H2Stream(const asio::any_io_executor& ex, std::int32_t stream_id)
-      : id(stream_id), drained(ex, std::chrono::steady_clock::time_point::max()) {}
+      : id(stream_id), ticker(ex, std::chrono::steady_clock::time_point::max()) {}
 
   std::int32_t id;
   // The request.
@@ -78,8 +81,18 @@ struct H2Stream {
   bool deferred = false;  // the data source told nghttp2 to wait
   bool closed = false;    // nghttp2 closed the stream (ended, reset, or the session ended)
   std::shared_ptr<WatchFeed> feed;
-  asio::steady_timer drained;  // wakes a pump waiting for pending to fall below kHighWater
-  bool draining = false;
+  unsigned feed_status = 200;
+  std::vector<std::pair<std::string, std::string>> feed_headers;
+  bool stalled = false;   // kHighWater unsent: the feed is not taken from until it drains
+  bool finished = false;  // the feed's on_finish was called
+  asio::steady_timer ticker;  // the feed's timeout and bookmarks
+};
+
+// Streams whose feed has something for them, noted by the producers (any thread).
+struct ReadyList {
+  std::mutex mu;
+  std::vector<std::int32_t> ids;  // GUARDED_BY(mu)
+  bool posted = false;            // GUARDED_BY(mu): a drain is on its way
 };
 
 }  // namespace
@@ -123,7 +136,12 @@ class H2Session : public std::enable_shared_from_this<H2Session> {
   asio::awaitable<void> writer();
   void spawn(asio::awaitable<void> task);
   asio::awaitable<void> handle(std::shared_ptr<H2Stream> s);
-  asio::awaitable<void> pump(std::shared_ptr<H2Stream> s, WatchFeed& feed);
+  // Streams `feed` on `s` (whose response head was submitted).
+  void serve_feed(const std::shared_ptr<H2Stream>& s, std::shared_ptr<WatchFeed> feed);
+  void drain_ready();
+  void drain(H2Stream& s);  // moves the feed's frames to pending; finishes at its end
+  void finish(H2Stream& s);
+  asio::awaitable<void> tick(std::shared_ptr<H2Stream> s);
   // Submits the response head; a body (whole, or streamed when `streamed`) follows through
   // read_body. A whole empty body ends the stream with the headers.
   void respond(H2Stream& s, unsigned status, std::string_view content_type,
@@ -145,7 +163,8 @@ class H2Session : public std::enable_shared_from_this<H2Session> {
   std::size_t buffered_bodies_ = 0;
   asio::steady_timer wake_writer_;
   asio::steady_timer tasks_done_;
-  int tasks_ = 0;  // handler and pump coroutines still running
+  int tasks_ = 0;  // handler, writer and ticker coroutines still running
+  std::shared_ptr<ReadyList> ready_ = std::make_shared<ReadyList>();
   bool done_ = false;
   SocketDeadline<tcp::socket> idle_;     // no stream open
   SocketDeadline<tcp::socket> stalled_;  // a write in progress
@@ -231,15 +250,15 @@ int H2Session::on_stream_close(nghttp2_session*, std::int32_t stream_id, std::ui
   H2Stream& s = *it->second;
   s.closed = true;
   if (!s.dispatched && !s.refused) self->buffered_bodies_ -= s.body.size();
-  if (s.feed) s.feed->close();  // wakes its pump, which finishes the feed
-  s.drained.cancel();
+  self->finish(s);
   self->streams_.erase(it);
   if (self->streams_.empty()) self->idle_.expires_after(kIdle);
   return 0;
 }
 
 ssize_t H2Session::read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t length,
-                             std::uint32_t* flags, nghttp2_data_source* source, void*) {
+                             std::uint32_t* flags, nghttp2_data_source* source, void* self_ptr) {
+  auto* self = static_cast<H2Session*>(self_ptr);
   auto* s = static_cast<H2Stream*>(source->ptr);
   std::size_t n = 0;
   while (n < length && !s->pending.empty()) {
@@ -251,7 +270,14 @@ ssize_t H2Session::read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf, 
     s->pending_bytes -= k;
     if (bytes.empty()) s->pending.pop_front();
   }
-  if (s->draining && s->pending_bytes < kHighWater / 2) s->drained.cancel();
+  if (s->stalled && s->pending_bytes < kHighWater / 2) {
+    s->stalled = false;  // take from the feed again, outside nghttp2's callback
+    asio::post(self->ex_, [weak = self->weak_from_this(), id = s->id] {
+      auto session = weak.lock();
+      if (!session) return;
+      if (H2Stream* st = session->find(id)) session->drain(*st);
+    });
+  }
   if (s->pending.empty()) {
     if (s->eof) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -341,25 +367,87 @@ void H2Session::spawn(asio::awaitable<void> task) {
   });
 }
 
-asio::awaitable<void> H2Session::pump(std::shared_ptr<H2Stream> s, WatchFeed& feed) {
-  boost::system::error_code ec;
-  while (!s->closed) {
-    if (s->pending_bytes >= kHighWater) {  // the client is not reading this stream
-      s->draining = true;
-      s->drained.expires_at(std::chrono::steady_clock::time_point::max());
-      co_await s->drained.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      s->draining = false;
-      continue;
+void H2Session::serve_feed(const std::shared_ptr<H2Stream>& s, std::shared_ptr<WatchFeed> feed) {
+  s->feed = std::move(feed);
+  respond(*s, s->feed_status, "", s->feed_headers, {}, true);
+  if (s->closed || done_) {  // the client went away while the request was routed
+    s->feed->close();
+    finish(*s);
+    return;
+  }
+  s->feed->set_notify([ready = ready_, weak = weak_from_this(), ex = ex_, id = s->id] {
+    std::lock_guard lock(ready->mu);
+    ready->ids.push_back(id);
+    if (ready->posted) return;
+    ready->posted = true;
+    asio::post(ex, [weak] {
+      if (auto session = weak.lock()) session->drain_ready();
+    });
+  });
+  spawn(tick(s));
+  drain(*s);
+}
+
+void H2Session::drain_ready() {
+  std::vector<std::int32_t> ids;
+  {
+    std::lock_guard lock(ready_->mu);
+    ids.swap(ready_->ids);
+    ready_->posted = false;
+  }
+  for (std::int32_t id : ids) {
+    if (H2Stream* s = find(id)) drain(*s);
+  }
+}
+
+void H2Session::drain(H2Stream& s) {
+  if (s.finished || !s.feed) return;
+  // Until take() comes back empty, which arms the feed's notify for the next frame.
+  while (true) {
+    if (s.pending_bytes >= kHighWater) {  // the client is not reading this stream
+      s.stalled = true;
+      return;
     }
-    std::vector<Frame> frames = co_await feed.next();
+    std::vector<Frame> frames = s.feed->take();
     if (frames.empty()) break;
     for (Frame& f : frames) {
       std::string_view payload = chunk_payload(*f);
-      append(*s, std::move(f), payload);
+      append(s, std::move(f), payload);
     }
   }
-  end_body(*s);
-  if (feed.on_finish) feed.on_finish();
+  if (s.feed->closed()) finish(s);
+}
+
+void H2Session::finish(H2Stream& s) {
+  if (s.finished || !s.feed) return;
+  s.finished = true;
+  s.feed->close();
+  s.ticker.cancel();
+  end_body(s);
+  if (s.feed->on_finish) s.feed->on_finish();
+}
+
+asio::awaitable<void> H2Session::tick(std::shared_ptr<H2Stream> s) {
+  using Clock = std::chrono::steady_clock;
+  WatchFeed& feed = *s->feed;
+  const auto deadline = Clock::now() + feed.timeout;
+  auto next_bookmark = Clock::now() + std::chrono::seconds(60);
+  boost::system::error_code ec;
+  while (!s->finished) {
+    s->ticker.expires_at(feed.bookmarks ? std::min(deadline, next_bookmark) : deadline);
+    co_await s->ticker.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (s->finished) break;
+    const auto now = Clock::now();
+    if (now >= deadline) {
+      feed.close();  // what is queued still goes out, then the stream ends
+      drain(*s);
+    } else if (feed.bookmarks && now >= next_bookmark && feed.make_bookmark) {
+      next_bookmark = now + std::chrono::seconds(60);
+      auto frame = std::make_shared<const std::string>(feed.make_bookmark());
+      std::string_view payload = chunk_payload(*frame);
+      append(*s, std::move(frame), payload);
+    }
+  }
 }
 
 asio::awaitable<void> H2Session::handle(std::shared_ptr<H2Stream> s) {
@@ -375,11 +463,10 @@ asio::awaitable<void> H2Session::handle(std::shared_ptr<H2Stream> s) {
   auto routing = server_.route(req, cert_user_, authorization);  // (g++ 12: no temporaries
   Routed routed = co_await std::move(routing);                    //  in a co_await)
   if (routed.feed) {
-    s->feed = routed.feed;
-    if (s->closed || done_) routed.feed->close();  // the client went away meanwhile
     ApiServer::count(routed, 200);
-    respond(*s, 200, "application/json", {}, {}, true);
-    co_await pump(s, *routed.feed);
+    s->feed_status = 200;
+    s->feed_headers = {{"content-type", "application/json"}};
+    serve_feed(s, std::move(routed.feed));
     co_return;
   }
   if (routed.node) {
@@ -404,11 +491,10 @@ asio::awaitable<void> H2Session::handle(std::shared_ptr<H2Stream> s) {
       ApiServer::count(routed, static_cast<unsigned>(opened.error().code));
       co_return;
     }
-    s->feed = opened->body;
-    if (s->closed || done_) opened->body->close();
     ApiServer::count(routed, opened->status);
-    respond(*s, opened->status, "", opened->headers, {}, true);
-    co_await pump(s, *opened->body);
+    s->feed_status = opened->status;
+    s->feed_headers = std::move(opened->headers);
+    serve_feed(s, std::move(opened->body));
     co_return;
   }
   if (s->closed || done_) co_return;
@@ -493,22 +579,18 @@ asio::awaitable<void> H2Session::run() {
 
   spawn(writer());
   co_await reader();
-  // The connection is over: end every stream's pump, then wait for the handlers and pumps
-  // (an Api call in flight finishes on the Api's thread first).
+  // The connection is over: finish every stream's feed, then wait for the coroutines (an Api
+  // call in flight finishes on the Api's thread first; its handler then finishes its feed).
   done_ = true;
   for (auto& [id, s] : streams_) {
     s->closed = true;
-    if (s->feed) s->feed->close();
-    s->drained.cancel();
+    finish(*s);
   }
   kick();
   boost::system::error_code ec;
   while (tasks_ > 0) {
     tasks_done_.expires_at(std::chrono::steady_clock::time_point::max());
     co_await tasks_done_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    for (auto& [id, s] : streams_) {  // a handler that got its feed after the loop above
-      if (s->feed) s->feed->close();
-    }
   }
   idle_.cancel();
   stalled_.cancel();

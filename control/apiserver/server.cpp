@@ -191,7 +191,7 @@ ApiServer::ApiServer(asio::io_context& io, Api& api, ServerOptions opts)
   ssl_.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                    asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
                    asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
-  if (opts_.http2) SSL_CTX_set_alpn_select_cb(ssl_.native_handle(), select_alpn, nullptr);
+  SSL_CTX_set_alpn_select_cb(ssl_.native_handle(), select_alpn, nullptr);
   ssl_.use_certificate_chain_file(opts_.cert_file);
   ssl_.use_private_key_file(opts_.key_file, asio::ssl::context::pem);
   if (!opts_.client_ca_file.empty()) {

@@ -49,10 +49,10 @@ struct ServerOptions {
   std::shared_ptr<const TokenIssuer> tokens;
   std::size_t max_body_bytes = 3 * 1024 * 1024;
   unsigned workers = 2;  // connection threads; 0 serves connections on the Api's thread
-  // HTTP/2 for clients that offer it in ALPN (kubectl and client-go do: their requests and
-  // watches share one connection). Others, and upgrades (exec, attach, portforward), use HTTP/1.1.
-  bool http2 = true;
-  std::uint32_t http2_max_streams = 1000;  // SETTINGS_MAX_CONCURRENT_STREAMS per connection
+  // HTTP/2 serves clients that offer it in ALPN (kubectl and client-go do: their requests and
+  // watches share one connection); others, and upgrades (exec, attach, portforward), use
+  // HTTP/1.1. SETTINGS_MAX_CONCURRENT_STREAMS per connection, kube-apiserver's default.
+  std::uint32_t http2_max_streams = 1000;
 };
 
 // Where a request goes, whatever its transport: a whole response, a watch feed to stream, or

@@ -1,0 +1,276 @@
+"""HTTP/2 on the secure port: ALPN picks "h2" when the client offers it (HTTP/1.1 otherwise),
+and over HTTP/2 the apiserver answers exactly as over HTTP/1.1 -- authentication, create/get,
+upstream-shaped errors, the body limit, watches, many concurrent streams on one connection,
+and kubectl (client-go) really speaks HTTP/2 to it. The HTTP/2 client is the real curl
+(built with nghttp2)."""
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+
+CURL = os.environ.get("CURL", "curl")
+
+
+class Http2Test(harness.ClusterTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        c = cls.cluster
+        pki = os.path.join(c.data_dir, "pki")
+        cls.ca = os.path.join(pki, "ca.crt")
+        cls.cert = os.path.join(pki, "admin.crt")
+        cls.key = os.path.join(pki, "admin.key")
+        for f in (cls.ca, cls.cert, cls.key):
+            if not os.path.exists(f):
+                raise RuntimeError(f"missing {f}")
+        cls.base = f"https://127.0.0.1:{c.port}"
+        cls.tmp = tempfile.mkdtemp(dir=c.root, prefix="h2-")
+        cls.cluster.kubectl("create", "namespace", "h2")
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def curl_args(self, authenticated=True, proto="--http2"):
+        args = [CURL, "-sS", proto, "--cacert", self.ca, "--max-time", "60"]
+        if authenticated:
+            args += ["--cert", self.cert, "--key", self.key]
+        return args
+
+    def curl(self, method, path, data=None, data_file=None, authenticated=True, proto="--http2",
+             content_type="application/json", timeout=90):
+        """One request; returns (http_version, status, body) where body is parsed JSON when
+        it looks like JSON, else the raw bytes."""
+        fd, out = tempfile.mkstemp(dir=self.tmp)
+        os.close(fd)
+        try:
+            args = self.curl_args(authenticated, proto) + [
+                "-X", method, "-o", out, "-w", "%{http_version} %{http_code}"]
+            if data is not None:
+                args += ["-H", f"Content-Type: {content_type}", "--data-binary", data]
+            elif data_file is not None:
+                args += ["-H", f"Content-Type: {content_type}", "--data-binary", "@" + data_file]
+            args.append(self.base + path)
+            r = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+            self.assertEqual(r.returncode, 0, f"curl {method} {path} failed ({r.returncode}): "
+                                              f"{r.stderr}\n{self.control_log_tail()}")
+            version, code = r.stdout.split()
+            with open(out, "rb") as f:
+                raw = f.read()
+        finally:
+            os.unlink(out)
+        body = json.loads(raw) if raw[:1] == b"{" else raw
+        return version, int(code), body
+
+    def control_log_tail(self, n=4000):
+        try:
+            with open(os.path.join(self.cluster.root, "control.log"), errors="replace") as f:
+                return "control.log tail:\n" + f.read()[-n:]
+        except OSError:
+            return ""
+
+    def assertStatus(self, body, code, reason=None):
+        self.assertIsInstance(body, dict, f"expected a Status body, got {body!r}")
+        self.assertEqual(body.get("kind"), "Status", body)
+        self.assertEqual(body.get("apiVersion"), "v1", body)
+        self.assertEqual(body.get("status"), "Failure", body)
+        self.assertEqual(body.get("code"), code, body)
+        if reason is not None:
+            self.assertEqual(body.get("reason"), reason, body)
+
+    # --- 1. ALPN -------------------------------------------------------------------------------
+
+    def test_alpn_h2_and_http11(self):
+        version, code, body = self.curl("GET", "/api/v1/namespaces")
+        self.assertEqual((version, code), ("2", 200))
+        self.assertEqual(body["kind"], "NamespaceList")
+        self.assertEqual(body["apiVersion"], "v1")
+        self.assertIn("default", [ns["metadata"]["name"] for ns in body["items"]])
+
+        version, code, body = self.curl("GET", "/api/v1/namespaces", proto="--http1.1")
+        self.assertEqual((version, code), ("1.1", 200))
+        self.assertEqual(body["kind"], "NamespaceList")
+        self.assertIn("default", [ns["metadata"]["name"] for ns in body["items"]])
+
+    # --- 2. anonymous --------------------------------------------------------------------------
+
+    def test_anonymous_is_401(self):
+        version, code, body = self.curl("GET", "/api/v1/namespaces", authenticated=False)
+        self.assertEqual((version, code), ("2", 401))
+        self.assertStatus(body, 401, "Unauthorized")
+
+    # --- 3. create / get / errors ----------------------------------------------------------------
+
+    def test_create_get_and_errors(self):
+        cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "via-h2"},
+              "data": {"k": "v"}}
+        version, code, body = self.curl("POST", "/api/v1/namespaces/h2/configmaps",
+                                        data=json.dumps(cm))
+        self.assertEqual((version, code), ("2", 201), body)
+        self.assertEqual(body["kind"], "ConfigMap")
+        self.assertEqual(body["metadata"]["name"], "via-h2")
+        self.assertEqual(body["metadata"]["namespace"], "h2")
+        self.assertTrue(body["metadata"].get("uid"))
+        self.assertTrue(body["metadata"].get("resourceVersion"))
+
+        version, code, got = self.curl("GET", "/api/v1/namespaces/h2/configmaps/via-h2")
+        self.assertEqual((version, code), ("2", 200), got)
+        self.assertEqual(got["data"], {"k": "v"})
+        self.assertEqual(got["metadata"]["uid"], body["metadata"]["uid"])
+        # And the same object is what kubectl (HTTP/2 as well) sees.
+        self.assertEqual(self.cluster.kubectl_json("-n", "h2", "get", "configmap", "via-h2")
+                         ["metadata"]["uid"], body["metadata"]["uid"])
+
+        version, code, body = self.curl("GET", "/api/v1/namespaces/h2/configmaps/absent")
+        self.assertEqual((version, code), ("2", 404))
+        self.assertStatus(body, 404, "NotFound")
+
+        version, code, body = self.curl("POST", "/api/v1/namespaces/h2/configmaps",
+                                        data='{"kind": ')
+        self.assertEqual((version, code), ("2", 400), body)
+        self.assertStatus(body, 400, "BadRequest")
+
+        cm["metadata"]["name"] = "Bad_Name"
+        version, code, body = self.curl("POST", "/api/v1/namespaces/h2/configmaps",
+                                        data=json.dumps(cm))
+        self.assertEqual((version, code), ("2", 422), body)
+        self.assertStatus(body, 422, "Invalid")
+        self.assertIn("metadata.name", body["message"])
+
+        version, code, body = self.curl("DELETE", "/api/v1/namespaces/h2/configmaps/via-h2")
+        self.assertEqual((version, code), ("2", 200), body)
+        version, code, _ = self.curl("GET", "/api/v1/namespaces/h2/configmaps/via-h2")
+        self.assertEqual((version, code), ("2", 404))
+
+    # --- 4. body limit ---------------------------------------------------------------------------
+
+    def test_oversized_body_is_413_and_server_keeps_serving(self):
+        path = os.path.join(self.tmp, "big.json")
+        size = 4 * 1024 * 1024
+        with open(path, "wb") as f:
+            prefix = b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"big"},"data":{"k":"'
+            suffix = b'"}}'
+            f.write(prefix + b"x" * (size - len(prefix) - len(suffix)) + suffix)
+        try:
+            version, code, body = self.curl("POST", "/api/v1/namespaces/h2/configmaps",
+                                            data_file=path)
+        finally:
+            os.unlink(path)
+        self.assertEqual((version, code), ("2", 413), body)
+        self.assertStatus(body, 413, "RequestEntityTooLarge")
+        self.assertIn(str(3 * 1024 * 1024), body["message"])
+        self.assertIn("limit", body["message"])
+
+        version, code, body = self.curl("GET", "/healthz")
+        self.assertEqual((version, code), ("2", 200))
+        self.assertEqual(body, b"ok")
+        version, code, _ = self.curl("GET", "/api/v1/namespaces/h2/configmaps/big")
+        self.assertEqual((version, code), ("2", 404))
+
+    # --- 5. watch --------------------------------------------------------------------------------
+
+    def test_watch(self):
+        self.cluster.kubectl("create", "namespace", "h2-watch")
+        url = (self.base + "/api/v1/namespaces/h2-watch/configmaps"
+               "?watch=true&resourceVersion=0")
+        proc = subprocess.Popen(self.curl_args() + ["-N", "-v", url], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+        lines = queue.Queue()
+
+        def reader():
+            for line in proc.stdout:
+                lines.put(line)
+            lines.put(None)
+
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+        try:
+            self.cluster.kubectl("-n", "h2-watch", "create", "configmap", "w1",
+                                 "--from-literal=a=1")
+            self.cluster.kubectl("-n", "h2-watch", "create", "configmap", "w2",
+                                 "--from-literal=a=2")
+            seen = []
+            deadline = time.time() + 30
+            while {"w1", "w2"} - {n for ty, n in seen if ty == "ADDED"}:
+                left = deadline - time.time()
+                if left <= 0:
+                    self.fail(f"watch over HTTP/2 saw only {seen}\n{self.control_log_tail()}")
+                try:
+                    line = lines.get(timeout=left)
+                except queue.Empty:
+                    continue
+                if line is None:
+                    self.fail(f"curl watch ended early (rc={proc.wait(10)}): "
+                              f"{proc.stderr.read().decode(errors='replace')}; saw {seen}\n"
+                              f"{self.control_log_tail()}")
+                if not line.strip():
+                    continue
+                ev = json.loads(line)
+                self.assertEqual(ev["object"]["kind"], "ConfigMap", ev)
+                seen.append((ev["type"], ev["object"]["metadata"]["name"]))
+            self.assertEqual([s for s in seen if s[0] == "ADDED"], [("ADDED", "w1"), ("ADDED", "w2")])
+            self.assertIsNone(proc.poll(), "the watch must stay open")
+        finally:
+            harness.stop_pid(proc)
+            t.join(10)
+            proc.stdout.close()
+            verbose = proc.stderr.read().decode(errors="replace")
+            proc.stderr.close()
+        # The watch really was an HTTP/2 stream.
+        self.assertIn("ALPN: server accepted h2", verbose)
+        self.assertRegex(verbose, r"< HTTP/2 200")
+
+    def test_watch_timeout_seconds_ends_stream(self):
+        start = time.time()
+        r = subprocess.run(self.curl_args() + [
+            "-N", "-o", os.devnull, "-w", "%{http_version} %{http_code}",
+            self.base + "/api/v1/namespaces/h2/configmaps?watch=true&timeoutSeconds=1"],
+            capture_output=True, text=True, timeout=60)
+        elapsed = time.time() - start
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.split(), ["2", "200"])
+        self.assertLess(elapsed, 15, "a watch with timeoutSeconds=1 must end by itself")
+
+    # --- 6. many streams on one connection ----------------------------------------------------
+
+    def test_many_streams_one_connection(self):
+        n = 50
+        args = self.curl_args() + [
+            "--parallel", "--parallel-max", str(n),
+            "-w", "%{http_version} %{http_code} %{num_connects}\n"]
+        for _ in range(n):
+            args += [self.base + "/api/v1/namespaces/default", "-o", os.devnull]
+        r = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, f"{r.stderr}\n{self.control_log_tail()}")
+        results = [line.split() for line in r.stdout.splitlines() if line.strip()]
+        self.assertEqual(len(results), n, r.stdout)
+        self.assertEqual([(v, c) for v, c, _ in results], [("2", "200")] * n, r.stdout)
+        # curl waits to multiplex on the first HTTP/2 connection: one connect in all.
+        self.assertEqual(sum(int(k) for _, _, k in results), 1, r.stdout)
+
+    # --- 7. kubectl ----------------------------------------------------------------------------
+
+    def test_kubectl_uses_http2(self):
+        c = self.cluster
+        cmd = [harness.KUBECTL, "--kubeconfig", c.kubeconfig, "--cache-dir", c.cache_dir,
+               "get", "ns", "-o", "name"]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                           env=dict(os.environ, GODEBUG="http2debug=1"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("namespace/default", r.stdout.split())
+        self.assertTrue("http2: Transport" in r.stderr or "http2: Framer" in r.stderr,
+                        f"kubectl did not use HTTP/2; stderr:\n{r.stderr[-3000:]}")
+        # The request kubectl itself makes (the namespace list) went out as HTTP/2 HEADERS and
+        # its answer came back as HTTP/2 HEADERS and DATA on a stream.
+        self.assertRegex(r.stderr, r'http2: Transport encoding header ":path" = "/api/v1/namespaces')
+        self.assertRegex(r.stderr, r"http2: Transport received HEADERS [^\n]*stream=\d+")
+        self.assertRegex(r.stderr, r"http2: Transport received DATA [^\n]*stream=\d+")
+
+
+if __name__ == "__main__":
+    harness.main()
