@@ -31,6 +31,7 @@
 #include <boost/beast/http.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <chrono>
@@ -299,10 +300,9 @@ void H2Session::respond(H2Stream& s, unsigned status, std::string_view content_t
   for (const auto& [k, v] : headers) {
     std::string name = k;
     for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (name == "cache-control" || name == "content-type") {
-      for (auto& f : fields) {
-        if (f.first == name) f.second = v;
-      }
+    auto same = std::find_if(fields.begin(), fields.end(), [&](const auto& f) { return f.first == name; });
+    if (same != fields.end() && (name == "cache-control" || name == "content-type")) {
+      same->second = v;  // the handler's value replaces the default
       continue;
     }
     fields.emplace_back(std::move(name), v);

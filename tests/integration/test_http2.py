@@ -224,6 +224,8 @@ class Http2Test(harness.ClusterTestCase):
         # The watch really was an HTTP/2 stream.
         self.assertIn("ALPN: server accepted h2", verbose)
         self.assertRegex(verbose, r"< HTTP/2 200")
+        # client-go picks the watch stream's decoder from the content type.
+        self.assertRegex(verbose, r"< content-type: application/json")
 
     def test_watch_timeout_seconds_ends_stream(self):
         start = time.time()
