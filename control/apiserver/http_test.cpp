@@ -1,6 +1,11 @@
 // Request routing and content negotiation, as upstream's RequestInfo and Accept handling.
 #include <gtest/gtest.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
 #include "apiserver/http.h"
 #include "apiserver/negotiate.h"
 #include "apiserver/service_allocator.h"
@@ -74,6 +79,76 @@ TEST(RequestInfo, WatchFlagIsParsedLikeGoParseBool) {
   req.query.emplace("watch", "false");
   ASSERT_TRUE(parse_request_info(req));
   EXPECT_EQ(req.info.verb, "list");
+}
+
+TEST(Request, TargetSplitsPathAndDecodedQuery) {
+  Request req;
+  set_target(req, "/api/v1/namespaces/a%20b/pods?labelSelector=app%3Dweb&watch=1");
+  EXPECT_EQ(req.path, "/api/v1/namespaces/a b/pods");
+  EXPECT_EQ(req.param_or("labelSelector", ""), "app=web");
+  EXPECT_TRUE(req.flag("watch"));
+  Request bad;
+  set_target(bad, "not a target");
+  EXPECT_EQ(bad.path, "/");
+}
+
+TEST(WatchFeed, ChunkPayloadIsTheBodyOfAChunk) {
+  EXPECT_EQ(chunk_payload(http_chunk("{\"type\":\"ADDED\"}\n")), "{\"type\":\"ADDED\"}\n");
+  EXPECT_EQ(chunk_payload(http_chunk(std::string(300, 'x'))), std::string(300, 'x'));
+  EXPECT_EQ(chunk_payload("garbage"), "");
+}
+
+// The HTTP/2 consumer: notified once per sleep (after a take() that came back empty), from the
+// producer's thread, never again until it takes.
+TEST(WatchFeed, NotifyIsEdgeTriggeredAfterAnEmptyTake) {
+  boost::asio::io_context io;
+  WatchFeed feed(io.get_executor());
+  int notified = 0;
+  feed.set_notify([&] { ++notified; });
+  feed.push(std::make_shared<const std::string>(http_chunk("a")));
+  EXPECT_EQ(notified, 0);  // the consumer has not slept yet: it will take() anyway
+  EXPECT_EQ(feed.take().size(), 1u);
+  EXPECT_TRUE(feed.take().empty());  // arms the notify
+  feed.push(std::make_shared<const std::string>(http_chunk("b")));
+  feed.push(std::make_shared<const std::string>(http_chunk("c")));
+  EXPECT_EQ(notified, 1);
+  EXPECT_EQ(feed.queued(), 2u);
+  EXPECT_EQ(feed.take().size(), 2u);
+  EXPECT_TRUE(feed.take().empty());
+  feed.close();
+  EXPECT_EQ(notified, 2);  // closing wakes a sleeping consumer too
+  EXPECT_TRUE(feed.closed());
+  EXPECT_TRUE(feed.take().empty());
+}
+
+TEST(WatchFeed, NextEndsAtTheTimeoutAndWhenClosedAndDrained) {
+  boost::asio::io_context io;
+  auto feed = std::make_shared<WatchFeed>(io.get_executor());
+  feed->timeout = std::chrono::seconds(0);
+  std::optional<std::size_t> got;
+  boost::asio::co_spawn(io, [&]() -> boost::asio::awaitable<void> {
+    auto frames = co_await feed->next();
+    got = frames.size();
+  }, boost::asio::detached);
+  io.run();
+  EXPECT_EQ(got, 0u);  // timed out with nothing to send
+
+  io.restart();
+  auto open = std::make_shared<WatchFeed>(io.get_executor());
+  std::vector<std::size_t> sizes;
+  boost::asio::co_spawn(io, [&]() -> boost::asio::awaitable<void> {
+    while (true) {
+      auto frames = co_await open->next();
+      sizes.push_back(frames.size());
+      if (frames.empty()) break;
+    }
+  }, boost::asio::detached);
+  boost::asio::post(io, [&] {
+    open->push(std::make_shared<const std::string>(http_chunk("a")));
+    open->close();
+  });
+  io.run();
+  EXPECT_EQ(sizes, (std::vector<std::size_t>{1, 0}));
 }
 
 TEST(Negotiate, PicksTheFirstRepresentationWeServe) {
