@@ -73,11 +73,14 @@ void WatchFeed::close() {
   wake();
 }
 
-std::vector<std::shared_ptr<const std::string>> WatchFeed::take() {
+std::vector<std::shared_ptr<const std::string>> WatchFeed::take(bool* ended) {
   std::lock_guard lock(mu_);
   std::vector<std::shared_ptr<const std::string>> out;
   out.swap(queue_);
-  if (out.empty() && !closed_) sleeping_ = true;
+  if (ended != nullptr) *ended = closed_;
+  // A notified consumer takes again only when notified: arm it now. A waiting one arms its
+  // wake-up when it finds nothing.
+  if ((out.empty() || notify_) && !closed_) sleeping_ = true;
   return out;
 }
 
@@ -114,6 +117,28 @@ boost::asio::awaitable<std::vector<std::shared_ptr<const std::string>>> WatchFee
       frames.push_back(std::make_shared<const std::string>(make_bookmark()));
       co_return frames;
     }
+  }
+}
+
+namespace {
+thread_local NotifyBatch* t_batch = nullptr;  // this thread's outermost NotifyBatch
+}  // namespace
+
+NotifyBatch::NotifyBatch() : outermost_(t_batch == nullptr) {
+  if (outermost_) t_batch = this;
+}
+
+NotifyBatch::~NotifyBatch() {
+  if (!outermost_) return;
+  t_batch = nullptr;
+  for (auto& fn : pending_) fn();
+}
+
+void NotifyBatch::run(std::function<void()> fn) {
+  if (t_batch != nullptr) {
+    t_batch->pending_.push_back(std::move(fn));
+  } else {
+    fn();
   }
 }
 

@@ -83,14 +83,16 @@ class WatchFeed : public std::enable_shared_from_this<WatchFeed> {
   void push(std::shared_ptr<const std::string> frame);
   // A consumer that gathers wake-ups itself (HTTP/2: one post per connection and burst, not
   // one per watcher) sets this once, before its first take(): it is then called, on the
-  // producer's thread with the feed's lock held, instead of waking signal(). It must not call
-  // back into the feed.
+  // producer's thread with the feed's lock held, instead of waking next(), for the first
+  // frame (or the close) after each take(); the consumer takes again only when notified. It
+  // must not call back into the feed.
   void set_notify(std::function<void()> notify);
   void close();  // no more frames; the consumer ends the stream after what is queued
 
-  // Consumer side. take() returns what is queued; when empty it arms the wake-up, so the
-  // caller must wait on signal() (or its notify) before calling take() again.
-  std::vector<std::shared_ptr<const std::string>> take();
+  // Consumer side. take() returns what is queued; when empty (or always, with a notify) it
+  // arms the wake-up, so the caller must wait for it (next() does) before calling take()
+  // again. `ended`: the feed is closed, so nothing comes after these frames.
+  std::vector<std::shared_ptr<const std::string>> take(bool* ended = nullptr);
   bool closed() const;
   std::size_t queued() const;
   // Waits for the next frames to write, adding a BOOKMARK frame when one is due (every 60 s
@@ -118,6 +120,25 @@ class WatchFeed : public std::enable_shared_from_this<WatchFeed> {
   std::optional<std::chrono::steady_clock::time_point> deadline_;
   std::chrono::steady_clock::time_point next_bookmark_;
   std::chrono::steady_clock::time_point armed_ = std::chrono::steady_clock::time_point::min();
+};
+
+// Holds back the wake-ups that consumers ask for on this thread (NotifyBatch::run) while it
+// lives, and makes them when the outermost one ends. The watch cache holds one across the
+// delivery of a batch of etcd events: an HTTP/2 connection with many watchers is then woken
+// once, with all their frames queued, and writes them in one pass, instead of being woken by
+// the first frame and again for the rest.
+class NotifyBatch {
+ public:
+  NotifyBatch();
+  ~NotifyBatch();
+  NotifyBatch(const NotifyBatch&) = delete;
+  NotifyBatch& operator=(const NotifyBatch&) = delete;
+  // Runs fn now, or when this thread's outermost NotifyBatch ends.
+  static void run(std::function<void()> fn);
+
+ private:
+  std::vector<std::function<void()>> pending_;
+  bool outermost_;
 };
 
 // The body of a frame made by http_chunk (what a transport that frames bodies itself sends).

@@ -166,6 +166,7 @@ class H2Session : public std::enable_shared_from_this<H2Session> {
   asio::steady_timer tasks_done_;
   int tasks_ = 0;  // handler, writer and ticker coroutines still running
   std::shared_ptr<ReadyList> ready_ = std::make_shared<ReadyList>();
+  std::vector<std::int32_t> ready_ids_;  // drain_ready's, swapped with ready_->ids
   bool done_ = false;
   SocketDeadline<tcp::socket> idle_;     // no stream open
   SocketDeadline<tcp::socket> stalled_;  // a write in progress
@@ -380,8 +381,10 @@ void H2Session::serve_feed(const std::shared_ptr<H2Stream>& s, std::shared_ptr<W
     ready->ids.push_back(id);
     if (ready->posted) return;
     ready->posted = true;
-    asio::post(ex, [weak] {
-      if (auto session = weak.lock()) session->drain_ready();
+    NotifyBatch::run([ex, weak] {
+      asio::post(ex, [weak] {
+        if (auto session = weak.lock()) session->drain_ready();
+      });
     });
   });
   spawn(tick(s));
@@ -389,33 +392,31 @@ void H2Session::serve_feed(const std::shared_ptr<H2Stream>& s, std::shared_ptr<W
 }
 
 void H2Session::drain_ready() {
-  std::vector<std::int32_t> ids;
   {
     std::lock_guard lock(ready_->mu);
-    ids.swap(ready_->ids);
+    ready_ids_.swap(ready_->ids);  // both keep their capacity: no allocation per burst
     ready_->posted = false;
   }
-  for (std::int32_t id : ids) {
+  for (std::int32_t id : ready_ids_) {
     if (H2Stream* s = find(id)) drain(*s);
   }
+  ready_ids_.clear();
 }
 
 void H2Session::drain(H2Stream& s) {
   if (s.finished || !s.feed) return;
-  // Until take() comes back empty, which arms the feed's notify for the next frame.
-  while (true) {
-    if (s.pending_bytes >= kHighWater) {  // the client is not reading this stream
-      s.stalled = true;
-      return;
-    }
-    std::vector<Frame> frames = s.feed->take();
-    if (frames.empty()) break;
-    for (Frame& f : frames) {
-      std::string_view payload = chunk_payload(*f);
-      append(s, std::move(f), payload);
-    }
+  if (s.pending_bytes >= kHighWater) {  // the client is not reading this stream
+    s.stalled = true;
+    return;
   }
-  if (s.feed->closed()) finish(s);
+  // take() arms the feed's notify for the next frame.
+  bool ended = false;
+  std::vector<Frame> frames = s.feed->take(&ended);
+  for (Frame& f : frames) {
+    std::string_view payload = chunk_payload(*f);
+    append(s, std::move(f), payload);
+  }
+  if (ended) finish(s);  // after these frames, which go out before the end of the stream
 }
 
 void H2Session::finish(H2Stream& s) {
@@ -569,9 +570,11 @@ asio::awaitable<void> H2Session::run() {
   const int rv = nghttp2_session_server_new(&session_, callbacks, this);
   nghttp2_session_callbacks_del(callbacks);
   if (rv != 0) co_return;
-  const std::array<nghttp2_settings_entry, 2> settings{{
+  // No RFC 7540 priority tree (deprecated by RFC 9113): streams are served round-robin.
+  const std::array<nghttp2_settings_entry, 3> settings{{
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, server_.opts_.http2_max_streams},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kStreamWindow},
+      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
   }};
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings.data(), settings.size());
   // The connection's receive window: room for several streams' bodies at once.

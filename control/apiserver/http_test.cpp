@@ -98,29 +98,35 @@ TEST(WatchFeed, ChunkPayloadIsTheBodyOfAChunk) {
   EXPECT_EQ(chunk_payload("garbage"), "");
 }
 
-// The HTTP/2 consumer: notified once per sleep (after a take() that came back empty), from the
-// producer's thread, never again until it takes.
-TEST(WatchFeed, NotifyIsEdgeTriggeredAfterAnEmptyTake) {
+// The HTTP/2 consumer: notified (from the producer's thread) for the first frame after each
+// take(), and takes again only when notified.
+TEST(WatchFeed, NotifyIsEdgeTriggeredAfterEachTake) {
   boost::asio::io_context io;
   WatchFeed feed(io.get_executor());
   int notified = 0;
   feed.set_notify([&] { ++notified; });
   feed.push(std::make_shared<const std::string>(http_chunk("a")));
-  EXPECT_EQ(notified, 0);  // the consumer has not slept yet: it will take() anyway
-  EXPECT_EQ(feed.take().size(), 1u);
-  EXPECT_TRUE(feed.take().empty());  // arms the notify
+  EXPECT_EQ(notified, 0);  // the consumer has not taken yet: it will take() anyway
+  bool ended = true;
+  EXPECT_EQ(feed.take(&ended).size(), 1u);  // arms the notify although it found a frame
+  EXPECT_FALSE(ended);
   feed.push(std::make_shared<const std::string>(http_chunk("b")));
   feed.push(std::make_shared<const std::string>(http_chunk("c")));
-  EXPECT_EQ(notified, 1);
+  EXPECT_EQ(notified, 1);  // once for the two
   EXPECT_EQ(feed.queued(), 2u);
   EXPECT_EQ(feed.take().size(), 2u);
-  EXPECT_TRUE(feed.take().empty());
+  feed.push(std::make_shared<const std::string>(http_chunk("d")));
   feed.close();
-  EXPECT_EQ(notified, 2);  // closing wakes a sleeping consumer too
+  EXPECT_EQ(notified, 2);  // the frame; the close after it needs no second notify
   EXPECT_TRUE(feed.closed());
+  EXPECT_EQ(feed.take(&ended).size(), 1u);  // what was queued before the close still comes
+  EXPECT_TRUE(ended);
   EXPECT_TRUE(feed.take().empty());
+  feed.push(std::make_shared<const std::string>(http_chunk("e")));  // after close: dropped
+  EXPECT_EQ(feed.queued(), 0u);
 }
 
+// The waiting consumer (HTTP/1.1): next() sleeps until a frame, the close or the timeout.
 TEST(WatchFeed, NextEndsAtTheTimeoutAndWhenClosedAndDrained) {
   boost::asio::io_context io;
   auto feed = std::make_shared<WatchFeed>(io.get_executor());

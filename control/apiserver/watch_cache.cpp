@@ -7,6 +7,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 
+#include "apiserver/http.h"
 #include "podwarp/log.h"
 
 namespace podwarp::apiserver {
@@ -103,8 +104,10 @@ asio::awaitable<storage::Result<std::int64_t>> WatchCache::start() {
 
 void WatchCache::restart_watch() {
   std::weak_ptr<bool> alive = alive_;
+  // No prev_kv: the cache holds every key's current object, so a deletion finds its last
+  // value here, and etcd is spared a read per event.
   watch_ = etcd_.watch(
-      root_, revision_ + 1,
+      root_, revision_ + 1, /*prev_kv=*/false,
       [this, alive](std::vector<storage::WatchEvent> events, std::int64_t rev) {
         if (alive.expired()) return;
         on_events(std::move(events), rev);
@@ -154,6 +157,7 @@ void WatchCache::on_error(storage::StorageError err) {
 }
 
 void WatchCache::on_events(std::vector<storage::WatchEvent> events, std::int64_t revision) {
+  NotifyBatch batch;  // HTTP/2 connections are woken once, after the whole batch
   for (const storage::WatchEvent& ev : events) apply(ev);
   if (events.empty() && revision > revision_) set_revision(revision);
 }
@@ -190,7 +194,6 @@ void WatchCache::apply(const storage::WatchEvent& ev) {
     event->prev = prev;
     objects_[ev.kv.key] = std::move(obj);
   } else {
-    if (!prev && !ev.prev_kv.value.empty()) prev = decode(ev.prev_kv.value, ev.prev_kv.mod_revision);
     if (it != objects_.end()) objects_.erase(it);
     if (!prev) {
       set_revision(ev.kv.mod_revision);

@@ -668,13 +668,14 @@ class GrpcEtcdClient final : public EtcdClient {
     co_return reply.response.header().revision();
   }
 
-  std::unique_ptr<Watch> watch(std::string prefix, std::int64_t start_revision, EventsFn on_events,
+  std::unique_ptr<Watch> watch(std::string prefix, std::int64_t start_revision, bool prev_kv,
+                               EventsFn on_events,
                                ErrorFn on_error) override {
     pb::WatchRequest req;
     pb::WatchCreateRequest* create = req.mutable_create_request();
     set_range(*create, prefix, /*prefix=*/true, /*range_end=*/{});
     create->set_start_revision(start_revision);
-    create->set_prev_kv(true);
+    create->set_prev_kv(prev_kv);
     create->set_progress_notify(true);
 
     auto shared =

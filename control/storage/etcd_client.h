@@ -65,7 +65,7 @@ struct WatchEvent {
   enum class Type { kPut, kDelete };
   Type type = Type::kPut;
   KeyValue kv;       // for kDelete: key and mod_revision (the deletion revision) only
-  KeyValue prev_kv;  // previous value when the watch asked for it (always here)
+  KeyValue prev_kv;  // previous value when the watch asked for it
 };
 
 class EtcdClient {
@@ -104,7 +104,9 @@ class EtcdClient {
   // the client's executor with each batch, in order; on_error once if the watch fails (e.g.
   // kCompacted, with compact_revision) after which no more calls happen. Progress
   // notifications arrive as an empty batch with the header revision in `revision`; for a
-  // batch of events `revision` is the last event's mod_revision. Events carry prev_kv.
+  // batch of events `revision` is the last event's mod_revision. With prev_kv, events carry
+  // the key's previous value (etcd reads it for every event: a caller that keeps the values
+  // itself, like the watch cache, does not ask).
   // One gRPC stream per watch; on a stream failure on_error gets kUnavailable (the caller
   // re-watches from its last revision).
   // Destroying the handle cancels the stream. Destroyed on the thread that runs the client's
@@ -118,7 +120,7 @@ class EtcdClient {
   using EventsFn = std::function<void(std::vector<WatchEvent> events, std::int64_t revision)>;
   using ErrorFn = std::function<void(StorageError)>;
   virtual std::unique_ptr<Watch> watch(std::string prefix, std::int64_t start_revision,
-                                       EventsFn on_events, ErrorFn on_error) = 0;
+                                       bool prev_kv, EventsFn on_events, ErrorFn on_error) = 0;
 };
 
 // Connects to the first reachable of endpoints ("http://127.0.0.1:2379,..."), falling over

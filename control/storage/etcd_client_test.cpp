@@ -345,7 +345,7 @@ TEST_F(EtcdClientTest, WatchFromRevisionSeesPutsAndDeletesInOrderWithPrevKv) {
 
     Inbox inbox(io_.get_executor());
     auto watch =
-        client_->watch(prefix_ + "a", c->mod_revision, inbox.on_events(), inbox.on_error());
+        client_->watch(prefix_ + "a", c->mod_revision, /*prev_kv=*/true, inbox.on_events(), inbox.on_error());
     CO_ASSERT(co_await inbox.wait([&] { return inbox.events.size() >= 3 || inbox.error; }));
     CO_ASSERT(!inbox.error);
 
@@ -386,6 +386,26 @@ TEST_F(EtcdClientTest, WatchFromRevisionSeesPutsAndDeletesInOrderWithPrevKv) {
   });
 }
 
+TEST_F(EtcdClientTest, WatchWithoutPrevKvCarriesOnlyTheNewValue) {
+  run(io_, [&]() -> awaitable<void> {
+    auto c = co_await client_->create(prefix_ + "k", "v1");
+    CO_ASSERT_OK(c);
+    Inbox inbox(io_.get_executor());
+    auto watch =
+        client_->watch(prefix_, c->mod_revision + 1, /*prev_kv=*/false, inbox.on_events(), inbox.on_error());
+    auto u = co_await client_->update(prefix_ + "k", "v2", c->mod_revision);
+    CO_ASSERT_OK(u);
+    auto d = co_await client_->remove(prefix_ + "k", u->mod_revision);
+    CO_ASSERT_OK(d);
+    CO_ASSERT(co_await inbox.wait([&] { return inbox.events.size() >= 2 || inbox.error; }));
+    CO_ASSERT(!inbox.error);
+    EXPECT_EQ(inbox.events[0].kv.value, "v2");
+    EXPECT_TRUE(inbox.events[0].prev_kv.value.empty());
+    EXPECT_EQ(inbox.events[1].type, WatchEvent::Type::kDelete);
+    EXPECT_TRUE(inbox.events[1].prev_kv.key.empty());
+  });
+}
+
 TEST_F(EtcdClientTest, WatchAndRangeAtCompactedRevisionAreCompacted) {
   run(io_, [&]() -> awaitable<void> {
     auto r1 = co_await client_->put(prefix_ + "a", "1");
@@ -397,7 +417,7 @@ TEST_F(EtcdClientTest, WatchAndRangeAtCompactedRevisionAreCompacted) {
     EXPECT_GE(*compacted, *r2);
 
     Inbox inbox(io_.get_executor());
-    auto watch = client_->watch(prefix_, *r1, inbox.on_events(), inbox.on_error());
+    auto watch = client_->watch(prefix_, *r1, /*prev_kv=*/true, inbox.on_events(), inbox.on_error());
     CO_ASSERT(co_await inbox.wait([&] { return inbox.error.has_value(); }));
     EXPECT_EQ(inbox.error->code, StorageErrc::kCompacted) << inbox.error->message;
     EXPECT_EQ(inbox.error->compact_revision, *r2);
@@ -470,7 +490,7 @@ TEST_F(EtcdClientTest, DestroyingWatchesMidStreamIsSafe) {
         }
         ADD_FAILURE() << "unexpected watch error: " << e.message;
       };
-      watch = client_->watch(prefix_, 0, on_events, on_error);
+      watch = client_->watch(prefix_, 0, /*prev_kv=*/true, on_events, on_error);
       if (mode == 0) {  // right away, before the stream is even up
         watch.reset();
         *gone = true;
@@ -591,7 +611,7 @@ TEST(EtcdClientOwnServer, WatchGetsProgressThenUnavailableWhenEtcdStops) {
     auto rev = co_await client->put("/w/a", "1");
     CO_ASSERT_OK(rev);
     Inbox inbox(io.get_executor());
-    auto watch = client->watch("/w/", *rev + 1, inbox.on_events(), inbox.on_error());
+    auto watch = client->watch("/w/", *rev + 1, /*prev_kv=*/true, inbox.on_events(), inbox.on_error());
     CO_ASSERT(co_await inbox.wait([&] { return !inbox.progress.empty() || inbox.error; }));
     CO_ASSERT(!inbox.error);
     EXPECT_GE(inbox.progress.front(), *rev);
