@@ -273,6 +273,35 @@ class Http2Test(harness.ClusterTestCase):
         self.assertRegex(r.stderr, r"http2: Transport received HEADERS [^\n]*stream=\d+")
         self.assertRegex(r.stderr, r"http2: Transport received DATA [^\n]*stream=\d+")
 
+    def test_garbage_after_h2_handshake_closes_only_that_connection(self):
+        """A client that chose h2 and then sends no valid connection preface (or a frame too
+        large) gets its connection closed; the server keeps serving everyone else."""
+        import socket
+        import ssl
+        ctx = ssl.create_default_context(cafile=self.ca)
+        ctx.load_cert_chain(self.cert, self.key)
+        ctx.set_alpn_protocols(["h2"])
+        payloads = [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 20,
+                    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\xff" * 4096]
+        for payload in payloads:
+            with socket.create_connection(("127.0.0.1", self.cluster.port), timeout=30) as raw:
+                with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                    self.assertEqual(tls.selected_alpn_protocol(), "h2")
+                    tls.sendall(payload)
+                    deadline = time.time() + 20
+                    closed = False
+                    while time.time() < deadline:
+                        try:
+                            if not tls.recv(65536):
+                                closed = True
+                                break
+                        except (ConnectionError, ssl.SSLError):
+                            closed = True
+                            break
+                    self.assertTrue(closed, f"connection stayed open after {payload[:20]!r}")
+        version, code, body = self.curl("GET", "/healthz")
+        self.assertEqual((version, code), ("2", 200))
+
 
 if __name__ == "__main__":
     harness.main()
