@@ -74,14 +74,20 @@ void WatchFeed::close() {
 }
 
 std::vector<std::shared_ptr<const std::string>> WatchFeed::take(bool* ended) {
-  std::lock_guard lock(mu_);
   std::vector<std::shared_ptr<const std::string>> out;
-  out.swap(queue_);
-  if (ended != nullptr) *ended = closed_;
+  const bool end = take(out);
+  if (ended != nullptr) *ended = end;
+  return out;
+}
+
+bool WatchFeed::take(std::vector<std::shared_ptr<const std::string>>& out) {
+  out.clear();
+  std::lock_guard lock(mu_);
+  out.swap(queue_);  // queue_ keeps out's buffer: pushes allocate nothing in steady state
   // A notified consumer takes again only when notified: arm it now. A waiting one arms its
   // wake-up when it finds nothing.
   if ((out.empty() || notify_) && !closed_) sleeping_ = true;
-  return out;
+  return closed_;
 }
 
 bool WatchFeed::closed() const {

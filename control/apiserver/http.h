@@ -93,6 +93,9 @@ class WatchFeed : public std::enable_shared_from_this<WatchFeed> {
   // arms the wake-up, so the caller must wait for it (next() does) before calling take()
   // again. `ended`: the feed is closed, so nothing comes after these frames.
   std::vector<std::shared_ptr<const std::string>> take(bool* ended = nullptr);
+  // The same into `out` (cleared first), whose buffer the feed keeps for the next frames;
+  // returns `ended`.
+  bool take(std::vector<std::shared_ptr<const std::string>>& out);
   bool closed() const;
   std::size_t queued() const;
   // Waits for the next frames to write, adding a BOOKMARK frame when one is due (every 60 s

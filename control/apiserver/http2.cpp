@@ -167,6 +167,7 @@ class H2Session : public std::enable_shared_from_this<H2Session> {
   int tasks_ = 0;  // handler, writer and ticker coroutines still running
   std::shared_ptr<ReadyList> ready_ = std::make_shared<ReadyList>();
   std::vector<std::int32_t> ready_ids_;  // drain_ready's, swapped with ready_->ids
+  std::vector<Frame> frames_;             // drain's, swapped with the feeds' queues
   bool done_ = false;
   SocketDeadline<tcp::socket> idle_;     // no stream open
   SocketDeadline<tcp::socket> stalled_;  // a write in progress
@@ -410,12 +411,12 @@ void H2Session::drain(H2Stream& s) {
     return;
   }
   // take() arms the feed's notify for the next frame.
-  bool ended = false;
-  std::vector<Frame> frames = s.feed->take(&ended);
-  for (Frame& f : frames) {
+  const bool ended = s.feed->take(frames_);
+  for (Frame& f : frames_) {
     std::string_view payload = chunk_payload(*f);
     append(s, std::move(f), payload);
   }
+  frames_.clear();
   if (ended) finish(s);  // after these frames, which go out before the end of the stream
 }
 
