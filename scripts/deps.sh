@@ -19,7 +19,7 @@ packages=(
   # namespaces, never the machine's)
   libgtest-dev libgmock-dev libbenchmark-dev iptables nftables
   # real peers for integration tests
-  etcd-server etcd-client python3-kubernetes python3-yaml openssl curl
+  etcd-server etcd-client python3-kubernetes python3-yaml python3-h2 openssl curl
   docker-registry skopeo umoci busybox-static runc containerd cpio iproute2 strace
   # tests/vm: cgroup v2 limits in a qemu (TCG) guest booting Debian's kernel
   qemu-system-x86 linux-image-amd64 util-linux gzip

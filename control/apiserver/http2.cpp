@@ -16,11 +16,11 @@
 //  - the writer drains nghttp2 (nghttp2_session_mem_send) into one buffer and writes it; it
 //    sleeps until something is submitted or resumed, and ends the session when nghttp2 wants
 //    neither to read nor to write.
-// Limits: request headers 64 KiB, a request body the server's max_body_bytes (413, as HTTP/1.1),
-// request bodies buffered on one connection 64 MiB (429), 1 MiB of unsent response data per
-// stream before its feed is no longer taken from (the feed then closes a slow watch as on
-// HTTP/1.1). No stream open for 120 s closes the connection; a write that does not progress
-// for 60 s does too.
+// Limits: request headers 64 KiB, a request body the server's max_body_bytes (413, as
+// HTTP/1.1), request bodies buffered on one connection 64 MiB (429), 1 MiB of unsent response
+// data per stream before its feed is no longer taken from (the feed then closes a slow watch
+// as on HTTP/1.1, and the stream is reset). No stream open for 120 s closes the connection; a
+// write that does not progress for 60 s does too.
 #include <nghttp2/nghttp2.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -408,6 +408,12 @@ void H2Session::drain(H2Stream& s) {
   if (s.finished || !s.feed) return;
   if (s.pending_bytes >= kHighWater) {  // the client is not reading this stream
     s.stalled = true;
+    if (s.feed->closed() && !s.closed) {
+      // Closed for falling behind (or at its timeout) while the client still does not read:
+      // what is queued would never drain, so reset the stream; closing it finishes the feed.
+      nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id, NGHTTP2_CANCEL);
+      kick();
+    }
     return;
   }
   // take() arms the feed's notify for the next frame.

@@ -302,6 +302,59 @@ class Http2Test(harness.ClusterTestCase):
         version, code, body = self.curl("GET", "/healthz")
         self.assertEqual((version, code), ("2", 200))
 
+    def test_watch_that_is_not_read_is_reset_and_the_connection_lives_on(self):
+        """A client that opens a watch but grants it no flow-control window: the server queues
+        at most 1 MiB for the stream; when the watch then ends (here its timeoutSeconds), what is
+        queued can never drain, so the stream is reset (CANCEL) instead of hanging, and the
+        connection keeps working. The client is python3-h2 over a TLS socket."""
+        import socket
+        import ssl
+        import h2.config
+        import h2.connection
+        import h2.events
+        import h2.settings
+        ns = "h2-slow"
+        self.cluster.kubectl("create", "namespace", ns)
+        big = "x" * (100 * 1024)
+        for i in range(12):  # 1.2 MB of ADDED events for a watch from resourceVersion=0
+            self.cluster.kubectl("create", "configmap", f"big-{i}", "-n", ns, f"--from-literal=v={big}")
+        ctx = ssl.create_default_context(cafile=self.ca)
+        ctx.load_cert_chain(self.cert, self.key)
+        ctx.set_alpn_protocols(["h2"])
+        with socket.create_connection(("127.0.0.1", self.cluster.port), timeout=30) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                self.assertEqual(tls.selected_alpn_protocol(), "h2")
+                conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+                conn.initiate_connection()
+                conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+                conn.send_headers(1, [(":method", "GET"), (":scheme", "https"),
+                                      (":authority", "127.0.0.1"),
+                                      (":path", f"/api/v1/namespaces/{ns}/configmaps"
+                                                "?watch=true&resourceVersion=0&timeoutSeconds=2")],
+                                  end_stream=True)
+                tls.sendall(conn.data_to_send())
+                reset = None
+                headers = None
+                ping_acked = False
+                deadline = time.time() + 30
+                while time.time() < deadline and not (reset and ping_acked):
+                    data = tls.recv(65536)
+                    self.assertTrue(data, "the server closed the connection")
+                    for ev in conn.receive_data(data):
+                        if isinstance(ev, h2.events.ResponseReceived):
+                            headers = dict(ev.headers)
+                        elif isinstance(ev, h2.events.StreamReset) and ev.stream_id == 1:
+                            reset = ev.error_code
+                            conn.ping(b"12345678")  # the connection itself is still served
+                        elif isinstance(ev, h2.events.PingAckReceived):
+                            ping_acked = True
+                    tls.sendall(conn.data_to_send())
+                self.assertIsNotNone(headers, "no response header for the watch")
+                self.assertEqual(headers.get(b":status"), b"200")
+                self.assertEqual(reset, h2.errors.ErrorCodes.CANCEL,
+                                 "the unread watch was not reset\n" + self.control_log_tail())
+                self.assertTrue(ping_acked)
+
 
 if __name__ == "__main__":
     harness.main()
