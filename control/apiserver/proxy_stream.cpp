@@ -58,16 +58,19 @@ asio::awaitable<void> pump(TlsStream& from, TlsStream& to) {
   }
 }
 
-// Runs `a` here and `b` beside it; when either ends both streams are closed, and this returns
-// once both ended.
+// Runs `a` here and `b` beside it; when either ends both connections are shut down (which
+// ends the other's pending read or write without closing a socket that has an operation in
+// flight, see podwarp/socket_deadline.h), and once both ended both are closed.
 asio::awaitable<void> both_until_one_ends(TlsStream& x, TlsStream& y,
                                           asio::awaitable<void> a, asio::awaitable<void> b) {
   auto ex = co_await asio::this_coro::executor;
   auto state = std::make_shared<std::pair<bool, asio::steady_timer>>(
       false, asio::steady_timer(ex, asio::steady_timer::time_point::max()));
-  asio::co_spawn(ex, std::move(b), [state, &x, &y](std::exception_ptr) {
-    close_lowest(x);
-    close_lowest(y);
+  auto& xs = beast::get_lowest_layer(x).socket();
+  auto& ys = beast::get_lowest_layer(y).socket();
+  asio::co_spawn(ex, std::move(b), [state, &xs, &ys](std::exception_ptr) {
+    shut_down(xs);
+    shut_down(ys);
     state->first = true;
     state->second.cancel();
   });
@@ -76,12 +79,14 @@ asio::awaitable<void> both_until_one_ends(TlsStream& x, TlsStream& y,
   } catch (const std::exception& e) {
     log::warn("node proxy: {}", e.what());
   }
-  close_lowest(x);
-  close_lowest(y);
+  shut_down(xs);
+  shut_down(ys);
   while (!state->first) {
     boost::system::error_code ec;
     co_await state->second.async_wait(asio::redirect_error(asio::use_awaitable, ec));
   }
+  close_lowest(x);  // both have returned: nothing is in flight
+  close_lowest(y);
 }
 
 // Waits until the client sends something or closes (a log stream's client only closes).
