@@ -100,27 +100,43 @@ std::size_t WatchFeed::queued() const {
   return queue_.size();
 }
 
-boost::asio::awaitable<std::vector<std::shared_ptr<const std::string>>> WatchFeed::next() {
-  using Clock = std::chrono::steady_clock;
+std::chrono::steady_clock::time_point WatchFeed::due() {
   if (!deadline_) {
-    deadline_ = Clock::now() + timeout;
-    next_bookmark_ = Clock::now() + std::chrono::seconds(60);
+    const auto now = std::chrono::steady_clock::now();
+    deadline_ = now + timeout;
+    next_bookmark_ = now + std::chrono::seconds(60);
   }
+  return bookmarks ? std::min(*deadline_, next_bookmark_) : *deadline_;
+}
+
+bool WatchFeed::timed_out(std::shared_ptr<const std::string>& bookmark) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now >= due()) {
+    if (now >= *deadline_) return true;
+    if (bookmarks && now >= next_bookmark_ && make_bookmark) {
+      next_bookmark_ = now + std::chrono::seconds(60);
+      bookmark = std::make_shared<const std::string>(make_bookmark());
+    }
+  }
+  return false;
+}
+
+boost::asio::awaitable<std::vector<std::shared_ptr<const std::string>>> WatchFeed::next() {
   while (true) {
-    std::vector<std::shared_ptr<const std::string>> frames = take();
-    if (!frames.empty() || closed()) co_return frames;
-    const auto wake = bookmarks ? std::min(*deadline_, next_bookmark_) : *deadline_;
+    bool ended = false;
+    std::vector<std::shared_ptr<const std::string>> frames = take(&ended);
+    if (!frames.empty() || ended) co_return frames;
+    const auto wake = due();
     if (wake != armed_) {
       signal_.expires_at(wake);
       armed_ = wake;
     }
     boost::system::error_code ec;
     co_await signal_.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
-    const auto now = Clock::now();
-    if (now >= *deadline_) co_return frames;
-    if (bookmarks && now >= next_bookmark_ && make_bookmark) {
-      next_bookmark_ = now + std::chrono::seconds(60);
-      frames.push_back(std::make_shared<const std::string>(make_bookmark()));
+    std::shared_ptr<const std::string> bookmark;
+    if (timed_out(bookmark)) co_return frames;  // empty: the stream ends
+    if (bookmark) {
+      frames.push_back(std::move(bookmark));
       co_return frames;
     }
   }

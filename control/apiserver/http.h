@@ -102,6 +102,12 @@ class WatchFeed : public std::enable_shared_from_this<WatchFeed> {
   // with bookmarks on). Empty when the stream should end: the feed is closed and drained, or
   // its timeout (counted from the first call) has passed.
   boost::asio::awaitable<std::vector<std::shared_ptr<const std::string>>> next();
+  // The timing under next(), for a consumer with its own timer: when the feed next needs
+  // attention (its timeout, or the next bookmark; both counted from the first call), and,
+  // once that time passed, whether the timeout did (the stream ends) or else the BOOKMARK
+  // frame that is due (nullptr when none).
+  std::chrono::steady_clock::time_point due();
+  bool timed_out(std::shared_ptr<const std::string>& bookmark);
 
   // Set by the Api when it creates the feed.
   std::chrono::seconds timeout{1800};

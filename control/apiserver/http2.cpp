@@ -82,8 +82,6 @@ struct H2Stream {
   bool deferred = false;  // the data source told nghttp2 to wait
   bool closed = false;    // nghttp2 closed the stream (ended, reset, or the session ended)
   std::shared_ptr<WatchFeed> feed;
-  unsigned feed_status = 200;
-  std::vector<std::pair<std::string, std::string>> feed_headers;
   bool stalled = false;   // kHighWater unsent: the feed is not taken from until it drains
   bool finished = false;  // the feed's on_finish was called
   asio::steady_timer ticker;  // the feed's timeout and bookmarks
@@ -138,7 +136,9 @@ class H2Session : public std::enable_shared_from_this<H2Session> {
   void spawn(asio::awaitable<void> task);
   asio::awaitable<void> handle(std::shared_ptr<H2Stream> s);
   // Streams `feed` on `s` (whose response head was submitted).
-  void serve_feed(const std::shared_ptr<H2Stream>& s, std::shared_ptr<WatchFeed> feed);
+  void serve_feed(const std::shared_ptr<H2Stream>& s, std::shared_ptr<WatchFeed> feed,
+                  unsigned status, std::string_view content_type,
+                  const std::vector<std::pair<std::string, std::string>>& headers);
   void drain_ready();
   void drain(H2Stream& s);  // moves the feed's frames to pending; finishes at its end
   void finish(H2Stream& s);
@@ -369,9 +369,11 @@ void H2Session::spawn(asio::awaitable<void> task) {
   });
 }
 
-void H2Session::serve_feed(const std::shared_ptr<H2Stream>& s, std::shared_ptr<WatchFeed> feed) {
+void H2Session::serve_feed(const std::shared_ptr<H2Stream>& s, std::shared_ptr<WatchFeed> feed,
+                           unsigned status, std::string_view content_type,
+                           const std::vector<std::pair<std::string, std::string>>& headers) {
   s->feed = std::move(feed);
-  respond(*s, s->feed_status, "", s->feed_headers, {}, true);
+  respond(*s, status, content_type, headers, {}, true);
   if (s->closed || done_) {  // the client went away while the request was routed
     s->feed->close();
     finish(*s);
@@ -436,24 +438,21 @@ void H2Session::finish(H2Stream& s) {
 }
 
 asio::awaitable<void> H2Session::tick(std::shared_ptr<H2Stream> s) {
-  using Clock = std::chrono::steady_clock;
   WatchFeed& feed = *s->feed;
-  const auto deadline = Clock::now() + feed.timeout;
-  auto next_bookmark = Clock::now() + std::chrono::seconds(60);
   boost::system::error_code ec;
   while (!s->finished) {
-    s->ticker.expires_at(feed.bookmarks ? std::min(deadline, next_bookmark) : deadline);
+    s->ticker.expires_at(feed.due());
     co_await s->ticker.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (s->finished) break;
-    const auto now = Clock::now();
-    if (now >= deadline) {
+    std::shared_ptr<const std::string> bookmark;
+    if (feed.timed_out(bookmark)) {
       feed.close();  // what is queued still goes out, then the stream ends
-      drain(*s);
-    } else if (feed.bookmarks && now >= next_bookmark && feed.make_bookmark) {
-      next_bookmark = now + std::chrono::seconds(60);
-      auto frame = std::make_shared<const std::string>(feed.make_bookmark());
-      std::string_view payload = chunk_payload(*frame);
-      append(*s, std::move(frame), payload);
+      drain(*s);     // (or, when the client does not read, it is reset)
+      break;
+    }
+    if (bookmark) {
+      std::string_view payload = chunk_payload(*bookmark);
+      append(*s, std::move(bookmark), payload);
     }
   }
 }
@@ -466,15 +465,12 @@ asio::awaitable<void> H2Session::handle(std::shared_ptr<H2Stream> s) {
   req.accept = s->accept;
   req.content_type = s->content_type;
   req.body = std::move(s->body);
-  const std::string request_body = req.method == "POST" ? req.body : std::string();
   const std::string_view authorization = s->authorization;
   auto routing = server_.route(req, cert_user_, authorization);  // (g++ 12: no temporaries
   Routed routed = co_await std::move(routing);                    //  in a co_await)
   if (routed.feed) {
     ApiServer::count(routed, 200);
-    s->feed_status = 200;
-    s->feed_headers = {{"content-type", "application/json"}};
-    serve_feed(s, std::move(routed.feed));
+    serve_feed(s, std::move(routed.feed), 200, "application/json", {});
     co_return;
   }
   if (routed.node) {
@@ -492,7 +488,7 @@ asio::awaitable<void> H2Session::handle(std::shared_ptr<H2Stream> s) {
     hreq.method_string(s->method);
     hreq.target(node.target);
     for (const auto& [k, v] : s->headers) hreq.insert(k, v);
-    hreq.body() = request_body;
+    hreq.body() = std::move(req.body);  // route() leaves a node request's body in place
     auto opened = co_await open_node_stream(hreq, node, server_.node_tls_);
     if (!opened) {
       respond_error(*s, opened.error());
@@ -500,9 +496,7 @@ asio::awaitable<void> H2Session::handle(std::shared_ptr<H2Stream> s) {
       co_return;
     }
     ApiServer::count(routed, opened->status);
-    s->feed_status = opened->status;
-    s->feed_headers = std::move(opened->headers);
-    serve_feed(s, std::move(opened->body));
+    serve_feed(s, std::move(opened->body), opened->status, "", opened->headers);
     co_return;
   }
   if (s->closed || done_) co_return;

@@ -16,7 +16,6 @@
 #include <openssl/ssl.h>
 
 #include <array>
-#include <cctype>
 #include <chrono>
 #include <memory>
 
@@ -284,9 +283,7 @@ asio::awaitable<std::expected<NodeStream, ApiError>> open_node_stream(
   out.status = head.result_int();
   for (const auto& f : head) {
     if (hop_by_hop(f.name(), f.name_string(), false)) continue;
-    std::string name(f.name_string());
-    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    out.headers.emplace_back(std::move(name), std::string(f.value()));
+    out.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
   }
   out.body = std::make_shared<WatchFeed>(ex);
   out.body->timeout = std::chrono::hours(24 * 365);  // as long as the node sends (logs -f)

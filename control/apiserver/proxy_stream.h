@@ -44,7 +44,7 @@ boost::asio::awaitable<unsigned> relay_to_node(
     const NodeRequest& node, boost::asio::ssl::context& node_tls);
 
 // A plain (not upgrade) request relayed for a transport that frames the body itself (HTTP/2):
-// the node's status and end-to-end headers (names in lower case), and its body as the frames
+// the node's status and end-to-end headers, and its body as the frames
 // of a feed (HTTP chunks, like watch frames) pushed as they arrive, on the caller's executor.
 // The feed closes when the node ends the body; its on_finish (the client is done) ends the
 // relay. The node is not read further while 64 frames wait in the feed.
