@@ -295,9 +295,7 @@ class HttpWatcher final : public CacheWatcher {
   void deliver(const CacheEvent& ev, EventType as) override {
     if (ev.revision <= after_) return;
     if (!exact_key_.empty() && ev.key != exact_key_) return;
-    auto& slot = ev.frames[static_cast<int>(as)][representation_];
-    if (!slot) slot = std::make_shared<const std::string>(frame(as, *ev.object));
-    feed_->push(slot);
+    feed_->push(ev.frame(as, representation_, [&] { return frame(as, *ev.object); }));
   }
 
   void terminate(std::string reason) override {
@@ -404,7 +402,8 @@ asio::awaitable<Reply> Api::watch(const Request& req, asio::any_io_executor conn
       feed->push(std::make_shared<const std::string>(w->bookmark(cache_.revision(), true)));
     }
   }
-  auto added = cache_.add_watcher(w.get(), after);
+  // Later events are filtered and delivered on the connection's thread (its WatchGroup).
+  auto added = cache_.add_watcher(w, after, connection);
   if (!added) {
     // Upstream answers a too-old resourceVersion with 200 and one ERROR event (410).
     feed->push(std::make_shared<const std::string>(

@@ -7,6 +7,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <array>
+
 #include "apiserver/http.h"
 #include "podwarp/log.h"
 
@@ -47,6 +50,82 @@ void deliver_filtered(CacheWatcher& w, const CacheEvent& ev) {
 }
 
 }  // namespace
+
+namespace {
+template <typename Owner>
+std::mutex& stripe(const Owner* owner) {
+  static std::array<std::mutex, 64> locks;  // one set per Owner type
+  return locks[(reinterpret_cast<std::uintptr_t>(owner) / alignof(std::max_align_t)) % locks.size()];
+}
+}  // namespace
+
+std::mutex& fill_lock(const StoredObject* owner) { return stripe(owner); }
+std::mutex& fill_lock(const CacheEvent* owner) { return stripe(owner); }
+
+// The watchers of one consumer executor (a connection thread). The cache's thread hands it
+// each event once (and the joins and leaves of its watchers, in order with the events); on
+// its own thread it filters each event for each of its watchers and delivers it. Their
+// feeds' consumers run on that same thread, so a delivery crosses no thread.
+class WatchGroup : public std::enable_shared_from_this<WatchGroup> {
+ public:
+  explicit WatchGroup(asio::any_io_executor ex) : ex_(std::move(ex)) {}
+  const asio::any_io_executor& executor() const { return ex_; }
+
+  // The cache's thread.
+  void join(std::shared_ptr<CacheWatcher> w) { enqueue({.join = std::move(w)}); }
+  void leave(CacheWatcher* w) { enqueue({.leave = w}); }
+  void publish(std::shared_ptr<const CacheEvent> ev) { enqueue({.event = std::move(ev)}); }
+
+ private:
+  struct Entry {
+    std::shared_ptr<CacheWatcher> join;
+    CacheWatcher* leave = nullptr;
+    std::shared_ptr<const CacheEvent> event;
+  };
+
+  void enqueue(Entry e) {
+    {
+      std::lock_guard lock(mu_);
+      inbox_.push_back(std::move(e));
+      if (posted_) return;
+      posted_ = true;
+    }
+    // Inside the cache's batch of etcd events: posted once, when the batch is in.
+    NotifyBatch::run([self = shared_from_this()] {
+      asio::post(self->ex_, [self] { self->run(); });
+    });
+  }
+
+  void run() {
+    {
+      std::lock_guard lock(mu_);
+      work_.swap(inbox_);  // both keep their capacity
+      posted_ = false;
+    }
+    NotifyBatch batch;  // HTTP/2 connections on this thread are woken once, after all of it
+    for (Entry& e : work_) {
+      if (e.join) {
+        members_.push_back(std::move(e.join));
+      } else if (e.leave != nullptr) {
+        std::erase_if(members_, [&](const auto& m) { return m.get() == e.leave; });
+      } else {
+        const CacheEvent& ev = *e.event;
+        for (const auto& m : members_) {
+          if (ev.key.starts_with(m->prefix())) deliver_filtered(*m, ev);
+        }
+      }
+    }
+    work_.clear();
+  }
+
+  asio::any_io_executor ex_;
+  std::mutex mu_;
+  std::vector<Entry> inbox_;  // GUARDED_BY(mu_)
+  bool posted_ = false;       // GUARDED_BY(mu_)
+  // The group's thread only.
+  std::vector<Entry> work_;
+  std::vector<std::shared_ptr<CacheWatcher>> members_;
+};
 
 WatchCache::WatchCache(asio::any_io_executor ex, storage::EtcdClient& etcd, std::string root)
     : ex_(std::move(ex)), etcd_(etcd), root_(std::move(root)) {}
@@ -123,10 +202,12 @@ void WatchCache::on_error(storage::StorageError err) {
   if (err.code == storage::StorageErrc::kCompacted) {
     // Our position was compacted away: we cannot know what changed. Tell every watcher to
     // start over and rebuild from a fresh list.
-    for (CacheWatcher* w : std::vector<CacheWatcher*>(watchers_.begin(), watchers_.end())) {
+    std::vector<CacheWatcher*> all;
+    for (const auto& [w, reg] : watchers_) all.push_back(w);
+    for (CacheWatcher* w : all) {
       w->terminate("watch cache reset: etcd history compacted");
+      remove_watcher(w);
     }
-    watchers_.clear();
     history_.clear();
     objects_.clear();
     written_.clear();
@@ -213,7 +294,7 @@ void WatchCache::apply(const storage::WatchEvent& ev) {
     history_.pop_front();
   }
   set_revision(event->revision);
-  dispatch(*event);
+  dispatch(event);
 }
 
 void WatchCache::remember_write(const std::string& key, std::int64_t revision, ObjectPtr obj) {
@@ -223,15 +304,17 @@ void WatchCache::remember_write(const std::string& key, std::int64_t revision, O
   written_[key] = {revision, std::move(obj)};
 }
 
-void WatchCache::dispatch(const CacheEvent& ev) {
+void WatchCache::dispatch(const std::shared_ptr<const CacheEvent>& ev) {
+  for (const auto& [group, members] : groups_) {
+    if (members > 0) group->publish(ev);
+  }
   // Copy: a watcher may remove itself (terminate) while we iterate.
   std::vector<CacheWatcher*> targets;
-  targets.reserve(watchers_.size());
-  for (CacheWatcher* w : watchers_) {
-    if (ev.key.starts_with(w->prefix())) targets.push_back(w);
+  for (CacheWatcher* w : direct_) {
+    if (ev->key.starts_with(w->prefix())) targets.push_back(w);
   }
   for (CacheWatcher* w : targets) {
-    if (watchers_.contains(w)) deliver_filtered(*w, ev);
+    if (direct_.contains(w)) deliver_filtered(*w, *ev);
   }
 }
 
@@ -274,8 +357,9 @@ asio::awaitable<bool> WatchCache::wait_for_revision(std::int64_t rev,
   co_return revision_ >= rev;
 }
 
-std::expected<void, std::string> WatchCache::add_watcher(CacheWatcher* w,
-                                                         std::int64_t after_revision) {
+std::expected<void, std::string> WatchCache::add_watcher(std::shared_ptr<CacheWatcher> w,
+                                                         std::int64_t after_revision,
+                                                         asio::any_io_executor consumer) {
   if (after_revision != 0 && after_revision < history_start_) {
     return std::unexpected(fmt::format("too old resource version: {} ({})", after_revision,
                                        history_start_ + 1));
@@ -291,10 +375,37 @@ std::expected<void, std::string> WatchCache::add_watcher(CacheWatcher* w,
       if (ev.key.starts_with(w->prefix())) deliver_filtered(*w, ev);
     }
   }
-  watchers_.insert(w);
+  WatchGroup* group = nullptr;
+  if (consumer && consumer != ex_) {
+    auto it = std::find_if(groups_.begin(), groups_.end(),
+                           [&](const auto& g) { return g.first->executor() == consumer; });
+    if (it == groups_.end()) {
+      groups_.emplace_back(std::make_shared<WatchGroup>(consumer), 0);
+      it = std::prev(groups_.end());
+    }
+    ++it->second;
+    group = it->first.get();
+    group->join(w);  // after the replay above, before any later event
+  } else {
+    direct_.insert(w.get());
+  }
+  CacheWatcher* key = w.get();
+  watchers_[key] = {std::move(w), group};
   return {};
 }
 
-void WatchCache::remove_watcher(CacheWatcher* w) { watchers_.erase(w); }
+void WatchCache::remove_watcher(CacheWatcher* w) {
+  auto it = watchers_.find(w);
+  if (it == watchers_.end()) return;
+  if (WatchGroup* group = it->second.second) {
+    for (auto& [g, members] : groups_) {
+      if (g.get() == group) --members;
+    }
+    group->leave(w);
+  } else {
+    direct_.erase(w);
+  }
+  watchers_.erase(it);
+}
 
 }  // namespace podwarp::apiserver

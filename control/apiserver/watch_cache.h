@@ -9,7 +9,11 @@
 //
 // Each event is serialized at most once per (event type, format) for all its watchers.
 //
-// Threading: everything runs on the one executor the cache was built with; no locks.
+// Threading: the cache runs on the one executor it was built with. A watcher registered for
+// another executor (a connection thread) gets its events on that thread: the cache hands
+// each event once to that thread's WatchGroup, which filters it for each of its watchers, so
+// one event for 1,000 watchers costs the cache's thread one handoff per connection thread.
+// Objects and events are immutable once published; their lazy serializations are locked.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -21,6 +25,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -31,20 +36,35 @@
 
 namespace podwarp::apiserver {
 
+class StoredObject;
+struct CacheEvent;
+// Serialize the lazy fills below (StoredObject::text, CacheEvent::frame): a lock picked by
+// address, so that objects need no mutex of their own. Each kind has its own set, because an
+// event's frame is made with its lock held and takes the object's text.
+std::mutex& fill_lock(const StoredObject* owner);
+std::mutex& fill_lock(const CacheEvent* owner);
+
 // An object as stored: the parsed value (resourceVersion set) and its serialization, made
-// once on first use and shared by every list and watch that sends it.
+// once on first use and shared by every list and watch that sends it. Safe from any thread:
+// watch groups serialize on the connections' threads while the cache's thread lists.
 class StoredObject {
  public:
   explicit StoredObject(json::value v) : value(std::move(v)) {}
   const json::value value;
-  // REQUIRES: called on the cache's executor (the lazy fill is not synchronized).
   const std::string& text() const {
-    if (text_.empty()) text_ = json::serialize(value);
+    if (!has_text_.load(std::memory_order_acquire)) {
+      std::lock_guard lock(fill_lock(this));
+      if (!has_text_.load(std::memory_order_relaxed)) {
+        text_ = json::serialize(value);
+        has_text_.store(true, std::memory_order_release);
+      }
+    }
     return text_;
   }
 
  private:
   mutable std::string text_;
+  mutable std::atomic<bool> has_text_{false};
 };
 using ObjectPtr = std::shared_ptr<const StoredObject>;
 
@@ -59,22 +79,48 @@ struct CacheEvent {
   std::int64_t revision = 0;
   ObjectPtr object;
   ObjectPtr prev;
-  // Serialized frames, filled on first use: index [type as seen][representation].
-  mutable std::shared_ptr<const std::string> frames[3][5];
+
+  // The serialized frame for the event seen as `as` in `representation` (0-4), made by
+  // make() on first use, from any thread, and shared by every watcher that sends it.
+  template <typename Make>
+  const std::shared_ptr<const std::string>& frame(EventType as, int representation,
+                                                  Make&& make) const {
+    Slot& slot = frames_[static_cast<int>(as)][representation];
+    if (!slot.ready.load(std::memory_order_acquire)) {
+      std::lock_guard lock(fill_lock(this));
+      if (!slot.ready.load(std::memory_order_relaxed)) {
+        slot.frame = std::make_shared<const std::string>(make());
+        slot.ready.store(true, std::memory_order_release);
+      }
+    }
+    return slot.frame;
+  }
+
+ private:
+  struct Slot {
+    std::shared_ptr<const std::string> frame;
+    std::atomic<bool> ready{false};
+  };
+  mutable Slot frames_[3][5];
 };
 
 // A registered watch. The cache calls deliver() for each event under prefix, in revision
 // order, with the event type as this watcher sees it (after its filter: an object that
-// stops matching is seen as deleted, one that starts matching as added).
+// stops matching is seen as deleted, one that starts matching as added). A watcher
+// registered with a consumer executor gets its calls on that executor's thread, so
+// matches() and deliver() must be safe there (they only read the event and its objects).
 class CacheWatcher {
  public:
   virtual ~CacheWatcher() = default;
   virtual const std::string& prefix() const = 0;
   virtual bool matches(const json::value& obj) const = 0;
   virtual void deliver(const CacheEvent& ev, EventType as) = 0;
-  // The cache stopped (or this watcher fell too far behind): close the stream.
+  // The cache stopped (or this watcher fell too far behind): close the stream. Called on the
+  // cache's thread.
   virtual void terminate(std::string reason) = 0;
 };
+
+class WatchGroup;
 
 class WatchCache {
  public:
@@ -104,8 +150,16 @@ class WatchCache {
 
   // Registers w to get every event after `after_revision`. after_revision == 0 means "now":
   // the caller has to send the current state itself. Fails with a 410-style message when
-  // the history does not reach back to after_revision.
-  std::expected<void, std::string> add_watcher(CacheWatcher* w, std::int64_t after_revision);
+  // the history does not reach back to after_revision. The history replay is delivered
+  // here, on the cache's thread.
+  // With a `consumer` executor other than the cache's (a connection thread), later events
+  // are delivered on that executor's thread: the cache hands each event once to one
+  // WatchGroup per consumer executor, whose thread filters it for each of its watchers. That
+  // takes the per-watcher work of a fan-out off the cache's thread and spreads it over the
+  // connection threads. Without one, deliver() runs on the cache's thread.
+  std::expected<void, std::string> add_watcher(std::shared_ptr<CacheWatcher> w,
+                                               std::int64_t after_revision,
+                                               boost::asio::any_io_executor consumer = {});
   void remove_watcher(CacheWatcher* w);
   std::size_t watcher_count() const { return watchers_.size(); }
 
@@ -126,7 +180,7 @@ class WatchCache {
   void on_events(std::vector<storage::WatchEvent> events, std::int64_t revision);
   void on_error(storage::StorageError err);
   void apply(const storage::WatchEvent& ev);
-  void dispatch(const CacheEvent& ev);
+  void dispatch(const std::shared_ptr<const CacheEvent>& ev);
   void set_revision(std::int64_t rev);
   void restart_watch();
 
@@ -140,7 +194,11 @@ class WatchCache {
   std::atomic<std::int64_t> published_{0};
   bool ready_ = false;
   std::unique_ptr<storage::EtcdClient::Watch> watch_;
-  std::unordered_set<CacheWatcher*> watchers_;
+  // Every registered watcher, with its group (null: delivered here).
+  std::unordered_map<CacheWatcher*, std::pair<std::shared_ptr<CacheWatcher>, WatchGroup*>> watchers_;
+  // One per consumer executor, created on its first watcher; with their registered watchers.
+  std::vector<std::pair<std::shared_ptr<WatchGroup>, std::size_t>> groups_;
+  std::unordered_set<CacheWatcher*> direct_;  // those without a group
   // remember_write(): key -> (revision, object), until the event for the key comes.
   std::unordered_map<std::string, std::pair<std::int64_t, ObjectPtr>> written_;
   std::multimap<std::int64_t, boost::asio::steady_timer*> revision_waiters_;

@@ -10,7 +10,12 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_future.hpp>
+
+#include <atomic>
+#include <future>
+#include <thread>
 
 #include "storage/etcd_process.h"
 
@@ -112,24 +117,109 @@ TEST_F(WatchCacheTest, ReplaysHistoryAfterRestart) {
   // A new cache (as after a restart) can still replay everything after rv0.
   WatchCache cache(io_.get_executor(), *client_, "/registry/");
   ASSERT_TRUE(run(cache.start()));
-  Recorder w("/registry/configmaps/");
-  ASSERT_TRUE(cache.add_watcher(&w, rv0));
-  EXPECT_EQ(w.events, (std::vector<std::string>{"ADDED b", "DELETED a"}));
-  cache.remove_watcher(&w);
+  auto w = std::make_shared<Recorder>("/registry/configmaps/");
+  ASSERT_TRUE(cache.add_watcher(w, rv0));
+  EXPECT_EQ(w->events, (std::vector<std::string>{"ADDED b", "DELETED a"}));
+  cache.remove_watcher(w.get());
 }
 
 TEST_F(WatchCacheTest, FilterTransitionsAreAddsAndDeletes) {
   WatchCache cache(io_.get_executor(), *client_, "/registry/");
   ASSERT_TRUE(run(cache.start()));
-  Recorder w("/registry/configmaps/", "x");
-  ASSERT_TRUE(cache.add_watcher(&w, 0));
+  auto w = std::make_shared<Recorder>("/registry/configmaps/", "x");
+  ASSERT_TRUE(cache.add_watcher(w, 0));
   put("/registry/configmaps/ns/a", obj("a", "y"));  // not matching: nothing
   put("/registry/configmaps/ns/a", obj("a", "x"));  // starts matching: ADDED
   put("/registry/configmaps/ns/a", obj("a", "x2")); // stops matching: DELETED
   std::int64_t last = put("/registry/configmaps/ns/a", obj("a", "x"));
   until([&] { return cache.revision() >= last; });
-  EXPECT_EQ(w.events, (std::vector<std::string>{"ADDED a", "DELETED a", "ADDED a"}));
-  cache.remove_watcher(&w);
+  EXPECT_EQ(w->events, (std::vector<std::string>{"ADDED a", "DELETED a", "ADDED a"}));
+  cache.remove_watcher(w.get());
+}
+
+// Watchers registered for another executor get the replay at once (on the cache's thread),
+// then every later event on that executor's thread, in order; after remove_watcher, none.
+TEST_F(WatchCacheTest, WatchersOfAnotherThreadGetEventsThere) {
+  std::int64_t rv0 = put("/registry/configmaps/ns/a", obj("a", "x"));
+  put("/registry/configmaps/ns/b", obj("b", "x"));
+  WatchCache cache(io_.get_executor(), *client_, "/registry/");
+  ASSERT_TRUE(run(cache.start()));
+  asio::io_context conn;
+  auto guard = asio::make_work_guard(conn);
+  std::thread conn_thread([&] { conn.run(); });
+  struct OnThread : Recorder {
+    using Recorder::Recorder;
+    void deliver(const CacheEvent& ev, EventType as) override {
+      if (std::this_thread::get_id() != thread) wrong_thread = true;
+      Recorder::deliver(ev, as);
+    }
+    std::thread::id thread;
+    bool wrong_thread = false;
+  };
+  auto all = std::make_shared<OnThread>("/registry/configmaps/");
+  auto labelled = std::make_shared<OnThread>("/registry/configmaps/", "y");
+  all->thread = labelled->thread = conn_thread.get_id();
+  all->thread = std::this_thread::get_id();  // the replay comes here
+  ASSERT_TRUE(cache.add_watcher(all, rv0, conn.get_executor()));
+  EXPECT_EQ(all->events, (std::vector<std::string>{"ADDED b"}));
+  all->thread = conn_thread.get_id();
+  ASSERT_TRUE(cache.add_watcher(labelled, 0, conn.get_executor()));
+  put("/registry/configmaps/ns/c", obj("c", "x"));
+  put("/registry/configmaps/ns/a", obj("a", "y"));
+  std::int64_t last = put("/registry/configmaps/ns/d", obj("d", "y"));
+  until([&] { return cache.revision() >= last; });
+  // What the connection thread saw, read on that thread once it has run what was posted.
+  auto seen = [&](const std::shared_ptr<OnThread>& w, std::size_t n) {
+    std::vector<std::string> out;
+    for (int i = 0; i < 200; ++i) {
+      std::promise<std::vector<std::string>> p;
+      asio::post(conn, [&] { p.set_value(w->events); });
+      out = p.get_future().get();
+      if (out.size() >= n) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return out;
+  };
+  EXPECT_EQ(seen(all, 4), (std::vector<std::string>{"ADDED b", "ADDED c", "MODIFIED a", "ADDED d"}));
+  EXPECT_EQ(seen(labelled, 2), (std::vector<std::string>{"ADDED a", "ADDED d"}));
+  cache.remove_watcher(all.get());
+  std::int64_t after = put("/registry/configmaps/ns/e", obj("e", "y"));
+  until([&] { return cache.revision() >= after; });
+  EXPECT_EQ(seen(labelled, 3), (std::vector<std::string>{"ADDED a", "ADDED d", "ADDED e"}));
+  EXPECT_EQ(seen(all, 5).size(), 4u);
+  cache.remove_watcher(labelled.get());
+  guard.reset();
+  conn_thread.join();
+  EXPECT_FALSE(all->wrong_thread);
+  EXPECT_FALSE(labelled->wrong_thread);
+}
+
+// An event's frame is made once, whichever thread asks first, and shared; making it takes
+// the object's text (made once too) under the event's lock.
+TEST(CacheEventTest, FrameIsMadeOnceForAllThreads) {
+  std::vector<std::shared_ptr<CacheEvent>> events;
+  for (int e = 0; e < 200; ++e) {  // many addresses: any pairing of their locks
+    auto ev = std::make_shared<CacheEvent>();
+    ev->object = std::make_shared<const StoredObject>(json::value(json::object{{"n", e}}));
+    events.push_back(std::move(ev));
+  }
+  std::atomic<int> made{0};
+  std::vector<std::vector<const std::string*>> got(4);
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    threads.emplace_back([&, i] {
+      for (const auto& ev : events) {
+        got[i].push_back(ev->frame(EventType::kModified, 3, [&] {
+                            ++made;
+                            return "frame " + ev->object->text();
+                          }).get());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(made.load(), 200);
+  for (const auto& g : got) EXPECT_EQ(g, got[0]);
+  EXPECT_EQ(*got[0][7], R"(frame {"n":7})");
 }
 
 // A remembered write stands for the parse of exactly its key and revision, nothing else.
@@ -176,8 +266,8 @@ TEST_F(WatchCacheTest, TooOldRevisionIsRefused) {
   ASSERT_TRUE(r);
   WatchCache cache(io_.get_executor(), *client_, "/registry/");
   ASSERT_TRUE(run(cache.start()));
-  Recorder w("/registry/configmaps/");
-  auto added = cache.add_watcher(&w, 1);
+  auto w = std::make_shared<Recorder>("/registry/configmaps/");
+  auto added = cache.add_watcher(w, 1);
   ASSERT_FALSE(added);
   EXPECT_NE(added.error().find("too old resource version: 1"), std::string::npos);
 }
