@@ -156,7 +156,8 @@ class WatchCache {
   // are delivered on that executor's thread: the cache hands each event once to one
   // WatchGroup per consumer executor, whose thread filters it for each of its watchers. That
   // takes the per-watcher work of a fan-out off the cache's thread and spreads it over the
-  // connection threads. Without one, deliver() runs on the cache's thread.
+  // connection threads. Without one, deliver() runs on the cache's thread. The group holds
+  // its watchers until they are removed, so `consumer`'s context must outlive the cache.
   std::expected<void, std::string> add_watcher(std::shared_ptr<CacheWatcher> w,
                                                std::int64_t after_revision,
                                                boost::asio::any_io_executor consumer = {});
