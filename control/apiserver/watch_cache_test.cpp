@@ -194,6 +194,62 @@ TEST_F(WatchCacheTest, WatchersOfAnotherThreadGetEventsThere) {
   EXPECT_FALSE(labelled->wrong_thread);
 }
 
+// Watchers join a group while its thread is still delivering earlier events: each one gets
+// exactly the events after the cache's revision when it joined, in order, none twice.
+TEST_F(WatchCacheTest, GroupJoinsInterleavedWithEventsMissNothing) {
+  WatchCache cache(io_.get_executor(), *client_, "/registry/");
+  ASSERT_TRUE(run(cache.start()));
+  asio::io_context conn;
+  auto guard = asio::make_work_guard(conn);
+  std::thread conn_thread([&] { conn.run(); });
+  struct Revisions : CacheWatcher {
+    const std::string& prefix() const override { return prefix_; }
+    bool matches(const json::value&) const override { return true; }
+    void deliver(const CacheEvent& ev, EventType) override { seen.push_back(ev.revision); }
+    void terminate(std::string) override {}
+    std::string prefix_ = "/registry/configmaps/";
+    std::vector<std::int64_t> seen;  // the connection thread's
+  };
+  constexpr int kWrites = 40;
+  std::vector<std::pair<std::shared_ptr<Revisions>, std::int64_t>> watchers;
+  int done = 0;
+  for (int i = 0; i < kWrites; ++i) {
+    asio::co_spawn(io_, client_->put(fmt_key(i), obj("k", "x")),
+                   [&](std::exception_ptr, storage::Result<std::int64_t>) { ++done; });
+    // Let some completions and watch events in, then join at whatever the revision is.
+    for (int k = 0; k < i % 4; ++k) podwarp::run_one_for(io_, std::chrono::milliseconds(5));
+    auto w = std::make_shared<Revisions>();
+    watchers.emplace_back(w, cache.revision());
+    ASSERT_TRUE(cache.add_watcher(w, 0, conn.get_executor()));
+  }
+  until([&] { return done == kWrites; });
+  auto last = run(client_->range("/registry/", storage::RangeOptions{.limit = 1, .count_only = true}));
+  ASSERT_TRUE(last);
+  until([&] { return cache.revision() >= last->revision; });
+  std::vector<std::int64_t> all;  // every write's revision, from the first watcher's view
+  for (const auto& [w, joined] : watchers) {
+    std::vector<std::int64_t> seen;
+    for (int i = 0; i < 200; ++i) {  // until the connection thread has caught up
+      std::promise<std::vector<std::int64_t>> p;
+      asio::post(conn, [&] { p.set_value(w->seen); });
+      seen = p.get_future().get();
+      if (!seen.empty() && seen.back() >= last->revision) break;
+      if (joined >= last->revision) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (all.empty()) all = seen;
+    std::vector<std::int64_t> expected;
+    for (std::int64_t r : all) {
+      if (r > joined) expected.push_back(r);
+    }
+    EXPECT_EQ(seen, expected) << "watcher that joined at revision " << joined;
+  }
+  EXPECT_EQ(all.size(), static_cast<std::size_t>(kWrites));
+  for (const auto& [w, joined] : watchers) cache.remove_watcher(w.get());
+  guard.reset();
+  conn_thread.join();
+}
+
 // An event's frame is made once, whichever thread asks first, and shared; making it takes
 // the object's text (made once too) under the event's lock.
 TEST(CacheEventTest, FrameIsMadeOnceForAllThreads) {
