@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
@@ -420,6 +421,23 @@ Result<void> verify_cert(X509* cert, X509* ca) {
     ERR_clear_error();
     return std::unexpected(
         fmt::format("verify certificate: {}", X509_verify_cert_error_string(err)));
+  }
+  return {};
+}
+
+Result<void> request_client_certs(SSL_CTX* ctx, const std::string& ca_file,
+                                  std::string_view session_context) {
+  if (SSL_CTX_load_verify_locations(ctx, ca_file.c_str(), nullptr) != 1) {
+    return std::unexpected(openssl_error("load client CA " + ca_file));
+  }
+  STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(ca_file.c_str());
+  if (names == nullptr) return std::unexpected(openssl_error("read client CA names from " + ca_file));
+  SSL_CTX_set_client_CA_list(ctx, names);  // takes ownership
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  const auto len = std::min<std::size_t>(session_context.size(), SSL_MAX_SID_CTX_LENGTH);
+  if (SSL_CTX_set_session_id_context(ctx, reinterpret_cast<const unsigned char*>(session_context.data()),
+                                     static_cast<unsigned>(len)) != 1) {
+    return std::unexpected(openssl_error("SSL_CTX_set_session_id_context"));
   }
   return {};
 }

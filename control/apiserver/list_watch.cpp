@@ -15,6 +15,7 @@
 #include "apiserver/negotiate.h"
 #include "apiserver/object_meta.h"
 #include "podwarp/log.h"
+#include "podwarp/metrics.h"
 #include "tables/tables.h"
 
 namespace podwarp::apiserver {
@@ -275,8 +276,28 @@ asio::awaitable<Response> Api::list(const Request& req) {
 
 namespace {
 
+// Upstream's gauge: the watchers alive now, by resource.
+metrics::GaugeChild& registered_watchers(const api::Resource& r) {
+  static auto& g = metrics::default_registry().gauge(
+      "apiserver_registered_watchers",
+      "Number of currently registered watchers for a given resources",
+      {"group", "version", "kind"});
+  return g.with({r.group, r.version, r.kind});
+}
+
+// A BOOKMARK frame at revision rv; `initial_end` marks the end of the initial events.
+std::string bookmark_frame(const api::Resource& r, std::int64_t rv, bool initial_end) {
+  json::object meta{{"resourceVersion", std::to_string(rv)}, {"creationTimestamp", nullptr}};
+  if (initial_end) meta["annotations"] = json::object{{"k8s.io/initial-events-end", "true"}};
+  json::object obj{{"kind", r.kind}, {"apiVersion", r.api_version()},
+                   {"metadata", std::move(meta)}};
+  return http_chunk(R"({"type":"BOOKMARK","object":)" + json::serialize(obj) + "}\n");
+}
+
 // The cache side of a watch: filters, turns events into frames (serialized once per event
 // and representation, shared by all watchers) and pushes them into the connection's feed.
+// Owned by the cache (and its WatchGroup) while registered; the feed's callbacks do not
+// hold it, so that it and the feed go once the stream has ended and it is removed.
 class HttpWatcher final : public CacheWatcher {
  public:
   HttpWatcher(std::string prefix, ObjectFilter filter, const api::Resource& r, Format format,
@@ -287,7 +308,13 @@ class HttpWatcher final : public CacheWatcher {
         include_object_(std::move(include_object)),
         representation_(representation(format, include_object_)),
         after_(after),
-        feed_(std::move(feed)) {}
+        feed_(std::move(feed)),
+        registered_(registered_watchers(r)) {
+    registered_.inc();
+  }
+  ~HttpWatcher() override { registered_.dec(); }
+  HttpWatcher(const HttpWatcher&) = delete;
+  HttpWatcher& operator=(const HttpWatcher&) = delete;
 
   const std::string& prefix() const override { return prefix_; }
   bool matches(const json::value& obj) const override { return filter_.matches(obj); }
@@ -325,14 +352,6 @@ class HttpWatcher final : public CacheWatcher {
     return http_chunk(out);
   }
 
-  std::string bookmark(std::int64_t rv, bool initial_end) const {
-    json::object meta{{"resourceVersion", std::to_string(rv)}, {"creationTimestamp", nullptr}};
-    if (initial_end) meta["annotations"] = json::object{{"k8s.io/initial-events-end", "true"}};
-    json::object obj{{"kind", resource_.kind}, {"apiVersion", resource_.api_version()},
-                     {"metadata", std::move(meta)}};
-    return http_chunk(R"({"type":"BOOKMARK","object":)" + json::serialize(obj) + "}\n");
-  }
-
   std::string exact_key_;  // a watch of one named object
 
  private:
@@ -343,6 +362,7 @@ class HttpWatcher final : public CacheWatcher {
   int representation_;
   std::int64_t after_;
   std::shared_ptr<WatchFeed> feed_;
+  metrics::GaugeChild& registered_;
 };
 
 }  // namespace
@@ -399,7 +419,7 @@ asio::awaitable<Reply> Api::watch(const Request& req, asio::any_io_executor conn
       }
     });
     if (send_initial) {
-      feed->push(std::make_shared<const std::string>(w->bookmark(cache_.revision(), true)));
+      feed->push(std::make_shared<const std::string>(bookmark_frame(r, cache_.revision(), true)));
     }
   }
   // Later events are filtered and delivered on the connection's thread (its WatchGroup).
@@ -414,10 +434,13 @@ asio::awaitable<Reply> Api::watch(const Request& req, asio::any_io_executor conn
   }
   WatchCache* cache = &cache_;
   auto api_executor = ex_;
-  feed->make_bookmark = [w, cache] { return w->bookmark(cache->published_revision(), false); };
-  // The connection ends the stream: unregister on the cache's executor.
-  feed->on_finish = [w, cache, api_executor] {
-    asio::post(api_executor, [w, cache] { cache->remove_watcher(w.get()); });
+  feed->make_bookmark = [&r, cache] { return bookmark_frame(r, cache->published_revision(), false); };
+  // The connection ends the stream: unregister on the cache's executor. (The feed holds no
+  // reference to w, which holds the feed: no cycle.)
+  feed->on_finish = [weak = std::weak_ptr<HttpWatcher>(w), cache, api_executor] {
+    asio::post(api_executor, [weak, cache] {
+      if (auto alive = weak.lock()) cache->remove_watcher(alive.get());
+    });
   };
   co_return Reply{std::nullopt, feed};
 }

@@ -23,6 +23,7 @@
 #include "apiserver/proxy_stream.h"
 #include "apiserver/tokens.h"
 #include "podwarp/log.h"
+#include "podwarp/pki.h"
 #include "podwarp/socket_deadline.h"
 #include "podwarp/metrics.h"
 #include "schema/openapi.h"
@@ -191,12 +192,11 @@ ApiServer::ApiServer(asio::io_context& io, Api& api, ServerOptions opts)
   ssl_.use_certificate_chain_file(opts_.cert_file);
   ssl_.use_private_key_file(opts_.key_file, asio::ssl::context::pem);
   if (!opts_.client_ca_file.empty()) {
-    ssl_.load_verify_file(opts_.client_ca_file);
     // Ask for a client certificate but accept connections without one: those requests are
     // anonymous (401) unless they carry a bearer token.
-    ssl_.set_verify_mode(asio::ssl::verify_peer);
-    SSL_CTX_set_client_CA_list(ssl_.native_handle(),
-                               SSL_load_client_CA_file(opts_.client_ca_file.c_str()));
+    auto requested = pki::request_client_certs(ssl_.native_handle(), opts_.client_ca_file,
+                                               "podwarp-apiserver");
+    if (!requested) throw std::runtime_error(requested.error());
   }
   if (!opts_.token_file.empty()) {
     std::ifstream in(opts_.token_file);

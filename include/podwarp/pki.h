@@ -108,6 +108,14 @@ Result<UserInfo> user_from_cert(X509* cert);
 // The DNS and IP SANs of a certificate (IPs in canonical text form).
 SubjectAltNames subject_alt_names(X509* cert);
 
+// Makes a server context ask for client certificates signed by the CAs in ca_file (a
+// connection without one is still accepted; the caller decides what an anonymous peer may
+// do). Also names the context's sessions, which OpenSSL requires before it resumes a session
+// of a context that verifies peers: without it, a client that resumes (curl, the JDK) gets
+// an "internal error" alert.
+Result<void> request_client_certs(SSL_CTX* ctx, const std::string& ca_file,
+                                  std::string_view session_context);
+
 // ---- files ----
 
 // <dir>/<name>.crt and <dir>/<name>.key.

@@ -184,11 +184,10 @@ class HttpsServer final : public NodeHttpsServer, public std::enable_shared_from
     if (ec) return std::unexpected(fmt::format("load certificate {}: {}", o_.cert_file, ec.message()));
     ctx_.use_private_key_file(o_.key_file, ssl::context::pem, ec);
     if (ec) return std::unexpected(fmt::format("load key {}: {}", o_.key_file, ec.message()));
-    ctx_.load_verify_file(o_.client_ca_file, ec);
-    if (ec) return std::unexpected(fmt::format("load client CA {}: {}", o_.client_ca_file, ec.message()));
     // Ask for a client certificate; requests without one get 401 (not a failed handshake).
-    ctx_.set_verify_mode(ssl::verify_peer, ec);
-    SSL_CTX_set_client_CA_list(ctx_.native_handle(), SSL_load_client_CA_file(o_.client_ca_file.c_str()));
+    auto requested = pki::request_client_certs(ctx_.native_handle(), o_.client_ca_file,
+                                               "podwarp-node-api");
+    if (!requested) return std::unexpected(requested.error());
     auto addr = asio::ip::make_address(o_.address, ec);
     if (ec) return std::unexpected(fmt::format("node API address \"{}\": {}", o_.address, ec.message()));
     tcp::endpoint ep(addr, o_.port);

@@ -238,6 +238,43 @@ class Http2Test(harness.ClusterTestCase):
         self.assertEqual(r.stdout.split(), ["2", "200"])
         self.assertLess(elapsed, 15, "a watch with timeoutSeconds=1 must end by itself")
 
+    def registered_watchers(self, kind="ConfigMap"):
+        _, code, body = self.curl("GET", "/metrics", proto="--http1.1")
+        self.assertEqual(code, 200)
+        for line in body.decode().splitlines():
+            if (line.startswith("apiserver_registered_watchers{") and
+                    f'kind="{kind}"' in line and 'group=""' in line):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    def test_ended_watches_are_released(self):
+        """apiserver_registered_watchers counts the watchers alive: one more while a watch is
+        open (over either protocol), back to where it was once the watches have ended -- an
+        ended watch leaves nothing behind."""
+        base = self.registered_watchers()
+        url = self.base + "/api/v1/namespaces/h2/configmaps?watch=true"
+        held = subprocess.Popen(self.curl_args() + ["-N", "-o", os.devnull, url],
+                                start_new_session=True)
+        try:
+            deadline = time.time() + 20
+            while self.registered_watchers() < base + 1 and time.time() < deadline:
+                time.sleep(0.2)
+            self.assertEqual(self.registered_watchers(), base + 1)
+        finally:
+            harness.stop_pid(held)
+        # 20 short watches on one HTTP/2 connection and 5 over HTTP/1.1, all ending by timeout.
+        short = url + "&timeoutSeconds=1"
+        for proto, n in (("--http2", 20), ("--http1.1", 5)):
+            args = self.curl_args(proto=proto) + ["-N", "--parallel", "--parallel-max", str(n)]
+            for _ in range(n):
+                args += [short, "-o", os.devnull]
+            r = subprocess.run(args, capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, f"{proto}: {r.stderr}")
+        deadline = time.time() + 20
+        while self.registered_watchers() > base and time.time() < deadline:
+            time.sleep(0.2)
+        self.assertEqual(self.registered_watchers(), base, self.control_log_tail())
+
     # --- 6. many streams on one connection ----------------------------------------------------
 
     def test_many_streams_one_connection(self):
