@@ -4,6 +4,8 @@
 //     connections) vs N raw etcd puts of the same bytes with the same concurrency.
 //     Reports creates/s, p50/p99 latency and the ratio. Also N raw create Txns of the same
 //     bytes (what a create asks of etcd): the ceiling for an apiserver that cost nothing.
+//     The creates run twice: on C HTTP/1.1 connections, and (after the list, into another
+//     namespace) as C streams on one HTTP/2 connection, as client-go sends them.
 //  2. list: GET /api/v1/pods?resourceVersion=0 of all N pods from the watch cache (median).
 //  3. watch fan-out: W watchers on one namespace; E configmap writes, one at a time, half of
 //     them puts straight into etcd (delivery timed from the commit), half creates through the
@@ -37,6 +39,7 @@
 #include <array>
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <future>
 #include <cstdio>
@@ -44,6 +47,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -266,9 +270,79 @@ struct FanOut {
   double control_cpu_ms = 0, client_cpu_ms = 0;  // per event, while the events were sent
 };
 
-// One HTTP/2 connection carrying `streams` watches of `target` (nghttp2 client session, with
-// client-go's flow-control windows: 4 MiB per stream, 1 GiB per connection). Calls ready()
-// once every stream has its response header; ends when each stream got `events` events.
+// A minimal HTTP/2 client (nghttp2) over one TLS connection, with client-go's flow-control
+// windows: 4 MiB per stream, 1 GiB per connection.
+class H2Client {
+ public:
+  // `state` is the callbacks' user data.
+  H2Client(nghttp2_session_callbacks* cbs, void* state) {
+    nghttp2_session_client_new(&session_, cbs, state);
+    const nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 4 << 20}};
+    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, 1);
+    nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, 1 << 30);
+  }
+  ~H2Client() { nghttp2_session_del(session_); }
+  H2Client(const H2Client&) = delete;
+  H2Client& operator=(const H2Client&) = delete;
+  nghttp2_session* session() const { return session_; }
+
+  // Submits a request; `body` (may be null) must live until its stream closes.
+  std::int32_t request(const char* method, const std::string& path, const std::string* body) {
+    auto nv = [](const char* k, std::string_view v) {
+      return nghttp2_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(k)),
+                        reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())),
+                        std::strlen(k), v.size(), NGHTTP2_NV_FLAG_NONE};
+    };
+    const nghttp2_nv hdrs[] = {nv(":method", method), nv(":scheme", "https"),
+                               nv(":authority", "127.0.0.1"), nv(":path", path),
+                               nv("accept", "application/json"),
+                               nv("content-type", "application/json")};
+    if (body == nullptr) return nghttp2_submit_request(session_, nullptr, hdrs, 5, nullptr, nullptr);
+    nghttp2_data_provider provider;
+    provider.source.ptr = const_cast<std::string*>(body);
+    provider.read_callback = [](nghttp2_session* session, std::int32_t id, std::uint8_t* buf,
+                                std::size_t length, std::uint32_t* flags, nghttp2_data_source* src,
+                                void*) -> ssize_t {
+      auto* b = static_cast<std::string*>(src->ptr);
+      auto* sent = static_cast<std::size_t*>(nghttp2_session_get_stream_user_data(session, id));
+      const std::size_t n = std::min(length, b->size() - *sent);
+      std::memcpy(buf, b->data() + *sent, n);
+      *sent += n;
+      if (*sent == b->size()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+      return static_cast<ssize_t>(n);
+    };
+    sent_.push_back(std::make_unique<std::size_t>(0));
+    return nghttp2_submit_request(session_, nullptr, hdrs, 6, &provider, sent_.back().get());
+  }
+
+  // Writes what the session has to send, then reads, until done() holds. Calls each() after
+  // every read.
+  asio::awaitable<void> pump(Tls& s, const std::function<bool()>& done,
+                             const std::function<void()>& each = {}) {
+    std::string out;
+    std::array<std::uint8_t, 64 * 1024> buf;
+    while (!done()) {
+      out.clear();
+      const std::uint8_t* data = nullptr;
+      ssize_t n;
+      while ((n = nghttp2_session_mem_send(session_, &data)) > 0) {
+        out.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+      }
+      if (!out.empty()) co_await asio::async_write(s, asio::buffer(out), asio::use_awaitable);
+      if (each) each();
+      if (done()) break;
+      std::size_t got = co_await s.async_read_some(asio::buffer(buf), asio::use_awaitable);
+      if (nghttp2_session_mem_recv(session_, buf.data(), got) < 0) break;
+    }
+  }
+
+ private:
+  nghttp2_session* session_ = nullptr;
+  std::deque<std::unique_ptr<std::size_t>> sent_;  // bytes of each request body sent
+};
+
+// One HTTP/2 connection carrying `streams` watches of `target`. Calls ready() once every
+// stream has its response header; ends when each stream got `events` events.
 asio::awaitable<void> h2_watch(asio::ssl::context& ctx, int port, int streams, std::string target,
                                int events, Deliveries& d, std::function<void()> ready) {
   auto s = co_await connect(ctx, port, true);
@@ -298,42 +372,70 @@ asio::awaitable<void> h2_watch(asio::ssl::context& ctx, int port, int streams, s
         }
         return 0;
       });
-  nghttp2_session* session = nullptr;
-  nghttp2_session_client_new(&session, cbs, &st);
+  H2Client client(cbs, &st);
   nghttp2_session_callbacks_del(cbs);
-  std::unique_ptr<nghttp2_session, decltype(&nghttp2_session_del)> guard(session, nghttp2_session_del);
-  const nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 4 << 20}};
-  nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, settings, 1);
-  nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0, 1 << 30);
-  auto nv = [](const char* k, const std::string& v) {
-    return nghttp2_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(k)),
-                      reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), std::strlen(k),
-                      v.size(), NGHTTP2_NV_FLAG_NONE};
-  };
-  const std::string get = "GET", https = "https", authority = "127.0.0.1", json = "application/json";
-  for (int i = 0; i < streams; ++i) {
-    const nghttp2_nv hdrs[] = {nv(":method", get), nv(":scheme", https), nv(":authority", authority),
-                               nv(":path", target), nv("accept", json)};
-    nghttp2_submit_request(session, nullptr, hdrs, 5, nullptr, nullptr);
-  }
-  std::string out;
-  std::array<std::uint8_t, 64 * 1024> buf;
+  for (int i = 0; i < streams; ++i) client.request("GET", target, nullptr);
   bool signalled = false;
-  while (st.finished < streams) {
-    out.clear();
-    const std::uint8_t* data = nullptr;
-    ssize_t n;
-    while ((n = nghttp2_session_mem_send(session, &data)) > 0) {
-      out.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
-    }
-    if (!out.empty()) co_await asio::async_write(*s, asio::buffer(out), asio::use_awaitable);
+  co_await client.pump(*s, [&] { return st.finished >= streams; }, [&] {
     if (!signalled && st.headers == streams) {
       signalled = true;
       ready();
     }
-    std::size_t got = co_await s->async_read_some(asio::buffer(buf), asio::use_awaitable);
-    if (nghttp2_session_mem_recv(session, buf.data(), got) < 0) break;
-  }
+  });
+}
+
+// `pods` pod creates over one HTTP/2 connection, `concurrency` streams in flight: how
+// client-go sends a process's requests.
+asio::awaitable<void> h2_creates(asio::ssl::context& ctx, int port, int pods, int concurrency,
+                                 Stats& stats, int& failures) {
+  auto s = co_await connect(ctx, port, true);
+  struct State {
+    // Open streams: when sent, and the body (which nghttp2 reads until the stream closes).
+    std::map<std::int32_t, std::pair<Clock::time_point, std::unique_ptr<std::string>>> open;
+    std::map<std::int32_t, int> status;
+    std::vector<std::int32_t> closed;
+  } st;
+  nghttp2_session_callbacks* cbs = nullptr;
+  nghttp2_session_callbacks_new(&cbs);
+  nghttp2_session_callbacks_set_on_header_callback(
+      cbs, [](nghttp2_session*, const nghttp2_frame* f, const std::uint8_t* name, std::size_t namelen,
+              const std::uint8_t* value, std::size_t valuelen, std::uint8_t, void* p) -> int {
+        if (namelen == 7 && std::memcmp(name, ":status", 7) == 0) {
+          static_cast<State*>(p)->status[f->hd.stream_id] =
+              std::atoi(std::string(reinterpret_cast<const char*>(value), valuelen).c_str());
+        }
+        return 0;
+      });
+  nghttp2_session_callbacks_set_on_stream_close_callback(
+      cbs, [](nghttp2_session*, std::int32_t id, std::uint32_t, void* p) -> int {
+        static_cast<State*>(p)->closed.push_back(id);
+        return 0;
+      });
+  H2Client client(cbs, &st);
+  nghttp2_session_callbacks_del(cbs);
+  int next = 0, done = 0;
+  auto submit = [&] {
+    const int i = next++;
+    auto body = std::make_unique<std::string>(pod_json("bench-h2", fmt::format("pod-{}", i)));
+    const auto start = Clock::now();
+    const std::int32_t id = client.request("POST", "/api/v1/namespaces/bench-h2/pods", body.get());
+    st.open[id] = {start, std::move(body)};
+  };
+  while (next < std::min(concurrency, pods)) submit();
+  co_await client.pump(*s, [&] { return done >= pods; }, [&] {
+    for (std::int32_t id : st.closed) {
+      auto it = st.open.find(id);
+      if (it == st.open.end()) continue;
+      stats.latencies_ms.push_back(
+          std::chrono::duration<double, std::milli>(Clock::now() - it->second.first).count());
+      st.open.erase(it);
+      if (st.status[id] != 201) ++failures;
+      st.status.erase(id);
+      ++done;
+      if (next < pods) submit();
+    }
+    st.closed.clear();
+  });
 }
 
 // W watchers of one namespace (HTTP/1.1 connections, or HTTP/2 streams spread over
@@ -552,6 +654,8 @@ int main(int argc, char** argv) {
       co_await roundtrip(*s, http::verb::post, "/api/v1/namespaces",
                          R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"bench"}})");
       co_await roundtrip(*s, http::verb::post, "/api/v1/namespaces",
+                         R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"bench-h2"}})");
+      co_await roundtrip(*s, http::verb::post, "/api/v1/namespaces",
                          R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"fanout"}})");
       co_await roundtrip(*s, http::verb::post, "/api/v1/namespaces",
                          R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"fanout-h2"}})");
@@ -607,6 +711,22 @@ int main(int argc, char** argv) {
   }
   std::sort(list_ms.begin(), list_ms.end());
 
+  // 1c. The same creates over one HTTP/2 connection (into another namespace), after the list.
+  Stats api_h2;
+  CpuSample h2_cpu0, h2_cpu1;
+  {
+    asio::io_context io;
+    int failures = 0;
+    h2_cpu0 = CpuSample::take(control.pid, (*etcd)->pid());
+    auto t0 = Clock::now();
+    asio::co_spawn(io, h2_creates(tls, control.port, pods, concurrency, api_h2, failures),
+                   asio::detached);
+    io.run();
+    api_h2.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    h2_cpu1 = CpuSample::take(control.pid, (*etcd)->pid());
+    if (failures > 0) fmt::print(stderr, "{} creates over HTTP/2 failed\n", failures);
+  }
+
   // 3. Watch fan-out: W HTTP/1.1 connections, then W HTTP/2 streams over a few connections.
   const FanOut fan_h1 = h1_fanout ? fan_out(tls, control.port, control.pid, etcd_endpoint, "fanout", watchers, events, 0) : FanOut{};
   const FanOut fan_h2 =
@@ -615,7 +735,8 @@ int main(int argc, char** argv) {
   fmt::print("apiserver_bench: pods={} concurrency={} watchers={} events={} etcd over {}\n", pods,
              concurrency, watchers, events, etcd_unix ? "unix socket" : "tcp");
   fmt::print("| measure | podwarp | peer (raw etcd) | ratio |\n|---|---|---|---|\n");
-  fmt::print("| creates/s | {:.0f} | {:.0f} | {:.2f} |\n", api.rate(), raw.rate(), api.rate() / raw.rate());
+  fmt::print("| creates/s ({} HTTP/1.1 connections) | {:.0f} | {:.0f} | {:.2f} |\n", concurrency,
+             api.rate(), raw.rate(), api.rate() / raw.rate());
   double a50 = api.pct(0.5), a99 = api.pct(0.99), r50 = raw.pct(0.5), r99 = raw.pct(0.99);
   fmt::print("| create p50 ms | {:.2f} | {:.2f} | {:.2f} |\n", a50, r50, a50 / r50);
   fmt::print("| create p99 ms | {:.2f} | {:.2f} | {:.2f} |\n", a99, r99, a99 / r99);
@@ -628,6 +749,13 @@ int main(int argc, char** argv) {
   fmt::print("| CPU ms per create: bench client | {:.3f} | {:.3f} | {:.2f} |\n",
              (api_cpu1.self - api_cpu0.self) / n, (raw_cpu1.self - raw_cpu0.self) / n,
              (api_cpu1.self - api_cpu0.self) / (raw_cpu1.self - raw_cpu0.self));
+  fmt::print("| creates/s over HTTP/2 ({} streams on 1 connection, as client-go) | {:.0f} | {:.0f} | {:.2f} |\n",
+             concurrency, api_h2.rate(), raw.rate(), api_h2.rate() / raw.rate());
+  const double h50 = api_h2.pct(0.5), h99 = api_h2.pct(0.99);
+  fmt::print("| ... p50 / p99 ms | {:.2f} / {:.2f} | {:.2f} / {:.2f} | - |\n", h50, h99, r50, r99);
+  fmt::print("| ... CPU ms per create: podwarp-control / etcd / bench client | {:.3f} / {:.3f} / {:.3f} | - | - |\n",
+             (h2_cpu1.control - h2_cpu0.control) / n, (h2_cpu1.etcd - h2_cpu0.etcd) / n,
+             (h2_cpu1.self - h2_cpu0.self) / n);
   fmt::print("| raw etcd create Txns/s, same bytes (an apiserver that cost nothing) | {:.0f} | {:.0f} | {:.2f} |\n",
              raw_txn.rate(), raw.rate(), raw_txn.rate() / raw.rate());
   fmt::print("| ... etcd CPU ms per create Txn | {:.3f} | {:.3f} | {:.2f} |\n",
