@@ -59,6 +59,7 @@ struct UpOptions {
   std::string nodeport_interfaces;  // noded --nodeport-interfaces (tc NodePort + masquerade)
   std::string cluster_dns = "169.254.20.10";  // --- cluster DNS --- noded --cluster-dns ("": off)
   std::string pod_network = "routed";  // noded --pod-network: routed (veth + /32 per pod) or none
+  std::string eviction_hard;           // noded --eviction-hard ("": the kubelet's defaults)
 };
 
 struct DownOptions {
@@ -458,6 +459,10 @@ int up(const UpOptions& o) {
     }
     argv.push_back("--pod-network");
     argv.push_back(o.pod_network);
+    if (!o.eviction_hard.empty()) {
+      argv.push_back("--eviction-hard");
+      argv.push_back(o.eviction_hard);
+    }
     if (!o.cluster_dns.empty()) {  // --- cluster DNS ---
       argv.push_back("--cluster-dns");
       argv.push_back(o.cluster_dns);
@@ -725,6 +730,10 @@ void add_up_commands(CLI::App& app, GlobalOptions& /*globals*/, int& exit_code) 
                   "IF[,IF]: attach the tc NodePort and egress-masquerade programs to these "
                   "interfaces of this machine (default: none; NodePorts then answer only on the "
                   "node itself and pods reach no address outside the cluster)");
+  upc->add_option("--eviction-hard", uo->eviction_hard,
+                  "noded's hard eviction thresholds, as the kubelet's (default "
+                  "memory.available<100Mi,nodefs.available<10%; nodefs.available<0% keeps a "
+                  "nearly full disk from tainting the node, as kind does)");
   upc->add_option("--cluster-dns", uo->cluster_dns,  // --- cluster DNS ---
                   "noded's cluster DNS address (pods' nameserver; \"\" disables cluster DNS)")
       ->capture_default_str();

@@ -175,6 +175,7 @@ int main(int argc, char** argv) {
   int node_api_port = 10250;
   std::string tls_cert, tls_key, client_ca;
   std::string pod_network = "none", pod_cidr;
+  std::string eviction_hard;
   bool allow_ip_forward = false;
   app.add_flag("--standalone", standalone, "run pods from --manifest-dir, without an apiserver");
   app.add_option("--kubeconfig", kubeconfig_path, "API mode: kubeconfig of the node's credentials");
@@ -208,6 +209,10 @@ int main(int argc, char** argv) {
                  "disk usage percent of the root's filesystem above which unused images are "
                  "removed (kubelet's imageGCHighThresholdPercent; 100 disables)");
   app.add_option("--image-gc-period", gc_period_s, "seconds between image GC checks");
+  app.add_option("--eviction-hard", eviction_hard,
+                 "API mode: hard eviction thresholds as the kubelet's, "
+                 "e.g. memory.available<100Mi,nodefs.available<10% (the default): allocatable "
+                 "leaves them out, and MemoryPressure / DiskPressure turn True below them");
   app.add_option("--pod-network", pod_network,
                  "none: pods have loopback only (default); routed: a veth and a /32 podIP per pod "
                  "from the node's podCIDR, routes to other nodes' podCIDRs (noded/net/README.md)")
@@ -250,6 +255,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   // --- end cluster DNS ---
   CLI11_PARSE(app, argc, argv);
+  agent::NodeConfig thresholds;  // --eviction-hard, checked before anything is set up
+  if (auto ok = agent::parse_eviction_hard(eviction_hard, thresholds); !ok) {
+    std::cerr << "podwarp-noded: --eviction-hard: " << ok.error() << "\n";
+    return 2;
+  }
   node_name_set = nn->count() > 0;
   log::set_level(log_level);
   if (!standalone && kubeconfig_path.empty()) {
@@ -434,6 +444,8 @@ int main(int argc, char** argv) {
     ao.node.runtime_version = "podwarp://" PODWARP_VERSION;
     ao.node.kubelet_version = "v1.32.0-podwarp";
     ao.node.cgroup_not_enforced = report->not_enforced;
+    ao.node.memory_eviction_bytes = thresholds.memory_eviction_bytes;
+    ao.node.nodefs_eviction_percent = thresholds.nodefs_eviction_percent;
     // Controllers the root's subtree lacks (a hybrid host binds cpu/memory/pids to v1): pod
     // limits of those kinds are not enforced, and the Node's Ready message says so.
     if (auto have = cgroups->controllers(cgroups->root())) {

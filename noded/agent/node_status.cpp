@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cctype>
 #include <fstream>
 #include <sstream>
 
+#include "podwarp/quantity.h"
 #include "podwarp/time.h"
 
 namespace podwarp::noded::agent {
@@ -174,6 +176,42 @@ std::string cgroup_warning(const std::vector<std::string>& not_enforced) {
                      fmt::join(not_enforced, "; "));
 }
 
+std::expected<void, std::string> parse_eviction_hard(std::string_view spec, NodeConfig& c) {
+  NodeConfig out = c;
+  while (!spec.empty()) {
+    const auto comma = spec.find(',');
+    std::string_view item = spec.substr(0, comma);
+    spec = comma == std::string_view::npos ? std::string_view{} : spec.substr(comma + 1);
+    const auto lt = item.find('<');
+    if (lt == std::string_view::npos) {
+      return std::unexpected(fmt::format("eviction threshold \"{}\": want <signal><<value>", item));
+    }
+    const std::string_view signal = item.substr(0, lt), value = item.substr(lt + 1);
+    if (signal == "nodefs.available") {
+      int percent = -1;
+      if (value.ends_with('%')) {
+        auto digits = value.substr(0, value.size() - 1);
+        auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), percent);
+        if (ec != std::errc{} || end != digits.data() + digits.size()) percent = -1;
+      }
+      if (percent < 0 || percent > 100) {
+        return std::unexpected(fmt::format("eviction threshold \"{}\": nodefs.available takes a percentage", item));
+      }
+      out.nodefs_eviction_percent = percent;
+    } else if (signal == "memory.available") {
+      auto q = Quantity::parse(value);
+      if (!q || q->value() < 0) {
+        return std::unexpected(fmt::format("eviction threshold \"{}\": memory.available takes a quantity", item));
+      }
+      out.memory_eviction_bytes = q->value();
+    } else {
+      return std::unexpected(fmt::format("eviction threshold \"{}\": unsupported signal (memory.available, nodefs.available)", item));
+    }
+  }
+  c = std::move(out);
+  return {};
+}
+
 json::object node_status(const NodeConfig& c, const HostFacts& h, const json::value& previous,
                          std::chrono::system_clock::time_point now_tp, bool heartbeat) {
   std::string now = format_rfc3339(now_tp);
@@ -184,18 +222,18 @@ json::object node_status(const NodeConfig& c, const HostFacts& h, const json::va
                         {"memory", ki(h.memory_total)},
                         {"pods", std::to_string(c.max_pods)}};
   // Allocatable: capacity minus the hard eviction thresholds (and the hugepages from memory).
-  std::int64_t fs_reserved = h.fs_capacity / 100 * kNodefsEvictionPercent;
+  std::int64_t fs_reserved = h.fs_capacity / 100 * c.nodefs_eviction_percent;
   json::object allocatable{
       {"cpu", std::to_string(h.cpus)},
       {"ephemeral-storage", std::to_string(std::max<std::int64_t>(0, h.fs_capacity - fs_reserved))},
       {"hugepages-1Gi", std::to_string(h.hugepages_1gi)},
       {"hugepages-2Mi", std::to_string(h.hugepages_2mi)},
-      {"memory", ki(h.memory_total - kMemoryEvictionBytes - h.hugepages_1gi - h.hugepages_2mi)},
+      {"memory", ki(h.memory_total - c.memory_eviction_bytes - h.hugepages_1gi - h.hugepages_2mi)},
       {"pods", std::to_string(c.max_pods)}};
 
-  bool mem_pressure = h.memory_total > 0 && h.memory_available < kMemoryEvictionBytes;
+  bool mem_pressure = h.memory_total > 0 && h.memory_available < c.memory_eviction_bytes;
   bool disk_pressure =
-      h.fs_capacity > 0 && h.fs_available * 100 < h.fs_capacity * kNodefsEvictionPercent;
+      h.fs_capacity > 0 && h.fs_available * 100 < h.fs_capacity * c.nodefs_eviction_percent;
   bool pid_pressure =
       h.pid_limit > 0 && (h.pid_limit - h.pids_in_use) * 100 < h.pid_limit * kPidEvictionPercent;
   std::string ready_msg = "kubelet is posting ready status";

@@ -23,7 +23,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <expected>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "podwarp/json.h"
@@ -52,11 +54,19 @@ struct NodeConfig {
   std::int64_t max_pods = 110;
   // cgroup limits the manager cannot enforce (CgroupManager's ApplyReport::not_enforced).
   std::vector<std::string> cgroup_not_enforced;
+  // Hard eviction thresholds (--eviction-hard): what allocatable leaves out and where the
+  // pressure conditions turn True. The kubelet's defaults.
+  std::int64_t memory_eviction_bytes = 100LL << 20;  // memory.available<100Mi
+  int nodefs_eviction_percent = 10;                  // nodefs.available<10%
 };
 
-inline constexpr std::int64_t kMemoryEvictionBytes = 100LL << 20;  // memory.available<100Mi
-inline constexpr int kNodefsEvictionPercent = 10;                  // nodefs.available<10%
 inline constexpr int kPidEvictionPercent = 10;
+
+// Applies a kubelet --eviction-hard value ("memory.available<100Mi,nodefs.available<10%")
+// to c. memory.available takes a quantity, nodefs.available a percentage; other signals, and
+// a malformed value, are an error. Test clusters on shared disks set nodefs.available<0%, as
+// kind does, so that a host's full disk does not taint the node.
+std::expected<void, std::string> parse_eviction_hard(std::string_view spec, NodeConfig& c);
 
 // "amd64" for x86_64, "arm64" for aarch64, else the machine name.
 std::string go_arch(std::string_view uname_machine);

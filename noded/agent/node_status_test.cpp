@@ -78,6 +78,34 @@ TEST(NodeStatus, PressureThresholds) {
   EXPECT_EQ(get_string(cond(st, "PIDPressure"), {"reason"}), "KubeletHasInsufficientPID");
 }
 
+// --eviction-hard moves both the pressure conditions and what allocatable leaves out.
+TEST(NodeStatus, EvictionHardThresholds) {
+  auto h = facts();
+  h.memory_available = 99LL << 20;
+  h.fs_available = (100LL << 30) / 100 * 9;
+  NodeConfig c = config();
+  ASSERT_TRUE(parse_eviction_hard("memory.available<50Mi,nodefs.available<0%", c));
+  EXPECT_EQ(c.memory_eviction_bytes, 50LL << 20);
+  EXPECT_EQ(c.nodefs_eviction_percent, 0);
+  json::value st = node_status(c, h, nullptr, std::chrono::system_clock::now(), true);
+  EXPECT_EQ(get_string(cond(st, "MemoryPressure"), {"status"}), "False");
+  EXPECT_EQ(get_string(cond(st, "DiskPressure"), {"status"}), "False");
+  EXPECT_EQ(get_string(st, {"allocatable", "ephemeral-storage"}), std::to_string(100LL << 30));
+  EXPECT_EQ(get_string(st, {"allocatable", "memory"}), std::to_string((8LL << 20) - (50LL << 10)) + "Ki");
+  // Empty keeps the defaults; bad values change nothing.
+  NodeConfig d = config();
+  ASSERT_TRUE(parse_eviction_hard("", d));
+  EXPECT_EQ(d.nodefs_eviction_percent, 10);
+  EXPECT_EQ(d.memory_eviction_bytes, 100LL << 20);
+  for (const char* bad : {"nodefs.available<10", "nodefs.available<101%", "nodefs.available<x%",
+                          "memory.available<lots", "imagefs.available<5%", "nodefs.available",
+                          "memory.available<1Gi,pid.available<5%"}) {
+    auto r = parse_eviction_hard(bad, d);
+    EXPECT_FALSE(r) << bad;
+  }
+  EXPECT_EQ(d.memory_eviction_bytes, 100LL << 20);  // the good half of the last one not kept
+}
+
 TEST(NodeStatus, CgroupWarningInReadyMessage) {
   auto c = config();
   c.cgroup_not_enforced = {"memory.max (memory controller not available in cgroup2 at /x)"};

@@ -33,7 +33,7 @@ class ApiNoded(h.Noded):
                 "--root-dir", self.root, "--api-socket", self.sock,
                 "--cgroup-root", self.cgroup_name, "--pod-log-dir", self.logs,
                 "--bpf-dir", os.path.join(self.base, "bpf"), "--node-api-address", "127.0.0.1",
-                "--node-api-port", "0"]
+                "--node-api-port", "0", *h.TEST_EVICTION]
         if self.certs:
             args += ["--tls-cert-file", os.path.join(self.certs, "kubelet.crt"),
                      "--tls-private-key-file", os.path.join(self.certs, "kubelet.key"),

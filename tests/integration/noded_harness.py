@@ -17,6 +17,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.environ.get("PODWARP_SOURCE") or os.path.join(HERE, "..", "..")
 BIN = os.environ.get("PODWARP_BIN") or os.path.join(SOURCE, "build", "bin")
+# Test nodes ignore how full the host's disk is, as kind's nodes do: on a shared machine with
+# less than 10% free, the kubelet's default nodefs threshold would taint every test node
+# with disk-pressure and no pod would be scheduled. (Memory keeps the default.)
+TEST_EVICTION = ["--eviction-hard", "memory.available<100Mi,nodefs.available<0%"]
 
 
 def free_port():

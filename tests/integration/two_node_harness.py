@@ -559,7 +559,7 @@ class Node(h.Noded):
              "--cgroup-root", self.cgroup_name, "--pod-log-dir", self.logs,
              "--bpf-dir", self.bpf_dir, "--node-api-port", str(self.api_port),
              "--pod-network", "routed", "--allow-ip-forward", "--service-lb",
-             "--crash-backoff-ms", "1000"]
+             "--crash-backoff-ms", "1000", *h.TEST_EVICTION]
         if self.certs:
             a += ["--tls-cert-file", os.path.join(self.certs, "kubelet.crt"),
                   "--tls-private-key-file", os.path.join(self.certs, "kubelet.key"),

@@ -13,6 +13,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import BIN, KUBECTL, free_port  # noqa: E402
+from noded_harness import TEST_EVICTION  # noqa: E402
 
 
 def podwarp(*args, timeout=300):
@@ -45,7 +46,7 @@ class UpClusterTestCase(unittest.TestCase):
         cls.registry_port = free_port()
         cls.up_args = ["up", *cls.EXTRA_UP_ARGS, "--data-dir", cls.data, "--port",
                        str(free_port()), "--node-api-port", str(free_port()), "--registry-port",
-                       str(cls.registry_port), "--node-name", cls.NODE]
+                       str(cls.registry_port), "--node-name", cls.NODE, *TEST_EVICTION]
         r = podwarp(*cls.up_args)
         if r.returncode != 0:
             cls.dump_logs()
