@@ -255,8 +255,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   // --- end cluster DNS ---
   CLI11_PARSE(app, argc, argv);
-  agent::NodeConfig thresholds;  // --eviction-hard, checked before anything is set up
-  if (auto ok = agent::parse_eviction_hard(eviction_hard, thresholds); !ok) {
+  agent::NodeConfig node_config;  // --eviction-hard, checked before anything is set up
+  if (auto ok = agent::parse_eviction_hard(eviction_hard, node_config); !ok) {
     std::cerr << "podwarp-noded: --eviction-hard: " << ok.error() << "\n";
     return 2;
   }
@@ -437,6 +437,7 @@ int main(int argc, char** argv) {
     client::Client api_client(io.get_executor(), cc);
     if (api_client.setup_error()) fatal("API client: " + api_client.setup_error()->to_string());
     agent::AgentOptions ao;
+    ao.node = std::move(node_config);
     ao.node.name = node_name;
     ao.node.internal_ip = node_ip;
     ao.node.hostname = node_name;
@@ -444,8 +445,6 @@ int main(int argc, char** argv) {
     ao.node.runtime_version = "podwarp://" PODWARP_VERSION;
     ao.node.kubelet_version = "v1.32.0-podwarp";
     ao.node.cgroup_not_enforced = report->not_enforced;
-    ao.node.memory_eviction_bytes = thresholds.memory_eviction_bytes;
-    ao.node.nodefs_eviction_percent = thresholds.nodefs_eviction_percent;
     // Controllers the root's subtree lacks (a hybrid host binds cpu/memory/pids to v1): pod
     // limits of those kinds are not enforced, and the Node's Ready message says so.
     if (auto have = cgroups->controllers(cgroups->root())) {

@@ -72,8 +72,15 @@ class WatchGroup : public std::enable_shared_from_this<WatchGroup> {
   const asio::any_io_executor& executor() const { return ex_; }
 
   // The cache's thread.
-  void join(std::shared_ptr<CacheWatcher> w) { enqueue({.join = std::move(w)}); }
-  void leave(CacheWatcher* w) { enqueue({.leave = w}); }
+  std::size_t registered = 0;  // watchers joined and not yet left: 0 means no events needed
+  void join(std::shared_ptr<CacheWatcher> w) {
+    ++registered;
+    enqueue({.join = std::move(w)});
+  }
+  void leave(CacheWatcher* w) {
+    --registered;
+    enqueue({.leave = w});
+  }
   void publish(std::shared_ptr<const CacheEvent> ev) { enqueue({.event = std::move(ev)}); }
 
  private:
@@ -305,8 +312,8 @@ void WatchCache::remember_write(const std::string& key, std::int64_t revision, O
 }
 
 void WatchCache::dispatch(const std::shared_ptr<const CacheEvent>& ev) {
-  for (const auto& [group, members] : groups_) {
-    if (members > 0) group->publish(ev);
+  for (const auto& group : groups_) {
+    if (group->registered > 0) group->publish(ev);
   }
   // Copy: a watcher may remove itself (terminate) while we iterate.
   std::vector<CacheWatcher*> targets;
@@ -378,13 +385,9 @@ std::expected<void, std::string> WatchCache::add_watcher(std::shared_ptr<CacheWa
   WatchGroup* group = nullptr;
   if (consumer && consumer != ex_) {
     auto it = std::find_if(groups_.begin(), groups_.end(),
-                           [&](const auto& g) { return g.first->executor() == consumer; });
-    if (it == groups_.end()) {
-      groups_.emplace_back(std::make_shared<WatchGroup>(consumer), 0);
-      it = std::prev(groups_.end());
-    }
-    ++it->second;
-    group = it->first.get();
+                           [&](const auto& g) { return g->executor() == consumer; });
+    if (it == groups_.end()) it = groups_.insert(it, std::make_shared<WatchGroup>(consumer));
+    group = it->get();
     group->join(w);  // after the replay above, before any later event
   } else {
     direct_.insert(w.get());
@@ -398,9 +401,6 @@ void WatchCache::remove_watcher(CacheWatcher* w) {
   auto it = watchers_.find(w);
   if (it == watchers_.end()) return;
   if (WatchGroup* group = it->second.second) {
-    for (auto& [g, members] : groups_) {
-      if (g.get() == group) --members;
-    }
     group->leave(w);
   } else {
     direct_.erase(w);

@@ -44,6 +44,17 @@ struct CacheEvent;
 std::mutex& fill_lock(const StoredObject* owner);
 std::mutex& fill_lock(const CacheEvent* owner);
 
+// Runs fill() once for a lazily made value, whichever thread asks first: `ready` is read
+// alone on the fast path; fill() runs under `lock` and is published by setting `ready`.
+template <typename Fill>
+void fill_once(std::atomic<bool>& ready, std::mutex& lock, Fill&& fill) {
+  if (ready.load(std::memory_order_acquire)) return;
+  std::lock_guard guard(lock);
+  if (ready.load(std::memory_order_relaxed)) return;
+  fill();
+  ready.store(true, std::memory_order_release);
+}
+
 // An object as stored: the parsed value (resourceVersion set) and its serialization, made
 // once on first use and shared by every list and watch that sends it. Safe from any thread:
 // watch groups serialize on the connections' threads while the cache's thread lists.
@@ -52,13 +63,7 @@ class StoredObject {
   explicit StoredObject(json::value v) : value(std::move(v)) {}
   const json::value value;
   const std::string& text() const {
-    if (!has_text_.load(std::memory_order_acquire)) {
-      std::lock_guard lock(fill_lock(this));
-      if (!has_text_.load(std::memory_order_relaxed)) {
-        text_ = json::serialize(value);
-        has_text_.store(true, std::memory_order_release);
-      }
-    }
+    fill_once(has_text_, fill_lock(this), [&] { text_ = json::serialize(value); });
     return text_;
   }
 
@@ -86,13 +91,8 @@ struct CacheEvent {
   const std::shared_ptr<const std::string>& frame(EventType as, int representation,
                                                   Make&& make) const {
     Slot& slot = frames_[static_cast<int>(as)][representation];
-    if (!slot.ready.load(std::memory_order_acquire)) {
-      std::lock_guard lock(fill_lock(this));
-      if (!slot.ready.load(std::memory_order_relaxed)) {
-        slot.frame = std::make_shared<const std::string>(make());
-        slot.ready.store(true, std::memory_order_release);
-      }
-    }
+    fill_once(slot.ready, fill_lock(this),
+              [&] { slot.frame = std::make_shared<const std::string>(make()); });
     return slot.frame;
   }
 
@@ -197,8 +197,8 @@ class WatchCache {
   std::unique_ptr<storage::EtcdClient::Watch> watch_;
   // Every registered watcher, with its group (null: delivered here).
   std::unordered_map<CacheWatcher*, std::pair<std::shared_ptr<CacheWatcher>, WatchGroup*>> watchers_;
-  // One per consumer executor, created on its first watcher; with their registered watchers.
-  std::vector<std::pair<std::shared_ptr<WatchGroup>, std::size_t>> groups_;
+  // One per consumer executor, created on its first watcher.
+  std::vector<std::shared_ptr<WatchGroup>> groups_;
   std::unordered_set<CacheWatcher*> direct_;  // those without a group
   // remember_write(): key -> (revision, object), until the event for the key comes.
   std::unordered_map<std::string, std::pair<std::int64_t, ObjectPtr>> written_;

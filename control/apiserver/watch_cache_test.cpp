@@ -54,6 +54,39 @@ std::string obj(std::string_view name, std::string_view app) {
 
 std::string fmt_key(int i) { return "/registry/configmaps/ns/k" + std::to_string(i); }
 
+// A connection thread for watch groups: an io_context run on a thread of its own.
+class ConnThread {
+ public:
+  ConnThread() : thread_([this] { io_.run(); }) {}
+  ~ConnThread() { join(); }
+  asio::any_io_executor executor() { return io_.get_executor(); }
+  std::thread::id id() const { return thread_.get_id(); }
+  // Lets the thread finish what was posted and end.
+  void join() {
+    guard_.reset();
+    if (thread_.joinable()) thread_.join();
+  }
+  // read() run on the thread, after what was posted before it; again every 10 ms until
+  // done(value) holds or 2 s have passed. Returns the last value.
+  template <typename Read, typename Done>
+  auto read_until(Read read, Done done) {
+    decltype(read()) value;
+    for (int i = 0; i < 200; ++i) {
+      std::promise<decltype(read())> p;
+      asio::post(io_, [&] { p.set_value(read()); });
+      value = p.get_future().get();
+      if (done(value)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return value;
+  }
+
+ private:
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> guard_{io_.get_executor()};
+  std::thread thread_;
+};
+
 class WatchCacheTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -144,9 +177,7 @@ TEST_F(WatchCacheTest, WatchersOfAnotherThreadGetEventsThere) {
   put("/registry/configmaps/ns/b", obj("b", "x"));
   WatchCache cache(io_.get_executor(), *client_, "/registry/");
   ASSERT_TRUE(run(cache.start()));
-  asio::io_context conn;
-  auto guard = asio::make_work_guard(conn);
-  std::thread conn_thread([&] { conn.run(); });
+  ConnThread conn;
   struct OnThread : Recorder {
     using Recorder::Recorder;
     void deliver(const CacheEvent& ev, EventType as) override {
@@ -158,27 +189,20 @@ TEST_F(WatchCacheTest, WatchersOfAnotherThreadGetEventsThere) {
   };
   auto all = std::make_shared<OnThread>("/registry/configmaps/");
   auto labelled = std::make_shared<OnThread>("/registry/configmaps/", "y");
-  all->thread = labelled->thread = conn_thread.get_id();
+  all->thread = labelled->thread = conn.id();
   all->thread = std::this_thread::get_id();  // the replay comes here
-  ASSERT_TRUE(cache.add_watcher(all, rv0, conn.get_executor()));
+  ASSERT_TRUE(cache.add_watcher(all, rv0, conn.executor()));
   EXPECT_EQ(all->events, (std::vector<std::string>{"ADDED b"}));
-  all->thread = conn_thread.get_id();
-  ASSERT_TRUE(cache.add_watcher(labelled, 0, conn.get_executor()));
+  all->thread = conn.id();
+  ASSERT_TRUE(cache.add_watcher(labelled, 0, conn.executor()));
   put("/registry/configmaps/ns/c", obj("c", "x"));
   put("/registry/configmaps/ns/a", obj("a", "y"));
   std::int64_t last = put("/registry/configmaps/ns/d", obj("d", "y"));
   until([&] { return cache.revision() >= last; });
   // What the connection thread saw, read on that thread once it has run what was posted.
   auto seen = [&](const std::shared_ptr<OnThread>& w, std::size_t n) {
-    std::vector<std::string> out;
-    for (int i = 0; i < 200; ++i) {
-      std::promise<std::vector<std::string>> p;
-      asio::post(conn, [&] { p.set_value(w->events); });
-      out = p.get_future().get();
-      if (out.size() >= n) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return out;
+    return conn.read_until([&] { return w->events; },
+                           [&](const std::vector<std::string>& got) { return got.size() >= n; });
   };
   EXPECT_EQ(seen(all, 4), (std::vector<std::string>{"ADDED b", "ADDED c", "MODIFIED a", "ADDED d"}));
   EXPECT_EQ(seen(labelled, 2), (std::vector<std::string>{"ADDED a", "ADDED d"}));
@@ -188,8 +212,7 @@ TEST_F(WatchCacheTest, WatchersOfAnotherThreadGetEventsThere) {
   EXPECT_EQ(seen(labelled, 3), (std::vector<std::string>{"ADDED a", "ADDED d", "ADDED e"}));
   EXPECT_EQ(seen(all, 5).size(), 4u);
   cache.remove_watcher(labelled.get());
-  guard.reset();
-  conn_thread.join();
+  conn.join();
   EXPECT_FALSE(all->wrong_thread);
   EXPECT_FALSE(labelled->wrong_thread);
 }
@@ -199,9 +222,7 @@ TEST_F(WatchCacheTest, WatchersOfAnotherThreadGetEventsThere) {
 TEST_F(WatchCacheTest, GroupJoinsInterleavedWithEventsMissNothing) {
   WatchCache cache(io_.get_executor(), *client_, "/registry/");
   ASSERT_TRUE(run(cache.start()));
-  asio::io_context conn;
-  auto guard = asio::make_work_guard(conn);
-  std::thread conn_thread([&] { conn.run(); });
+  ConnThread conn;
   struct Revisions : CacheWatcher {
     const std::string& prefix() const override { return prefix_; }
     bool matches(const json::value&) const override { return true; }
@@ -220,7 +241,7 @@ TEST_F(WatchCacheTest, GroupJoinsInterleavedWithEventsMissNothing) {
     for (int k = 0; k < i % 4; ++k) podwarp::run_one_for(io_, std::chrono::milliseconds(5));
     auto w = std::make_shared<Revisions>();
     watchers.emplace_back(w, cache.revision());
-    ASSERT_TRUE(cache.add_watcher(w, 0, conn.get_executor()));
+    ASSERT_TRUE(cache.add_watcher(w, 0, conn.executor()));
   }
   until([&] { return done == kWrites; });
   auto last = run(client_->range("/registry/", storage::RangeOptions{.limit = 1, .count_only = true}));
@@ -228,15 +249,12 @@ TEST_F(WatchCacheTest, GroupJoinsInterleavedWithEventsMissNothing) {
   until([&] { return cache.revision() >= last->revision; });
   std::vector<std::int64_t> all;  // every write's revision, from the first watcher's view
   for (const auto& [w, joined] : watchers) {
-    std::vector<std::int64_t> seen;
-    for (int i = 0; i < 200; ++i) {  // until the connection thread has caught up
-      std::promise<std::vector<std::int64_t>> p;
-      asio::post(conn, [&] { p.set_value(w->seen); });
-      seen = p.get_future().get();
-      if (!seen.empty() && seen.back() >= last->revision) break;
-      if (joined >= last->revision) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    // Until the connection thread has caught up.
+    std::vector<std::int64_t> seen = conn.read_until(
+        [&] { return w->seen; },
+        [&](const std::vector<std::int64_t>& got) {
+          return joined >= last->revision || (!got.empty() && got.back() >= last->revision);
+        });
     if (all.empty()) all = seen;
     std::vector<std::int64_t> expected;
     for (std::int64_t r : all) {
@@ -246,8 +264,6 @@ TEST_F(WatchCacheTest, GroupJoinsInterleavedWithEventsMissNothing) {
   }
   EXPECT_EQ(all.size(), static_cast<std::size_t>(kWrites));
   for (const auto& [w, joined] : watchers) cache.remove_watcher(w.get());
-  guard.reset();
-  conn_thread.join();
 }
 
 // An event's frame is made once, whichever thread asks first, and shared; making it takes
