@@ -38,6 +38,7 @@
 
 #include "podwarp/client.h"
 #include "podwarp/kubeconfig.h"
+#include "storage/etcd_process.h"  // header only: the etcd flags podwarp uses
 
 namespace podwarp::cli {
 namespace {
@@ -349,7 +350,8 @@ int up(const UpOptions& o) {
     std::vector<std::string> argv{etcd_bin, "--name", "podwarp", "--data-dir", (l.data / "etcd").string(),
                                   "--listen-client-urls", client, "--advertise-client-urls", client,
                                   "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls",
-                                  peer_url, "--initial-cluster", "podwarp=" + peer_url};
+                                  peer_url, "--initial-cluster", "podwarp=" + peer_url,
+                                  std::string(storage::kEtcdBackendBatchLimit)};
     if (!spawn(l, "etcd", argv, l.log() / "etcd.log")) return 1;
   }
   if (!wait_for([&] { return http_get(etcd_port, "/health").find("\"true\"") != std::string::npos; },

@@ -1,12 +1,10 @@
 #include "apiserver/admission.h"
 
-#include <openssl/rand.h>
-
 namespace podwarp::apiserver {
 
 namespace {
 
-json::value token_volume_source() {
+json::value make_token_volume_source() {
   json::array sources;
   sources.push_back(json::object{
       {"serviceAccountToken", json::object{{"expirationSeconds", 3607}, {"path", "token"}}}});
@@ -23,16 +21,14 @@ json::value token_volume_source() {
   return json::object{{"defaultMode", 420}, {"sources", std::move(sources)}};
 }
 
-}  // namespace
-
-std::string random_name_suffix() {
-  static constexpr std::string_view kAlphabet = "bcdfghjklmnpqrstvwxz2456789";
-  unsigned char b[5];
-  RAND_bytes(b, sizeof b);
-  std::string out;
-  for (unsigned char c : b) out += kAlphabet[c % kAlphabet.size()];
-  return out;
+// Every pod gets the same source: built once, copied (a copy is cheaper than building it
+// from initializer lists on each create).
+const json::value& token_volume_source() {
+  static const json::value source = make_token_volume_source();
+  return source;
 }
+
+}  // namespace
 
 void admit_service_account(json::value& pod, const json::value* sa,
                            const std::function<std::string()>& suffix) {

@@ -28,7 +28,4 @@ inline constexpr std::string_view kServiceAccountMountPath =
 void admit_service_account(json::value& pod, const json::value* sa,
                            const std::function<std::string()>& suffix);
 
-// Five random characters of upstream's name generator alphabet.
-std::string random_name_suffix();
-
 }  // namespace podwarp::apiserver

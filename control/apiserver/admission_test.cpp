@@ -84,13 +84,5 @@ TEST(ServiceAccountAdmission, MirrorPodsAndPullSecrets) {
   EXPECT_EQ(pod.at("spec").at("imagePullSecrets"), parse(R"([{"name":"own"}])"));
 }
 
-TEST(ServiceAccountAdmission, RandomSuffixUsesTheNameAlphabet) {
-  for (int i = 0; i < 50; ++i) {
-    std::string s = random_name_suffix();
-    ASSERT_EQ(s.size(), 5u);
-    EXPECT_EQ(s.find_first_not_of("bcdfghjklmnpqrstvwxz2456789"), std::string::npos) << s;
-  }
-}
-
 }  // namespace
 }  // namespace podwarp::apiserver

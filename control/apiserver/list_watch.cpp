@@ -5,7 +5,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/detail/base64.hpp>
 #include <fmt/format.h>
-#include <openssl/rand.h>
 
 #include <charconv>
 #include <deque>
@@ -16,6 +15,7 @@
 #include "apiserver/object_meta.h"
 #include "podwarp/log.h"
 #include "podwarp/metrics.h"
+#include "podwarp/random.h"
 #include "tables/tables.h"
 
 namespace podwarp::apiserver {
@@ -394,7 +394,7 @@ asio::awaitable<Reply> Api::watch(const Request& req, asio::any_io_executor conn
   if (auto t = req.param("timeoutSeconds")) timeout = std::chrono::seconds(parse_rv(*t).value_or(0));
   if (timeout.count() <= 0) {
     unsigned char b = 0;
-    RAND_bytes(&b, 1);
+    random_bytes({&b, 1});
     timeout = std::chrono::seconds(1800 + (b * 1800) / 256);
   }
   std::string prefix = prefix_for(r, info.namespace_);

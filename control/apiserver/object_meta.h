@@ -9,9 +9,6 @@
 
 namespace podwarp::apiserver {
 
-std::string new_uid();
-// generateName suffix: 5 characters from upstream's alphabet.
-std::string random_suffix(std::size_t n = 5);
 std::string now_rfc3339();
 
 json::object& metadata(json::value& obj);

@@ -16,6 +16,7 @@
 #include "apiserver/strategy.h"
 #include "podwarp/log.h"
 #include "podwarp/patch.h"
+#include "podwarp/random.h"
 #include "podwarp/time.h"
 #include "podwarp/yaml.h"
 #include "schema/protobuf.h"
@@ -481,7 +482,7 @@ asio::awaitable<std::expected<ObjectPtr, ApiError>> Api::store_create(const Requ
   std::string ns(get_string(obj, {"metadata", "namespace"}));
   const bool generated = name.empty() && !get_string(obj, {"metadata", "generateName"}).empty();
   if (generated) {
-    name = std::string(get_string(obj, {"metadata", "generateName"})) + random_suffix();
+    name = std::string(get_string(obj, {"metadata", "generateName"})) + random_string(5);
     meta["name"] = name;
   }
   if (r.namespaced) {
@@ -529,7 +530,7 @@ asio::awaitable<std::expected<ObjectPtr, ApiError>> Api::store_create(const Requ
       co_return stored;
     }
     if (res.error().code == StorageErrc::kAlreadyExists && generated && attempt < 3) {
-      name = std::string(get_string(obj, {"metadata", "generateName"})) + random_suffix();
+      name = std::string(get_string(obj, {"metadata", "generateName"})) + random_string(5);
       metadata(obj)["name"] = name;
       text = encode_for_storage(obj);
       continue;
@@ -566,7 +567,7 @@ asio::awaitable<Response> Api::create(const Request& req) {
     if (sa_name.empty()) sa_name = "default";
     ObjectPtr sa = cache_.get(key_for(*api::find_resource("", "v1", "serviceaccounts"),
                                       info.namespace_, sa_name));
-    admit_service_account(*obj, sa ? &sa->value : nullptr, random_name_suffix);
+    admit_service_account(*obj, sa ? &sa->value : nullptr, [] { return random_string(5); });
   }
   auto created = co_await store_create(req, r, std::move(*obj));
   if (!created) co_return Response::error(created.error());

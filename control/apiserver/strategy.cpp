@@ -6,6 +6,7 @@
 
 #include "apiserver/object_meta.h"
 #include "podwarp/quantity.h"
+#include "podwarp/random.h"
 
 namespace podwarp::apiserver {
 
@@ -65,7 +66,7 @@ static void fill_status_zeros(const api::Resource& r, json::object& o) {
 
 void prepare_for_create(const api::Resource& r, json::value& obj) {
   json::object& meta = metadata(obj);
-  meta["uid"] = new_uid();
+  meta["uid"] = random_uuid();
   meta["creationTimestamp"] = now_rfc3339();
   meta.erase("resourceVersion");
   meta.erase("deletionTimestamp");

@@ -1,11 +1,11 @@
 #include "apiserver/tokens.h"
 
 #include <fmt/format.h>
-#include <openssl/rand.h>
 
 #include <algorithm>
 
 #include "podwarp/jwt.h"
+#include "podwarp/random.h"
 
 namespace podwarp::apiserver {
 
@@ -13,17 +13,6 @@ namespace {
 
 std::int64_t unix_seconds(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
-
-std::string uuid4() {
-  unsigned char b[16];
-  RAND_bytes(b, sizeof b);
-  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
-  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
-  return fmt::format("{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-"
-                     "{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-                     b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
-                     b[12], b[13], b[14], b[15]);
 }
 
 }  // namespace
@@ -77,7 +66,7 @@ TokenIssuer::issue(const TokenClaimsInput& in, std::chrono::system_clock::time_p
                       {"exp", exp},
                       {"iat", iat},
                       {"iss", issuer_},
-                      {"jti", uuid4()},
+                      {"jti", random_uuid()},
                       {"kubernetes.io", std::move(k8s)},
                       {"nbf", iat},
                       {"sub", fmt::format("system:serviceaccount:{}:{}", in.namespace_,

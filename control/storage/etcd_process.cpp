@@ -302,6 +302,7 @@ std::expected<std::unique_ptr<EtcdProcess>, std::system_error> EtcdProcess::star
         "--initial-cluster-token=podwarp-" + std::to_string(::getpid()),
         "--quota-backend-bytes=-1",  // negative: no space quota
         "--auto-compaction-retention=0",
+        std::string(kEtcdBackendBatchLimit),
         "--logger=zap",
         "--log-outputs=stderr",
     };

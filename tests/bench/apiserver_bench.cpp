@@ -21,6 +21,7 @@
 //
 // Usage: apiserver_bench [--pods N] [--concurrency C] [--watchers W] [--events E]
 //                        [--h2-conns H] [--control PATH] [--threads] [--etcd-tcp]
+//                        [--etcd-arg ARG]...
 // Both podwarp-control and the raw peer reach etcd over its unix socket (--etcd-tcp: over
 // loopback TCP), the same way, so the ratio stays fair.
 #include <boost/asio.hpp>
@@ -552,19 +553,22 @@ int main(int argc, char** argv) {
   bool threads = false;
   bool etcd_unix = true;
   std::string control_bin = (fs::path(argv[0]).parent_path() / ".." / "bin" / "podwarp-control").string();
+  storage::EtcdOptions etcd_opts;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--help" || a == "-h") {
       fmt::print(
           "usage: apiserver_bench [--pods N (10000)] [--concurrency C (16)] [--watchers W (1000)]\n"
           "                       [--events E (100)] [--h2-conns H (10)] [--control PATH] [--threads]\n"
-          "                       [--etcd-tcp]\n"
+          "                       [--etcd-tcp] [--etcd-arg ARG]...\n"
           "Creates through podwarp-control vs raw etcd puts, list from the watch cache, watch\n"
           "fan-out; CPU ms per create of podwarp-control, etcd and this client.\n"
           "--h2-conns: the watchers again as HTTP/2 streams over H connections (0: skip).\n"
           "--no-h1-fanout: skip the fan-out with one HTTP/1.1 connection per watcher.\n"
           "--threads: also podwarp-control's CPU per thread during the creates.\n"
-          "--etcd-tcp: both sides reach etcd over loopback TCP instead of its unix socket.\n");
+          "--etcd-tcp: both sides reach etcd over loopback TCP instead of its unix socket.\n"
+          "--etcd-arg: one more etcd flag (repeatable; after podwarp's own, so it wins), e.g.\n"
+          "  --etcd-arg --backend-batch-limit=0 for etcd's default batch.\n");
       return 0;
     }
     if (a == "--threads") {
@@ -586,9 +590,9 @@ int main(int argc, char** argv) {
     if (a == "--events") events = std::atoi(argv[i + 1]);
     if (a == "--h2-conns") h2_conns = std::atoi(argv[i + 1]);
     if (a == "--control") control_bin = argv[i + 1];
+    if (a == "--etcd-arg") etcd_opts.extra_args.emplace_back(argv[i + 1]);
     ++i;
   }
-  storage::EtcdOptions etcd_opts;
   etcd_opts.client_unix_socket = etcd_unix;
   auto etcd = storage::EtcdProcess::start(etcd_opts);
   if (!etcd) {
