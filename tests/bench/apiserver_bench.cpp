@@ -317,7 +317,9 @@ class H2Client {
   }
 
   // Writes what the session has to send, then reads, until done() holds. Calls each() after
-  // every read.
+  // every read, before the next write (so requests it submits are sent at once: calling it
+  // before the read left them unsent until another response came, and when none was left in
+  // flight the connection stalled until the server's idle timeout).
   asio::awaitable<void> pump(Tls& s, const std::function<bool()>& done,
                              const std::function<void()>& each = {}) {
     std::string out;
@@ -330,10 +332,13 @@ class H2Client {
         out.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
       }
       if (!out.empty()) co_await asio::async_write(s, asio::buffer(out), asio::use_awaitable);
-      if (each) each();
       if (done()) break;
       std::size_t got = co_await s.async_read_some(asio::buffer(buf), asio::use_awaitable);
-      if (nghttp2_session_mem_recv(session_, buf.data(), got) < 0) break;
+      if (const ssize_t rv = nghttp2_session_mem_recv(session_, buf.data(), got); rv < 0) {
+        throw std::runtime_error(fmt::format("HTTP/2: {}", nghttp2_strerror(static_cast<int>(rv))));
+      }
+      // Before the next send: what each() submits goes out before the next read blocks.
+      if (each) each();
     }
   }
 
@@ -423,6 +428,37 @@ asio::awaitable<void> h2_creates(asio::ssl::context& ctx, int port, int pods, in
     st.open[id] = {start, std::move(body)};
   };
   while (next < std::min(concurrency, pods)) submit();
+  // A watchdog: no stream closed for 10 s is a stall; it is reported (with what is open, and
+  // whether this side still has output) rather than passing as a slow phase.
+  bool finished = false;
+  asio::steady_timer t(co_await asio::this_coro::executor);
+  asio::co_spawn(co_await asio::this_coro::executor, [&]() -> asio::awaitable<void> {
+    int last = -1, still = 0;
+    boost::system::error_code ec;
+    while (!finished) {
+      t.expires_after(std::chrono::seconds(2));
+      co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      if (finished) break;
+      if (done != last) {
+        last = done;
+        still = 0;
+      } else if (++still == 5) {
+        std::string ids;
+        for (const auto& open : st.open) ids += fmt::format(" {}", open.first);
+        fmt::print(stderr, "h2 creates: no stream closed for 10 s: {} done, {} submitted, open:{}; "
+                   "unsent output: {}\n", done, next, ids,
+                   nghttp2_session_want_write(client.session()) != 0);
+      }
+    }
+  }, asio::detached);
+  struct Finish {
+    bool& f;
+    asio::steady_timer& t;
+    ~Finish() {
+      f = true;
+      t.cancel();
+    }
+  } finish{finished, t};
   co_await client.pump(*s, [&] { return done >= pods; }, [&] {
     for (std::int32_t id : st.closed) {
       auto it = st.open.find(id);
@@ -724,12 +760,20 @@ int main(int argc, char** argv) {
     h2_cpu0 = CpuSample::take(control.pid, (*etcd)->pid());
     auto t0 = Clock::now();
     asio::co_spawn(io, h2_creates(tls, control.port, pods, concurrency, api_h2, failures),
-                   asio::detached);
+                   [](std::exception_ptr e) {
+                     if (!e) return;
+                     try {
+                       std::rethrow_exception(e);
+                     } catch (const std::exception& x) {
+                       fmt::print(stderr, "creates over HTTP/2 stopped: {}\n", x.what());
+                     }
+                   });
     io.run();
     api_h2.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     h2_cpu1 = CpuSample::take(control.pid, (*etcd)->pid());
     if (failures > 0) fmt::print(stderr, "{} creates over HTTP/2 failed\n", failures);
   }
+
 
   // 3. Watch fan-out: W HTTP/1.1 connections, then W HTTP/2 streams over a few connections.
   const FanOut fan_h1 = h1_fanout ? fan_out(tls, control.port, control.pid, etcd_endpoint, "fanout", watchers, events, 0) : FanOut{};
