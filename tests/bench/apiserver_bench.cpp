@@ -641,7 +641,7 @@ int main(int argc, char** argv) {
   // 1a. Raw etcd puts of the same bytes (the peer), then the same bytes as create Txns (if
   // create_revision == 0 then put: what an apiserver's create asks of etcd), which is the
   // rate an apiserver that cost nothing could reach.
-  std::map<int, std::pair<std::string, double>> threads0, threads1;
+  std::map<int, std::pair<std::string, double>> threads0, threads1, h2_threads0, h2_threads1;
   auto raw_phase = [&](bool txn, Stats& stats, CpuSample& cpu0, CpuSample& cpu1) {
     asio::io_context io;
     auto client = storage::make_etcd_client(io.get_executor(), {etcd_endpoint});
@@ -758,6 +758,7 @@ int main(int argc, char** argv) {
     asio::io_context io;
     int failures = 0;
     h2_cpu0 = CpuSample::take(control.pid, (*etcd)->pid());
+    if (threads) h2_threads0 = thread_cpu_ms(control.pid);
     auto t0 = Clock::now();
     asio::co_spawn(io, h2_creates(tls, control.port, pods, concurrency, api_h2, failures),
                    [](std::exception_ptr e) {
@@ -771,6 +772,7 @@ int main(int argc, char** argv) {
     io.run();
     api_h2.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     h2_cpu1 = CpuSample::take(control.pid, (*etcd)->pid());
+    if (threads) h2_threads1 = thread_cpu_ms(control.pid);
     if (failures > 0) fmt::print(stderr, "{} creates over HTTP/2 failed\n", failures);
   }
 
@@ -827,16 +829,20 @@ int main(int argc, char** argv) {
     row(fmt::format("{} watchers as HTTP/2 streams on {} connections", watchers, h2_conns), fan_h2);
   }
   if (threads) {
-    // podwarp-control's threads during the creates, busiest first.
-    std::vector<std::pair<double, std::string>> rows;
-    for (const auto& [tid, v] : threads1) {
-      auto it = threads0.find(tid);
-      double d = v.second - (it == threads0.end() ? 0.0 : it->second.second);
-      if (d > 0) rows.emplace_back(d, fmt::format("{} ({})", v.first, tid));
-    }
-    std::sort(rows.rbegin(), rows.rend());
-    fmt::print("podwarp-control CPU ms per create by thread during the creates:\n");
-    for (const auto& [ms, name] : rows) fmt::print("  {:8.3f}  {}\n", ms / n, name);
+    // podwarp-control's threads during each create phase, busiest first.
+    auto by_thread = [n](const char* phase, const auto& before, const auto& after) {
+      std::vector<std::pair<double, std::string>> rows;
+      for (const auto& [tid, v] : after) {
+        auto it = before.find(tid);
+        double d = v.second - (it == before.end() ? 0.0 : it->second.second);
+        if (d > 0) rows.emplace_back(d, fmt::format("{} ({})", v.first, tid));
+      }
+      std::sort(rows.rbegin(), rows.rend());
+      fmt::print("podwarp-control CPU ms per create by thread during the {} creates:\n", phase);
+      for (const auto& [ms, name] : rows) fmt::print("  {:8.3f}  {}\n", ms / n, name);
+    };
+    by_thread("HTTP/1.1", threads0, threads1);
+    by_thread("HTTP/2", h2_threads0, h2_threads1);
   }
   return 0;
 }
