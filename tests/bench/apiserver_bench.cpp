@@ -32,6 +32,7 @@
 #include <fmt/format.h>
 #include <nghttp2/nghttp2.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -169,6 +170,8 @@ bool start_control(Control& c, const std::string& binary, const std::string& etc
   if (pipe(fds) != 0) return false;
   pid_t pid = fork();
   if (pid == 0) {
+    // Ends with the benchmark, however it ends (a crash, SIGPIPE from `| head`, ^C).
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     dup2(fds[1], 1);
     close(fds[0]);
     std::string log = (c.data_dir / "control.log").string();
