@@ -2,10 +2,11 @@
 
 #include <arpa/inet.h>
 #include <fmt/format.h>
-#include <openssl/rand.h>
 
 #include <charconv>
 #include <set>
+
+#include "podwarp/random.h"
 
 namespace podwarp::apiserver {
 
@@ -53,7 +54,7 @@ ServiceAllocator::ServiceAllocator(storage::EtcdClient& etcd, Ipv4Range range, i
                                    int port_max)
     : etcd_(etcd), range_(range), port_min_(port_min), port_max_(port_max) {
   unsigned char b[4];
-  RAND_bytes(b, sizeof b);
+  random_bytes(b);
   std::uint32_t rnd = (std::uint32_t{b[0]} << 24) | (b[1] << 16) | (b[2] << 8) | b[3];
   next_ip_ = rnd;
   next_port_ = static_cast<int>(rnd % static_cast<std::uint32_t>(port_max_ - port_min_ + 1));

@@ -49,14 +49,12 @@ void deliver_filtered(CacheWatcher& w, const CacheEvent& ev) {
   }
 }
 
-}  // namespace
-
-namespace {
 template <typename Owner>
 std::mutex& stripe(const Owner* owner) {
   static std::array<std::mutex, 64> locks;  // one set per Owner type
   return locks[(reinterpret_cast<std::uintptr_t>(owner) / alignof(std::max_align_t)) % locks.size()];
 }
+
 }  // namespace
 
 std::mutex& fill_lock(const StoredObject* owner) { return stripe(owner); }

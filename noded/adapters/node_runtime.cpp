@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/ioctl.h>
-#include <sys/random.h>
 #include <sys/syscall.h>
 #include <termios.h>
 #include <unistd.h>
@@ -23,6 +22,7 @@
 #include "adapters/loopback.h"
 #include "cgroup/qos.h"
 #include "podwarp/log.h"
+#include "podwarp/random.h"
 
 namespace podwarp::noded::adapters {
 
@@ -69,10 +69,7 @@ std::vector<std::string> stat_fields(pid_t pid) {
 
 std::string random_hex() {
   unsigned char b[16];
-  if (::getrandom(b, sizeof b, 0) != static_cast<ssize_t>(sizeof b)) {
-    // getrandom on the urandom pool does not fail for 16 bytes; keep going regardless.
-    for (auto& c : b) c = static_cast<unsigned char>(::rand());
-  }
+  random_bytes(b);
   static const char* kHex = "0123456789abcdef";
   std::string out;
   for (unsigned char c : b) {

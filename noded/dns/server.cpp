@@ -1,6 +1,5 @@
 #include "dns/server.h"
 
-#include <sys/random.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -17,6 +16,7 @@
 #include "podwarp/log.h"
 #include "podwarp/socket_deadline.h"
 #include "podwarp/metrics.h"
+#include "podwarp/random.h"
 
 namespace podwarp::noded::dns {
 
@@ -54,9 +54,9 @@ void count_reply(std::span<const std::uint8_t> reply) {
 }
 
 std::uint16_t random_id() {
-  std::uint16_t v = 0;
-  if (::getrandom(&v, sizeof v, 0) != static_cast<ssize_t>(sizeof v)) v ^= 0x5a5a;
-  return v;
+  unsigned char b[2];
+  random_bytes(b);
+  return static_cast<std::uint16_t>(b[0] << 8 | b[1]);
 }
 
 // Does `reply` answer `query`'s question (QR set, same question)? The ids are checked apart.

@@ -80,6 +80,19 @@ struct Stats {
   }
 };
 
+// The completion of a benchmark coroutine: a phase that throws says why (a detached one
+// would end silently and leave a truncated phase looking like a slow one).
+auto reported(const char* what) {
+  return [what](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      fmt::print(stderr, "{} stopped: {}\n", what, x.what());
+    }
+  };
+}
+
 std::string pod_json(std::string_view ns, std::string_view name) {
   json::object pod{
       {"apiVersion", "v1"},
@@ -453,7 +466,7 @@ asio::awaitable<void> h2_creates(asio::ssl::context& ctx, int port, int pods, in
                    nghttp2_session_want_write(client.session()) != 0);
       }
     }
-  }, asio::detached);
+  }, reported("the HTTP/2 creates watchdog"));
   struct Finish {
     bool& f;
     asio::steady_timer& t;
@@ -499,7 +512,8 @@ FanOut fan_out(asio::ssl::context& tls, int port, pid_t control, const std::stri
   for (int c = 0; c < clients; ++c) {
     if (h2_conns > 0) {
       const int streams = watchers / h2_conns + (c < watchers % h2_conns ? 1 : 0);
-      asio::co_spawn(io, h2_watch(tls, port, streams, target, events, d, on_ready), asio::detached);
+      asio::co_spawn(io, h2_watch(tls, port, streams, target, events, d, on_ready),
+                     reported("an HTTP/2 watch connection"));
       continue;
     }
     asio::co_spawn(io, [&]() -> asio::awaitable<void> {
@@ -524,7 +538,7 @@ FanOut fan_out(asio::ssl::context& tls, int port, pid_t control, const std::stri
         pending.append(chunk, sizeof chunk - p.get().body().size);
         got += d.take_lines(pending, Clock::now());
       }
-    }, asio::detached);
+    }, reported("an HTTP/1.1 watcher"));
   }
   // The writes come from a thread of their own, so that the time their response is read is
   // not held up behind the watchers' reads.
@@ -560,7 +574,7 @@ FanOut fan_out(asio::ssl::context& tls, int port, pid_t control, const std::stri
         // Let each event drain before the next, so each measures one event's fan-out.
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
-    }, asio::detached);
+    }, reported("the fan-out writes"));
     cio.run();
     cpu1 = CpuSample::take(control, 0);
   });
@@ -668,7 +682,7 @@ int main(int argc, char** argv) {
           }
           stats.latencies_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - s).count());
         }
-      }, asio::detached);
+      }, reported("raw etcd requests"));
     }
     io.run();
     stats.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -702,7 +716,7 @@ int main(int argc, char** argv) {
                          R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"fanout"}})");
       co_await roundtrip(*s, http::verb::post, "/api/v1/namespaces",
                          R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"fanout-h2"}})");
-    }, asio::detached);
+    }, reported("namespace creation"));
     io.run();
   }
   {
@@ -724,7 +738,7 @@ int main(int argc, char** argv) {
           if (res.result_int() != 201) ++failures;
           api.latencies_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - st).count());
         }
-      }, asio::detached);
+      }, reported("HTTP/1.1 creates"));
     }
     io.run();
     api.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -749,7 +763,7 @@ int main(int argc, char** argv) {
           if (v) list_items = v->at("items").as_array().size();
         }
       }
-    }, asio::detached);
+    }, reported("the list requests"));
     io.run();
   }
   std::sort(list_ms.begin(), list_ms.end());
@@ -764,14 +778,7 @@ int main(int argc, char** argv) {
     if (threads) h2_threads0 = thread_cpu_ms(control.pid);
     auto t0 = Clock::now();
     asio::co_spawn(io, h2_creates(tls, control.port, pods, concurrency, api_h2, failures),
-                   [](std::exception_ptr e) {
-                     if (!e) return;
-                     try {
-                       std::rethrow_exception(e);
-                     } catch (const std::exception& x) {
-                       fmt::print(stderr, "creates over HTTP/2 stopped: {}\n", x.what());
-                     }
-                   });
+                   reported("creates over HTTP/2"));
     io.run();
     api_h2.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     h2_cpu1 = CpuSample::take(control.pid, (*etcd)->pid());
