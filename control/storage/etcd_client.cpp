@@ -1,162 +1,674 @@
-// EtcdClient over gRPC's callback API.
+// EtcdClient: gRPC over HTTP/2 (nghttp2) on the caller's own executor.
 //
-// Threads: gRPC runs completions on its own threads. Each unary completion is handed to the
-// awaiting coroutine's executor with boost::asio::post; the gRPC thread only moves the reply
-// into that posted function and never touches caller state. The posted function holds
-// outstanding work on the executor from initiation to completion, so io_context::run() does
-// not return while an RPC is in flight.
+// Why not gRPC++'s client: its completions come from gRPC's own polling threads, so every
+// create crossed threads four times (the request to the poller, the reply back, the watch
+// event back, and the poller's own epoll wake-ups). Under apiserver_bench's creates those
+// threads took ~26% of podwarp-control's CPU, most of it in context switches. Here the
+// etcd socket is one more socket of the executor's io_uring loop: a reply is parsed where
+// it is read and the awaiting coroutine resumes on the same thread. The wire is unchanged:
+// etcd's protos (proto/etcd/), gRPC's length-prefixed messages, HTTP/2 with its trailers.
 //
-// Watch lifetime: the WatchReactor is owned by gRPC from StartCall until OnDone, where it
-// deletes itself. The caller's Watch handle and the reactor share a WatchShared: the handle's
-// destructor, under `mu`, clears `alive` and cancels the call if the reactor still exists;
-// OnDone clears `reactor` under the same mutex before deleting itself, so the handle never
-// touches a deleted reactor. The reactor posts only under `mu` while `alive`, so nothing is
-// posted after the handle is gone. Callbacks run on a strand (order is kept even on a
-// multi-threaded io_context) and each one checks `alive` again before calling the user.
-// The client's WatchRegistry lists live reactors: its destructor cancels them and waits for
-// their OnDone, so no stream outlives the client and its executor.
+// Threads: everything (the connection, its streams, watch callbacks) lives on the client's
+// executor, which must be single-threaded (an io_context run by one thread); calls are made
+// from coroutines on that executor. Completions are posted, never run inside nghttp2's
+// callbacks, so a resumed caller may submit or destroy anything.
+//
+// Connections: one at a time to the current endpoint, opened by the first call that needs
+// it (calls submitted while it connects are sent once it is up). A connection that fails
+// fails its streams with UNAVAILABLE and the next call goes to the next endpoint; after
+// GOAWAY it takes no new streams and closes once its last stream ends. A connection with
+// open streams is pinged after 30 s without input and closed if the ping is not answered
+// within 10 s (a dead peer under a watch). Unary calls have a 10 s deadline (grpc-timeout
+// for etcd, and a once-a-second sweep here).
+//
+// An open connection is a pending read: io_context::run() does not return while the client
+// exists. Destroy it (which closes its connections) to let run() finish.
 #include "storage/etcd_client.h"
 
-#include <absl/synchronization/mutex.h>
-#include <fmt/format.h>
-#include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <nghttp2/nghttp2.h>
+#include <sys/socket.h>
 
-#include <atomic>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
-#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/prefer.hpp>
-#include <boost/asio/strand.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <fmt/format.h>
+
+#include <array>
 #include <chrono>
-#include <condition_variable>
-#include <map>
-#include <mutex>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <optional>
 #include <stdexcept>
-#include <unordered_set>
+#include <string>
+#include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "etcd/kv.pb.h"
-#include "etcd/rpc.grpc.pb.h"
 #include "etcd/rpc.pb.h"
 #include "podwarp/log.h"
+#include "podwarp/socket_deadline.h"
 
 namespace podwarp::storage {
 namespace {
 
+namespace asio = boost::asio;
 namespace pb = etcdserverpb;
-using boost::asio::awaitable;
+using asio::awaitable;
+using Clock = std::chrono::steady_clock;
 
 // Deadline for every unary RPC. Generous: a loaded etcd fsyncs each write.
 constexpr auto kUnaryDeadline = std::chrono::seconds(10);
+constexpr auto kKeepaliveIdle = std::chrono::seconds(30);
+constexpr auto kKeepaliveTimeout = std::chrono::seconds(10);
+constexpr auto kTick = std::chrono::seconds(1);
+constexpr std::size_t kReadBuffer = 256 * 1024;
+constexpr std::size_t kWriteBatch = 256 * 1024;
+// Flow-control windows: large, so a big range or a busy watch never waits for a
+// WINDOW_UPDATE round trip (what arrives is parsed as it is read).
+constexpr std::int32_t kStreamWindow = 16 << 20;
+constexpr std::int32_t kConnectionWindow = 1 << 30;
+
+// ---------------------------------------------------------------------------------------------
+// gRPC status
+
+// gRPC's status codes (grpc/status.h), by number.
+enum GrpcCode : int {
+  kOk = 0,
+  kCancelled = 1,
+  kUnknown = 2,
+  kDeadlineExceeded = 4,
+  kPermissionDenied = 7,
+  kOutOfRange = 11,
+  kUnimplemented = 12,
+  kInternal = 13,
+  kUnavailable = 14,
+  kUnauthenticated = 16,
+};
+
+struct GrpcStatus {
+  int code = kOk;
+  std::string message;
+  bool ok() const { return code == kOk; }
+};
+
+std::string_view code_name(int code) {
+  static constexpr std::array<std::string_view, 17> kNames = {
+      "OK",        "CANCELLED",         "UNKNOWN",          "INVALID_ARGUMENT",   "DEADLINE_EXCEEDED",
+      "NOT_FOUND", "ALREADY_EXISTS",    "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+      "ABORTED",   "OUT_OF_RANGE",      "UNIMPLEMENTED",    "INTERNAL",           "UNAVAILABLE",
+      "DATA_LOSS", "UNAUTHENTICATED"};
+  return code >= 0 && code < static_cast<int>(kNames.size()) ? kNames[code] : "UNKNOWN_CODE";
+}
+
+// grpc-message is percent-encoded (gRPC over HTTP/2, "Responses").
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size()) {
+      const int hi = hex(s[i + 1]);
+      const int lo = hex(s[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(s[i]);
+  }
+  return out;
+}
+
+// An HTTP status without grpc-status, mapped as gRPC's clients do.
+int code_of_http_status(int http) {
+  switch (http) {
+    case 401:
+      return kUnauthenticated;
+    case 403:
+      return kPermissionDenied;
+    case 404:
+      return kUnimplemented;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return kUnavailable;
+    default:
+      return kUnknown;
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Endpoints
 
-// "http://127.0.0.1:2379/" -> "127.0.0.1:2379". gRPC target syntax ("unix:/path",
-// "dns:///host:port") passes through.
-std::string grpc_target(std::string_view endpoint) {
+struct Target {
+  std::string name;  // as written (normalized), for messages and :authority
+  bool unix_socket = false;
+  std::string path;  // unix socket
+  std::string host;  // tcp
+  std::string port;
+};
+
+// "http://127.0.0.1:2379/" -> 127.0.0.1 port 2379; gRPC's target syntax "unix:/path",
+// "unix:///path" and "dns:///host:port" is accepted too. Empty name: nothing given.
+Target parse_target(std::string_view endpoint) {
   while (!endpoint.empty() && (endpoint.front() == ' ' || endpoint.front() == '\t')) {
     endpoint.remove_prefix(1);
   }
   while (!endpoint.empty() && (endpoint.back() == ' ' || endpoint.back() == '\t')) {
     endpoint.remove_suffix(1);
   }
+  Target t;
+  if (endpoint.starts_with("unix:")) {
+    std::string_view path = endpoint.substr(5);
+    if (path.starts_with("//")) path.remove_prefix(2);
+    t.name = std::string(endpoint);
+    t.unix_socket = true;
+    t.path = std::string(path);
+    return t;
+  }
   if (endpoint.starts_with("http://")) {
     endpoint.remove_prefix(7);
   } else if (endpoint.starts_with("https://")) {
     log::warn("etcd: endpoint {}: TLS is not supported, connecting without it", endpoint);
     endpoint.remove_prefix(8);
+  } else if (endpoint.starts_with("dns:///")) {
+    endpoint.remove_prefix(7);
   }
   while (endpoint.ends_with('/')) endpoint.remove_suffix(1);
-  return std::string(endpoint);
+  t.name = std::string(endpoint);
+  if (endpoint.empty()) return t;
+  std::string_view host = endpoint;
+  std::string_view port = "2379";
+  if (endpoint.front() == '[') {  // [::1]:2379
+    const std::size_t close = endpoint.find(']');
+    host = endpoint.substr(1, close == std::string_view::npos ? endpoint.size() - 1 : close - 1);
+    if (close != std::string_view::npos && close + 1 < endpoint.size() &&
+        endpoint[close + 1] == ':') {
+      port = endpoint.substr(close + 2);
+    }
+  } else if (const std::size_t colon = endpoint.rfind(':'); colon != std::string_view::npos) {
+    host = endpoint.substr(0, colon);
+    port = endpoint.substr(colon + 1);
+  }
+  t.host = std::string(host);
+  t.port = std::string(port);
+  return t;
 }
 
-struct Endpoint {
-  std::string target;
-  std::shared_ptr<grpc::Channel> channel;
-  std::unique_ptr<pb::KV::Stub> kv;
-  std::unique_ptr<pb::Watch::Stub> watch;
+std::vector<Target> parse_targets(const std::vector<std::string>& endpoints) {
+  std::vector<Target> out;
+  for (const std::string& item : endpoints) {
+    std::string_view rest = item;
+    while (!rest.empty()) {
+      const std::size_t comma = rest.find(',');
+      Target t = parse_target(rest.substr(0, comma));
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+      if (!t.name.empty()) out.push_back(std::move(t));
+    }
+  }
+  if (out.empty()) throw std::invalid_argument("make_etcd_client: no etcd endpoints given");
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calls: one HTTP/2 stream each
+
+// The request of a call, framed: a gRPC message is a flag byte (0: not compressed), its
+// length (4 bytes, big-endian), then the protobuf bytes.
+template <typename Message>
+std::string grpc_frame(const Message& m) {
+  const std::size_t n = m.ByteSizeLong();
+  std::string out(5 + n, '\0');
+  out[1] = static_cast<char>((n >> 24) & 0xff);
+  out[2] = static_cast<char>((n >> 16) & 0xff);
+  out[3] = static_cast<char>((n >> 8) & 0xff);
+  out[4] = static_cast<char>(n & 0xff);
+  m.SerializeWithCachedSizesToArray(reinterpret_cast<std::uint8_t*>(out.data() + 5));
+  return out;
+}
+
+std::uint32_t frame_length(std::string_view bytes) {
+  return (static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[1])) << 24) |
+         (static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[2])) << 16) |
+         (static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[3])) << 8) |
+         static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[4]));
+}
+
+class Call {
+ public:
+  virtual ~Call() = default;
+  // Response bytes as they arrive.
+  virtual void on_data(const std::uint8_t* data, std::size_t len) = 0;
+  // The stream is over (trailers, reset, deadline or connection failure). Called once, on the
+  // executor, possibly inside nghttp2's callbacks: implementations post what they resume.
+  virtual void on_close(GrpcStatus status) = 0;
+
+  std::string request;    // framed request message(s)
+  std::size_t sent = 0;   // bytes of request handed to nghttp2
+  bool half_close = true;  // unary: END_STREAM after the request; a watch stays open
+  Clock::time_point deadline = Clock::time_point::max();
+  // From the response's header blocks (headers, trailers, or trailers-only).
+  int http_status = 0;
+  int grpc_status = -1;
+  std::string grpc_message;
 };
 
-// The endpoint list and which one calls go to. Shared by the client and its watches, so a
-// watch that outlives a call's failover (or the client) still has its channel.
-class Endpoints {
+// What a unary call's awaiting coroutine gets: the status and the response bytes (one framed
+// message on success).
+struct RawReply {
+  GrpcStatus status;
+  std::string body;
+};
+
+template <typename Handler>
+class UnaryCall final : public Call {
  public:
-  // One channel per target for the whole process, never destroyed. gRPC 1.51 shuts its
-  // callback completion queue down when the last callback-using channel goes away and races
-  // with its own polling thread if another channel starts using callbacks at that moment
-  // (assertion "prior > 0" in grpc_cq_internal_unref). Keeping channels for the process's
-  // lifetime avoids that cycle; a process talks to very few etcd targets.
-  static std::shared_ptr<grpc::Channel> shared_channel(const std::string& target,
-                                                       const grpc::ChannelArguments& args) {
-    static std::mutex mu;
-    static auto* channels = new std::map<std::string, std::shared_ptr<grpc::Channel>>();
-    std::lock_guard lock(mu);
-    auto [it, inserted] = channels->try_emplace(target);
-    if (inserted) {
-      it->second = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
-    }
-    return it->second;
-  }
+  UnaryCall(Handler handler, asio::any_io_executor fallback)
+      : handler_(std::move(handler)), fallback_(std::move(fallback)) {}
 
-  explicit Endpoints(const std::vector<std::string>& endpoints) {
-    // Debian builds Abseil without NDEBUG, which leaves absl::Mutex's deadlock detection on:
-    // every gRPC mutex then records lock-order edges in one global graph (1-2% of the
-    // apiserver's CPU under load). Turn it off once, before the first channel.
-    static std::once_flag no_deadlock_detection;
-    std::call_once(no_deadlock_detection, [] {
-      absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  void on_data(const std::uint8_t* data, std::size_t len) override {
+    body_.append(reinterpret_cast<const char*>(data), len);
+  }
+  void on_close(GrpcStatus status) override {
+    auto ex = asio::get_associated_executor(handler_, fallback_);
+    asio::post(ex, [handler = std::move(handler_),
+                    reply = RawReply{std::move(status), std::move(body_)}]() mutable {
+      std::move(handler)(std::move(reply));
     });
-    grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(-1);                // large ranges; etcd bounds requests itself
-    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30'000);  // notice dead peers under a watch
-    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2'000);
-    // The minimal filter stack (no message-size, idle, compression or census filters: none
-    // is used here) takes ~15% less of the apiserver's CPU per create in apiserver_bench. It
-    // would also drop the client-side deadline timer, which unary calls need (a hung etcd):
-    // deadline checks are turned back on explicitly (tested: UnaryCallsTimeOutWhenEtcdHangs).
-    args.SetInt(GRPC_ARG_MINIMAL_STACK, 1);
-    args.SetInt(GRPC_ARG_ENABLE_DEADLINE_CHECKS, 1);
-    for (const std::string& item : endpoints) {
-      std::string_view rest = item;
-      while (!rest.empty()) {
-        const std::size_t comma = rest.find(',');
-        std::string target = grpc_target(rest.substr(0, comma));
-        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-        if (target.empty()) continue;
-        Endpoint ep;
-        ep.target = std::move(target);
-        ep.channel = shared_channel(ep.target, args);
-        ep.kv = pb::KV::NewStub(ep.channel);
-        ep.watch = pb::Watch::NewStub(ep.channel);
-        list_.push_back(std::move(ep));
-      }
-    }
-    if (list_.empty()) throw std::invalid_argument("make_etcd_client: no etcd endpoints given");
-  }
-
-  std::size_t current() const { return current_.load(std::memory_order_relaxed); }
-  Endpoint& at(std::size_t i) { return list_[i]; }
-
-  // The call that went to endpoint `failed` found it unavailable: the next call goes to the
-  // next endpoint (once, however many calls failed at the same time).
-  void fail_over(std::size_t failed) {
-    if (list_.size() < 2) return;
-    const std::size_t next = (failed + 1) % list_.size();
-    if (current_.compare_exchange_strong(failed, next)) {
-      log::warn("etcd: {} unavailable, next calls go to {}", list_[failed].target,
-                list_[next].target);
-    }
   }
 
  private:
-  std::vector<Endpoint> list_;  // fixed after construction
-  std::atomic<std::size_t> current_{0};
+  Handler handler_;
+  asio::any_io_executor fallback_;
+  std::string body_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Connection: one HTTP/2 session over one socket
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(asio::any_io_executor ex, std::size_t index, const Target& target)
+      : index_(index), target_(target), socket_(ex), timer_(ex) {
+    nghttp2_session_callbacks* cbs = nullptr;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, &Connection::on_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &Connection::on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &Connection::on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &Connection::on_frame_recv);
+    nghttp2_session_client_new(&session_, cbs, this);
+    nghttp2_session_callbacks_del(cbs);
+    const nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+                                               {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kStreamWindow}};
+    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, 2);
+    nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+  }
+  ~Connection() { nghttp2_session_del(session_); }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  std::size_t index() const { return index_; }
+  const std::string& name() const { return target_.name; }
+  // False once it takes no new streams (failed, closed, GOAWAY, out of stream ids).
+  bool usable() const { return !dead_ && !retired_; }
+
+  void connect() {
+    if (target_.unix_socket) {
+      start_connect(asio::local::stream_protocol::endpoint(target_.path));
+      return;
+    }
+    boost::system::error_code ec;
+    const auto address = asio::ip::make_address(target_.host, ec);
+    unsigned long port = 0;
+    try {
+      port = std::stoul(target_.port);
+    } catch (const std::exception&) {
+      port = 0;
+    }
+    if (port == 0 || port > 65535) {
+      fail({kUnavailable, fmt::format("bad port in etcd endpoint {}", target_.name)});
+      return;
+    }
+    if (!ec) {
+      start_connect(asio::ip::tcp::endpoint(address, static_cast<std::uint16_t>(port)));
+      return;
+    }
+    auto resolver = std::make_shared<asio::ip::tcp::resolver>(socket_.get_executor());
+    resolver->async_resolve(
+        target_.host, target_.port,
+        [self = shared_from_this(), resolver](boost::system::error_code rec,
+                                              const asio::ip::tcp::resolver::results_type& found) {
+          if (self->dead_) return;
+          if (rec || found.empty()) {
+            self->fail({kUnavailable, fmt::format("cannot resolve {}: {}", self->target_.host,
+                                                  rec ? rec.message() : "no address")});
+            return;
+          }
+          self->start_connect(found.begin()->endpoint());
+        });
+  }
+
+  // Starts `call` on a new stream (sent once connected). On failure the call is closed.
+  // Returns the stream id, or 0.
+  std::int32_t start(std::unique_ptr<Call> call, std::string_view path, bool watch) {
+    if (dead_) {
+      call->on_close({kUnavailable, fmt::format("connection to {} is closed", target_.name)});
+      return 0;
+    }
+    auto nv = [](std::string_view k, std::string_view v) {
+      return nghttp2_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(k.data())),
+                        reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), k.size(),
+                        v.size(), NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE};
+    };
+    const std::string_view authority =
+        target_.unix_socket ? std::string_view("localhost") : std::string_view(target_.name);
+    std::array<nghttp2_nv, 7> hdrs = {nv(":method", "POST"),
+                                      nv(":scheme", "http"),
+                                      nv(":path", path),
+                                      nv(":authority", authority),
+                                      nv("content-type", "application/grpc"),
+                                      nv("te", "trailers"),
+                                      // A member that lost its leader ends a watch instead of
+                                      // going silent (etcd's "require leader" metadata, as
+                                      // clientv3 and the kube-apiserver send).
+                                      watch ? nv("hasleader", "true") : nv("grpc-timeout", "10S")};
+    nghttp2_data_provider provider{};
+    provider.read_callback = &Connection::read_request;
+    const std::int32_t id =
+        nghttp2_submit_request(session_, nullptr, hdrs.data(), hdrs.size(), &provider, nullptr);
+    if (id < 0) {
+      if (id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE) retired_ = true;
+      call->on_close({kUnavailable, fmt::format("HTTP/2: {}", nghttp2_strerror(id))});
+      return 0;
+    }
+    if (!watch) call->deadline = Clock::now() + kUnaryDeadline;
+    streams_.emplace(id, std::move(call));
+    arm_tick();
+    schedule_flush();
+    return id;
+  }
+
+  // Resets the stream; its call is dropped without on_close (the caller is gone).
+  void cancel(std::int32_t id) {
+    if (dead_ || streams_.erase(id) == 0) return;
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+    schedule_flush();
+    close_if_retired_and_idle();
+  }
+
+  // The client is going away: every open call ends with CANCELLED and the socket is shut down.
+  void close() { fail({kCancelled, "etcd client destroyed"}); }
+
+ private:
+  template <typename Endpoint>
+  void start_connect(const Endpoint& endpoint) {
+    socket_.async_connect(endpoint, [self = shared_from_this()](boost::system::error_code ec) {
+      if (self->dead_) return;
+      if (ec) {
+        self->fail({kUnavailable, fmt::format("failed to connect to {}: {}", self->target_.name,
+                                              ec.message())});
+        return;
+      }
+      if (!self->target_.unix_socket) {
+        const int one = 1;
+        ::setsockopt(self->socket_.native_handle(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      }
+      self->connected_ = true;
+      self->last_read_ = Clock::now();
+      self->read();
+      self->flush();
+    });
+  }
+
+  void read() {
+    socket_.async_read_some(
+        asio::buffer(rbuf_.data(), rbuf_.size()),
+        [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+          self->on_read(ec, n);
+        });
+  }
+
+  void on_read(boost::system::error_code ec, std::size_t n) {
+    if (dead_) return;
+    if (ec) {
+      fail({kUnavailable, fmt::format("connection to {} lost: {}", target_.name,
+                                      ec == asio::error::eof ? "closed by etcd" : ec.message())});
+      return;
+    }
+    last_read_ = Clock::now();
+    const ssize_t rv = nghttp2_session_mem_recv(session_, rbuf_.data(), n);
+    if (dead_) return;  // a callback failed the connection
+    if (rv < 0) {
+      fail({kInternal, fmt::format("HTTP/2 from {}: {}", target_.name,
+                                   nghttp2_strerror(static_cast<int>(rv)))});
+      return;
+    }
+    if (nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0) {
+      fail({kUnavailable, fmt::format("connection to {} ended by etcd (GOAWAY)", target_.name)});
+      return;
+    }
+    flush();
+    read();
+  }
+
+  // Sends what is submitted once the current handler is done, so that the requests of one
+  // burst go out in one write.
+  void schedule_flush() {
+    if (flush_scheduled_ || writing_ || !connected_) return;
+    flush_scheduled_ = true;
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+      self->flush_scheduled_ = false;
+      self->flush();
+    });
+  }
+
+  void flush() {
+    if (dead_ || writing_ || !connected_) return;
+    wbuf_.clear();
+    while (wbuf_.size() < kWriteBatch) {
+      const std::uint8_t* data = nullptr;
+      const ssize_t n = nghttp2_session_mem_send(session_, &data);
+      if (n < 0) {
+        fail({kInternal, fmt::format("HTTP/2 to {}: {}", target_.name,
+                                     nghttp2_strerror(static_cast<int>(n)))});
+        return;
+      }
+      if (n == 0) break;
+      wbuf_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+    }
+    if (wbuf_.empty()) return;
+    writing_ = true;
+    asio::async_write(socket_, asio::buffer(wbuf_),
+                      [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                        self->writing_ = false;
+                        if (self->dead_) return;
+                        if (ec) {
+                          self->fail({kUnavailable, fmt::format("write to {} failed: {}",
+                                                                self->target_.name, ec.message())});
+                          return;
+                        }
+                        self->flush();
+                      });
+  }
+
+  // Ends every call with `status`, shuts the socket down (its pending operations end by
+  // themselves; the socket closes with the last reference) and takes nothing new.
+  void fail(GrpcStatus status) {
+    if (dead_) return;
+    dead_ = true;
+    auto streams = std::move(streams_);
+    streams_.clear();
+    for (auto& [id, call] : streams) call->on_close(status);
+    shut_down(socket_);
+    timer_.cancel();
+  }
+
+  void close_if_retired_and_idle() {
+    if (retired_ && streams_.empty()) fail({kUnavailable, "connection retired"});
+  }
+
+  // Once a second while streams are open: unary deadlines, and the keepalive ping.
+  void arm_tick() {
+    if (ticking_ || dead_) return;
+    ticking_ = true;
+    timer_.expires_after(kTick);
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      self->ticking_ = false;
+      if (ec || self->dead_) return;
+      self->on_tick();
+    });
+  }
+
+  void on_tick() {
+    const Clock::time_point now = Clock::now();
+    std::vector<std::int32_t> expired;
+    for (const auto& [id, call] : streams_) {
+      if (call->deadline <= now) expired.push_back(id);
+    }
+    for (std::int32_t id : expired) {
+      auto it = streams_.find(id);
+      std::unique_ptr<Call> call = std::move(it->second);
+      streams_.erase(it);
+      nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+      call->on_close({kDeadlineExceeded, "Deadline Exceeded"});
+    }
+    if (connected_ && !streams_.empty()) {
+      if (ping_sent_ && now - *ping_sent_ > kKeepaliveTimeout) {
+        fail({kUnavailable, fmt::format("etcd at {} did not answer a keepalive ping within {} s",
+                                        target_.name, kKeepaliveTimeout.count())});
+        return;
+      }
+      if (!ping_sent_ && now - last_read_ >= kKeepaliveIdle) {
+        nghttp2_submit_ping(session_, NGHTTP2_FLAG_NONE, nullptr);
+        ping_sent_ = now;
+      }
+    }
+    flush();
+    close_if_retired_and_idle();
+    if (!streams_.empty()) arm_tick();
+  }
+
+  Call* find(std::int32_t id) {
+    auto it = streams_.find(id);
+    return it == streams_.end() ? nullptr : it->second.get();
+  }
+
+  // nghttp2 callbacks (inside mem_recv/mem_send, on the executor)
+
+  static ssize_t read_request(nghttp2_session* /*session*/, std::int32_t id, std::uint8_t* buf,
+                              std::size_t length, std::uint32_t* flags,
+                              nghttp2_data_source* /*source*/, void* user) {
+    Call* call = static_cast<Connection*>(user)->find(id);
+    if (call == nullptr) return NGHTTP2_ERR_DEFERRED;  // dropped; its RST_STREAM follows
+    const std::size_t n = std::min(length, call->request.size() - call->sent);
+    if (n == 0 && !call->half_close) return NGHTTP2_ERR_DEFERRED;  // a watch: the stream stays open
+    std::memcpy(buf, call->request.data() + call->sent, n);
+    call->sent += n;
+    if (call->sent == call->request.size() && call->half_close) *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return static_cast<ssize_t>(n);
+  }
+
+  static int on_header(nghttp2_session* /*session*/, const nghttp2_frame* frame,
+                       const std::uint8_t* name, std::size_t namelen, const std::uint8_t* value,
+                       std::size_t valuelen, std::uint8_t /*flags*/, void* user) {
+    Call* call = static_cast<Connection*>(user)->find(frame->hd.stream_id);
+    if (call == nullptr) return 0;
+    const std::string_view n(reinterpret_cast<const char*>(name), namelen);
+    const std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+    auto number = [](std::string_view s) {
+      int out = 0;
+      for (char c : s) {
+        if (c < '0' || c > '9' || out > 100000) return -1;
+        out = out * 10 + (c - '0');
+      }
+      return s.empty() ? -1 : out;
+    };
+    if (n == ":status") {
+      call->http_status = number(v);
+    } else if (n == "grpc-status") {
+      call->grpc_status = number(v);
+    } else if (n == "grpc-message") {
+      call->grpc_message = percent_decode(v);
+    }
+    return 0;
+  }
+
+  static int on_data_chunk(nghttp2_session* /*session*/, std::uint8_t /*flags*/, std::int32_t id,
+                           const std::uint8_t* data, std::size_t len, void* user) {
+    if (Call* call = static_cast<Connection*>(user)->find(id)) call->on_data(data, len);
+    return 0;
+  }
+
+  static int on_stream_close(nghttp2_session* /*session*/, std::int32_t id,
+                             std::uint32_t error_code, void* user) {
+    auto* self = static_cast<Connection*>(user);
+    auto it = self->streams_.find(id);
+    if (it == self->streams_.end()) return 0;
+    std::unique_ptr<Call> call = std::move(it->second);
+    self->streams_.erase(it);
+    GrpcStatus status;
+    if (call->grpc_status >= 0) {
+      status = {call->grpc_status, std::move(call->grpc_message)};
+    } else if (error_code == NGHTTP2_REFUSED_STREAM) {
+      status = {kUnavailable, "stream refused by etcd"};
+    } else if (error_code == NGHTTP2_CANCEL) {
+      status = {kCancelled, "stream canceled by etcd"};
+    } else if (error_code != NGHTTP2_NO_ERROR) {
+      status = {kInternal, fmt::format("stream reset by etcd: {}", nghttp2_http2_strerror(error_code))};
+    } else if (call->http_status != 200) {
+      status = {code_of_http_status(call->http_status),
+                fmt::format("HTTP status {} without grpc-status", call->http_status)};
+    } else {
+      status = {kInternal, "stream ended without grpc-status"};
+    }
+    call->on_close(std::move(status));
+    self->close_if_retired_and_idle();
+    return 0;
+  }
+
+  static int on_frame_recv(nghttp2_session* /*session*/, const nghttp2_frame* frame, void* user) {
+    auto* self = static_cast<Connection*>(user);
+    if (frame->hd.type == NGHTTP2_GOAWAY) {
+      self->retired_ = true;  // streams above its last id are refused (closed) by nghttp2
+    } else if (frame->hd.type == NGHTTP2_PING && (frame->hd.flags & NGHTTP2_FLAG_ACK) != 0) {
+      self->ping_sent_.reset();
+    }
+    return 0;
+  }
+
+  const std::size_t index_;
+  const Target target_;
+  asio::generic::stream_protocol::socket socket_;
+  asio::steady_timer timer_;
+  nghttp2_session* session_ = nullptr;
+  std::unordered_map<std::int32_t, std::unique_ptr<Call>> streams_;
+  std::array<std::uint8_t, kReadBuffer> rbuf_{};
+  std::string wbuf_;
+  Clock::time_point last_read_{};
+  std::optional<Clock::time_point> ping_sent_;
+  bool connected_ = false;
+  bool writing_ = false;
+  bool flush_scheduled_ = false;
+  bool ticking_ = false;
+  bool dead_ = false;
+  bool retired_ = false;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -169,56 +681,14 @@ KeyValue from_pb(const mvccpb::KeyValue& kv) {
                   .mod_revision = kv.mod_revision()};
 }
 
-std::string_view code_name(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK:
-      return "OK";
-    case grpc::StatusCode::CANCELLED:
-      return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN:
-      return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT:
-      return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND:
-      return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS:
-      return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED:
-      return "PERMISSION_DENIED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION:
-      return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED:
-      return "ABORTED";
-    case grpc::StatusCode::OUT_OF_RANGE:
-      return "OUT_OF_RANGE";
-    case grpc::StatusCode::UNIMPLEMENTED:
-      return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL:
-      return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE:
-      return "UNAVAILABLE";
-    case grpc::StatusCode::DATA_LOSS:
-      return "DATA_LOSS";
-    case grpc::StatusCode::UNAUTHENTICATED:
-      return "UNAUTHENTICATED";
-    default:
-      return "UNKNOWN_CODE";
-  }
-}
-
 // "etcd Txn(update) /registry/pods/a/b at 127.0.0.1:2379: UNAVAILABLE: failed to connect"
 StorageError rpc_error(std::string_view op, std::string_view key, std::string_view target,
-                       const grpc::Status& status) {
+                       const GrpcStatus& status) {
   StorageError err{.code = StorageErrc::kUnavailable,
                    .message = fmt::format("etcd {} {} at {}: {}: {}", op, key, target,
-                                          code_name(status.error_code()), status.error_message())};
+                                          code_name(status.code), status.message)};
   // etcd: "etcdserver: mvcc: required revision has been compacted" (OutOfRange).
-  if (status.error_code() == grpc::StatusCode::OUT_OF_RANGE &&
-      status.error_message().find("compacted") != std::string::npos) {
+  if (status.code == kOutOfRange && status.message.find("compacted") != std::string::npos) {
     err.code = StorageErrc::kCompacted;
   }
   return err;
@@ -246,270 +716,177 @@ void set_range(Request& req, std::string_view key, bool prefix, std::string_view
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Unary calls bridged to Asio
-
 template <typename Response>
 struct Reply {
-  grpc::Status status;
+  GrpcStatus status;
   Response response;
   std::string target;  // which endpoint answered, for error messages
 };
 
-template <typename Request, typename Response>
-struct UnaryCall {
-  grpc::ClientContext context;
-  Request request;
-  Response response;
-  std::shared_ptr<grpc::Channel> channel;  // outlives the call
-};
-
-using Done = std::function<void(grpc::Status)>;
-
-// One per RPC: starts it on a stub's callback interface.
-constexpr auto kRange = [](pb::KV::Stub& stub, grpc::ClientContext* ctx,
-                           const pb::RangeRequest* req, pb::RangeResponse* resp,
-                           Done done) { stub.async()->Range(ctx, req, resp, std::move(done)); };
-constexpr auto kPut = [](pb::KV::Stub& stub, grpc::ClientContext* ctx, const pb::PutRequest* req,
-                         pb::PutResponse* resp,
-                         Done done) { stub.async()->Put(ctx, req, resp, std::move(done)); };
-constexpr auto kTxn = [](pb::KV::Stub& stub, grpc::ClientContext* ctx, const pb::TxnRequest* req,
-                         pb::TxnResponse* resp,
-                         Done done) { stub.async()->Txn(ctx, req, resp, std::move(done)); };
-constexpr auto kCompact = [](pb::KV::Stub& stub, grpc::ClientContext* ctx,
-                             const pb::CompactionRequest* req, pb::CompactionResponse* resp,
-                             Done done) { stub.async()->Compact(ctx, req, resp, std::move(done)); };
+constexpr std::string_view kRange = "/etcdserverpb.KV/Range";
+constexpr std::string_view kPut = "/etcdserverpb.KV/Put";
+constexpr std::string_view kTxn = "/etcdserverpb.KV/Txn";
+constexpr std::string_view kCompact = "/etcdserverpb.KV/Compact";
+constexpr std::string_view kWatch = "/etcdserverpb.Watch/Watch";
 
 // ---------------------------------------------------------------------------------------------
 // Watch
 
-class WatchReactor;
-
-// The client's live watch streams, so its destructor can cancel them and wait until gRPC is
-// done with them (after which nothing posts to the executor any more).
-class WatchRegistry {
- public:
-  void add(WatchReactor* r) {
-    std::lock_guard lock(mu_);
-    live_.insert(r);
-  }
-  void remove(WatchReactor* r) {
-    std::lock_guard lock(mu_);
-    live_.erase(r);
-    if (live_.empty()) idle_.notify_all();
-  }
-  void cancel_all_and_wait();
-
- private:
-  std::mutex mu_;
-  std::condition_variable idle_;
-  std::unordered_set<WatchReactor*> live_;  // GUARDED_BY(mu_); each is alive while listed
-};
-
-struct WatchShared {
-  WatchShared(boost::asio::strand<boost::asio::any_io_executor> s, EtcdClient::EventsFn events,
-              EtcdClient::ErrorFn error, std::string p, std::int64_t start)
-      : strand(std::move(s)),
-        on_events(std::move(events)),
-        on_error(std::move(error)),
-        prefix(std::move(p)),
-        start_revision(start) {}
-
-  std::mutex mu;
-  WatchReactor* reactor = nullptr;  // GUARDED_BY(mu); null once OnDone has run
-  std::atomic<bool> alive{true};    // written under mu: false once the handle is destroyed
-  boost::asio::strand<boost::asio::any_io_executor> strand;
-  // Only called on the strand, and only while alive.
+// Shared by a watch's stream and the caller's handle. Callbacks are posted to the executor
+// and run only while `alive`.
+struct WatchState {
   EtcdClient::EventsFn on_events;
   EtcdClient::ErrorFn on_error;
-  const std::string prefix;
-  const std::int64_t start_revision;
+  std::string prefix;
+  std::int64_t start_revision = 0;
+  bool alive = true;
 };
 
-class WatchReactor final : public grpc::ClientBidiReactor<pb::WatchRequest, pb::WatchResponse> {
+class WatchCall final : public Call {
  public:
-  WatchReactor(std::shared_ptr<WatchShared> shared, std::shared_ptr<Endpoints> endpoints,
-               std::shared_ptr<WatchRegistry> registry, pb::WatchRequest request);
-  // Starts the stream. After this returns the reactor may already be gone.
-  void start();
-  // REQUIRES: the caller holds shared_->mu or the registry's lock, under which this reactor
-  // is known to be alive.
-  void cancel() { context_.TryCancel(); }
+  WatchCall(asio::any_io_executor ex, std::shared_ptr<WatchState> state, std::string target,
+            std::function<void(std::int32_t)> cancel)
+      : ex_(std::move(ex)),
+        state_(std::move(state)),
+        target_(std::move(target)),
+        cancel_(std::move(cancel)) {
+    half_close = false;
+  }
 
-  void OnWriteDone(bool /*ok*/) override {}
-  void OnReadDone(bool ok) override;
-  void OnDone(const grpc::Status& status) override;
+  void set_stream(std::int32_t id) { stream_ = id; }
+
+  void on_data(const std::uint8_t* data, std::size_t len) override {
+    if (finished_) return;
+    buf_.append(reinterpret_cast<const char*>(data), len);
+    std::size_t at = 0;
+    while (!finished_ && buf_.size() - at >= 5) {
+      const std::string_view rest(buf_.data() + at, buf_.size() - at);
+      const std::uint32_t n = frame_length(rest);
+      if (rest.size() - 5 < n) break;
+      pb::WatchResponse resp;
+      if (rest[0] != 0 || !resp.ParseFromArray(rest.data() + 5, static_cast<int>(n))) {
+        fail(StorageError{.code = StorageErrc::kUnavailable,
+                          .message = fmt::format("etcd Watch {} at {}: malformed response",
+                                                 state_->prefix, target_)});
+        break;
+      }
+      at += 5 + n;
+      handle(resp);
+    }
+    buf_.erase(0, at);
+  }
+
+  void on_close(GrpcStatus status) override {
+    if (finished_) return;
+    finished_ = true;
+    StorageError err =
+        status.ok() ? StorageError{.code = StorageErrc::kUnavailable,
+                                   .message = fmt::format("etcd Watch {} at {}: stream closed by etcd",
+                                                          state_->prefix, target_)}
+                    : rpc_error("Watch", state_->prefix, target_, status);
+    post([err = std::move(err)](WatchState& s) mutable { s.on_error(std::move(err)); });
+  }
 
  private:
-  void handle(const pb::WatchResponse& resp);
-  void fail(StorageError err);
-  // Posts fn(shared) to the strand unless the handle is gone; after the handle's destructor
-  // has returned nothing is posted (the check and the post happen under shared_->mu).
+  void handle(const pb::WatchResponse& resp) {
+    if (resp.compact_revision() != 0) {
+      fail(StorageError{
+          .code = StorageErrc::kCompacted,
+          .message = fmt::format("etcd Watch {} from revision {}: compacted, the "
+                                 "oldest revision kept is {}",
+                                 state_->prefix, state_->start_revision, resp.compact_revision()),
+          .compact_revision = resp.compact_revision()});
+      return;
+    }
+    if (resp.canceled()) {
+      fail(StorageError{.code = StorageErrc::kUnavailable,
+                        .message = fmt::format("etcd Watch {} at {}: canceled by etcd: {}",
+                                               state_->prefix, target_, resp.cancel_reason())});
+      return;
+    }
+    if (resp.events().empty()) {
+      if (resp.created()) return;  // the ack; its revision promises nothing about the backlog
+      // Progress notification: every later event has a higher revision.
+      post([rev = resp.header().revision()](WatchState& s) { s.on_events({}, rev); });
+      return;
+    }
+    std::vector<WatchEvent> events;
+    events.reserve(resp.events_size());
+    for (const mvccpb::Event& e : resp.events()) {
+      events.push_back(WatchEvent{.type = e.type() == mvccpb::Event::DELETE
+                                              ? WatchEvent::Type::kDelete
+                                              : WatchEvent::Type::kPut,
+                                  .kv = from_pb(e.kv()),
+                                  .prev_kv = from_pb(e.prev_kv())});
+    }
+    // The batch's revision is its last event's; the header revision may run ahead of events
+    // that are still to come while etcd catches a watcher up.
+    const std::int64_t rev = events.back().kv.mod_revision;
+    post([events = std::move(events), rev](WatchState& s) mutable {
+      s.on_events(std::move(events), rev);
+    });
+  }
+
+  // Reports err and ends the stream (its close is then not reported again).
+  void fail(StorageError err) {
+    finished_ = true;
+    post([err = std::move(err)](WatchState& s) mutable { s.on_error(std::move(err)); });
+    // Not from inside nghttp2's callback: resetting erases this call.
+    asio::post(ex_, [cancel = cancel_, id = stream_] { cancel(id); });
+  }
+
   template <typename Fn>
-  void post(Fn fn);
+  void post(Fn fn) {
+    asio::post(ex_, [state = state_, fn = std::move(fn)]() mutable {
+      if (state->alive) fn(*state);
+    });
+  }
 
-  std::shared_ptr<WatchShared> shared_;
-  std::shared_ptr<Endpoints> endpoints_;
-  std::shared_ptr<WatchRegistry> registry_;
-  std::size_t endpoint_;
-  grpc::ClientContext context_;
-  pb::WatchRequest request_;
-  pb::WatchResponse response_;
-  bool finished_ = false;  // on_error was posted; only touched by (serialized) reactions
+  asio::any_io_executor ex_;
+  std::shared_ptr<WatchState> state_;
+  std::string target_;
+  std::function<void(std::int32_t)> cancel_;
+  std::int32_t stream_ = 0;
+  std::string buf_;  // received bytes not yet a whole message
+  bool finished_ = false;
 };
-
-void WatchRegistry::cancel_all_and_wait() {
-  std::unique_lock lock(mu_);
-  for (WatchReactor* r : live_) r->cancel();
-  idle_.wait(lock, [&] { return live_.empty(); });
-}
 
 class WatchHandle final : public EtcdClient::Watch {
  public:
-  explicit WatchHandle(std::shared_ptr<WatchShared> shared) : shared_(std::move(shared)) {}
+  WatchHandle(asio::any_io_executor ex, std::shared_ptr<WatchState> state,
+              std::weak_ptr<Connection> conn, std::int32_t stream)
+      : ex_(std::move(ex)), state_(std::move(state)), conn_(std::move(conn)), stream_(stream) {}
   ~WatchHandle() override {
-    {
-      std::lock_guard lock(shared_->mu);
-      shared_->alive.store(false);
-      if (shared_->reactor != nullptr) shared_->reactor->cancel();
-    }
-    // Drop the callbacks (and what they captured) on the strand, after any callback running
-    // now (which may be the one destroying this handle), never on a gRPC thread.
-    auto strand = shared_->strand;
-    boost::asio::post(strand, [shared = std::move(shared_)] {
-      shared->on_events = nullptr;
-      shared->on_error = nullptr;
+    state_->alive = false;
+    // Posted: the handle may be destroyed inside one of its own callbacks, or inside a call
+    // that holds the connection's state.
+    asio::post(ex_, [state = std::move(state_), conn = std::move(conn_), id = stream_] {
+      if (auto c = conn.lock(); c && id != 0) c->cancel(id);
+      state->on_events = nullptr;  // and what they captured
+      state->on_error = nullptr;
     });
   }
 
  private:
-  std::shared_ptr<WatchShared> shared_;
+  asio::any_io_executor ex_;
+  std::shared_ptr<WatchState> state_;
+  std::weak_ptr<Connection> conn_;
+  std::int32_t stream_;
 };
-
-WatchReactor::WatchReactor(std::shared_ptr<WatchShared> shared,
-                           std::shared_ptr<Endpoints> endpoints,
-                           std::shared_ptr<WatchRegistry> registry, pb::WatchRequest request)
-    : shared_(std::move(shared)),
-      endpoints_(std::move(endpoints)),
-      registry_(std::move(registry)),
-      endpoint_(endpoints_->current()),
-      request_(std::move(request)) {
-  // A member that lost its leader ends the stream instead of going silent (etcd's
-  // "require leader" metadata, as clientv3 and the kube-apiserver use).
-  context_.AddMetadata("hasleader", "true");
-  {
-    std::lock_guard lock(shared_->mu);
-    shared_->reactor = this;
-  }
-  registry_->add(this);
-}
-
-void WatchReactor::start() {
-  endpoints_->at(endpoint_).watch->async()->Watch(&context_, this);
-  StartWrite(&request_);
-  StartRead(&response_);
-  StartCall();  // last: OnDone may run (and delete this) on another thread from here on
-}
-
-template <typename Fn>
-void WatchReactor::post(Fn fn) {
-  std::lock_guard lock(shared_->mu);
-  if (!shared_->alive.load()) return;
-  boost::asio::post(shared_->strand, [shared = shared_, fn = std::move(fn)]() mutable {
-    if (shared->alive.load()) fn(*shared);
-  });
-}
-
-void WatchReactor::OnReadDone(bool ok) {
-  if (!ok || finished_) return;  // the stream is over; OnDone follows with its status
-  handle(response_);
-  if (!finished_) StartRead(&response_);
-}
-
-void WatchReactor::handle(const pb::WatchResponse& resp) {
-  if (resp.compact_revision() != 0) {
-    fail(StorageError{
-        .code = StorageErrc::kCompacted,
-        .message = fmt::format("etcd Watch {} from revision {}: compacted, the "
-                               "oldest revision kept is {}",
-                               shared_->prefix, shared_->start_revision, resp.compact_revision()),
-        .compact_revision = resp.compact_revision()});
-    return;
-  }
-  if (resp.canceled()) {
-    fail(StorageError{
-        .code = StorageErrc::kUnavailable,
-        .message = fmt::format("etcd Watch {} at {}: canceled by etcd: {}", shared_->prefix,
-                               endpoints_->at(endpoint_).target, resp.cancel_reason())});
-    return;
-  }
-  if (resp.events().empty()) {
-    if (resp.created()) return;  // the ack; its revision promises nothing about the backlog
-    // Progress notification: every later event has a higher revision.
-    post([rev = resp.header().revision()](WatchShared& s) { s.on_events({}, rev); });
-    return;
-  }
-  std::vector<WatchEvent> events;
-  events.reserve(resp.events_size());
-  for (const mvccpb::Event& e : resp.events()) {
-    events.push_back(WatchEvent{.type = e.type() == mvccpb::Event::DELETE
-                                            ? WatchEvent::Type::kDelete
-                                            : WatchEvent::Type::kPut,
-                                .kv = from_pb(e.kv()),
-                                .prev_kv = from_pb(e.prev_kv())});
-  }
-  // The batch's revision is its last event's; the header revision may run ahead of events
-  // that are still to come while etcd catches a watcher up.
-  const std::int64_t rev = events.back().kv.mod_revision;
-  post([events = std::move(events), rev](WatchShared& s) mutable {
-    s.on_events(std::move(events), rev);
-  });
-}
-
-void WatchReactor::fail(StorageError err) {
-  finished_ = true;
-  post([err = std::move(err)](WatchShared& s) mutable { s.on_error(std::move(err)); });
-  context_.TryCancel();  // ends the stream; OnDone deletes the reactor
-}
-
-void WatchReactor::OnDone(const grpc::Status& status) {
-  {
-    std::lock_guard lock(shared_->mu);
-    shared_->reactor = nullptr;
-  }
-  if (!finished_) {
-    const std::string& target = endpoints_->at(endpoint_).target;
-    if (status.error_code() == grpc::StatusCode::UNAVAILABLE) endpoints_->fail_over(endpoint_);
-    StorageError err =
-        status.ok()
-            ? StorageError{.code = StorageErrc::kUnavailable,
-                           .message = fmt::format("etcd Watch {} at {}: stream closed by etcd",
-                                                  shared_->prefix, target)}
-            : rpc_error("Watch", shared_->prefix, target, status);
-    finished_ = true;
-    post([err = std::move(err)](WatchShared& s) mutable { s.on_error(std::move(err)); });
-  }
-  // Release what refers to the executor (the strand) and the client's channels before telling
-  // the registry: once it is empty the client, and after it the io_context, may be destroyed.
-  // What is left (context, messages) depends on neither.
-  shared_.reset();
-  endpoints_.reset();
-  std::shared_ptr<WatchRegistry> registry = std::move(registry_);
-  registry->remove(this);
-  delete this;
-}
 
 // ---------------------------------------------------------------------------------------------
 // The client
 
-class GrpcEtcdClient final : public EtcdClient {
+class H2EtcdClient final : public EtcdClient {
  public:
-  GrpcEtcdClient(boost::asio::any_io_executor executor, const std::vector<std::string>& endpoints)
-      : executor_(std::move(executor)), endpoints_(std::make_shared<Endpoints>(endpoints)) {}
+  H2EtcdClient(asio::any_io_executor executor, const std::vector<std::string>& endpoints)
+      : executor_(std::move(executor)), targets_(parse_targets(endpoints)) {}
 
-  // Watches still running are canceled; waits (briefly, on gRPC) until their streams are
-  // done, so nothing is posted to the executor afterwards.
-  ~GrpcEtcdClient() override { watches_->cancel_all_and_wait(); }
+  ~H2EtcdClient() override {
+    for (auto& weak : connections_) {
+      if (auto c = weak.lock()) c->close();
+    }
+  }
 
   awaitable<Result<RangeResult>> range(std::string key, RangeOptions opts) override {
     pb::RangeRequest req;
@@ -518,7 +895,7 @@ class GrpcEtcdClient final : public EtcdClient {
     req.set_revision(opts.revision);
     req.set_count_only(opts.count_only);
     req.set_keys_only(opts.keys_only);
-    auto reply = co_await unary<pb::RangeResponse>(std::move(req), kRange);
+    auto reply = co_await unary<pb::RangeResponse>(req, kRange);
     if (!reply.status.ok()) {
       co_return std::unexpected(rpc_error("Range", key, reply.target, reply.status));
     }
@@ -527,7 +904,12 @@ class GrpcEtcdClient final : public EtcdClient {
     out.more = reply.response.more();
     out.count = reply.response.count();
     out.kvs.reserve(reply.response.kvs_size());
-    for (const mvccpb::KeyValue& kv : reply.response.kvs()) out.kvs.push_back(from_pb(kv));
+    for (mvccpb::KeyValue& kv : *reply.response.mutable_kvs()) {
+      out.kvs.push_back(KeyValue{.key = std::move(*kv.mutable_key()),
+                                 .value = std::move(*kv.mutable_value()),
+                                 .create_revision = kv.create_revision(),
+                                 .mod_revision = kv.mod_revision()});
+    }
     co_return out;
   }
 
@@ -544,7 +926,7 @@ class GrpcEtcdClient final : public EtcdClient {
     put->set_value(value);
     txn.add_failure()->mutable_request_range()->set_key(key);
 
-    auto reply = co_await unary<pb::TxnResponse>(std::move(txn), kTxn);
+    auto reply = co_await unary<pb::TxnResponse>(txn, kTxn);
     if (!reply.status.ok()) {
       co_return std::unexpected(rpc_error("Txn(create)", key, reply.target, reply.status));
     }
@@ -584,7 +966,7 @@ class GrpcEtcdClient final : public EtcdClient {
     put->set_prev_kv(true);  // for create_revision
     txn.add_failure()->mutable_request_range()->set_key(key);
 
-    auto reply = co_await unary<pb::TxnResponse>(std::move(txn), kTxn);
+    auto reply = co_await unary<pb::TxnResponse>(txn, kTxn);
     if (!reply.status.ok()) {
       co_return std::unexpected(rpc_error("Txn(update)", key, reply.target, reply.status));
     }
@@ -623,7 +1005,7 @@ class GrpcEtcdClient final : public EtcdClient {
     del->set_prev_kv(true);
     txn.add_failure()->mutable_request_range()->set_key(key);
 
-    auto reply = co_await unary<pb::TxnResponse>(std::move(txn), kTxn);
+    auto reply = co_await unary<pb::TxnResponse>(txn, kTxn);
     if (!reply.status.ok()) {
       co_return std::unexpected(rpc_error("Txn(delete)", key, reply.target, reply.status));
     }
@@ -650,7 +1032,7 @@ class GrpcEtcdClient final : public EtcdClient {
     pb::PutRequest req;
     req.set_key(key);
     req.set_value(std::move(value));
-    auto reply = co_await unary<pb::PutResponse>(std::move(req), kPut);
+    auto reply = co_await unary<pb::PutResponse>(req, kPut);
     if (!reply.status.ok()) {
       co_return std::unexpected(rpc_error("Put", key, reply.target, reply.status));
     }
@@ -660,7 +1042,7 @@ class GrpcEtcdClient final : public EtcdClient {
   awaitable<Result<std::int64_t>> compact(std::int64_t revision) override {
     pb::CompactionRequest req;
     req.set_revision(revision);
-    auto reply = co_await unary<pb::CompactionResponse>(std::move(req), kCompact);
+    auto reply = co_await unary<pb::CompactionResponse>(req, kCompact);
     if (!reply.status.ok()) {
       co_return std::unexpected(
           rpc_error("Compact", fmt::format("revision {}", revision), reply.target, reply.status));
@@ -669,8 +1051,7 @@ class GrpcEtcdClient final : public EtcdClient {
   }
 
   std::unique_ptr<Watch> watch(std::string prefix, std::int64_t start_revision, bool prev_kv,
-                               EventsFn on_events,
-                               ErrorFn on_error) override {
+                               EventsFn on_events, ErrorFn on_error) override {
     pb::WatchRequest req;
     pb::WatchCreateRequest* create = req.mutable_create_request();
     set_range(*create, prefix, /*prefix=*/true, /*range_end=*/{});
@@ -678,13 +1059,22 @@ class GrpcEtcdClient final : public EtcdClient {
     create->set_prev_kv(prev_kv);
     create->set_progress_notify(true);
 
-    auto shared =
-        std::make_shared<WatchShared>(boost::asio::make_strand(executor_), std::move(on_events),
-                                      std::move(on_error), std::move(prefix), start_revision);
-    auto* reactor =
-        new WatchReactor(shared, endpoints_, watches_, std::move(req));  // self-deleting
-    reactor->start();
-    return std::make_unique<WatchHandle>(std::move(shared));
+    auto state = std::make_shared<WatchState>();
+    state->on_events = std::move(on_events);
+    state->on_error = std::move(on_error);
+    state->prefix = std::move(prefix);
+    state->start_revision = start_revision;
+    std::shared_ptr<Connection> conn = connection();
+    std::weak_ptr<Connection> weak = conn;
+    auto call = std::make_unique<WatchCall>(executor_, state, conn->name(),
+                                            [weak](std::int32_t id) {
+                                              if (auto c = weak.lock()) c->cancel(id);
+                                            });
+    call->request = grpc_frame(req);
+    WatchCall* raw = call.get();
+    const std::int32_t id = conn->start(std::move(call), kWatch, /*watch=*/true);
+    if (id != 0) raw->set_stream(id);  // else the call has already been closed (and freed)
+    return std::make_unique<WatchHandle>(executor_, std::move(state), weak, id);
   }
 
  private:
@@ -698,56 +1088,62 @@ class GrpcEtcdClient final : public EtcdClient {
     return from_pb(range.kvs(0));
   }
 
-  // Runs one unary RPC on the current endpoint and resumes the awaiting coroutine on its own
-  // executor. On UNAVAILABLE, later calls go to the next endpoint; this one is not retried
-  // (a write may have been applied).
-  template <typename Response, typename Request, typename Start>
-  awaitable<Reply<Response>> unary(Request request, Start start) {
-    const std::size_t index = endpoints_->current();
-    Endpoint& ep = endpoints_->at(index);
+  // The connection calls go to: the current one, or a new one to the current endpoint.
+  std::shared_ptr<Connection> connection() {
+    if (conn_ && conn_->usable()) return conn_;
+    std::erase_if(connections_, [](const std::weak_ptr<Connection>& w) { return w.expired(); });
+    conn_ = std::make_shared<Connection>(executor_, current_, targets_[current_]);
+    connections_.push_back(conn_);
+    conn_->connect();
+    return conn_;
+  }
+
+  // A call to endpoint `failed` found it unavailable: the next call goes to the next endpoint
+  // (once, however many calls failed at the same time).
+  void fail_over(std::size_t failed) {
+    if (targets_.size() < 2 || failed != current_) return;
+    current_ = (failed + 1) % targets_.size();
+    log::warn("etcd: {} unavailable, next calls go to {}", targets_[failed].name,
+              targets_[current_].name);
+  }
+
+  // Runs one unary RPC on the current connection. On UNAVAILABLE, later calls go to the next
+  // endpoint; this one is not retried (a write may have been applied).
+  template <typename Response, typename Request>
+  awaitable<Reply<Response>> unary(const Request& request, std::string_view method) {
+    std::shared_ptr<Connection> conn = connection();
+    std::string body = grpc_frame(request);
     auto initiate = [&](auto handler) {
-      using Handler = decltype(handler);
-      auto call = std::make_shared<UnaryCall<Request, Response>>();
-      call->request = std::move(request);
-      call->channel = ep.channel;
-      call->context.set_deadline(std::chrono::system_clock::now() + kUnaryDeadline);
-      // Outstanding work on the handler's executor from now until the handler has run.
-      auto work = boost::asio::prefer(boost::asio::get_associated_executor(handler, executor_),
-                                      boost::asio::execution::outstanding_work.tracked);
-      // gRPC wants a copyable callback; Asio handlers are move-only.
-      auto shared_handler = std::make_shared<Handler>(std::move(handler));
-      start(*ep.kv, &call->context, &call->request, &call->response,
-            [call, shared_handler, work, target = ep.target](grpc::Status status) mutable {
-              // On a gRPC thread: hand everything over to the executor, keep nothing here.
-              auto ex = work;
-              boost::asio::post(ex, [call = std::move(call), handler = std::move(shared_handler),
-                                     work = std::move(work), status = std::move(status),
-                                     target = std::move(target)]() mutable {
-                Reply<Response> reply{std::move(status), std::move(call->response),
-                                      std::move(target)};
-                call.reset();
-                std::move (*handler)(std::move(reply));
-              });
-            });
+      auto call = std::make_unique<UnaryCall<decltype(handler)>>(std::move(handler), executor_);
+      call->request = std::move(body);
+      conn->start(std::move(call), method, /*watch=*/false);
     };
-    Reply<Response> reply =
-        co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&,
-                                             void(Reply<Response>)>(initiate,
-                                                                    boost::asio::use_awaitable);
-    if (reply.status.error_code() == grpc::StatusCode::UNAVAILABLE) endpoints_->fail_over(index);
+    RawReply raw = co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(RawReply)>(
+        initiate, asio::use_awaitable);
+    Reply<Response> reply{std::move(raw.status), Response(), conn->name()};
+    if (reply.status.ok()) {
+      const std::string& b = raw.body;
+      if (b.size() < 5 || b[0] != 0 || frame_length(b) != b.size() - 5 ||
+          !reply.response.ParseFromArray(b.data() + 5, static_cast<int>(b.size() - 5))) {
+        reply.status = {kInternal, "malformed response message"};
+      }
+    }
+    if (reply.status.code == kUnavailable) fail_over(conn->index());
     co_return reply;
   }
 
-  boost::asio::any_io_executor executor_;
-  std::shared_ptr<Endpoints> endpoints_;
-  std::shared_ptr<WatchRegistry> watches_ = std::make_shared<WatchRegistry>();
+  asio::any_io_executor executor_;
+  std::vector<Target> targets_;  // fixed after construction (connections refer to them)
+  std::size_t current_ = 0;
+  std::shared_ptr<Connection> conn_;
+  std::vector<std::weak_ptr<Connection>> connections_;  // every one still alive, to close
 };
 
 }  // namespace
 
 std::unique_ptr<EtcdClient> make_etcd_client(boost::asio::any_io_executor executor,
                                              const std::vector<std::string>& endpoints) {
-  return std::make_unique<GrpcEtcdClient>(std::move(executor), endpoints);
+  return std::make_unique<H2EtcdClient>(std::move(executor), endpoints);
 }
 
 std::string prefix_end(std::string_view prefix) {

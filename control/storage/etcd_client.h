@@ -1,10 +1,13 @@
-// EtcdClient: the apiserver's only path to etcd v3 (gRPC, our own proto subset with etcd's
-// package names and field numbers, see proto/etcd/).
+// EtcdClient: the apiserver's only path to etcd v3 (gRPC over HTTP/2, our own proto subset
+// with etcd's package names and field numbers, see proto/etcd/).
 //
 // Every operation is an Asio awaitable that completes on the executor the client was built
-// with; the gRPC callback threads never touch caller state. Writes are compare-and-swap
-// transactions on mod_revision, which is what resourceVersion is. The client is safe to
-// use from several coroutines at once; destroy it only after they have finished.
+// with. That executor must be single-threaded (an io_context run by one thread): the client's
+// connection, its streams and the watch callbacks all live on it, and calls are made from
+// coroutines running there, several at once if need be. Writes are compare-and-swap
+// transactions on mod_revision, which is what resourceVersion is. Destroy the client only
+// after its calls have finished; an open connection is a pending read, so io_context::run()
+// returns only once the client is destroyed.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -109,10 +112,8 @@ class EtcdClient {
   // itself, like the watch cache, does not ask).
   // One gRPC stream per watch; on a stream failure on_error gets kUnavailable (the caller
   // re-watches from its last revision).
-  // Destroying the handle cancels the stream. Destroyed on the thread that runs the client's
-  // executor (a single-threaded io_context, the usual case), no callback runs after the
-  // destructor returns; on a multi-threaded io_context a callback that is already running on
-  // another thread may still finish. A callback may destroy its own handle.
+  // Destroying the handle cancels the stream; no callback runs after the destructor returns.
+  // A callback may destroy its own handle.
   class Watch {
    public:
     virtual ~Watch() = default;  // cancels the watch

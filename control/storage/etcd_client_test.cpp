@@ -65,7 +65,7 @@ void run(asio::io_context& io, std::function<awaitable<void>()> body,
   io.restart();
   podwarp::run_until(io, [&] { return *done; }, timeout);
   if (!*done) {
-    // Pending gRPC completions refer to this io_context: leaving would be unsafe.
+    // Pending completions refer to this io_context: leaving would be unsafe.
     std::fprintf(stderr, "test coroutine did not finish within the timeout\n");
     std::abort();
   }
@@ -676,7 +676,7 @@ bool all_threads_stopped(pid_t pid) {
 }
 
 // A hung etcd (stopped, its socket still open): unary calls end at their 10 s deadline
-// (the client's own timer: the channel runs gRPC's minimal stack with deadline checks on).
+// (the client's own once-a-second sweep; etcd, stopped, cannot honor grpc-timeout).
 TEST(EtcdClientOwnServer, UnaryCallsTimeOutWhenEtcdHangs) {
   auto started = EtcdProcess::start();
   ASSERT_TRUE(started) << started.error().what();

@@ -574,7 +574,10 @@ FanOut fan_out(asio::ssl::context& tls, int port, pid_t control, const std::stri
         // Let each event drain before the next, so each measures one event's fan-out.
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
-    }, reported("the fan-out writes"));
+    }, [&, report = reported("the fan-out writes")](std::exception_ptr e) {
+      report(e);
+      raw.reset();  // closes its connection, so that cio.run() returns
+    });
     cio.run();
     cpu1 = CpuSample::take(control, 0);
   });
@@ -663,6 +666,7 @@ int main(int argc, char** argv) {
     asio::io_context io;
     auto client = storage::make_etcd_client(io.get_executor(), {etcd_endpoint});
     int next = 0;
+    int running = concurrency;
     cpu0 = CpuSample::take(0, (*etcd)->pid());
     auto t0 = Clock::now();
     for (int w = 0; w < concurrency; ++w) {
@@ -682,7 +686,11 @@ int main(int argc, char** argv) {
           }
           stats.latencies_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - s).count());
         }
-      }, reported("raw etcd requests"));
+      }, [&, report = reported("raw etcd requests")](std::exception_ptr e) {
+        report(e);
+        // The last one closes the client's connection, so that io.run() returns.
+        if (--running == 0) client.reset();
+      });
     }
     io.run();
     stats.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
