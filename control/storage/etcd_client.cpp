@@ -681,6 +681,14 @@ KeyValue from_pb(const mvccpb::KeyValue& kv) {
                   .mod_revision = kv.mod_revision()};
 }
 
+// The same, moving the bytes out of the message.
+KeyValue take(mvccpb::KeyValue& kv) {
+  return KeyValue{.key = std::move(*kv.mutable_key()),
+                  .value = std::move(*kv.mutable_value()),
+                  .create_revision = kv.create_revision(),
+                  .mod_revision = kv.mod_revision()};
+}
+
 // "etcd Txn(update) /registry/pods/a/b at 127.0.0.1:2379: UNAVAILABLE: failed to connect"
 StorageError rpc_error(std::string_view op, std::string_view key, std::string_view target,
                        const GrpcStatus& status) {
@@ -788,7 +796,7 @@ class WatchCall final : public Call {
   }
 
  private:
-  void handle(const pb::WatchResponse& resp) {
+  void handle(pb::WatchResponse& resp) {
     if (resp.compact_revision() != 0) {
       fail(StorageError{
           .code = StorageErrc::kCompacted,
@@ -812,12 +820,12 @@ class WatchCall final : public Call {
     }
     std::vector<WatchEvent> events;
     events.reserve(resp.events_size());
-    for (const mvccpb::Event& e : resp.events()) {
+    for (mvccpb::Event& e : *resp.mutable_events()) {
       events.push_back(WatchEvent{.type = e.type() == mvccpb::Event::DELETE
                                               ? WatchEvent::Type::kDelete
                                               : WatchEvent::Type::kPut,
-                                  .kv = from_pb(e.kv()),
-                                  .prev_kv = from_pb(e.prev_kv())});
+                                  .kv = take(*e.mutable_kv()),
+                                  .prev_kv = e.has_prev_kv() ? take(*e.mutable_prev_kv()) : KeyValue{}});
     }
     // The batch's revision is its last event's; the header revision may run ahead of events
     // that are still to come while etcd catches a watcher up.
@@ -904,12 +912,7 @@ class H2EtcdClient final : public EtcdClient {
     out.more = reply.response.more();
     out.count = reply.response.count();
     out.kvs.reserve(reply.response.kvs_size());
-    for (mvccpb::KeyValue& kv : *reply.response.mutable_kvs()) {
-      out.kvs.push_back(KeyValue{.key = std::move(*kv.mutable_key()),
-                                 .value = std::move(*kv.mutable_value()),
-                                 .create_revision = kv.create_revision(),
-                                 .mod_revision = kv.mod_revision()});
-    }
+    for (mvccpb::KeyValue& kv : *reply.response.mutable_kvs()) out.kvs.push_back(take(kv));
     co_return out;
   }
 
