@@ -313,6 +313,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &Connection::on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &Connection::on_stream_close);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &Connection::on_frame_recv);
+    nghttp2_session_callbacks_set_error_callback2(cbs, &Connection::on_error);
     nghttp2_session_client_new(&session_, cbs, this);
     nghttp2_session_callbacks_del(cbs);
     const nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
@@ -449,15 +450,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (dead_) return;
     if (ec) {
       fail({kUnavailable, fmt::format("connection to {} lost: {}", target_.name,
-                                      ec == asio::error::eof ? "closed by etcd" : ec.message())});
+                                      ec == asio::error::eof ? "closed by the server" : ec.message())});
       return;
     }
     last_read_ = Clock::now();
     const ssize_t rv = nghttp2_session_mem_recv(session_, rbuf_.data(), n);
     if (dead_) return;  // a callback failed the connection
-    if (rv < 0) {
+    if (rv < 0 || !protocol_error_.empty()) {
       fail({kInternal, fmt::format("HTTP/2 from {}: {}", target_.name,
-                                   nghttp2_strerror(static_cast<int>(rv)))});
+                                   protocol_error_.empty() ? nghttp2_strerror(static_cast<int>(rv))
+                                                           : protocol_error_)});
       return;
     }
     if (nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0) {
@@ -643,6 +645,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
     return 0;
   }
 
+  // A connection error found in what the server sent (nghttp2 then only queues GOAWAY).
+  static int on_error(nghttp2_session* /*session*/, int code, const char* msg, std::size_t len,
+                      void* user) {
+    auto* self = static_cast<Connection*>(user);
+    if (code != 0 && self->protocol_error_.empty()) self->protocol_error_.assign(msg, len);
+    return 0;
+  }
+
   static int on_frame_recv(nghttp2_session* /*session*/, const nghttp2_frame* frame, void* user) {
     auto* self = static_cast<Connection*>(user);
     if (frame->hd.type == NGHTTP2_GOAWAY) {
@@ -663,6 +673,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string wbuf_;
   Clock::time_point last_read_{};
   std::optional<Clock::time_point> ping_sent_;
+  std::string protocol_error_;  // what nghttp2 reported as the server's protocol error
   bool connected_ = false;
   bool writing_ = false;
   bool flush_scheduled_ = false;

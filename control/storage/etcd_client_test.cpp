@@ -9,6 +9,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -17,6 +18,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -594,19 +596,99 @@ TEST_F(EtcdClientTest, FailsOverToTheNextEndpointAfterUnavailable) {
   });
 }
 
+// 24 values of 1 MiB: the response (24 MiB) is larger than a stream's flow-control window
+// (16 MiB), so the client must keep granting window while it reads.
+TEST_F(EtcdClientTest, RangeLargerThanTheFlowControlWindow) {
+  run(io_, [&]() -> awaitable<void> {
+    constexpr int kKeys = 24;
+    std::string value(1 << 20, 'v');
+    for (int i = 0; i < kKeys; ++i) {
+      value[0] = static_cast<char>('a' + i);
+      CO_ASSERT_OK(co_await client_->put(prefix_ + std::to_string(100 + i), value));
+    }
+    const RangeOptions all{.prefix = true};
+    auto got = co_await client_->range(prefix_, all);
+    CO_ASSERT_OK(got);
+    CO_ASSERT(got->kvs.size() == static_cast<std::size_t>(kKeys));
+    for (int i = 0; i < kKeys; ++i) {
+      EXPECT_EQ(got->kvs[i].value.size(), value.size());
+      EXPECT_EQ(got->kvs[i].value[0], static_cast<char>('a' + i));
+    }
+  });
+}
+
+// A host name (resolved) instead of an address.
+TEST_F(EtcdClientTest, ConnectsByHostName) {
+  const std::string port = etcd_->endpoint().substr(etcd_->endpoint().rfind(':') + 1);
+  auto client = make_etcd_client(io_.get_executor(), {"http://localhost:" + port});
+  run(io_, [&]() -> awaitable<void> {
+    auto created = co_await client->create(prefix_ + "a", "v");
+    CO_ASSERT_OK(created);
+    client.reset();  // closes its connection while io_ still runs
+  });
+}
+
+// A peer that is not etcd (it answers with HTTP/1.1 and hangs up): the call fails with
+// kUnavailable and a message naming the RPC and the protocol error; nothing crashes or hangs.
+TEST(EtcdClient, APeerThatIsNotEtcdFailsTheCall) {
+  asio::io_context io(1);
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::address_v4::loopback(), 0});
+  const auto port = acceptor.local_endpoint().port();
+  auto client = make_etcd_client(io.get_executor(), {"127.0.0.1:" + std::to_string(port)});
+  asio::co_spawn(
+      io,
+      [&]() -> awaitable<void> {
+        auto peer = co_await acceptor.async_accept(asio::use_awaitable);
+        static constexpr std::string_view kJunk =
+            "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        co_await asio::async_write(peer, asio::buffer(kJunk), asio::use_awaitable);
+        peer.shutdown(asio::ip::tcp::socket::shutdown_send);
+        std::array<char, 4096> sink{};
+        for (;;) {  // read what the client sends until it hangs up
+          auto [ec, n] = co_await peer.async_read_some(asio::buffer(sink), asio::as_tuple(asio::use_awaitable));
+          if (ec) break;
+        }
+      },
+      asio::detached);
+  run(io, [&]() -> awaitable<void> {
+    auto r = co_await client->range("/x");
+    CO_ASSERT(!r);
+    EXPECT_EQ(r.error().code, StorageErrc::kUnavailable) << r.error().message;
+    EXPECT_NE(r.error().message.find("Range /x"), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("HTTP/2"), std::string::npos) << r.error().message;
+    client.reset();
+  });
+}
+
 TEST(EtcdClient, RejectsAnEmptyEndpointList) {
   asio::io_context io;
   EXPECT_THROW(make_etcd_client(io.get_executor(), {}), std::invalid_argument);
   EXPECT_THROW(make_etcd_client(io.get_executor(), {" , "}), std::invalid_argument);
 }
 
+// For tests that stop or hang etcd: an etcd of their own, and a client of it on an io_context
+// of their own (destroyed in reverse: client, io_context, etcd).
+struct OwnEtcd {
+  explicit OwnEtcd(EtcdOptions opts = {}) {
+    auto started = EtcdProcess::start(opts);
+    if (!started) {
+      error = started.error().what();
+      return;
+    }
+    etcd = std::move(*started);
+    client = make_etcd_client(io.get_executor(), {etcd->endpoint()});
+  }
+  std::unique_ptr<EtcdProcess> etcd;
+  std::string error;  // why etcd did not start
+  asio::io_context io{1};
+  std::unique_ptr<EtcdClient> client;
+};
+
 // Own etcd: it is stopped under the watch, and it sends progress notifications every 500 ms.
 TEST(EtcdClientOwnServer, WatchGetsProgressThenUnavailableWhenEtcdStops) {
-  auto started = EtcdProcess::start({.progress_notify_interval = milliseconds(500)});
-  ASSERT_TRUE(started) << started.error().what();
-  std::unique_ptr<EtcdProcess> etcd = std::move(*started);
-  asio::io_context io(1);
-  auto client = make_etcd_client(io.get_executor(), {etcd->endpoint()});
+  OwnEtcd own({.progress_notify_interval = milliseconds(500)});
+  ASSERT_TRUE(own.etcd) << own.error;
+  auto& [etcd, error, io, client] = own;
   run(io, [&]() -> awaitable<void> {
     auto rev = co_await client->put("/w/a", "1");
     CO_ASSERT_OK(rev);
@@ -678,11 +760,9 @@ bool all_threads_stopped(pid_t pid) {
 // A hung etcd (stopped, its socket still open): unary calls end at their 10 s deadline
 // (the client's own once-a-second sweep; etcd, stopped, cannot honor grpc-timeout).
 TEST(EtcdClientOwnServer, UnaryCallsTimeOutWhenEtcdHangs) {
-  auto started = EtcdProcess::start();
-  ASSERT_TRUE(started) << started.error().what();
-  std::unique_ptr<EtcdProcess> etcd = std::move(*started);
-  asio::io_context io(1);
-  auto client = make_etcd_client(io.get_executor(), {etcd->endpoint()});
+  OwnEtcd own;
+  ASSERT_TRUE(own.etcd) << own.error;
+  auto& [etcd, error, io, client] = own;
   run(io, [&]() -> awaitable<void> {
     CO_ASSERT_OK(co_await client->put("/h/a", "1"));  // connected
     CO_ASSERT(::kill(etcd->pid(), SIGSTOP) == 0);
@@ -698,6 +778,32 @@ TEST(EtcdClientOwnServer, UnaryCallsTimeOutWhenEtcdHangs) {
     EXPECT_NE(r.error().message.find("DEADLINE_EXCEEDED"), std::string::npos) << r.error().message;
     EXPECT_GE(waited, std::chrono::seconds(9));
     EXPECT_LT(waited, std::chrono::seconds(20));
+  });
+}
+
+// A hung etcd under a watch: no call is in flight to time out, so only the keepalive notices
+// (a ping after 30 s without input, unanswered for 10 s) and ends the watch with kUnavailable.
+TEST(EtcdClientOwnServer, WatchOnAHungEtcdEndsAfterTheKeepalive) {
+  OwnEtcd own;
+  ASSERT_TRUE(own.etcd) << own.error;
+  auto& [etcd, error, io, client] = own;
+  run(io, [&]() -> awaitable<void> {
+    auto rev = co_await client->put("/k/a", "1");
+    CO_ASSERT_OK(rev);
+    Inbox inbox(io.get_executor());
+    auto watch = client->watch("/k/", *rev, /*prev_kv=*/false, inbox.on_events(), inbox.on_error());
+    CO_ASSERT(co_await inbox.wait([&] { return !inbox.events.empty() || inbox.error; }));
+    CO_ASSERT(!inbox.error);
+    CO_ASSERT(::kill(etcd->pid(), SIGSTOP) == 0);
+    const auto t0 = steady_clock::now();
+    const bool ended = co_await inbox.wait([&] { return inbox.error.has_value(); }, seconds(90));
+    const auto waited = steady_clock::now() - t0;
+    ::kill(etcd->pid(), SIGCONT);
+    CO_ASSERT(ended);
+    EXPECT_EQ(inbox.error->code, StorageErrc::kUnavailable) << inbox.error->message;
+    EXPECT_NE(inbox.error->message.find("keepalive"), std::string::npos) << inbox.error->message;
+    EXPECT_GE(waited, seconds(29));
+    EXPECT_LT(waited, seconds(60));
   });
 }
 

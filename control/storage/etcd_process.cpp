@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -21,8 +20,12 @@
 #include <fstream>
 #include <thread>
 
-#include "etcd/rpc.grpc.pb.h"
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+
 #include "podwarp/log.h"
+#include "storage/etcd_client.h"
 
 extern char** environ;
 
@@ -221,34 +224,38 @@ std::expected<Spawned, std::system_error> spawn(const std::string& binary,
 
 enum class Ready { kServing, kExited, kTimedOut };
 
-// Waits until etcd accepts TCP on port and then answers Maintenance.Status with a leader.
+// Waits until etcd accepts TCP on port and then serves a linearizable read, which it does
+// only once it has a leader.
 Ready wait_ready(int pidfd, int port, Clock::time_point deadline) {
   // 1. The listener: cheap to poll, and waiting on the pidfd doubles as the sleep.
   while (!tcp_connects(port)) {
     if (Clock::now() >= deadline) return Ready::kTimedOut;
     if (wait_exit(pidfd, milliseconds(20))) return Ready::kExited;
   }
-  // 2. Serving: etcd accepts connections before it serves them.
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 200);
-  auto channel = grpc::CreateCustomChannel(fmt::format("127.0.0.1:{}", port),
-                                           grpc::InsecureChannelCredentials(), args);
-  auto stub = etcdserverpb::Maintenance::NewStub(channel);
-  for (;;) {
-    if (Clock::now() >= deadline) return Ready::kTimedOut;
-    grpc::ClientContext ctx;
-    ctx.set_wait_for_ready(true);
-    const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-    ctx.set_deadline(std::chrono::system_clock::now() +
-                     std::min<milliseconds>(left, std::chrono::seconds(2)));
-    etcdserverpb::StatusRequest req;
-    etcdserverpb::StatusResponse resp;
-    const grpc::Status status = stub->Status(&ctx, req, &resp);
-    if (status.ok() && resp.leader() != 0) return Ready::kServing;
-    if (wait_exit(pidfd, milliseconds(status.ok() ? 50 : 0))) return Ready::kExited;
-  }
+  // 2. Serving: etcd accepts connections before it serves them. Each attempt is bounded by
+  // the client's 10 s call deadline.
+  Ready ready = Ready::kTimedOut;
+  boost::asio::io_context io(1);
+  auto client = make_etcd_client(io.get_executor(), {fmt::format("http://127.0.0.1:{}", port)});
+  boost::asio::co_spawn(
+      io,
+      [&]() -> boost::asio::awaitable<void> {
+        while (Clock::now() < deadline) {
+          auto read = co_await client->range("/podwarp-ready-probe");
+          if (read) {
+            ready = Ready::kServing;
+            break;
+          }
+          if (wait_exit(pidfd, milliseconds(50))) {
+            ready = Ready::kExited;
+            break;
+          }
+        }
+        client.reset();  // closes its connection, so that run() returns
+      },
+      boost::asio::detached);
+  io.run();
+  return ready;
 }
 
 }  // namespace

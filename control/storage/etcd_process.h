@@ -3,7 +3,7 @@
 //
 // start() picks two free loopback ports (client and peer; never 8080 or 2024), starts a
 // single-member cluster on them with the space quota and auto-compaction off, and blocks
-// until the member answers Maintenance.Status with a leader. etcd's output goes to
+// until the member serves a linearizable read (which needs a leader). etcd's output goes to
 // <data_dir>/etcd.log. stop() signals only the pid this object started (through a pidfd, so
 // a reused pid is never hit) and reaps it. The destructor stops etcd and removes the data dir
 // if start() created it.
