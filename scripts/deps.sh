@@ -9,7 +9,7 @@ packages=(
   # core libraries
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libnghttp2-dev liburing-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev zlib1g-dev
-  # etcd client: gRPC + protobuf
+  # protobuf (etcd client, CRI); gRPC (CRI server, noded's gRPC probes)
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   # noded: layers, sandbox, processes, network
   libarchive-dev libzstd-dev zstd libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev
