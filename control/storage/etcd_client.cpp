@@ -378,6 +378,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
                         reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), k.size(),
                         v.size(), NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE};
     };
+    static const std::string kTimeout = fmt::format("{}S", kUnaryDeadline.count());
     const std::string_view authority =
         target_.unix_socket ? std::string_view("localhost") : std::string_view(target_.name);
     std::array<nghttp2_nv, 7> hdrs = {nv(":method", "POST"),
@@ -389,7 +390,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
                                       // A member that lost its leader ends a watch instead of
                                       // going silent (etcd's "require leader" metadata, as
                                       // clientv3 and the kube-apiserver send).
-                                      watch ? nv("hasleader", "true") : nv("grpc-timeout", "10S")};
+                                      watch ? nv("hasleader", "true") : nv("grpc-timeout", kTimeout)};
     nghttp2_data_provider provider{};
     provider.read_callback = &Connection::read_request;
     const std::int32_t id =
