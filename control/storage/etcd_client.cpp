@@ -332,7 +332,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void connect() {
     if (target_.unix_socket) {
-      start_connect(asio::local::stream_protocol::endpoint(target_.path));
+      start_connect({asio::local::stream_protocol::endpoint(target_.path)});
       return;
     }
     boost::system::error_code ec;
@@ -348,7 +348,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     if (!ec) {
-      start_connect(asio::ip::tcp::endpoint(address, static_cast<std::uint16_t>(port)));
+      start_connect({asio::ip::tcp::endpoint(address, static_cast<std::uint16_t>(port))});
       return;
     }
     auto resolver = std::make_shared<asio::ip::tcp::resolver>(socket_.get_executor());
@@ -362,7 +362,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
                                                   rec ? rec.message() : "no address")});
             return;
           }
-          self->start_connect(found.begin()->endpoint());
+          std::vector<asio::generic::stream_protocol::endpoint> endpoints;
+          for (const auto& entry : found) endpoints.emplace_back(entry.endpoint());
+          self->start_connect(std::move(endpoints));
         });
   }
 
@@ -419,10 +421,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void close() { fail({kCancelled, "etcd client destroyed"}); }
 
  private:
-  template <typename Endpoint>
-  void start_connect(const Endpoint& endpoint) {
-    socket_.async_connect(endpoint, [self = shared_from_this()](boost::system::error_code ec) {
+  // Connects to the first of `endpoints` that accepts (a host name may resolve to several,
+  // e.g. ::1 and 127.0.0.1 for localhost).
+  void start_connect(std::vector<asio::generic::stream_protocol::endpoint> endpoints,
+                     std::size_t at = 0) {
+    const auto endpoint = endpoints[at];
+    socket_.async_connect(endpoint, [self = shared_from_this(), endpoints = std::move(endpoints),
+                                     at](boost::system::error_code ec) mutable {
       if (self->dead_) return;
+      if (ec && at + 1 < endpoints.size()) {
+        boost::system::error_code ignored;
+        self->socket_.close(ignored);  // nothing is in flight on it: the connect has ended
+        self->start_connect(std::move(endpoints), at + 1);
+        return;
+      }
       if (ec) {
         self->fail({kUnavailable, fmt::format("failed to connect to {}: {}", self->target_.name,
                                               ec.message())});

@@ -617,7 +617,7 @@ TEST_F(EtcdClientTest, RangeLargerThanTheFlowControlWindow) {
   });
 }
 
-// A host name (resolved) instead of an address.
+// A host name instead of an address (resolved; each address it resolves to is tried in turn).
 TEST_F(EtcdClientTest, ConnectsByHostName) {
   const std::string port = etcd_->endpoint().substr(etcd_->endpoint().rfind(':') + 1);
   auto client = make_etcd_client(io_.get_executor(), {"http://localhost:" + port});
