@@ -39,9 +39,11 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/url/pct_string_view.hpp>
 #include <fmt/format.h>
 
 #include <array>
+#include <charconv>
 #include <chrono>
 #include <cstring>
 #include <functional>
@@ -110,29 +112,18 @@ std::string_view code_name(int code) {
   return code >= 0 && code < static_cast<int>(kNames.size()) ? kNames[code] : "UNKNOWN_CODE";
 }
 
-// grpc-message is percent-encoded (gRPC over HTTP/2, "Responses").
+// grpc-message is percent-encoded (gRPC over HTTP/2, "Responses"); a malformed one is kept
+// as it came.
 std::string percent_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      const int hi = hex(s[i + 1]);
-      const int lo = hex(s[i + 2]);
-      if (hi >= 0 && lo >= 0) {
-        out.push_back(static_cast<char>(hi * 16 + lo));
-        i += 2;
-        continue;
-      }
-    }
-    out.push_back(s[i]);
-  }
-  return out;
+  auto pct = boost::urls::make_pct_string_view(s);
+  return pct ? pct->decode() : std::string(s);
+}
+
+// A decimal number in a header or an endpoint; -1 if it is not one.
+int parse_number(std::string_view s) {
+  int out = -1;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && end == s.data() + s.size() && out >= 0 ? out : -1;
 }
 
 // An HTTP status without grpc-status, mapped as gRPC's clients do.
@@ -337,13 +328,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     boost::system::error_code ec;
     const auto address = asio::ip::make_address(target_.host, ec);
-    unsigned long port = 0;
-    try {
-      port = std::stoul(target_.port);
-    } catch (const std::exception&) {
-      port = 0;
-    }
-    if (port == 0 || port > 65535) {
+    const int port = parse_number(target_.port);
+    if (port <= 0 || port > 65535) {
       fail({kUnavailable, fmt::format("bad port in etcd endpoint {}", target_.name)});
       return;
     }
@@ -607,18 +593,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (call == nullptr) return 0;
     const std::string_view n(reinterpret_cast<const char*>(name), namelen);
     const std::string_view v(reinterpret_cast<const char*>(value), valuelen);
-    auto number = [](std::string_view s) {
-      int out = 0;
-      for (char c : s) {
-        if (c < '0' || c > '9' || out > 100000) return -1;
-        out = out * 10 + (c - '0');
-      }
-      return s.empty() ? -1 : out;
-    };
     if (n == ":status") {
-      call->http_status = number(v);
+      call->http_status = parse_number(v);
     } else if (n == "grpc-status") {
-      call->grpc_status = number(v);
+      call->grpc_status = parse_number(v);
     } else if (n == "grpc-message") {
       call->grpc_message = percent_decode(v);
     }
@@ -777,11 +755,11 @@ struct WatchState {
 class WatchCall final : public Call {
  public:
   WatchCall(asio::any_io_executor ex, std::shared_ptr<WatchState> state, std::string target,
-            std::function<void(std::int32_t)> cancel)
+            std::weak_ptr<Connection> conn)
       : ex_(std::move(ex)),
         state_(std::move(state)),
         target_(std::move(target)),
-        cancel_(std::move(cancel)) {
+        conn_(std::move(conn)) {
     half_close = false;
   }
 
@@ -864,7 +842,9 @@ class WatchCall final : public Call {
     finished_ = true;
     post([err = std::move(err)](WatchState& s) mutable { s.on_error(std::move(err)); });
     // Not from inside nghttp2's callback: resetting erases this call.
-    asio::post(ex_, [cancel = cancel_, id = stream_] { cancel(id); });
+    asio::post(ex_, [conn = conn_, id = stream_] {
+      if (auto c = conn.lock()) c->cancel(id);
+    });
   }
 
   template <typename Fn>
@@ -877,7 +857,7 @@ class WatchCall final : public Call {
   asio::any_io_executor ex_;
   std::shared_ptr<WatchState> state_;
   std::string target_;
-  std::function<void(std::int32_t)> cancel_;
+  std::weak_ptr<Connection> conn_;
   std::int32_t stream_ = 0;
   std::string buf_;  // received bytes not yet a whole message
   bool finished_ = false;
@@ -1093,10 +1073,7 @@ class H2EtcdClient final : public EtcdClient {
     state->start_revision = start_revision;
     std::shared_ptr<Connection> conn = connection();
     std::weak_ptr<Connection> weak = conn;
-    auto call = std::make_unique<WatchCall>(executor_, state, conn->name(),
-                                            [weak](std::int32_t id) {
-                                              if (auto c = weak.lock()) c->cancel(id);
-                                            });
+    auto call = std::make_unique<WatchCall>(executor_, state, conn->name(), weak);
     call->request = grpc_frame(req);
     WatchCall* raw = call.get();
     const std::int32_t id = conn->start(std::move(call), kWatch, /*watch=*/true);
