@@ -1,12 +1,17 @@
 // apiserver_bench: podwarp-control against raw etcd, in one run on one machine.
 //
-//  1. creates: N pod creates through the apiserver (HTTPS, C concurrent keep-alive
-//     connections) vs N raw etcd puts of the same bytes with the same concurrency.
-//     Reports creates/s, p50/p99 latency and the ratio. Also N raw create Txns of the same
-//     bytes (what a create asks of etcd): the ceiling for an apiserver that cost nothing.
-//     The creates run twice: on C HTTP/1.1 connections, and (after the list, into another
-//     namespace) as C streams on one HTTP/2 connection, as client-go sends them.
-//  2. list: GET /api/v1/pods?resourceVersion=0 of all N pods from the watch cache (median).
+//  1. creates: N pod creates through the apiserver (HTTPS) on C keep-alive HTTP/1.1
+//     connections, N more as C streams on one HTTP/2 connection (as client-go sends them),
+//     against N raw etcd puts of the same bytes with the same concurrency, and N raw create
+//     Txns of them (what a create asks of etcd: the ceiling for an apiserver that cost
+//     nothing). The four are interleaved in R rounds (--rounds, default 5) of N/R each, in
+//     an order that rotates from round to round, over connections opened once: the ratios
+//     are the median of the rounds' ratios, so that the machine's changing load falls on
+//     each side alike. Reports creates/s, p50/p99 latency and the ratios. Before the rounds,
+//     for comparison: one phase of raw puts of the request body, one of create Txns with a
+//     watch on their prefix.
+//  2. list: GET /api/v1/namespaces/bench/pods?resourceVersion=0 of the N HTTP/1.1 creates
+//     from the watch cache (median).
 //  3. watch fan-out: W watchers on one namespace; E configmap writes, one at a time, half of
 //     them puts straight into etcd (delivery timed from the commit), half creates through the
 //     apiserver (timed from the request being sent); p50/p99 of each.
@@ -20,7 +25,7 @@
 // CPU per create is a steadier measure than wall-clock rates.
 //
 // Usage: apiserver_bench [--pods N] [--concurrency C] [--watchers W] [--events E]
-//                        [--h2-conns H] [--control PATH] [--threads] [--etcd-tcp]
+//                        [--h2-conns H] [--rounds R] [--control PATH] [--threads] [--etcd-tcp]
 //                        [--etcd-arg ARG]...
 // Both podwarp-control and the raw peer reach etcd over its unix socket (--etcd-tcp: over
 // loopback TCP), the same way, so the ratio stays fair.
@@ -406,89 +411,182 @@ asio::awaitable<void> h2_watch(asio::ssl::context& ctx, int port, int streams, s
   });
 }
 
-// `pods` pod creates over one HTTP/2 connection, `concurrency` streams in flight: how
-// client-go sends a process's requests.
-asio::awaitable<void> h2_creates(asio::ssl::context& ctx, int port, int pods, int concurrency,
-                                 Stats& stats, int& failures) {
-  auto s = co_await connect(ctx, port, true);
+// Pod creates over one HTTP/2 connection, `concurrency` streams in flight: how client-go
+// sends a process's requests. One connection and session for all of run()'s slices.
+class H2Creates {
+ public:
+  explicit H2Creates(int concurrency) : concurrency_(concurrency) {
+    nghttp2_session_callbacks* cbs = nullptr;
+    nghttp2_session_callbacks_new(&cbs);
+    nghttp2_session_callbacks_set_on_header_callback(
+        cbs, [](nghttp2_session*, const nghttp2_frame* f, const std::uint8_t* name,
+                std::size_t namelen, const std::uint8_t* value, std::size_t valuelen, std::uint8_t,
+                void* p) -> int {
+          if (namelen == 7 && std::memcmp(name, ":status", 7) == 0) {
+            static_cast<State*>(p)->status[f->hd.stream_id] =
+                std::atoi(std::string(reinterpret_cast<const char*>(value), valuelen).c_str());
+          }
+          return 0;
+        });
+    nghttp2_session_callbacks_set_on_stream_close_callback(
+        cbs, [](nghttp2_session*, std::int32_t id, std::uint32_t, void* p) -> int {
+          static_cast<State*>(p)->closed.push_back(id);
+          return 0;
+        });
+    client_ = std::make_unique<H2Client>(cbs, &st_);
+    nghttp2_session_callbacks_del(cbs);
+  }
+
+  asio::awaitable<void> open(asio::ssl::context& ctx, int port) {
+    s_ = co_await connect(ctx, port, true);
+  }
+
+  // Creates pods lo..hi-1 in namespace bench-h2.
+  asio::awaitable<void> run(int lo, int hi, Stats& stats, int& failures) {
+    int next = lo, done = lo;
+    auto submit = [&] {
+      const int i = next++;
+      auto body = std::make_unique<std::string>(pod_json("bench-h2", fmt::format("pod-{}", i)));
+      const auto start = Clock::now();
+      const std::int32_t id = client_->request("POST", "/api/v1/namespaces/bench-h2/pods", body.get());
+      st_.open[id] = {start, std::move(body)};
+    };
+    while (next < std::min(lo + concurrency_, hi)) submit();
+    // A watchdog: no stream closed for 10 s is a stall; it is reported (with what is open,
+    // and whether this side still has output) rather than passing as a slow phase.
+    bool finished = false;
+    asio::steady_timer t(co_await asio::this_coro::executor);
+    asio::co_spawn(co_await asio::this_coro::executor, [&]() -> asio::awaitable<void> {
+      int last = -1, still = 0;
+      boost::system::error_code ec;
+      while (!finished) {
+        t.expires_after(std::chrono::seconds(2));
+        co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        if (finished) break;
+        if (done != last) {
+          last = done;
+          still = 0;
+        } else if (++still == 5) {
+          std::string ids;
+          for (const auto& open : st_.open) ids += fmt::format(" {}", open.first);
+          fmt::print(stderr, "h2 creates: no stream closed for 10 s: {} done, {} submitted, open:{}; "
+                     "unsent output: {}\n", done, next, ids,
+                     nghttp2_session_want_write(client_->session()) != 0);
+        }
+      }
+    }, reported("the HTTP/2 creates watchdog"));
+    struct Finish {
+      bool& f;
+      asio::steady_timer& t;
+      ~Finish() {
+        f = true;
+        t.cancel();
+      }
+    } finish{finished, t};
+    co_await client_->pump(*s_, [&] { return done >= hi; }, [&] {
+      for (std::int32_t id : st_.closed) {
+        auto it = st_.open.find(id);
+        if (it == st_.open.end()) continue;
+        stats.latencies_ms.push_back(
+            std::chrono::duration<double, std::milli>(Clock::now() - it->second.first).count());
+        st_.open.erase(it);
+        if (st_.status[id] != 201) ++failures;
+        st_.status.erase(id);
+        ++done;
+        if (next < hi) submit();
+      }
+      st_.closed.clear();
+    });
+  }
+
+ private:
   struct State {
     // Open streams: when sent, and the body (which nghttp2 reads until the stream closes).
     std::map<std::int32_t, std::pair<Clock::time_point, std::unique_ptr<std::string>>> open;
     std::map<std::int32_t, int> status;
     std::vector<std::int32_t> closed;
-  } st;
-  nghttp2_session_callbacks* cbs = nullptr;
-  nghttp2_session_callbacks_new(&cbs);
-  nghttp2_session_callbacks_set_on_header_callback(
-      cbs, [](nghttp2_session*, const nghttp2_frame* f, const std::uint8_t* name, std::size_t namelen,
-              const std::uint8_t* value, std::size_t valuelen, std::uint8_t, void* p) -> int {
-        if (namelen == 7 && std::memcmp(name, ":status", 7) == 0) {
-          static_cast<State*>(p)->status[f->hd.stream_id] =
-              std::atoi(std::string(reinterpret_cast<const char*>(value), valuelen).c_str());
-        }
-        return 0;
-      });
-  nghttp2_session_callbacks_set_on_stream_close_callback(
-      cbs, [](nghttp2_session*, std::int32_t id, std::uint32_t, void* p) -> int {
-        static_cast<State*>(p)->closed.push_back(id);
-        return 0;
-      });
-  H2Client client(cbs, &st);
-  nghttp2_session_callbacks_del(cbs);
-  int next = 0, done = 0;
-  auto submit = [&] {
-    const int i = next++;
-    auto body = std::make_unique<std::string>(pod_json("bench-h2", fmt::format("pod-{}", i)));
-    const auto start = Clock::now();
-    const std::int32_t id = client.request("POST", "/api/v1/namespaces/bench-h2/pods", body.get());
-    st.open[id] = {start, std::move(body)};
-  };
-  while (next < std::min(concurrency, pods)) submit();
-  // A watchdog: no stream closed for 10 s is a stall; it is reported (with what is open, and
-  // whether this side still has output) rather than passing as a slow phase.
-  bool finished = false;
-  asio::steady_timer t(co_await asio::this_coro::executor);
-  asio::co_spawn(co_await asio::this_coro::executor, [&]() -> asio::awaitable<void> {
-    int last = -1, still = 0;
-    boost::system::error_code ec;
-    while (!finished) {
-      t.expires_after(std::chrono::seconds(2));
-      co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      if (finished) break;
-      if (done != last) {
-        last = done;
-        still = 0;
-      } else if (++still == 5) {
-        std::string ids;
-        for (const auto& open : st.open) ids += fmt::format(" {}", open.first);
-        fmt::print(stderr, "h2 creates: no stream closed for 10 s: {} done, {} submitted, open:{}; "
-                   "unsent output: {}\n", done, next, ids,
-                   nghttp2_session_want_write(client.session()) != 0);
-      }
+  } st_;
+  int concurrency_;
+  std::unique_ptr<Tls> s_;
+  std::unique_ptr<H2Client> client_;
+};
+
+// Runs body(0..n-1) as n coroutines and returns when all have; rethrows the first failure.
+asio::awaitable<void> run_workers(int n, std::function<asio::awaitable<void>(int)> body) {
+  auto ex = co_await asio::this_coro::executor;
+  asio::steady_timer all_done(ex, asio::steady_timer::time_point::max());
+  int left = n;
+  std::exception_ptr first;
+  for (int w = 0; w < n; ++w) {
+    asio::co_spawn(ex, body(w), [&](std::exception_ptr e) {
+      if (e && !first) first = e;
+      if (--left == 0) all_done.cancel();
+    });
+  }
+  boost::system::error_code ec;
+  if (left > 0) co_await all_done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  if (first) std::rethrow_exception(first);
+}
+
+// One kind of request over all its slices: latencies, time, the CPU of podwarp-control,
+// etcd and this client (and with --threads of podwarp-control's threads), and each slice's
+// rate.
+struct Measured {
+  Stats stats;
+  CpuSample cpu;
+  std::vector<double> rates;
+  std::map<int, std::pair<std::string, double>> threads;  // tid -> (name, ms)
+  double count() const { return static_cast<double>(stats.latencies_ms.size()); }
+  double per_op(double CpuSample::*what) const { return count() > 0 ? cpu.*what / count() : 0; }
+};
+
+// Times one slice into a Measured: made before the slice, end() after it.
+class Slice {
+ public:
+  Slice(Measured& m, pid_t control, pid_t etcd, bool threads)
+      : m_(m), control_(control), etcd_(etcd), threads_(threads),
+        done_before_(m.stats.latencies_ms.size()) {
+    if (threads_) threads0_ = thread_cpu_ms(control_);
+    cpu0_ = CpuSample::take(control_, etcd_);
+    t0_ = Clock::now();
+  }
+  void end() {
+    const double secs = std::chrono::duration<double>(Clock::now() - t0_).count();
+    const CpuSample cpu1 = CpuSample::take(control_, etcd_);
+    m_.cpu.control += cpu1.control - cpu0_.control;
+    m_.cpu.etcd += cpu1.etcd - cpu0_.etcd;
+    m_.cpu.self += cpu1.self - cpu0_.self;
+    m_.stats.seconds += secs;
+    m_.rates.push_back(static_cast<double>(m_.stats.latencies_ms.size() - done_before_) / secs);
+    if (!threads_) return;
+    for (const auto& [tid, v] : thread_cpu_ms(control_)) {
+      auto it = threads0_.find(tid);
+      auto& row = m_.threads[tid];
+      row.first = v.first;
+      row.second += v.second - (it == threads0_.end() ? 0.0 : it->second.second);
     }
-  }, reported("the HTTP/2 creates watchdog"));
-  struct Finish {
-    bool& f;
-    asio::steady_timer& t;
-    ~Finish() {
-      f = true;
-      t.cancel();
-    }
-  } finish{finished, t};
-  co_await client.pump(*s, [&] { return done >= pods; }, [&] {
-    for (std::int32_t id : st.closed) {
-      auto it = st.open.find(id);
-      if (it == st.open.end()) continue;
-      stats.latencies_ms.push_back(
-          std::chrono::duration<double, std::milli>(Clock::now() - it->second.first).count());
-      st.open.erase(it);
-      if (st.status[id] != 201) ++failures;
-      st.status.erase(id);
-      ++done;
-      if (next < pods) submit();
-    }
-    st.closed.clear();
-  });
+  }
+
+ private:
+  Measured& m_;
+  pid_t control_, etcd_;
+  bool threads_;
+  std::size_t done_before_;
+  CpuSample cpu0_;
+  std::map<int, std::pair<std::string, double>> threads0_;
+  Clock::time_point t0_;
+};
+
+// "median (min–max)" of a's slice rates over b's, slice by slice.
+std::string ratio_of(const Measured& a, const Measured& b) {
+  std::vector<double> r;
+  for (std::size_t i = 0; i < a.rates.size() && i < b.rates.size(); ++i) {
+    r.push_back(a.rates[i] / b.rates[i]);
+  }
+  if (r.empty()) return "-";
+  std::sort(r.begin(), r.end());
+  if (r.size() == 1) return fmt::format("{:.2f}", r[0]);
+  return fmt::format("{:.2f} ({:.2f}–{:.2f})", r[r.size() / 2], r.front(), r.back());
 }
 
 // W watchers of one namespace (HTTP/1.1 connections, or HTTP/2 streams spread over
@@ -605,6 +703,7 @@ int main(int argc, char** argv) {
   int watchers = 1000;
   int events = 100;
   int h2_conns = 10;
+  int rounds = 5;
   bool h1_fanout = true;
   bool threads = false;
   bool etcd_unix = true;
@@ -615,10 +714,12 @@ int main(int argc, char** argv) {
     if (a == "--help" || a == "-h") {
       fmt::print(
           "usage: apiserver_bench [--pods N (10000)] [--concurrency C (16)] [--watchers W (1000)]\n"
-          "                       [--events E (100)] [--h2-conns H (10)] [--control PATH] [--threads]\n"
+          "                       [--events E (100)] [--h2-conns H (10)] [--rounds R (5)]\n"
+          "                       [--control PATH] [--threads]\n"
           "                       [--etcd-tcp] [--etcd-arg ARG]...\n"
           "Creates through podwarp-control vs raw etcd puts, list from the watch cache, watch\n"
           "fan-out; CPU ms per create of podwarp-control, etcd and this client.\n"
+          "--rounds: the creates and their raw peers interleaved in R rounds of N/R each.\n"
           "--h2-conns: the watchers again as HTTP/2 streams over H connections (0: skip).\n"
           "--no-h1-fanout: skip the fan-out with one HTTP/1.1 connection per watcher.\n"
           "--threads: also podwarp-control's CPU per thread during the creates.\n"
@@ -645,6 +746,7 @@ int main(int argc, char** argv) {
     if (a == "--watchers") watchers = std::atoi(argv[i + 1]);
     if (a == "--events") events = std::atoi(argv[i + 1]);
     if (a == "--h2-conns") h2_conns = std::atoi(argv[i + 1]);
+    if (a == "--rounds") rounds = std::max(1, std::atoi(argv[i + 1]));
     if (a == "--control") control_bin = argv[i + 1];
     if (a == "--etcd-arg") etcd_opts.extra_args.emplace_back(argv[i + 1]);
     ++i;
@@ -665,62 +767,64 @@ int main(int argc, char** argv) {
   // then those Txns again with one watch on their prefix, as an apiserver's cache keeps one
   // (etcd sends every event to it). For comparison, also raw puts of the request body,
   // which is ~5 times smaller than what is stored.
-  std::map<int, std::pair<std::string, double>> threads0, threads1, h2_threads0, h2_threads1;
   enum class Raw { kPutRequestBody, kPut, kTxn, kWatchedTxn };
   std::string stored;  // what the apiserver stored for a probe pod, read back from etcd
-  auto raw_phase = [&](Raw mode, Stats& stats, CpuSample& cpu0, CpuSample& cpu1) {
-    asio::io_context io;
-    auto client = storage::make_etcd_client(io.get_executor(), {etcd_endpoint});
+  // Raw requests lo..hi-1 of one kind through `client`, `concurrency` in flight.
+  auto raw_slice = [&](storage::EtcdClient& client, Raw mode, int lo,
+                       int hi, Stats& stats) -> asio::awaitable<void> {
     const std::string prefix = mode == Raw::kPutRequestBody ? "/raw-body/"
                                : mode == Raw::kPut          ? "/raw/"
                                : mode == Raw::kTxn          ? "/raw-txn/"
                                                             : "/raw-txnw/";
+    int next = lo;
+    std::function<asio::awaitable<void>(int)> worker = [&](int) -> asio::awaitable<void> {
+      while (true) {
+        int i = next++;
+        if (i >= hi) co_return;
+        std::string pod = mode == Raw::kPutRequestBody ? pod_json("bench", fmt::format("pod-{}", i)) : stored;
+        std::string key = fmt::format("{}pods/bench/pod-{}", prefix, i);
+        auto s = Clock::now();
+        if (mode == Raw::kTxn || mode == Raw::kWatchedTxn) {
+          auto r = co_await client.create(std::move(key), std::move(pod));
+          if (!r) throw std::runtime_error(r.error().message);
+        } else {
+          auto r = co_await client.put(std::move(key), std::move(pod));
+          if (!r) throw std::runtime_error(r.error().message);
+        }
+        stats.latencies_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - s).count());
+      }
+    };
+    auto all = run_workers(concurrency, std::move(worker));  // (g++ 12: no temporaries
+    co_await std::move(all);                                  //  in a co_await)
+  };
+  // One whole phase of raw requests on a client of its own (with a watch on their prefix
+  // for kWatchedTxn).
+  auto raw_phase = [&](Raw mode, Measured& m) {
+    asio::io_context io;
+    auto client = storage::make_etcd_client(io.get_executor(), {etcd_endpoint});
     std::size_t watched = 0;
     std::unique_ptr<storage::EtcdClient::Watch> watch;
     if (mode == Raw::kWatchedTxn) {
       watch = client->watch(
-          prefix, 0, /*prev_kv=*/false,
+          "/raw-txnw/", 0, /*prev_kv=*/false,
           [&](std::vector<storage::WatchEvent> events, std::int64_t) { watched += events.size(); },
           [](storage::StorageError e) { fmt::print(stderr, "raw watch: {}\n", e.message); });
     }
-    int next = 0;
-    int running = concurrency;
-    cpu0 = CpuSample::take(0, (*etcd)->pid());
-    auto t0 = Clock::now();
-    for (int w = 0; w < concurrency; ++w) {
-      asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-        while (true) {
-          int i = next++;
-          if (i >= pods) co_return;
-          std::string pod = mode == Raw::kPutRequestBody ? pod_json("bench", fmt::format("pod-{}", i)) : stored;
-          std::string key = fmt::format("{}pods/bench/pod-{}", prefix, i);
-          auto s = Clock::now();
-          if (mode == Raw::kTxn || mode == Raw::kWatchedTxn) {
-            auto r = co_await client->create(std::move(key), std::move(pod));
-            if (!r) throw std::runtime_error(r.error().message);
-          } else {
-            auto r = co_await client->put(std::move(key), std::move(pod));
-            if (!r) throw std::runtime_error(r.error().message);
-          }
-          stats.latencies_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - s).count());
-        }
-      }, [&, report = reported("raw etcd requests")](std::exception_ptr e) {
-        report(e);
-        // The last one closes the client's connection, so that io.run() returns.
-        if (--running == 0) {
-          watch.reset();
-          client.reset();
-        }
-      });
-    }
+    Slice slice(m, 0, (*etcd)->pid(), false);
+    asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+      auto phase = raw_slice(*client, mode, 0, pods, m.stats);
+      co_await std::move(phase);
+    }, [&, report = reported("raw etcd requests")](std::exception_ptr e) {
+      report(e);
+      // Closes the client's connection, so that io.run() returns.
+      watch.reset();
+      client.reset();
+    });
     io.run();
-    stats.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    cpu1 = CpuSample::take(0, (*etcd)->pid());
+    slice.end();
     if (mode == Raw::kWatchedTxn && watched == 0) fmt::print(stderr, "raw watch: saw no event\n");
   };
-  Stats raw, raw_body, raw_txn, raw_txnw;
-  CpuSample raw_cpu0, raw_cpu1, body_cpu0, body_cpu1, txn_cpu0, txn_cpu1, txnw_cpu0, txnw_cpu1,
-      api_cpu0, api_cpu1;
+  Measured raw, raw_body, raw_txn, raw_txnw, api, api_h2;
 
   Control control;
   control.data_dir = fs::temp_directory_path() / fmt::format("podwarp-bench-{}", getpid());
@@ -737,8 +841,10 @@ int main(int argc, char** argv) {
     auto client = storage::make_etcd_client(io.get_executor(), {etcd_endpoint});
     asio::co_spawn(io, [&]() -> asio::awaitable<void> {
       auto s = co_await connect(tls, control.port);
-      co_await roundtrip(*s, http::verb::post, "/api/v1/namespaces",
-                         R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"bench-probe"}})");
+      for (const char* ns : {"bench-probe", "bench", "bench-h2", "fanout", "fanout-h2"}) {
+        co_await roundtrip(*s, http::verb::post, "/api/v1/namespaces",
+                           fmt::format(R"({{"apiVersion":"v1","kind":"Namespace","metadata":{{"name":"{}"}}}})", ns));
+      }
       // The namespace's default service account (which admission mounts) comes from the
       // controllers: wait for it, as the creates below find it.
       auto ex = co_await asio::this_coro::executor;
@@ -760,57 +866,76 @@ int main(int argc, char** argv) {
     io.run();
     if (stored.empty()) return 1;
   }
-  raw_phase(Raw::kPutRequestBody, raw_body, body_cpu0, body_cpu1);
-  raw_phase(Raw::kPut, raw, raw_cpu0, raw_cpu1);
-  raw_phase(Raw::kTxn, raw_txn, txn_cpu0, txn_cpu1);
-  raw_phase(Raw::kWatchedTxn, raw_txnw, txnw_cpu0, txnw_cpu1);
+  // For comparison, whole phases: raw puts of the request body, and create Txns of the
+  // stored bytes with one watch on their prefix.
+  raw_phase(Raw::kPutRequestBody, raw_body);
+  raw_phase(Raw::kWatchedTxn, raw_txnw);
 
-  // 1b. Creates through the apiserver.
-  Stats api;
+  // 1. The creates against their peers, in `rounds` rounds of pods/rounds each: raw puts of
+  // the stored bytes, raw create Txns of them, creates through the apiserver on C HTTP/1.1
+  // connections and as C streams on one HTTP/2 connection, in an order that rotates from
+  // round to round. Interleaved so that the machine's changing load falls on each alike:
+  // the ratios are the median of the rounds' ratios.
+  int failures = 0, h2_failures = 0;
   {
     asio::io_context io;
+    auto client = storage::make_etcd_client(io.get_executor(), {etcd_endpoint});
     asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-      auto s = co_await connect(tls, control.port);
-      co_await roundtrip(*s, http::verb::post, "/api/v1/namespaces",
-                         R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"bench"}})");
-      co_await roundtrip(*s, http::verb::post, "/api/v1/namespaces",
-                         R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"bench-h2"}})");
-      co_await roundtrip(*s, http::verb::post, "/api/v1/namespaces",
-                         R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"fanout"}})");
-      co_await roundtrip(*s, http::verb::post, "/api/v1/namespaces",
-                         R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"fanout-h2"}})");
-    }, reported("namespace creation"));
-    io.run();
-  }
-  {
-    asio::io_context io;
-    int next = 0;
-    int failures = 0;
-    api_cpu0 = CpuSample::take(control.pid, (*etcd)->pid());
-    if (threads) threads0 = thread_cpu_ms(control.pid);
-    auto t0 = Clock::now();
-    for (int w = 0; w < concurrency; ++w) {
-      asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-        auto s = co_await connect(tls, control.port);
-        while (true) {
-          int i = next++;
-          if (i >= pods) co_return;
-          std::string pod = pod_json("bench", fmt::format("pod-{}", i));
-          auto st = Clock::now();
-          auto res = co_await roundtrip(*s, http::verb::post, "/api/v1/namespaces/bench/pods", pod);
-          if (res.result_int() != 201) ++failures;
-          api.latencies_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - st).count());
+      std::vector<std::unique_ptr<Tls>> conns;
+      for (int w = 0; w < concurrency; ++w) conns.push_back(co_await connect(tls, control.port));
+      H2Creates h2(concurrency);
+      co_await h2.open(tls, control.port);
+      for (int round = 0; round < rounds; ++round) {
+        const int lo = pods * round / rounds, hi = pods * (round + 1) / rounds;
+        for (int k = 0; k < 4; ++k) {
+          switch ((round + k) % 4) {
+            case 0:
+            case 1: {
+              const bool txn = (round + k) % 4 == 1;
+              Measured& m = txn ? raw_txn : raw;
+              Slice slice(m, 0, (*etcd)->pid(), false);
+              auto requests = raw_slice(*client, txn ? Raw::kTxn : Raw::kPut, lo, hi, m.stats);
+              co_await std::move(requests);
+              slice.end();
+              break;
+            }
+            case 2: {
+              Slice slice(api, control.pid, (*etcd)->pid(), threads);
+              int next = lo;
+              std::function<asio::awaitable<void>(int)> worker = [&](int w) -> asio::awaitable<void> {
+                while (true) {
+                  int i = next++;
+                  if (i >= hi) co_return;
+                  std::string pod = pod_json("bench", fmt::format("pod-{}", i));
+                  auto st = Clock::now();
+                  auto res = co_await roundtrip(*conns[w], http::verb::post, "/api/v1/namespaces/bench/pods", pod);
+                  if (res.result_int() != 201) ++failures;
+                  api.stats.latencies_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - st).count());
+                }
+              };
+              auto all = run_workers(concurrency, std::move(worker));
+              co_await std::move(all);
+              slice.end();
+              break;
+            }
+            default: {
+              Slice slice(api_h2, control.pid, (*etcd)->pid(), threads);
+              auto creates = h2.run(lo, hi, api_h2.stats, h2_failures);
+              co_await std::move(creates);
+              slice.end();
+              break;
+            }
+          }
         }
-      }, reported("HTTP/1.1 creates"));
-    }
+      }
+      client.reset();
+    }, reported("the create rounds"));
     io.run();
-    api.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    api_cpu1 = CpuSample::take(control.pid, (*etcd)->pid());
-    if (threads) threads1 = thread_cpu_ms(control.pid);
     if (failures > 0) fmt::print(stderr, "{} creates failed\n", failures);
+    if (h2_failures > 0) fmt::print(stderr, "{} creates over HTTP/2 failed\n", h2_failures);
   }
 
-  // 2. List all pods from the watch cache.
+  // 2. List the pods of one namespace (the HTTP/1.1 creates) from the watch cache.
   std::vector<double> list_ms;
   std::size_t list_items = 0;
   {
@@ -819,7 +944,7 @@ int main(int argc, char** argv) {
       auto s = co_await connect(tls, control.port);
       for (int i = 0; i < 7; ++i) {
         auto st = Clock::now();
-        auto res = co_await roundtrip(*s, http::verb::get, "/api/v1/pods?resourceVersion=0", "");
+        auto res = co_await roundtrip(*s, http::verb::get, "/api/v1/namespaces/bench/pods?resourceVersion=0", "");
         list_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - st).count());
         if (i == 0) {
           auto v = parse_json(res.body());
@@ -831,25 +956,6 @@ int main(int argc, char** argv) {
   }
   std::sort(list_ms.begin(), list_ms.end());
 
-  // 1c. The same creates over one HTTP/2 connection (into another namespace), after the list.
-  Stats api_h2;
-  CpuSample h2_cpu0, h2_cpu1;
-  {
-    asio::io_context io;
-    int failures = 0;
-    h2_cpu0 = CpuSample::take(control.pid, (*etcd)->pid());
-    if (threads) h2_threads0 = thread_cpu_ms(control.pid);
-    auto t0 = Clock::now();
-    asio::co_spawn(io, h2_creates(tls, control.port, pods, concurrency, api_h2, failures),
-                   reported("creates over HTTP/2"));
-    io.run();
-    api_h2.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    h2_cpu1 = CpuSample::take(control.pid, (*etcd)->pid());
-    if (threads) h2_threads1 = thread_cpu_ms(control.pid);
-    if (failures > 0) fmt::print(stderr, "{} creates over HTTP/2 failed\n", failures);
-  }
-
-
   // 3. Watch fan-out: W HTTP/1.1 connections, then W HTTP/2 streams over a few connections.
   const FanOut fan_h1 = h1_fanout ? fan_out(tls, control.port, control.pid, etcd_endpoint, "fanout", watchers, events, 0) : FanOut{};
   const FanOut fan_h2 =
@@ -860,42 +966,45 @@ int main(int argc, char** argv) {
   fmt::print("| measure | podwarp | peer (raw etcd) | ratio |\n|---|---|---|---|\n");
   fmt::print("| bytes per pod: stored by the apiserver (the peer's puts) / request body | {} / {} | - | - |\n",
              stored.size(), pod_json("bench", "pod-0").size());
-  fmt::print("| creates/s ({} HTTP/1.1 connections) | {:.0f} | {:.0f} | {:.2f} |\n", concurrency,
-             api.rate(), raw.rate(), api.rate() / raw.rate());
-  double a50 = api.pct(0.5), a99 = api.pct(0.99), r50 = raw.pct(0.5), r99 = raw.pct(0.99);
+  // Ratios: the median (and range) of the rounds' ratios, each of a phase to the raw puts
+  // (or a raw phase to the puts) of its round.
+  auto cpu_ratio = [](const Measured& a, const Measured& b, double CpuSample::*what) {
+    const double d = b.per_op(what);
+    return d > 0 ? a.per_op(what) / d : 0.0;
+  };
+  fmt::print("| creates/s ({} HTTP/1.1 connections; ratio: median (range) of {} rounds) | {:.0f} | {:.0f} | {} |\n",
+             concurrency, rounds, api.stats.rate(), raw.stats.rate(), ratio_of(api, raw));
+  double a50 = api.stats.pct(0.5), a99 = api.stats.pct(0.99), r50 = raw.stats.pct(0.5),
+         r99 = raw.stats.pct(0.99);
   fmt::print("| create p50 ms | {:.2f} | {:.2f} | {:.2f} |\n", a50, r50, a50 / r50);
   fmt::print("| create p99 ms | {:.2f} | {:.2f} | {:.2f} |\n", a99, r99, a99 / r99);
-  const double n = pods > 0 ? pods : 1;
-  fmt::print("| CPU ms per create: podwarp-control | {:.3f} | - | - |\n",
-             (api_cpu1.control - api_cpu0.control) / n);
-  fmt::print("| CPU ms per create: etcd | {:.3f} | {:.3f} | {:.2f} |\n",
-             (api_cpu1.etcd - api_cpu0.etcd) / n, (raw_cpu1.etcd - raw_cpu0.etcd) / n,
-             (api_cpu1.etcd - api_cpu0.etcd) / (raw_cpu1.etcd - raw_cpu0.etcd));
-  fmt::print("| CPU ms per create: bench client | {:.3f} | {:.3f} | {:.2f} |\n",
-             (api_cpu1.self - api_cpu0.self) / n, (raw_cpu1.self - raw_cpu0.self) / n,
-             (api_cpu1.self - api_cpu0.self) / (raw_cpu1.self - raw_cpu0.self));
-  fmt::print("| creates/s over HTTP/2 ({} streams on 1 connection, as client-go) | {:.0f} | {:.0f} | {:.2f} |\n",
-             concurrency, api_h2.rate(), raw.rate(), api_h2.rate() / raw.rate());
-  const double h50 = api_h2.pct(0.5), h99 = api_h2.pct(0.99);
+  fmt::print("| CPU ms per create: podwarp-control | {:.3f} | - | - |\n", api.per_op(&CpuSample::control));
+  fmt::print("| CPU ms per create: etcd | {:.3f} | {:.3f} | {:.2f} |\n", api.per_op(&CpuSample::etcd),
+             raw.per_op(&CpuSample::etcd), cpu_ratio(api, raw, &CpuSample::etcd));
+  fmt::print("| CPU ms per create: bench client | {:.3f} | {:.3f} | {:.2f} |\n", api.per_op(&CpuSample::self),
+             raw.per_op(&CpuSample::self), cpu_ratio(api, raw, &CpuSample::self));
+  fmt::print("| creates/s over HTTP/2 ({} streams on 1 connection, as client-go) | {:.0f} | {:.0f} | {} |\n",
+             concurrency, api_h2.stats.rate(), raw.stats.rate(), ratio_of(api_h2, raw));
+  const double h50 = api_h2.stats.pct(0.5), h99 = api_h2.stats.pct(0.99);
   fmt::print("| ... p50 / p99 ms | {:.2f} / {:.2f} | {:.2f} / {:.2f} | - |\n", h50, h99, r50, r99);
   fmt::print("| ... CPU ms per create: podwarp-control / etcd / bench client | {:.3f} / {:.3f} / {:.3f} | - | - |\n",
-             (h2_cpu1.control - h2_cpu0.control) / n, (h2_cpu1.etcd - h2_cpu0.etcd) / n,
-             (h2_cpu1.self - h2_cpu0.self) / n);
-  fmt::print("| raw etcd create Txns/s, same bytes (an apiserver that cost nothing) | {:.0f} | {:.0f} | {:.2f} |\n",
-             raw_txn.rate(), raw.rate(), raw_txn.rate() / raw.rate());
-  fmt::print("| ... etcd CPU ms per create Txn | {:.3f} | {:.3f} | {:.2f} |\n",
-             (txn_cpu1.etcd - txn_cpu0.etcd) / n, (raw_cpu1.etcd - raw_cpu0.etcd) / n,
-             (txn_cpu1.etcd - txn_cpu0.etcd) / (raw_cpu1.etcd - raw_cpu0.etcd));
-  fmt::print("| raw etcd puts/s of the request body instead (smaller than what is stored) | {:.0f} | {:.0f} | {:.2f} |\n",
-             raw_body.rate(), raw.rate(), raw_body.rate() / raw.rate());
+             api_h2.per_op(&CpuSample::control), api_h2.per_op(&CpuSample::etcd),
+             api_h2.per_op(&CpuSample::self));
+  fmt::print("| raw etcd create Txns/s, same bytes (an apiserver that cost nothing) | {:.0f} | {:.0f} | {} |\n",
+             raw_txn.stats.rate(), raw.stats.rate(), ratio_of(raw_txn, raw));
+  fmt::print("| ... etcd CPU ms per create Txn | {:.3f} | {:.3f} | {:.2f} |\n", raw_txn.per_op(&CpuSample::etcd),
+             raw.per_op(&CpuSample::etcd), cpu_ratio(raw_txn, raw, &CpuSample::etcd));
+  // The two whole phases before the rounds, against the puts of the rounds.
+  fmt::print("| raw etcd puts/s of the request body instead (smaller than what is stored; one phase before the rounds) | {:.0f} | {:.0f} | {:.2f} |\n",
+             raw_body.stats.rate(), raw.stats.rate(), raw_body.stats.rate() / raw.stats.rate());
   fmt::print("| ... creates/s over HTTP/1.1, HTTP/2 against it | {:.2f}, {:.2f} | - | - |\n",
-             api.rate() / raw_body.rate(), api_h2.rate() / raw_body.rate());
-  fmt::print("| raw etcd create Txns/s with one watch on their prefix (an apiserver with a watch cache that cost nothing) | {:.0f} | {:.0f} | {:.2f} |\n",
-             raw_txnw.rate(), raw.rate(), raw_txnw.rate() / raw.rate());
+             api.stats.rate() / raw_body.stats.rate(), api_h2.stats.rate() / raw_body.stats.rate());
+  fmt::print("| raw etcd create Txns/s with one watch on their prefix (an apiserver with a watch cache that cost nothing; one phase before the rounds) | {:.0f} | {:.0f} | {:.2f} |\n",
+             raw_txnw.stats.rate(), raw.stats.rate(), raw_txnw.stats.rate() / raw.stats.rate());
   fmt::print("| ... etcd CPU ms per create Txn / bench client CPU ms | {:.3f} / {:.3f} | {:.3f} / {:.3f} | {:.2f} |\n",
-             (txnw_cpu1.etcd - txnw_cpu0.etcd) / n, (txnw_cpu1.self - txnw_cpu0.self) / n,
-             (raw_cpu1.etcd - raw_cpu0.etcd) / n, (raw_cpu1.self - raw_cpu0.self) / n,
-             (txnw_cpu1.etcd - txnw_cpu0.etcd) / (raw_cpu1.etcd - raw_cpu0.etcd));
+             raw_txnw.per_op(&CpuSample::etcd), raw_txnw.per_op(&CpuSample::self),
+             raw.per_op(&CpuSample::etcd), raw.per_op(&CpuSample::self),
+             cpu_ratio(raw_txnw, raw, &CpuSample::etcd));
   fmt::print("| list {} pods (rv=0) median ms | {:.1f} | - | - |\n", list_items,
              list_ms.empty() ? 0.0 : list_ms[list_ms.size() / 2]);
   // Watch delivery p50 / p99 (see FanOut): from an etcd commit, and from a create sent to the
@@ -914,20 +1023,18 @@ int main(int argc, char** argv) {
     row(fmt::format("{} watchers as HTTP/2 streams on {} connections", watchers, h2_conns), fan_h2);
   }
   if (threads) {
-    // podwarp-control's threads during each create phase, busiest first.
-    auto by_thread = [n](const char* phase, const auto& before, const auto& after) {
+    // podwarp-control's threads during each kind of create, busiest first.
+    auto by_thread = [](const char* phase, const Measured& m) {
       std::vector<std::pair<double, std::string>> rows;
-      for (const auto& [tid, v] : after) {
-        auto it = before.find(tid);
-        double d = v.second - (it == before.end() ? 0.0 : it->second.second);
-        if (d > 0) rows.emplace_back(d, fmt::format("{} ({})", v.first, tid));
+      for (const auto& [tid, v] : m.threads) {
+        if (v.second > 0) rows.emplace_back(v.second, fmt::format("{} ({})", v.first, tid));
       }
       std::sort(rows.rbegin(), rows.rend());
       fmt::print("podwarp-control CPU ms per create by thread during the {} creates:\n", phase);
-      for (const auto& [ms, name] : rows) fmt::print("  {:8.3f}  {}\n", ms / n, name);
+      for (const auto& [ms, name] : rows) fmt::print("  {:8.3f}  {}\n", ms / m.count(), name);
     };
-    by_thread("HTTP/1.1", threads0, threads1);
-    by_thread("HTTP/2", h2_threads0, h2_threads1);
+    by_thread("HTTP/1.1", api);
+    by_thread("HTTP/2", api_h2);
   }
   return 0;
 }
