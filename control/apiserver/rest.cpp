@@ -522,12 +522,18 @@ asio::awaitable<std::expected<ObjectPtr, ApiError>> Api::store_create(const Requ
   }
   for (int attempt = 0;; ++attempt) {
     std::string key = key_for(r, ns, name);
+    // Registered before it is sent: its watch event often comes in before the reply.
+    std::shared_ptr<PendingWrite> pending;
+    if (shareable) pending = cache_.expect_write(key, text, std::move(obj));
     auto res = co_await etcd_.create(key, text);
     if (res) {
-      auto stored = std::make_shared<const StoredObject>(
+      if (pending) co_return cache_.write_done(pending, res->mod_revision);
+      co_return std::make_shared<const StoredObject>(
           with_revision(std::move(obj), res->mod_revision));
-      if (shareable) cache_.remember_write(key, res->mod_revision, stored);
-      co_return stored;
+    }
+    if (pending) {
+      cache_.write_failed(pending);
+      obj = std::move(pending->unstored());
     }
     if (res.error().code == StorageErrc::kAlreadyExists && generated && attempt < 3) {
       name = std::string(get_string(obj, {"metadata", "generateName"})) + random_string(5);

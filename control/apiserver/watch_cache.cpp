@@ -215,7 +215,7 @@ void WatchCache::on_error(storage::StorageError err) {
     }
     history_.clear();
     objects_.clear();
-    written_.clear();
+    pending_.clear();
     std::weak_ptr<bool> alive = alive_;
     asio::co_spawn(
         ex_,
@@ -260,15 +260,15 @@ void WatchCache::apply(const storage::WatchEvent& ev) {
   event->revision = ev.kv.mod_revision;
   auto it = objects_.find(ev.kv.key);
   ObjectPtr prev = it == objects_.end() ? nullptr : it->second;
-  ObjectPtr written;
-  if (!written_.empty()) {
-    if (auto w = written_.find(ev.kv.key); w != written_.end()) {
-      if (w->second.first == ev.kv.mod_revision) written = std::move(w->second.second);
-      if (w->second.first <= ev.kv.mod_revision) written_.erase(w);
+  std::shared_ptr<PendingWrite> written;  // this apiserver's write of exactly these bytes
+  if (!pending_.empty() && ev.type == storage::WatchEvent::Type::kPut) {
+    if (auto p = pending_.find(ev.kv.key); p != pending_.end() && p->second->text() == ev.kv.value) {
+      written = std::move(p->second);
+      pending_.erase(p);
     }
   }
   if (ev.type == storage::WatchEvent::Type::kPut) {
-    ObjectPtr obj = written ? std::move(written) : decode(ev.kv.value, ev.kv.mod_revision);
+    ObjectPtr obj = written ? written->at(ev.kv.mod_revision) : decode(ev.kv.value, ev.kv.mod_revision);
     if (!obj) {
       log::error("watch cache: undecodable value at {} (revision {}), skipped", ev.kv.key,
                  ev.kv.mod_revision);
@@ -302,11 +302,41 @@ void WatchCache::apply(const storage::WatchEvent& ev) {
   dispatch(event);
 }
 
-void WatchCache::remember_write(const std::string& key, std::int64_t revision, ObjectPtr obj) {
-  if (revision <= revision_ || !obj) return;  // its event is in already
+ObjectPtr PendingWrite::at(std::int64_t rev) {
+  if (stored_ && revision_ == rev) return stored_;
+  json::value v = stored_ ? stored_->value : std::move(obj_);
+  ensure_object(v.as_object(), "metadata")["resourceVersion"] = std::to_string(rev);
+  stored_ = std::make_shared<const StoredObject>(std::move(v));
+  revision_ = rev;
+  return stored_;
+}
+
+json::value& PendingWrite::unstored() {
+  if (stored_ && obj_.is_null()) {
+    obj_ = stored_->value;
+    ensure_object(obj_.as_object(), "metadata").erase("resourceVersion");
+  }
+  return obj_;
+}
+
+std::shared_ptr<PendingWrite> WatchCache::expect_write(std::string key, std::string text,
+                                                       json::value obj) {
   // Entries left by a restarted etcd watch would never be taken; keep the map small.
-  if (written_.size() >= 4096) written_.clear();
-  written_[key] = {revision, std::move(obj)};
+  if (pending_.size() >= 4096) pending_.clear();
+  auto w = std::make_shared<PendingWrite>(std::move(key), std::move(text), std::move(obj));
+  pending_[w->key()] = w;
+  return w;
+}
+
+ObjectPtr WatchCache::write_done(const std::shared_ptr<PendingWrite>& w, std::int64_t rev) {
+  if (rev <= revision_) drop_pending(w);  // its event is in already (and did not match)
+  return w->at(rev);
+}
+
+void WatchCache::write_failed(const std::shared_ptr<PendingWrite>& w) { drop_pending(w); }
+
+void WatchCache::drop_pending(const std::shared_ptr<PendingWrite>& w) {
+  if (auto p = pending_.find(w->key()); p != pending_.end() && p->second == w) pending_.erase(p);
 }
 
 void WatchCache::dispatch(const std::shared_ptr<const CacheEvent>& ev) {

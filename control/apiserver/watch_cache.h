@@ -73,6 +73,32 @@ class StoredObject {
 };
 using ObjectPtr = std::shared_ptr<const StoredObject>;
 
+// A write this apiserver is about to send to etcd: the key, the exact bytes, and the object
+// they encode without resourceVersion (the same members in the same order as a parse of the
+// bytes gives; see rest.cpp). Whichever comes first, the watch event carrying those bytes or
+// etcd's reply to the writer, makes the stored object at that revision, and the other takes
+// the same one. So the cache need not parse what this apiserver wrote: its event usually
+// comes in before the reply is handled. Used on the cache's thread only.
+class PendingWrite {
+ public:
+  PendingWrite(std::string key, std::string text, json::value obj)
+      : key_(std::move(key)), text_(std::move(text)), obj_(std::move(obj)) {}
+  const std::string& key() const { return key_; }
+  const std::string& text() const { return text_; }
+  // The object stored at revision rev (resourceVersion set): made once, from the object
+  // itself the first time (the same bytes stored twice get a copy for the second revision).
+  ObjectPtr at(std::int64_t rev);
+  // The object without resourceVersion, for a writer whose write failed (to retry or undo).
+  json::value& unstored();
+
+ private:
+  std::string key_;
+  std::string text_;
+  json::value obj_;  // moved into stored_ by the first at()
+  ObjectPtr stored_;
+  std::int64_t revision_ = 0;
+};
+
 enum class EventType { kAdded, kModified, kDeleted };
 std::string_view event_type_name(EventType t);
 
@@ -170,12 +196,15 @@ class WatchCache {
   // Parses a stored value into an object with resourceVersion = rev. Null on corrupt data.
   static ObjectPtr decode(std::string_view value, std::int64_t rev);
 
-  // A write through this apiserver: `obj` is what it stored at key with mod revision
-  // `revision`, as decode() of the stored bytes would give it (same members in the same
-  // order, resourceVersion set; see rest.cpp). The watch event for exactly that key and
-  // revision then takes obj instead of parsing the value again. Ignored when that event was
-  // applied already; a later event for the key drops it.
-  void remember_write(const std::string& key, std::int64_t revision, ObjectPtr obj);
+  // A write through this apiserver, registered before it is sent (see PendingWrite). Its
+  // watch event, if it carries exactly w's bytes, takes w's object instead of parsing them.
+  // A second registration for the same key replaces the first (whose event is then parsed).
+  std::shared_ptr<PendingWrite> expect_write(std::string key, std::string text, json::value obj);
+  // etcd stored w at revision rev: the stored object, the same one the event takes. The
+  // registration stays until that event comes, unless it came already.
+  ObjectPtr write_done(const std::shared_ptr<PendingWrite>& w, std::int64_t rev);
+  // etcd did not store w: drops its registration.
+  void write_failed(const std::shared_ptr<PendingWrite>& w);
 
  private:
   void on_events(std::vector<storage::WatchEvent> events, std::int64_t revision);
@@ -200,8 +229,9 @@ class WatchCache {
   // One per consumer executor, created on its first watcher.
   std::vector<std::shared_ptr<WatchGroup>> groups_;
   std::unordered_set<CacheWatcher*> direct_;  // those without a group
-  // remember_write(): key -> (revision, object), until the event for the key comes.
-  std::unordered_map<std::string, std::pair<std::int64_t, ObjectPtr>> written_;
+  // expect_write(): key -> the write, until its event comes or it fails.
+  std::unordered_map<std::string, std::shared_ptr<PendingWrite>> pending_;
+  void drop_pending(const std::shared_ptr<PendingWrite>& w);
   std::multimap<std::int64_t, boost::asio::steady_timer*> revision_waiters_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

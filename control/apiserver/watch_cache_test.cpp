@@ -294,39 +294,68 @@ TEST(CacheEventTest, FrameIsMadeOnceForAllThreads) {
   EXPECT_EQ(*got[0][7], R"(frame {"n":7})");
 }
 
-// A remembered write stands for the parse of exactly its key and revision, nothing else.
-TEST_F(WatchCacheTest, RememberedWriteIsTakenForItsRevisionOnly) {
+// A write registered before it is sent stands for the parse of exactly its bytes at its
+// key, whether its event comes before etcd's reply or after it.
+TEST_F(WatchCacheTest, ExpectedWriteStandsForItsBytesOnly) {
   WatchCache cache(io_.get_executor(), *client_, "/registry/");
   ASSERT_TRUE(run(cache.start()));
   const std::string key = "/registry/configmaps/ns/w";
-  auto marked = [](std::int64_t rev) {
-    json::value v = parse_json(obj("w", "x")).value();
+  auto marked = [](const std::string& text) {
+    json::value v = parse_json(text).value();
     v.as_object()["marked"] = true;  // not in the stored bytes: tells the two apart
-    ensure_object(v.as_object(), "metadata")["resourceVersion"] = std::to_string(rev);
-    return std::make_shared<const StoredObject>(std::move(v));
+    return v;
   };
-  // Nothing else writes: the next revision is the cache's + 1.
-  const std::int64_t next = cache.revision() + 1;
-  ObjectPtr remembered = marked(next);
-  cache.remember_write(key, next, remembered);
-  cache.remember_write("/registry/configmaps/ns/other", next, marked(next));  // wrong key
-  ASSERT_EQ(put(key, obj("w", "x")), next);
-  until([&] { return cache.revision() >= next; });
-  EXPECT_EQ(cache.get(key), remembered);
-  // A write that was not remembered is parsed; so is one whose event came in first.
-  std::int64_t second = put(key, obj("w", "y"));
-  until([&] { return cache.revision() >= second; });
-  cache.remember_write(key, second, marked(second));
-  ASSERT_TRUE(cache.get(key));
-  EXPECT_EQ(cache.get(key)->value.as_object().if_contains("marked"), nullptr);
-  EXPECT_EQ(get_string(cache.get(key)->value, {"metadata", "labels", "app"}), "y");
-  // A remembered revision that is not the event's is not used for it.
-  cache.remember_write(key, cache.revision() + 2, marked(cache.revision() + 2));
-  std::int64_t third = put(key, obj("w", "z"));
-  until([&] { return cache.revision() >= third; });
-  EXPECT_EQ(cache.get(key)->value.as_object().if_contains("marked"), nullptr);
+  auto is_marked = [&](const std::string& k) {
+    ObjectPtr o = cache.get(k);
+    return o && o->value.as_object().if_contains("marked") != nullptr;
+  };
+
+  // The event first, then the reply: both get the same object, at the event's revision.
+  const std::string x = obj("w", "x");
+  auto w1 = cache.expect_write(key, x, marked(x));
+  auto other = cache.expect_write("/registry/configmaps/ns/other", x, marked(x));  // other key
+  std::int64_t r1 = put(key, x);
+  until([&] { return cache.revision() >= r1; });
+  ASSERT_TRUE(is_marked(key));
   EXPECT_EQ(get_string(cache.get(key)->value, {"metadata", "resourceVersion"}),
-            std::to_string(third));
+            std::to_string(r1));
+  EXPECT_EQ(cache.write_done(w1, r1), cache.get(key));
+  cache.write_failed(other);
+
+  // The reply first (the event not in yet), then the event: the same object again.
+  const std::string y = obj("w", "y");
+  auto w2 = cache.expect_write(key, y, marked(y));
+  ObjectPtr done = cache.write_done(w2, cache.revision() + 1);  // nothing else writes
+  std::int64_t r2 = put(key, y);
+  until([&] { return cache.revision() >= r2; });
+  EXPECT_EQ(cache.get(key), done);
+  EXPECT_EQ(get_string(done->value, {"metadata", "labels", "app"}), "y");
+
+  // Other bytes at the key are parsed, and a registration whose write failed is not used.
+  const std::string z = obj("w", "z");
+  auto w3 = cache.expect_write(key, z, marked(z));
+  std::int64_t r3 = put(key, obj("w", "q"));
+  until([&] { return cache.revision() >= r3; });
+  EXPECT_FALSE(is_marked(key));
+  EXPECT_EQ(get_string(cache.get(key)->value, {"metadata", "labels", "app"}), "q");
+  cache.write_failed(w3);
+  EXPECT_TRUE(w3->unstored().as_object().contains("marked"));  // given back to the writer
+  std::int64_t r4 = put(key, z);
+  until([&] { return cache.revision() >= r4; });
+  EXPECT_FALSE(is_marked(key));
+  EXPECT_EQ(get_string(cache.get(key)->value, {"metadata", "labels", "app"}), "z");
+
+  // The same bytes at two revisions: each gets its own object with its own resourceVersion.
+  const std::string v = obj("w", "v");
+  auto w5 = cache.expect_write(key, v, marked(v));
+  std::int64_t r5 = put(key, v);
+  until([&] { return cache.revision() >= r5; });
+  ObjectPtr at5 = cache.get(key);
+  ObjectPtr at6 = w5->at(r5 + 1);
+  EXPECT_NE(at5, at6);
+  EXPECT_EQ(get_string(at5->value, {"metadata", "resourceVersion"}), std::to_string(r5));
+  EXPECT_EQ(get_string(at6->value, {"metadata", "resourceVersion"}), std::to_string(r5 + 1));
+  EXPECT_FALSE(w5->unstored().as_object().at("metadata").as_object().contains("resourceVersion"));
   EXPECT_EQ(cache.get("/registry/configmaps/ns/other"), nullptr);
 }
 
