@@ -260,15 +260,8 @@ void WatchCache::apply(const storage::WatchEvent& ev) {
   event->revision = ev.kv.mod_revision;
   auto it = objects_.find(ev.kv.key);
   ObjectPtr prev = it == objects_.end() ? nullptr : it->second;
-  std::shared_ptr<PendingWrite> written;  // this apiserver's write of exactly these bytes
-  if (!pending_.empty() && ev.type == storage::WatchEvent::Type::kPut) {
-    if (auto p = pending_.find(ev.kv.key); p != pending_.end() && p->second->text() == ev.kv.value) {
-      written = std::move(p->second);
-      pending_.erase(p);
-    }
-  }
   if (ev.type == storage::WatchEvent::Type::kPut) {
-    ObjectPtr obj = written ? written->at(ev.kv.mod_revision) : decode(ev.kv.value, ev.kv.mod_revision);
+    ObjectPtr obj = object_of(ev.kv);
     if (!obj) {
       log::error("watch cache: undecodable value at {} (revision {}), skipped", ev.kv.key,
                  ev.kv.mod_revision);
@@ -300,6 +293,17 @@ void WatchCache::apply(const storage::WatchEvent& ev) {
   }
   set_revision(event->revision);
   dispatch(event);
+}
+
+ObjectPtr WatchCache::object_of(const storage::KeyValue& kv) {
+  // This apiserver's own write of exactly these bytes: its object, not a parse.
+  if (pending_.empty()) return decode(kv.value, kv.mod_revision);
+  if (auto p = pending_.find(kv.key); p != pending_.end() && p->second->text() == kv.value) {
+    std::shared_ptr<PendingWrite> written = std::move(p->second);
+    pending_.erase(p);
+    return written->at(kv.mod_revision);
+  }
+  return decode(kv.value, kv.mod_revision);
 }
 
 ObjectPtr PendingWrite::at(std::int64_t rev) {

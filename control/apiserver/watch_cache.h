@@ -210,6 +210,9 @@ class WatchCache {
   void on_events(std::vector<storage::WatchEvent> events, std::int64_t revision);
   void on_error(storage::StorageError err);
   void apply(const storage::WatchEvent& ev);
+  // The object a put stored: the registered write's (expect_write) if kv carries exactly its
+  // bytes, else decode(); null on corrupt data.
+  ObjectPtr object_of(const storage::KeyValue& kv);
   void dispatch(const std::shared_ptr<const CacheEvent>& ev);
   void set_revision(std::int64_t rev);
   void restart_watch();
