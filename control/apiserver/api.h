@@ -111,8 +111,12 @@ class Api {
   std::expected<void, ApiError> check_fields(const Request& req, const api::Resource& r,
                                              const json::value& obj,
                                              std::vector<std::string>* warnings);
-  std::expected<void, ApiError> check_namespace(const api::Resource& r, std::string_view ns,
-                                                std::string_view name);
+  // The namespace lifecycle check of a create: ns exists and is not terminating. A
+  // namespace not in the cache yet (its watch event still on the way, e.g. just after a
+  // create or at start-up) is looked up in etcd, as upstream's admission does a live lookup.
+  boost::asio::awaitable<std::expected<void, ApiError>> check_namespace(const api::Resource& r,
+                                                                        std::string ns,
+                                                                        std::string name);
   Response object_response(const Request& req, const api::Resource& r, unsigned status,
                            const json::value& obj,
                            const std::vector<std::string>& warnings = {});

@@ -353,15 +353,21 @@ asio::awaitable<Response> Api::get(const Request& req) {
   co_return object_response(req, r, 200, cur->object);
 }
 
-std::expected<void, ApiError> Api::check_namespace(const api::Resource& r, std::string_view ns,
-                                                   std::string_view name) {
-  if (!r.namespaced) return {};
+asio::awaitable<std::expected<void, ApiError>> Api::check_namespace(const api::Resource& r,
+                                                                   std::string ns,
+                                                                   std::string name) {
+  if (!r.namespaced) co_return std::expected<void, ApiError>{};
   const api::Resource* ns_res = api::find_resource("", "v1", "namespaces");
-  ObjectPtr nso = cache_.get(key_for(*ns_res, "", ns));
+  const std::string key = key_for(*ns_res, "", ns);
+  ObjectPtr nso = cache_.get(key);
   if (!nso) {
-    ApiError e = not_found(*ns_res, ns);
-    return std::unexpected(e);
+    auto lookup = etcd_.range(key);
+    auto live = co_await std::move(lookup);
+    if (live && !live->kvs.empty()) {
+      nso = WatchCache::decode(live->kvs[0].value, live->kvs[0].mod_revision);
+    }
   }
+  if (!nso) co_return std::unexpected(not_found(*ns_res, ns));
   if (get_string(nso->value, {"status", "phase"}) == "Terminating" ||
       find_path(nso->value, {"metadata", "deletionTimestamp"}) != nullptr) {
     ApiError e = forbidden(&r, name,
@@ -371,9 +377,9 @@ std::expected<void, ApiError> Api::check_namespace(const api::Resource& r, std::
     e.reason = "Forbidden";
     e.causes.push_back({"NamespaceTerminating",
                         fmt::format("namespace {} is being terminated", ns), "metadata.namespace"});
-    return std::unexpected(e);
+    co_return std::unexpected(e);
   }
-  return {};
+  co_return std::expected<void, ApiError>{};
 }
 
 std::expected<void, ApiError> Api::check_fields(const Request& req, const api::Resource& r,
@@ -486,7 +492,9 @@ asio::awaitable<std::expected<ObjectPtr, ApiError>> Api::store_create(const Requ
     meta["name"] = name;
   }
   if (r.namespaced) {
-    if (auto ok = check_namespace(r, ns, name); !ok) co_return std::unexpected(ok.error());
+    auto check = check_namespace(r, ns, name);
+    auto ok = co_await std::move(check);
+    if (!ok) co_return std::unexpected(ok.error());
   }
   prepare_for_create(r, obj);
   validation::apply_defaults(r, obj);
