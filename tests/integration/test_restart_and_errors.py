@@ -149,6 +149,34 @@ class BadInputTest(harness.ClusterTestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn('unknown field "spec.replicass"', r.stderr)
 
+    def test_namespace_lifecycle(self):
+        cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "b"}}
+        # A namespace that does not exist: 404 naming it.
+        status, body = self.raw.request("POST", "/api/v1/namespaces/no-such-ns/configmaps", json.dumps(cm))
+        self.assertEqual(status, 404)
+        self.assertEqual(body["reason"], "NotFound")
+        self.assertEqual(body["message"], 'namespaces "no-such-ns" not found')
+        # One created just before: the create in it is taken (the cache may not have its
+        # event yet; the apiserver then looks it up in etcd).
+        for i in range(5):
+            ns = f"fresh-{i}"
+            status, _ = self.raw.request("POST", "/api/v1/namespaces", json.dumps(
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+            self.assertEqual(status, 201)
+            status, body = self.raw.request("POST", f"/api/v1/namespaces/{ns}/configmaps", json.dumps(cm))
+            self.assertEqual(status, 201, body)
+        # A terminating one (no namespace controller runs here, so it stays so): 403.
+        status, _ = self.raw.request("DELETE", "/api/v1/namespaces/fresh-0")
+        self.assertEqual(status, 200)
+        status, ns = self.raw.request("GET", "/api/v1/namespaces/fresh-0")
+        self.assertEqual(ns["status"]["phase"], "Terminating")
+        cm["metadata"]["name"] = "late"
+        status, body = self.raw.request("POST", "/api/v1/namespaces/fresh-0/configmaps", json.dumps(cm))
+        self.assertEqual(status, 403)
+        self.assertEqual(body["reason"], "Forbidden")
+        self.assertIn("because it is being terminated", body["message"])
+        self.assertEqual(body["details"]["causes"][0]["reason"], "NamespaceTerminating")
+
     def test_anonymous_is_401(self):
         anon = Raw(self.cluster, authenticated=False)
         status, body = anon.request("GET", "/api/v1/namespaces")
