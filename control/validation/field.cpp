@@ -1,6 +1,7 @@
 #include "validation/field.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <vector>
 
@@ -10,33 +11,37 @@
 namespace podwarp::validation {
 
 Path Path::root(std::string_view name) {
+  return Path().joined({name.empty() ? std::string_view("[]") : name});
+}
+
+Path Path::joined(std::initializer_list<std::string_view> pieces) const {
+  const std::string_view self = view();
+  std::size_t n = self.size();
+  for (std::string_view piece : pieces) n += piece.size();
   Path p;
-  p.s_ = name.empty() ? std::string("[]") : std::string(name);
+  if (n <= kInline) {
+    char* out = std::copy(self.begin(), self.end(), p.buf_);
+    for (std::string_view piece : pieces) out = std::copy(piece.begin(), piece.end(), out);
+    p.len_ = static_cast<std::uint8_t>(n);
+  } else {
+    p.long_.reserve(n);
+    p.long_ = self;
+    for (std::string_view piece : pieces) p.long_ += piece;
+  }
   return p;
 }
 
 Path Path::child(std::string_view name) const {
-  Path p = *this;
-  if (!p.s_.empty()) p.s_ += '.';
-  p.s_ += name;
-  return p;
+  return joined({view().empty() ? std::string_view() : std::string_view("."), name});
 }
 
 Path Path::index(std::size_t i) const {
-  Path p = *this;
-  p.s_ += '[';
-  p.s_ += std::to_string(i);
-  p.s_ += ']';
-  return p;
+  char digits[24];
+  const char* end = std::to_chars(digits, digits + sizeof digits, i).ptr;
+  return joined({"[", std::string_view(digits, end), "]"});
 }
 
-Path Path::key(std::string_view k) const {
-  Path p = *this;
-  p.s_ += '[';
-  p.s_ += k;
-  p.s_ += ']';
-  return p;
-}
+Path Path::key(std::string_view k) const { return joined({"[", k, "]"}); }
 
 namespace {
 

@@ -20,6 +20,9 @@ namespace podwarp::validation {
 
 using Errors = std::vector<Cause>;
 
+// Validation walks build a Path for every field they visit, and nearly all of them are never
+// printed (only a Cause prints its path). So a Path keeps its text inline, without an
+// allocation per step, up to kInline characters; a longer one moves to the heap.
 class Path {
  public:
   Path() = default;
@@ -34,10 +37,17 @@ class Path {
   Path index(std::size_t i) const;
   Path key(std::string_view k) const;
 
-  const std::string& str() const { return s_; }
+  std::string_view view() const { return long_.empty() ? std::string_view(buf_, len_) : long_; }
+  std::string str() const { return std::string(view()); }
 
  private:
-  std::string s_;
+  static constexpr std::size_t kInline = 95;
+  // This path followed by the pieces, each after the one before.
+  Path joined(std::initializer_list<std::string_view> pieces) const;
+
+  char buf_[kInline] = {};
+  std::uint8_t len_ = 0;
+  std::string long_;  // the text when longer than kInline (buf_ unused then)
 };
 
 // Constructors. `shown` is the offending value already rendered the way upstream prints it

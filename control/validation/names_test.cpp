@@ -145,10 +145,30 @@ TEST(Names, IPs) {
                           "(127.0.0.0/8, ::1/128)"));
 }
 
+// A path is kept inline up to 95 characters, past that on the heap: both print alike, and
+// a path made longer or shorter than the limit from one on the other side of it is whole.
+TEST(Field, LongPaths) {
+  const std::string long_key(80, 'k');
+  Path inline_path = Path().child("spec").child("volumes").index(12);  // 15 characters
+  Path at_limit = inline_path.key(long_key);                          // 97: heap
+  EXPECT_EQ(at_limit.str(), "spec.volumes[12][" + long_key + "]");
+  Path longer = at_limit.child("items").index(3).child("path");
+  EXPECT_EQ(longer.str(), "spec.volumes[12][" + long_key + "].items[3].path");
+  const std::string fits(95 - 5, 'x');
+  EXPECT_EQ(Path().child("spec").child(fits).str().size(), 95U);  // exactly inline
+  EXPECT_EQ(Path().child("spec").child(fits + "y").str().size(), 96U);
+  Path copy = longer;
+  EXPECT_EQ(copy.str(), longer.str());
+  EXPECT_EQ(required(longer).field, longer.str());
+  EXPECT_EQ(Path().index(18446744073709551615ULL).str(), "[18446744073709551615]");
+}
+
 TEST(Field, PathsAndBodies) {
   Path p = Path().child("spec").child("containers").index(0).child("env").index(2).key("x");
   EXPECT_EQ(p.str(), "spec.containers[0].env[2][x]");
   EXPECT_EQ(Path::root("").str(), "[]");
+  EXPECT_EQ(Path::root("metadata").child("labels").key("app").str(), "metadata.labels[app]");
+  EXPECT_EQ(required(p).field, "spec.containers[0].env[2][x]");
   EXPECT_EQ(required(p).message, "Required value");
   EXPECT_EQ(required(p, "must be set").message, "Required value: must be set");
   EXPECT_EQ(invalid_str(p, "a\"b\n", "bad").message, "Invalid value: \"a\\\"b\\n\": bad");
