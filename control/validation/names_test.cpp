@@ -145,12 +145,12 @@ TEST(Names, IPs) {
                           "(127.0.0.0/8, ::1/128)"));
 }
 
-// A path is kept inline up to 95 characters, past that on the heap: both print alike, and
-// a path made longer or shorter than the limit from one on the other side of it is whole.
+// A path is kept inline up to 95 characters, past that on the heap: both print alike, and a
+// path extended past the limit from an inline one, then extended again, is whole.
 TEST(Field, LongPaths) {
   const std::string long_key(80, 'k');
-  Path inline_path = Path().child("spec").child("volumes").index(12);  // 15 characters
-  Path at_limit = inline_path.key(long_key);                          // 97: heap
+  Path inline_path = Path().child("spec").child("volumes").index(12);  // 16 characters
+  Path at_limit = inline_path.key(long_key);                          // 98: heap
   EXPECT_EQ(at_limit.str(), "spec.volumes[12][" + long_key + "]");
   Path longer = at_limit.child("items").index(3).child("path");
   EXPECT_EQ(longer.str(), "spec.volumes[12][" + long_key + "].items[3].path");
