@@ -23,6 +23,7 @@
 #include <iostream>
 
 #include "apiserver/api.h"
+#include "apiserver/etcd_metrics.h"
 #include "apiserver/node_credentials.h"
 #include "apiserver/server.h"
 #include "apiserver/service_allocator.h"
@@ -345,8 +346,10 @@ int main(int argc, char** argv) {
   }
 
   asio::io_context io(1);
-  auto etcd = storage::make_etcd_client(io.get_executor(), split(etcd_servers, ','));
-  apiserver::WatchCache cache(io.get_executor(), *etcd, "/registry/");
+  auto etcd_client = storage::make_etcd_client(io.get_executor(), split(etcd_servers, ','));
+  // Every request to etcd is timed for upstream's etcd_request_duration_seconds.
+  apiserver::MeasuredEtcdClient etcd(*etcd_client);
+  apiserver::WatchCache cache(io.get_executor(), etcd, "/registry/");
   apiserver::ApiOptions api_opts;
   api_opts.service_cluster_ip_range = service_range;
   api_opts.node_port_min = port_min;
@@ -400,7 +403,7 @@ int main(int argc, char** argv) {
           io.stop();
           co_return;
         }
-        api = std::make_unique<apiserver::Api>(io.get_executor(), *etcd, cache, api_opts);
+        api = std::make_unique<apiserver::Api>(io.get_executor(), etcd, cache, api_opts);
         server = std::make_unique<apiserver::ApiServer>(io, *api, srv_opts);
         auto port = server->listen();
         if (!port) {
@@ -431,7 +434,7 @@ int main(int argc, char** argv) {
                     host_for_url.c_str(), *port, kc_path.c_str());
         std::fflush(stdout);
         if (compaction_interval > 0) {
-          asio::co_spawn(io, compaction_loop(*etcd, std::chrono::seconds(compaction_interval)),
+          asio::co_spawn(io, compaction_loop(etcd, std::chrono::seconds(compaction_interval)),
                          asio::detached);
         }
         co_await server->run();

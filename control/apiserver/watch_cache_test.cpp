@@ -98,11 +98,7 @@ class WatchCacheTest : public ::testing::Test {
 
   template <typename T>
   T run(asio::awaitable<T> aw) {
-    auto fut = asio::co_spawn(io_, std::move(aw), asio::use_future);
-    while (fut.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready) {
-      podwarp::run_one_for(io_, std::chrono::milliseconds(50));
-    }
-    return fut.get();
+    return podwarp::run_to_completion(io_, std::move(aw));
   }
   // Runs the loop until pred holds (or fails after 10 s).
   void until(const std::function<bool()>& pred) {

@@ -13,12 +13,16 @@
 // (correctly tagged) timeout.
 #pragma once
 
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/system/error_code.hpp>
 #include <chrono>
 #include <functional>
+#include <future>
 #include <memory>
 
 namespace podwarp {
@@ -58,6 +62,17 @@ inline void run_for(boost::asio::io_context& io, std::chrono::steady_clock::dura
 // Runs at most one handler besides its own timer, waiting up to `d` for it.
 inline void run_one_for(boost::asio::io_context& io, std::chrono::steady_clock::duration d) {
   run_until(io, [asked = 0]() mutable { return asked++ > 0; }, d);
+}
+
+// Drives `a` on `io` from the calling thread until it completes; returns its value (or throws
+// what it threw). For tests that call a coroutine API between checks.
+template <class T>
+T run_to_completion(boost::asio::io_context& io, boost::asio::awaitable<T> a) {
+  auto done = boost::asio::co_spawn(io, std::move(a), boost::asio::use_future);
+  while (done.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready) {
+    run_one_for(io, std::chrono::milliseconds(50));
+  }
+  return done.get();
 }
 
 }  // namespace podwarp

@@ -22,7 +22,9 @@
 // It also reports the CPU time (user + system, from /proc/<pid>/stat) that podwarp-control,
 // etcd and the benchmark client itself spent per create in each create phase, and with
 // --threads the split of podwarp-control's CPU over its threads: on a shared 2-core machine
-// CPU per create is a steadier measure than wall-clock rates.
+// CPU per create is a steadier measure than wall-clock rates. And how much of a create's mean
+// latency is its etcd Txn, from podwarp-control's own etcd_request_duration_seconds (read on
+// /metrics around each slice), next to a raw create Txn's.
 //
 // Usage: apiserver_bench [--pods N] [--concurrency C] [--watchers W] [--events E]
 //                        [--h2-conns H] [--rounds R] [--control PATH] [--threads] [--etcd-tcp]
@@ -54,6 +56,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <numeric>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -255,6 +258,20 @@ asio::awaitable<http::response<http::string_body>> roundtrip(Tls& s, http::verb 
   parser.body_limit(1ull << 30);
   co_await http::async_read(s, buf, parser, asio::use_awaitable);
   co_return parser.release();
+}
+
+// podwarp-control's etcd_request_duration_seconds{operation="create",type="pods"}: its sum
+// (seconds) and count, from /metrics.
+asio::awaitable<std::pair<double, double>> etcd_pod_creates(Tls& s) {
+  auto res = co_await roundtrip(s, http::verb::get, "/metrics", "");
+  const std::string& text = res.body();
+  auto value = [&](std::string_view name) {
+    const std::string head = fmt::format("{}{{operation=\"create\",type=\"pods\"}} ", name);
+    const std::size_t at = text.find(head);
+    return at == std::string::npos ? 0.0 : std::strtod(text.c_str() + at + head.size(), nullptr);
+  };
+  co_return std::pair{value("etcd_request_duration_seconds_sum"),
+                      value("etcd_request_duration_seconds_count")};
 }
 
 // The watchers' receipts of events named "ev-<i>": (i, when read).
@@ -534,6 +551,9 @@ asio::awaitable<void> run_workers(int n, std::function<asio::awaitable<void>(int
 struct Measured {
   Stats stats;
   CpuSample cpu;
+  // podwarp-control's own etcd_request_duration_seconds{operation="create",type="pods"} over
+  // this measure's slices: seconds and requests.
+  double etcd_create_seconds = 0, etcd_creates = 0;
   std::vector<double> rates;
   std::map<int, std::pair<std::string, double>> threads;  // tid -> (name, ms)
   double count() const { return static_cast<double>(stats.latencies_ms.size()); }
@@ -900,6 +920,8 @@ int main(int argc, char** argv) {
               break;
             }
             case 2: {
+              auto scrape = etcd_pod_creates(*conns[0]);
+              const auto etcd_before = co_await std::move(scrape);
               Slice slice(api, control.pid, (*etcd)->pid(), threads);
               int next = lo;
               std::function<asio::awaitable<void>(int)> worker = [&](int w) -> asio::awaitable<void> {
@@ -916,13 +938,23 @@ int main(int argc, char** argv) {
               auto all = run_workers(concurrency, std::move(worker));
               co_await std::move(all);
               slice.end();
+              auto rescrape = etcd_pod_creates(*conns[0]);
+              const auto etcd_after = co_await std::move(rescrape);
+              api.etcd_create_seconds += etcd_after.first - etcd_before.first;
+              api.etcd_creates += etcd_after.second - etcd_before.second;
               break;
             }
             default: {
+              auto scrape = etcd_pod_creates(*conns[0]);
+              const auto etcd_before = co_await std::move(scrape);
               Slice slice(api_h2, control.pid, (*etcd)->pid(), threads);
               auto creates = h2.run(lo, hi, api_h2.stats, h2_failures);
               co_await std::move(creates);
               slice.end();
+              auto rescrape = etcd_pod_creates(*conns[0]);
+              const auto etcd_after = co_await std::move(rescrape);
+              api_h2.etcd_create_seconds += etcd_after.first - etcd_before.first;
+              api_h2.etcd_creates += etcd_after.second - etcd_before.second;
               break;
             }
           }
@@ -990,6 +1022,21 @@ int main(int argc, char** argv) {
   fmt::print("| ... CPU ms per create: podwarp-control / etcd / bench client | {:.3f} / {:.3f} / {:.3f} | - | - |\n",
              api_h2.per_op(&CpuSample::control), api_h2.per_op(&CpuSample::etcd),
              api_h2.per_op(&CpuSample::self));
+  // How much of a create is its etcd Txn, as podwarp-control's etcd_request_duration_seconds
+  // times it (as upstream's: from the storage call to its result, so with the API thread's
+  // queueing), against the same Txns sent by the raw client.
+  auto mean_ms = [](const std::vector<double>& l) {
+    return l.empty() ? 0 : std::accumulate(l.begin(), l.end(), 0.0) / static_cast<double>(l.size());
+  };
+  auto etcd_share = [&](const Measured& m) {
+    const double mean = mean_ms(m.stats.latencies_ms);
+    const double txn = m.etcd_creates > 0 ? 1000 * m.etcd_create_seconds / m.etcd_creates : 0;
+    return fmt::format("{:.2f} / {:.2f} | {:.2f} | {:.2f}", mean, txn,
+                       mean_ms(raw_txn.stats.latencies_ms), mean > 0 ? txn / mean : 0);
+  };
+  fmt::print("| ... mean ms: create at the client / its etcd Txn in podwarp-control's etcd_request_duration_seconds (HTTP/1.1; peer: a raw create Txn; ratio: the Txn's share of the create) | {} |\n",
+             etcd_share(api));
+  fmt::print("| ... the same over HTTP/2 | {} |\n", etcd_share(api_h2));
   fmt::print("| raw etcd create Txns/s, same bytes (an apiserver that cost nothing) | {:.0f} | {:.0f} | {} |\n",
              raw_txn.stats.rate(), raw.stats.rate(), ratio_of(raw_txn, raw));
   fmt::print("| ... etcd CPU ms per create Txn | {:.3f} | {:.3f} | {:.2f} |\n", raw_txn.per_op(&CpuSample::etcd),

@@ -238,6 +238,44 @@ class Http2Test(harness.ClusterTestCase):
         self.assertEqual(r.stdout.split(), ["2", "200"])
         self.assertLess(elapsed, 15, "a watch with timeoutSeconds=1 must end by itself")
 
+    def etcd_request_count(self, operation, type_):
+        """etcd_request_duration_seconds_count{operation,type} on /metrics (0 when absent)."""
+        _, code, body = self.curl("GET", "/metrics", proto="--http1.1")
+        self.assertEqual(code, 200)
+        head = f'etcd_request_duration_seconds_count{{operation="{operation}",type="{type_}"}} '
+        for line in body.decode().splitlines():
+            if line.startswith(head):
+                return float(line[len(head):])
+        return 0.0
+
+    def test_etcd_requests_are_timed_on_metrics(self):
+        """Upstream's etcd_request_duration_seconds{operation,type}: every create, update and
+        delete reaches etcd once and is counted under its resource; a create that finds its
+        name taken is counted too (etcd answered), and nothing counts as an etcd error."""
+        before = {op: self.etcd_request_count(op, "configmaps")
+                  for op in ("create", "update", "delete")}
+        cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "timed"},
+              "data": {"k": "v"}}
+        _, code, body = self.curl("POST", "/api/v1/namespaces/h2/configmaps", data=json.dumps(cm))
+        self.assertEqual(code, 201, body)
+        _, code, body = self.curl("POST", "/api/v1/namespaces/h2/configmaps", data=json.dumps(cm))
+        self.assertEqual(code, 409, body)
+        cm["data"]["k"] = "w"
+        _, code, body = self.curl("PUT", "/api/v1/namespaces/h2/configmaps/timed",
+                                  data=json.dumps(cm))
+        self.assertEqual(code, 200, body)
+        _, code, body = self.curl("DELETE", "/api/v1/namespaces/h2/configmaps/timed")
+        self.assertEqual(code, 200, body)
+        self.assertEqual(self.etcd_request_count("create", "configmaps"), before["create"] + 2)
+        self.assertEqual(self.etcd_request_count("update", "configmaps"), before["update"] + 1)
+        self.assertEqual(self.etcd_request_count("delete", "configmaps"), before["delete"] + 1)
+        _, _, body = self.curl("GET", "/metrics", proto="--http1.1")
+        text = body.decode()
+        self.assertIn("# TYPE etcd_request_duration_seconds histogram", text)
+        self.assertIn('etcd_request_duration_seconds_bucket{operation="create",type="configmaps",'
+                      'le="0.005"}', text)
+        self.assertNotIn("etcd_request_errors_total{", text)
+
     def registered_watchers(self, kind="ConfigMap"):
         _, code, body = self.curl("GET", "/metrics", proto="--http1.1")
         self.assertEqual(code, 200)
