@@ -24,6 +24,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <utility>
 
 namespace podwarp {
 
