@@ -6,6 +6,7 @@
 #include <mutex>
 #include <utility>
 
+#include "apiserver/api.h"
 #include "podwarp/api/resources.h"
 
 namespace podwarp::apiserver {
@@ -39,7 +40,7 @@ const std::vector<Prefix>& prefixes() {
     for (const api::Resource& r : api::resources()) {
       std::string type(r.plural);
       if (!r.group.empty()) type += "." + std::string(r.group);
-      out.push_back({std::string(kRoot) + std::string(r.storage_name()) + "/", std::move(type)});
+      out.push_back({Api::prefix_for(r, ""), std::move(type)});
     }
     std::stable_sort(out.begin(), out.end(), [](const Prefix& a, const Prefix& b) {
       return a.prefix.size() > b.prefix.size();

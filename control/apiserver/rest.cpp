@@ -358,18 +358,16 @@ asio::awaitable<std::expected<void, ApiError>> Api::check_namespace(const api::R
                                                                    std::string name) {
   if (!r.namespaced) co_return std::expected<void, ApiError>{};
   const api::Resource* ns_res = api::find_resource("", "v1", "namespaces");
-  const std::string key = key_for(*ns_res, "", ns);
-  ObjectPtr nso = cache_.get(key);
-  if (!nso) {
-    auto lookup = etcd_.range(key);
-    auto live = co_await std::move(lookup);
-    if (live && !live->kvs.empty()) {
-      nso = WatchCache::decode(live->kvs[0].value, live->kvs[0].mod_revision);
-    }
+  ObjectPtr cached = cache_.get(key_for(*ns_res, "", ns));
+  std::expected<Loaded, ApiError> live;
+  if (!cached) {
+    auto lookup = load(*ns_res, "", ns);  // 404 naming the namespace when etcd has none
+    live = co_await std::move(lookup);
+    if (!live) co_return std::unexpected(live.error());
   }
-  if (!nso) co_return std::unexpected(not_found(*ns_res, ns));
-  if (get_string(nso->value, {"status", "phase"}) == "Terminating" ||
-      find_path(nso->value, {"metadata", "deletionTimestamp"}) != nullptr) {
+  const json::value& nso = cached ? cached->value : live->object;
+  if (get_string(nso, {"status", "phase"}) == "Terminating" ||
+      find_path(nso, {"metadata", "deletionTimestamp"}) != nullptr) {
     ApiError e = forbidden(&r, name,
                            fmt::format("{} \"{}\" is forbidden: unable to create new content in "
                                        "namespace {} because it is being terminated",
