@@ -144,12 +144,32 @@ void prepare_for_status_update(const api::Resource& r, json::value& next,
     o.erase("status");
   }
   fill_status_zeros(r, o);
-  // The caller's resourceVersion precondition travels with the request.
-  if (const json::value* rv = find_path(next, {"metadata", "resourceVersion"})) {
-    metadata(merged)["resourceVersion"] = *rv;
-  } else {
-    metadata(merged).erase("resourceVersion");
+  // The request's metadata (its resourceVersion precondition with it), less what only the
+  // server sets.
+  const json::object* old_meta = nullptr;
+  if (const json::value* m = find_path(old, {"metadata"}); m && m->is_object()) {
+    old_meta = &m->get_object();
   }
+  static const json::object kEmpty;
+  json::object meta;
+  if (json::value* m = next.is_object() ? next.as_object().if_contains("metadata") : nullptr;
+      m && m->is_object()) {
+    meta = std::move(m->as_object());
+  }
+  copy_server_metadata(meta, old_meta ? *old_meta : kEmpty);
+  meta.erase("managedFields");
+  auto keep_old = [&](std::string_view field) {
+    const json::value* v = old_meta ? old_meta->if_contains(field) : nullptr;
+    if (v) {
+      meta[field] = *v;
+    } else {
+      meta.erase(field);
+    }
+  };
+  if (r.kind == "Deployment") keep_old("labels");
+  // Old kubelets corrupted ownerReferences through pods/status; upstream ignores them there.
+  if (r.group.empty() && r.kind == "Pod") keep_old("ownerReferences");
+  o["metadata"] = std::move(meta);
   next = std::move(merged);
 }
 

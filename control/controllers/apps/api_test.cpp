@@ -238,7 +238,14 @@ TEST(DeploymentApi, RollingUpdateHoldsSurgeAndUnavailabilityAndRollsBack) {
   EXPECT_EQ(annotation(rss[0], kRevisionAnnotation), "1");
   EXPECT_EQ(annotation(rss[0], kDesiredReplicasAnnotation), "4");
   EXPECT_EQ(annotation(rss[0], kMaxReplicasAnnotation), "5");
-  EXPECT_EQ(annotation(c.get(deployments_resource(), "web"), kRevisionAnnotation), "1");
+  {
+    // The revision annotation went through the status subresource, as upstream's controller
+    // writes it: the spec never changed, so neither did generation.
+    json::value d = c.get(deployments_resource(), "web");
+    EXPECT_EQ(annotation(d, kRevisionAnnotation), "1");
+    EXPECT_EQ(get_int(d, {"metadata", "generation"}), 1);
+    EXPECT_EQ(get_int(d, {"status", "observedGeneration"}), 1);
+  }
 
   // New image: roll step by step, marking one new pod ready at a time.
   ASSERT_TRUE(c.patch(deployments_resource(), "web",
@@ -280,6 +287,7 @@ TEST(DeploymentApi, RollingUpdateHoldsSurgeAndUnavailabilityAndRollsBack) {
   }));
   json::value d = c.get(deployments_resource(), "web");
   EXPECT_EQ(annotation(d, kRevisionAnnotation), "2");
+  EXPECT_EQ(get_int(d, {"metadata", "generation"}), 2);  // the one template change
   EXPECT_EQ(get_int(d, {"status", "unavailableReplicas"}), 0);
   const json::object* avail = find_condition(d.at("status"), "Available");
   ASSERT_NE(avail, nullptr);

@@ -287,8 +287,9 @@ class DeploymentController : public loop::Controller {
     return st && st->is_object() ? st->get_object() : json::object();
   }
 
-  // Sets the deployment's revision annotation (a metadata patch: bumps generation, as
-  // upstream's annotation changes do).
+  // Sets the deployment's revision annotation through the status subresource, as upstream's
+  // controller does (UpdateStatus): an annotation change on the Deployment itself would bump
+  // its generation.
   Awaitable<Result<void>> set_deployment_revision(State& s, const std::string& revision) {
     if (annotation(s.d, kRevisionAnnotation) == revision) co_return Result<void>{};
     json::object ann;
@@ -297,8 +298,8 @@ class DeploymentController : public loop::Controller {
     meta["annotations"] = std::move(ann);
     json::object patch;
     patch["metadata"] = std::move(meta);
-    auto r =
-        co_await loop::api_patch(client_, deployments_resource(), s.ns, s.name, to_json(patch));
+    auto r = co_await loop::api_patch_status(client_, deployments_resource(), s.ns, s.name,
+                                             to_json(patch));
     if (!r) co_return std::unexpected(r.error());
     s.d = std::move(*r);
     co_return Result<void>{};
