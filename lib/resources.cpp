@@ -31,6 +31,15 @@ Resource make(std::string_view group, std::string_view version, std::string_view
   return r;
 }
 
+// A create-only review: answered from the request, never stored.
+Resource review(std::string_view group, std::string_view kind, std::string_view plural,
+                std::string_view singular, bool namespaced) {
+  Resource r = make(group, "v1", kind, plural, singular, namespaced, {}, {}, {});
+  r.verbs = {"create"};
+  r.stored = false;
+  return r;
+}
+
 const std::vector<Resource>& table() {
   static const std::vector<Resource> kTable = [] {
     std::vector<Resource> t;
@@ -83,6 +92,17 @@ const std::vector<Resource>& table() {
     // policy/v1
     t.push_back(make("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets",
                      "poddisruptionbudget", true, {"pdb"}, {}, {status()}));
+    // authentication.k8s.io/v1, authorization.k8s.io/v1: reviews
+    t.push_back(review("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews",
+                       "selfsubjectreview", false));
+    t.push_back(review("authorization.k8s.io", "LocalSubjectAccessReview",
+                       "localsubjectaccessreviews", "localsubjectaccessreview", true));
+    t.push_back(review("authorization.k8s.io", "SelfSubjectAccessReview",
+                       "selfsubjectaccessreviews", "selfsubjectaccessreview", false));
+    t.push_back(review("authorization.k8s.io", "SelfSubjectRulesReview",
+                       "selfsubjectrulesreviews", "selfsubjectrulesreview", false));
+    t.push_back(review("authorization.k8s.io", "SubjectAccessReview", "subjectaccessreviews",
+                       "subjectaccessreview", false));
     return t;
   }();
   return kTable;

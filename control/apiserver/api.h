@@ -88,6 +88,8 @@ class Api {
   boost::asio::awaitable<Response> eviction(const Request& req);
   boost::asio::awaitable<Response> scale(const Request& req);
   boost::asio::awaitable<Response> token_request(const Request& req);
+  // The create-only reviews (reviews.h): answered, never stored.
+  boost::asio::awaitable<Response> review(const Request& req);
 
   // Loads the current object from etcd.
   boost::asio::awaitable<std::expected<Loaded, ApiError>> load(const api::Resource& r,

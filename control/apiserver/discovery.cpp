@@ -56,8 +56,8 @@ json::object resource_list(std::string_view group, std::string_view version) {
                    {"singularName", r.singular},
                    {"namespaced", r.namespaced},
                    {"kind", r.kind},
-                   {"verbs", verbs_of(r.verbs)},
-                   {"storageVersionHash", storage_version_hash(r)}};
+                   {"verbs", verbs_of(r.verbs)}};
+    if (r.stored) o["storageVersionHash"] = storage_version_hash(r);
     if (!r.short_names.empty()) o["shortNames"] = strings(r.short_names);
     if (!r.categories.empty()) o["categories"] = strings(r.categories);
     resources.push_back(std::move(o));

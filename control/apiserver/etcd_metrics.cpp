@@ -38,6 +38,7 @@ const std::vector<Prefix>& prefixes() {
   static const std::vector<Prefix> table = [] {
     std::vector<Prefix> out;
     for (const api::Resource& r : api::resources()) {
+      if (!r.stored) continue;
       std::string type(r.plural);
       if (!r.group.empty()) type += "." + std::string(r.group);
       out.push_back({Api::prefix_for(r, ""), std::move(type)});

@@ -12,6 +12,7 @@
 #include "apiserver/filter.h"
 #include "apiserver/negotiate.h"
 #include "apiserver/object_meta.h"
+#include "apiserver/reviews.h"
 #include "apiserver/service_allocator.h"
 #include "apiserver/strategy.h"
 #include "podwarp/log.h"
@@ -213,6 +214,17 @@ asio::awaitable<Reply> Api::dispatch(const Request& req, asio::any_io_executor c
   const api::Resource& r = *info.resource_info;
   const std::string& sub = info.subresource;
   const std::string& verb = info.verb;
+  if (!r.stored) {
+    // A review: one POST on its collection (a namespaced one's only under a namespace).
+    if (r.namespaced && info.namespace_.empty()) {
+      co_return Reply{Response::error(plain_not_found()), nullptr};
+    }
+    if (verb != "create" || !info.name.empty() || !sub.empty()) {
+      co_return Reply{Response::error(method_not_supported(r, verb)), nullptr};
+    }
+    Response resp = co_await review(req);
+    co_return Reply{std::move(resp), nullptr};
+  }
   if (sub == "binding") {
     if (verb != "create") co_return Reply{Response::error(method_not_supported(r, verb)), nullptr};
     {
@@ -280,6 +292,24 @@ asio::awaitable<Reply> Api::dispatch(const Request& req, asio::any_io_executor c
       co_return Reply{std::move(resp), nullptr};
     }
   co_return Reply{Response::error(method_not_supported(r, verb)), nullptr};
+}
+
+asio::awaitable<Response> Api::review(const Request& req) {
+  const api::Resource& r = *req.info.resource_info;
+  std::vector<std::string> warnings;
+  auto obj = decode_body(req, r, &warnings);
+  if (!obj) co_return Response::error(obj.error());
+  if (r.namespaced) {
+    std::string_view body_ns = namespace_of(*obj);
+    if (!body_ns.empty() && body_ns != req.info.namespace_) {
+      co_return Response::error(bad_request(
+          "the namespace of the provided object does not match the namespace sent on the "
+          "request"));
+    }
+  }
+  auto answer = answer_review(r, std::move(*obj), req.user, req.info.namespace_);
+  if (!answer) co_return Response::error(answer.error());
+  co_return object_response(req, r, 201, *answer, warnings);
 }
 
 Response Api::object_response(const Request& req, const api::Resource& r, unsigned status,

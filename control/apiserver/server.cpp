@@ -21,6 +21,7 @@
 
 #include "apiserver/node_proxy.h"
 #include "apiserver/proxy_stream.h"
+#include "apiserver/reviews.h"
 #include "apiserver/tokens.h"
 #include "podwarp/log.h"
 #include "podwarp/pki.h"
@@ -413,28 +414,12 @@ asio::awaitable<Routed> ApiServer::route(Request& req, const std::optional<UserI
       r.headers.emplace_back("Vary", "Accept");
       response = std::move(r);
     }
-  } else if (req.path == "/apis/authentication.k8s.io/v1/selfsubjectreviews" ||
-             req.path == "/apis/authentication.k8s.io/v1beta1/selfsubjectreviews") {
-    // SelfSubjectReview: echoes the authenticated user (kubectl auth whoami).
+  } else if (req.path == "/apis/authentication.k8s.io/v1beta1/selfsubjectreviews") {
+    // v1beta1 for kubectl before 1.28 (v1 is in the resource table).
     if (req.method != "POST") {
       response = Response::error(plain_not_found());
     } else {
-      json::array groups;
-      for (const std::string& g : req.user.groups) groups.emplace_back(g);
-      json::object info{{"username", req.user.name}, {"groups", std::move(groups)}};
-      if (!req.user.uid.empty()) info["uid"] = req.user.uid;
-      if (!req.user.extra.empty()) {
-        json::object extra;
-        for (const auto& [k, v] : req.user.extra) extra[k] = json::array{json::value(v)};
-        info["extra"] = std::move(extra);
-      }
-      std::string_view version = req.path.find("v1beta1") != std::string::npos ? "v1beta1" : "v1";
-      json::object review{
-          {"kind", "SelfSubjectReview"},
-          {"apiVersion", fmt::format("authentication.k8s.io/{}", version)},
-          {"metadata", json::object{{"creationTimestamp", nullptr}}},
-          {"status", json::object{{"userInfo", std::move(info)}}}};
-      response = Response::json(201, to_json(review));
+      response = Response::json(201, to_json(self_subject_review(req.user, "v1beta1")));
     }
   } else if (auto d = discovery(req, discovery_)) {
     response = std::move(d);

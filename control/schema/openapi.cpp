@@ -537,7 +537,9 @@ class Generator {
 
   void add_resource(const api::Resource& r) {
     const Type& kind = must_type(r.group, r.version, r.kind);
-    const Type& list = must_type(r.group, r.version, std::string(r.kind) + "List");
+    // A review (create-only, never stored) has no list kind.
+    const Type* list =
+        r.stored ? &must_type(r.group, r.version, std::string(r.kind) + "List") : nullptr;
     const Type& status = meta("Status");
     const Type& delete_options = meta("DeleteOptions");
     const Type& patch = meta("Patch");
@@ -573,13 +575,13 @@ class Generator {
       Op o = op("get", "list" + gv + scope + kind_name,
                 "list or watch objects of kind " + kind_name, "list");
       o.params = &kListParams;
-      o.responses = responses({{"200", "OK"}}, &list, kListMediaTypes);
+      o.responses = responses({{"200", "OK"}}, list, kListMediaTypes);
       add_op(collection, r.namespaced, false, std::move(o));
       if (r.namespaced) {
         Op all = op("get", "list" + gv + kind_name + "ForAllNamespaces",
                     "list or watch objects of kind " + kind_name, "list");
         all.params = &kListParams;
-        all.responses = responses({{"200", "OK"}}, &list, kListMediaTypes);
+        all.responses = responses({{"200", "OK"}}, list, kListMediaTypes);
         add_op(prefix + "/" + std::string(r.plural), false, false, std::move(all));
       }
     }

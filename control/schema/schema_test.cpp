@@ -62,6 +62,11 @@ TEST(SchemaModel, EveryResourceAndSubresourceHasAKindType) {
     ASSERT_NE(t, nullptr) << r.api_version() << " " << r.kind;
     EXPECT_EQ(t->kind, TypeKind::kStruct);
     EXPECT_NE(t->find_field("metadata"), nullptr) << r.kind;
+    if (!r.stored) {
+      // A review is answered, never listed: upstream has no list kind for it either.
+      EXPECT_EQ(kind_type(r.group, r.version, std::string(r.kind) + "List"), nullptr) << r.kind;
+      continue;
+    }
     const Type* list = kind_type(r.group, r.version, std::string(r.kind) + "List");
     ASSERT_NE(list, nullptr) << r.kind << "List";
     const Field* items = list->find_field("items");

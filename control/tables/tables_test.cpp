@@ -66,6 +66,7 @@ TEST(ColumnDefinitions, MatchUpstreamForEveryServedKind) {
   };
   std::size_t seen = 0;
   for (const api::Resource& r : api::resources()) {
+    if (!r.stored) continue;  // reviews are answered, never listed or printed
     auto it = want.find(std::string(r.kind));
     if (it == want.end()) {
       ADD_FAILURE() << "no expected columns for served kind " << r.kind;
@@ -79,6 +80,7 @@ TEST(ColumnDefinitions, MatchUpstreamForEveryServedKind) {
 
 TEST(ColumnDefinitions, AreCompleteTableColumnDefinitions) {
   for (const api::Resource& r : api::resources()) {
+    if (!r.stored) continue;
     for (const json::value& c : column_definitions(r)) {
       const json::object& o = c.as_object();
       ASSERT_EQ(o.size(), 5u) << r.kind << " " << c;
@@ -115,6 +117,7 @@ TEST(RowCells, OneCellPerColumnEvenForBareObjects) {
   const json::value bare = parse(R"({"metadata": {"name": "x"}})");
   const json::value empty = parse("{}");
   for (const api::Resource& r : api::resources()) {
+    if (!r.stored) continue;
     EXPECT_EQ(row_cells(r, bare, now()).size(), column_definitions(r).size()) << r.kind;
     EXPECT_EQ(row_cells(r, empty, now()).size(), column_definitions(r).size()) << r.kind;
   }

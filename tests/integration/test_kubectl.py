@@ -246,6 +246,28 @@ class KubectlTest(harness.ClusterTestCase):
         self.assertIn("FIELD: containers", out)
         self.assertIn("image", out)
         self.assertIn("livenessProbe", out)
+        out = self.cluster.kubectl("api-resources", "--api-group=authorization.k8s.io").stdout
+        rows = {l.split()[0]: l.split() for l in out.splitlines()[1:]}
+        self.assertEqual(rows["selfsubjectaccessreviews"],
+                         ["selfsubjectaccessreviews", "authorization.k8s.io/v1", "false",
+                          "SelfSubjectAccessReview"])
+        self.assertEqual(rows["localsubjectaccessreviews"][2], "true")
+
+    def test_auth_can_i_and_whoami(self):
+        # No authorizer yet: every authenticated user may do everything (AlwaysAllow).
+        self.assertEqual(self.k("auth", "can-i", "create", "pods").stdout.strip(), "yes")
+        self.assertEqual(self.k("auth", "can-i", "get", "/healthz").stdout.strip(), "yes")
+        out = self.k("auth", "can-i", "--list", "-n", "default").stdout.splitlines()
+        self.assertEqual(out[0].split(), ["Resources", "Non-Resource", "URLs", "Resource", "Names",
+                                          "Verbs"])
+        self.assertEqual(out[1].split(), ["*.*", "[]", "[]", "[*]"])
+        self.assertEqual(out[2].split(), ["[*]", "[]", "[*]"])
+        out = self.k("auth", "whoami").stdout
+        self.assertIn("kubernetes-admin", out)
+        # Reviews are answered, not stored: nothing to list.
+        r = self.k("get", "selfsubjectaccessreviews", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("MethodNotAllowed", r.stderr)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Acceptance 2: the official Python client (python3-kubernetes) creates, lists with
 selectors, watches and deletes pods and deployments."""
+import json
 import os
 import sys
 import threading
@@ -85,6 +86,43 @@ class PythonClientTest(harness.ClusterTestCase):
         self.core.delete_namespaced_pod("w1", self.ns)
         t.join(30)
         self.assertEqual(events, [("ADDED", "w1"), ("MODIFIED", "w1"), ("DELETED", "w1")])
+
+    def test_access_reviews(self):
+        authz = client.AuthorizationV1Api(self.api_client)
+        attrs = client.V1ResourceAttributes(verb="delete", resource="pods", namespace=self.ns)
+        ssar = authz.create_self_subject_access_review(client.V1SelfSubjectAccessReview(
+            spec=client.V1SelfSubjectAccessReviewSpec(resource_attributes=attrs)))
+        self.assertTrue(ssar.status.allowed)
+        self.assertEqual(ssar.spec.resource_attributes.verb, "delete")
+        lsar = authz.create_namespaced_local_subject_access_review(
+            self.ns, client.V1LocalSubjectAccessReview(
+                metadata=client.V1ObjectMeta(namespace=self.ns),
+                spec=client.V1SubjectAccessReviewSpec(
+                    user="jane", resource_attributes=client.V1ResourceAttributes(
+                        verb="get", resource="pods"))))
+        self.assertTrue(lsar.status.allowed)
+        self.assertEqual(lsar.spec.resource_attributes.namespace, self.ns)  # defaulted
+        # Invalid: neither kind of attributes; a SubjectAccessReview without user or groups.
+        with self.assertRaises(ApiException) as e:
+            authz.create_subject_access_review(client.V1SubjectAccessReview(
+                spec=client.V1SubjectAccessReviewSpec()))
+        self.assertEqual(e.exception.status, 422)
+        body = json.loads(e.exception.body)
+        self.assertEqual(body["reason"], "Invalid")
+        self.assertEqual(sorted(c["field"] for c in body["details"]["causes"]),
+                         ["spec.resourceAttributes", "spec.user"])
+        # A LocalSubjectAccessReview for another namespace than the URL's.
+        with self.assertRaises(ApiException) as e:
+            authz.create_namespaced_local_subject_access_review(
+                self.ns, client.V1LocalSubjectAccessReview(spec=client.V1SubjectAccessReviewSpec(
+                    user="jane", resource_attributes=client.V1ResourceAttributes(
+                        verb="get", resource="pods", namespace="kube-system"))))
+        self.assertEqual(e.exception.status, 400)
+        self.assertIn("must match namespace", json.loads(e.exception.body)["message"])
+        rules = authz.create_self_subject_rules_review(client.V1SelfSubjectRulesReview(
+            spec=client.V1SelfSubjectRulesReviewSpec(namespace=self.ns)))
+        self.assertEqual(rules.status.resource_rules[0].verbs, ["*"])
+        self.assertFalse(rules.status.incomplete)
 
     def test_deployments(self):
         dep = client.V1Deployment(

@@ -189,7 +189,7 @@ class GarbageCollector : public ControllerBase {
     using Self = GarbageCollector;
     using V = const json::value&;
     for (const api::Resource& r : api::resources()) {
-      if (r.kind == "Event") continue;
+      if (r.kind == "Event" || !r.stored) continue;
       const api::Resource* res = &r;
       informers_.informer(r);
       informers_.on_add(r, guarded(w, [res](Self& s, V o) { s.apply(s.graph_.observe(*res, o)); }));

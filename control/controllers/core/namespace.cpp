@@ -144,7 +144,7 @@ class NamespaceController : public ControllerBase {
         {"kind", "DeleteOptions"}, {"apiVersion", "v1"}, {"propagationPolicy", "Background"}};
     std::string delete_body = json::serialize(delete_options);
     for (const api::Resource& r : api::resources()) {
-      if (!r.namespaced) continue;
+      if (!r.namespaced || !r.stored) continue;
       std::string gr = fmt::format("{}.{}", r.plural, r.group);
       std::string path = client::resource_path(r, name);
       auto del = co_await client_.request(kDelete, path, delete_body, kJson);

@@ -32,6 +32,9 @@ struct Resource {
   std::vector<std::string_view> categories;
   std::vector<Subresource> subresources;
   std::vector<std::string_view> verbs;
+  // false for the create-only reviews (SelfSubjectAccessReview and friends): the server
+  // answers them and stores nothing, so they have no etcd key, list, watch or storage hash.
+  bool stored = true;
 
   // "apps/v1" or "v1".
   std::string api_version() const;
