@@ -95,6 +95,8 @@ const std::vector<Resource>& table() {
     // authentication.k8s.io/v1, authorization.k8s.io/v1: reviews
     t.push_back(review("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews",
                        "selfsubjectreview", false));
+    t.push_back(review("authentication.k8s.io", "TokenReview", "tokenreviews", "tokenreview",
+                       false));
     t.push_back(review("authorization.k8s.io", "LocalSubjectAccessReview",
                        "localsubjectaccessreviews", "localsubjectaccessreview", true));
     t.push_back(review("authorization.k8s.io", "SelfSubjectAccessReview",

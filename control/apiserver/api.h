@@ -9,6 +9,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,6 +44,10 @@ class Api {
   ~Api();
 
   void set_secure_port(int port) { opts_.secure_port = port; }
+  // The static bearer tokens (--token-auth-file) for TokenReview; the lookup must be safe to
+  // call from the Api's executor (the server's table is immutable once loaded).
+  using StaticTokens = std::function<std::optional<UserInfo>(std::string_view token)>;
+  void set_static_tokens(StaticTokens lookup) { static_tokens_ = std::move(lookup); }
 
   // Creates the system namespaces and the default/kubernetes service if missing.
   boost::asio::awaitable<void> bootstrap();
@@ -90,6 +95,9 @@ class Api {
   boost::asio::awaitable<Response> token_request(const Request& req);
   // The create-only reviews (reviews.h): answered, never stored.
   boost::asio::awaitable<Response> review(const Request& req);
+  // authentication.k8s.io/v1 TokenReview: authenticates spec.token as a request's bearer
+  // token would be (token file, then service-account JWT) for spec.audiences.
+  std::expected<json::value, ApiError> token_review(json::value review) const;
 
   // Loads the current object from etcd.
   boost::asio::awaitable<std::expected<Loaded, ApiError>> load(const api::Resource& r,
@@ -131,6 +139,7 @@ class Api {
   storage::EtcdClient& etcd_;
   WatchCache& cache_;
   ApiOptions opts_;
+  StaticTokens static_tokens_;
   std::unique_ptr<ServiceAllocator> services_;
 };
 

@@ -307,7 +307,9 @@ asio::awaitable<Response> Api::review(const Request& req) {
           "request"));
     }
   }
-  auto answer = answer_review(r, std::move(*obj), req.user, req.info.namespace_);
+  auto answer = r.kind == "TokenReview"
+                    ? token_review(std::move(*obj))
+                    : answer_review(r, std::move(*obj), req.user, req.info.namespace_);
   if (!answer) co_return Response::error(answer.error());
   co_return object_response(req, r, 201, *answer, warnings);
 }

@@ -106,7 +106,7 @@ json::array star() { return json::array{"*"}; }
 
 }  // namespace
 
-json::object self_subject_review(const UserInfo& user, std::string_view version) {
+json::object user_info(const UserInfo& user) {
   json::array groups;
   for (const std::string& g : user.groups) groups.emplace_back(g);
   json::object info{{"username", user.name}, {"groups", std::move(groups)}};
@@ -116,10 +116,14 @@ json::object self_subject_review(const UserInfo& user, std::string_view version)
     for (const auto& [k, v] : user.extra) extra[k] = json::array{json::value(v)};
     info["extra"] = std::move(extra);
   }
+  return info;
+}
+
+json::object self_subject_review(const UserInfo& user, std::string_view version) {
   return json::object{{"kind", "SelfSubjectReview"},
                       {"apiVersion", fmt::format("authentication.k8s.io/{}", version)},
                       {"metadata", json::object{{"creationTimestamp", nullptr}}},
-                      {"status", json::object{{"userInfo", std::move(info)}}}};
+                      {"status", json::object{{"userInfo", user_info(user)}}}};
 }
 
 std::expected<json::value, ApiError> answer_review(const api::Resource& r, json::value obj,

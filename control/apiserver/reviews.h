@@ -28,6 +28,9 @@ namespace podwarp::apiserver {
 std::expected<json::value, ApiError> answer_review(const api::Resource& r, json::value obj,
                                                    const UserInfo& user, std::string_view ns);
 
+// authentication.k8s.io/v1 UserInfo: username, uid, groups, extra.
+json::object user_info(const UserInfo& user);
+
 // A SelfSubjectReview of `user` in `version` (v1, or v1beta1 for older kubectl).
 json::object self_subject_review(const UserInfo& user, std::string_view version);
 

@@ -221,6 +221,7 @@ ApiServer::ApiServer(asio::io_context& io, Api& api, ServerOptions opts)
       cols.push_back(cur);
       if (cols.size() < 2 || cols[0].empty()) continue;
       UserInfo u{cols[1], {}};
+      if (cols.size() >= 3) u.uid = cols[2];
       if (cols.size() >= 4) {
         std::stringstream gs(cols[3]);
         std::string g;
@@ -232,6 +233,7 @@ ApiServer::ApiServer(asio::io_context& io, Api& api, ServerOptions opts)
       tokens_[cols[0]] = std::move(u);
     }
   }
+  api_.set_static_tokens([this](std::string_view token) { return static_token(token); });
 }
 
 ApiServer::~ApiServer() { stop(); }
@@ -299,6 +301,10 @@ std::optional<UserInfo> ApiServer::authenticate_token(std::string_view authoriza
   if (!authorization.starts_with(kBearer)) return std::nullopt;
   std::string_view token = authorization.substr(kBearer.size());
   while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  return static_token(token);
+}
+
+std::optional<UserInfo> ApiServer::static_token(std::string_view token) const {
   auto it = tokens_.find(token);
   if (it == tokens_.end()) return std::nullopt;
   return it->second;

@@ -93,6 +93,8 @@ class ApiServer {
                     std::optional<std::chrono::steady_clock::time_point> started = std::nullopt);
   boost::asio::any_io_executor next_worker();
   std::optional<UserInfo> authenticate_token(std::string_view authorization) const;
+  // The --token-auth-file entry of a bare token (immutable after construction: any thread).
+  std::optional<UserInfo> static_token(std::string_view token) const;
   // A service-account JWT: signature and claims here, the objects it names on the Api's thread.
   boost::asio::awaitable<std::optional<UserInfo>> authenticate_service_account(
       std::string authorization);

@@ -2,7 +2,10 @@
 // authentication.
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "apiserver/api.h"
+#include "apiserver/reviews.h"
 #include "apiserver/tokens.h"
 #include "podwarp/time.h"
 #include "schema/protobuf.h"
@@ -180,6 +183,63 @@ asio::awaitable<Response> Api::token_request(const Request& req) {
       {"status", json::object{{"token", token->first},
                               {"expirationTimestamp", format_rfc3339(token->second)}}}};
   co_return Response::json(201, to_json(out));
+}
+
+std::expected<json::value, ApiError> Api::token_review(json::value review) const {
+  std::string token(get_string(review, {"spec", "token"}));
+  if (token.empty()) {
+    return std::unexpected(bad_request("token is required for TokenReview in authentication"));
+  }
+  std::vector<std::string> audiences;
+  if (const json::value* a = find_path(review, {"spec", "audiences"}); a && a->is_array()) {
+    for (const json::value& x : a->get_array()) {
+      if (x.is_string()) audiences.emplace_back(x.get_string());
+    }
+  }
+  const std::string api_audience(opts_.tokens ? opts_.tokens->api_audience()
+                                              : std::string(kDefaultIssuer));
+  std::optional<UserInfo> user;
+  std::vector<std::string> token_audiences;
+  std::string error;
+  if (std::optional<UserInfo> u = static_tokens_ ? static_tokens_(token) : std::nullopt) {
+    // A static token is valid for the apiserver's audience only (upstream's audience-agnostic
+    // authenticators).
+    if (audiences.empty() ||
+        std::find(audiences.begin(), audiences.end(), api_audience) != audiences.end()) {
+      user = std::move(u);
+      token_audiences = {api_audience};
+    }
+  } else if (opts_.tokens && TokenIssuer::looks_like_jwt(token)) {
+    auto id = opts_.tokens->authenticate(token, std::chrono::system_clock::now(), audiences);
+    if (!id) {
+      error = fmt::format("[invalid bearer token, {}]", id.error());
+    } else if (!token_objects_current(*id)) {
+      error = "[invalid bearer token, service account token has been invalidated]";
+    } else {
+      UserInfo u{id->username(), id->groups(), id->service_account_uid, {}};
+      if (!id->pod_name.empty()) {
+        u.extra.emplace_back("authentication.kubernetes.io/pod-name", id->pod_name);
+        u.extra.emplace_back("authentication.kubernetes.io/pod-uid", id->pod_uid);
+      }
+      user = std::move(u);
+      token_audiences = std::move(id->audiences);
+    }
+  }
+  json::object status;
+  if (user) {
+    status["authenticated"] = true;
+    status["user"] = user_info(*user);
+    json::array auds;
+    for (const std::string& a : token_audiences) auds.emplace_back(a);
+    status["audiences"] = std::move(auds);
+  } else {
+    status["user"] = json::object();
+    if (!error.empty()) status["error"] = error;
+  }
+  json::object& o = review.as_object();
+  o["status"] = std::move(status);
+  ensure_object(o, "metadata")["creationTimestamp"] = nullptr;
+  return review;
 }
 
 }  // namespace podwarp::apiserver

@@ -77,13 +77,35 @@ TokenIssuer::issue(const TokenClaimsInput& in, std::chrono::system_clock::time_p
 }
 
 std::expected<TokenIdentity, std::string> TokenIssuer::authenticate(
-    std::string_view token, std::chrono::system_clock::time_point now) const {
+    std::string_view token, std::chrono::system_clock::time_point now,
+    const std::vector<std::string>& audiences) const {
   auto claims = jwt::verify_es256(key_.get(), token);
   if (!claims) return std::unexpected(claims.error());
-  if (auto c = jwt::check_claims(*claims, unix_seconds(now), issuer_, api_audience()); !c) {
+  // The requested audiences the token carries; check_claims then checks the first of them
+  // (or the apiserver's, which fails as it should when there is none).
+  std::vector<std::string> matched;
+  std::vector<std::string> wanted = audiences;
+  if (wanted.empty()) wanted.push_back(api_audience());
+  if (const json::value* aud = find_path(*claims, {"aud"})) {
+    auto carries = [&](std::string_view a) {
+      if (aud->is_string()) return aud->get_string() == a;
+      if (aud->is_array()) {
+        for (const json::value& x : aud->get_array()) {
+          if (x.is_string() && x.get_string() == a) return true;
+        }
+      }
+      return false;
+    };
+    for (const std::string& a : wanted) {
+      if (carries(a)) matched.push_back(a);
+    }
+  }
+  const std::string& check = matched.empty() ? wanted.front() : matched.front();
+  if (auto c = jwt::check_claims(*claims, unix_seconds(now), issuer_, check); !c) {
     return std::unexpected(c.error());
   }
   TokenIdentity id;
+  id.audiences = std::move(matched);
   id.namespace_ = get_string(*claims, {"kubernetes.io", "namespace"});
   id.service_account = get_string(*claims, {"kubernetes.io", "serviceaccount", "name"});
   id.service_account_uid = get_string(*claims, {"kubernetes.io", "serviceaccount", "uid"});

@@ -34,6 +34,9 @@ struct TokenIdentity {
   std::string pod_uid;
   std::string secret_name;  // bound to a Secret instead
   std::string secret_uid;
+  // The token's audiences that were asked for (the apiserver's, unless a TokenReview named
+  // others).
+  std::vector<std::string> audiences;
   std::string username() const;
   std::vector<std::string> groups() const;  // serviceaccounts, serviceaccounts:<ns>, authenticated
 };
@@ -68,9 +71,12 @@ class TokenIssuer {
   std::expected<std::pair<std::string, std::chrono::system_clock::time_point>, std::string> issue(
       const TokenClaimsInput& in, std::chrono::system_clock::time_point now) const;
 
-  // Signature, times, issuer and audience; nullopt-like error text otherwise.
+  // Signature, times, issuer and audience; error text otherwise. The token must carry one of
+  // `audiences` (the apiserver's when empty), as upstream's authenticator with a TokenReview's
+  // audiences.
   std::expected<TokenIdentity, std::string> authenticate(
-      std::string_view token, std::chrono::system_clock::time_point now) const;
+      std::string_view token, std::chrono::system_clock::time_point now,
+      const std::vector<std::string>& audiences = {}) const;
 
   // Cheap pre-check: does this look like a JWT (three base64url parts)?
   static bool looks_like_jwt(std::string_view token);

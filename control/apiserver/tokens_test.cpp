@@ -76,6 +76,18 @@ TEST(TokenIssuer, RejectsExpiredForeignAudienceAndOtherKeys) {
   auto r = issuer.authenticate(vault->first, now);
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error(), "token audiences is invalid");
+  // A TokenReview that names the token's other audience accepts it, for that audience only.
+  in.audiences = {"vault", "https://kubernetes.default.svc.cluster.local"};
+  auto both = issuer.issue(in, now);
+  ASSERT_TRUE(both);
+  auto for_vault = issuer.authenticate(both->first, now, {"db", "vault"});
+  ASSERT_TRUE(for_vault) << for_vault.error();
+  EXPECT_EQ(for_vault->audiences, std::vector<std::string>{"vault"});
+  auto for_api = issuer.authenticate(both->first, now);
+  ASSERT_TRUE(for_api);
+  EXPECT_EQ(for_api->audiences,
+            std::vector<std::string>{"https://kubernetes.default.svc.cluster.local"});
+  EXPECT_FALSE(issuer.authenticate(both->first, now, {"db"}));
   TokenIssuer other = make_issuer();
   EXPECT_FALSE(other.authenticate(t->first, now));
   EXPECT_TRUE(TokenIssuer::looks_like_jwt(t->first));

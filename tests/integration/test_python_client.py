@@ -124,6 +124,31 @@ class PythonClientTest(harness.ClusterTestCase):
         self.assertEqual(rules.status.resource_rules[0].verbs, ["*"])
         self.assertFalse(rules.status.incomplete)
 
+    def test_token_review(self):
+        authn = client.AuthenticationV1Api(self.api_client)
+        self.core.create_namespaced_service_account(
+            self.ns, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="reviewer")))
+        token = self.core.create_namespaced_service_account_token(
+            "reviewer", self.ns, client.AuthenticationV1TokenRequest(
+                spec=client.V1TokenRequestSpec(audiences=[]))).status.token
+        review = authn.create_token_review(client.V1TokenReview(
+            spec=client.V1TokenReviewSpec(token=token)))
+        self.assertTrue(review.status.authenticated)
+        self.assertEqual(review.status.user.username, f"system:serviceaccount:{self.ns}:reviewer")
+        self.assertIn("system:serviceaccounts", review.status.user.groups)
+        self.assertEqual(review.status.audiences, ["https://kubernetes.default.svc.cluster.local"])
+        # The token is not for another audience; a forged one is refused with the reason.
+        other = authn.create_token_review(client.V1TokenReview(
+            spec=client.V1TokenReviewSpec(token=token, audiences=["vault"])))
+        self.assertFalse(other.status.authenticated)
+        forged = authn.create_token_review(client.V1TokenReview(
+            spec=client.V1TokenReviewSpec(token=token[:-4] + "AAAA")))
+        self.assertFalse(forged.status.authenticated)
+        self.assertIn("invalid bearer token", forged.status.error)
+        with self.assertRaises(ApiException) as e:
+            authn.create_token_review(client.V1TokenReview(spec=client.V1TokenReviewSpec()))
+        self.assertEqual(e.exception.status, 400)
+
     def test_deployments(self):
         dep = client.V1Deployment(
             metadata=client.V1ObjectMeta(name="d1", labels={"team": "x"}),
