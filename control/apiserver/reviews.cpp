@@ -52,7 +52,8 @@ std::string go_value(const json::value* v, std::string_view go_type) {
     for (const auto& kv : v->get_object()) {
       if (!kv.value().is_string()) continue;
       std::string name(kv.key());
-      if (!name.empty()) name[0] = static_cast<char>(std::toupper(name[0]));
+      if (!name.empty())
+        name[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(name[0])));
       out += fmt::format("{}{}:{}", first ? "" : ", ", name, go_quote(kv.value().get_string()));
       first = false;
     }
@@ -63,8 +64,8 @@ std::string go_value(const json::value* v, std::string_view go_type) {
 struct Causes {
   std::vector<StatusCause> list;
   void invalid(std::string field, std::string value, std::string_view why) {
-    list.push_back({"FieldValueInvalid", fmt::format("Invalid value: {}: {}", value, why),
-                    std::move(field)});
+    list.push_back(
+        {"FieldValueInvalid", fmt::format("Invalid value: {}: {}", value, why), std::move(field)});
   }
 };
 
@@ -136,8 +137,8 @@ std::expected<json::value, ApiError> answer_review(const api::Resource& r, json:
       return std::unexpected(bad_request("no namespace on request"));
     }
     o["status"] = json::object{
-        {"resourceRules",
-         json::array{json::object{{"verbs", star()}, {"apiGroups", star()}, {"resources", star()}}}},
+        {"resourceRules", json::array{json::object{
+                              {"verbs", star()}, {"apiGroups", star()}, {"resources", star()}}}},
         {"nonResourceRules",
          json::array{json::object{{"verbs", star()}, {"nonResourceURLs", star()}}}},
         {"incomplete", false}};

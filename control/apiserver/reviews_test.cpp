@@ -60,11 +60,9 @@ TEST(Reviews, AttributesMustBeExactlyOneKind) {
             "SelfSubjectAccessReview.authorization.k8s.io \"\" is invalid: "
             "spec.resourceAttributes: Invalid value: \"null\": exactly one of "
             "nonResourceAttributes or resourceAttributes must be specified");
-  auto both = answer_review(
-      r,
-      body(R"({"spec":{"resourceAttributes":{"verb":"get"},
+  auto both = answer_review(r, body(R"({"spec":{"resourceAttributes":{"verb":"get"},
                        "nonResourceAttributes":{"path":"/logs","verb":"get"}}})"),
-      admin(), "");
+                            admin(), "");
   ASSERT_FALSE(both);
   EXPECT_EQ(fields(both.error()), std::vector<std::string>{"spec.nonResourceAttributes"});
   EXPECT_EQ(both.error().causes[0].message,
@@ -85,8 +83,7 @@ TEST(Reviews, SubjectAccessReviewNeedsAUserOrGroupsAndEmptyMetadata) {
             std::string::npos)
       << bad.error().message;
   auto ok = answer_review(
-      r, body(R"({"spec":{"groups":["devs"],"nonResourceAttributes":{"path":"/"}}})"), admin(),
-      "");
+      r, body(R"({"spec":{"groups":["devs"],"nonResourceAttributes":{"path":"/"}}})"), admin(), "");
   ASSERT_TRUE(ok);
   EXPECT_TRUE(get_bool(*ok, {"status", "allowed"}));
 }
@@ -106,12 +103,12 @@ TEST(Reviews, LocalSubjectAccessReviewIsBoundToTheUrlsNamespace) {
       admin(), "team-a");
   ASSERT_FALSE(other);
   EXPECT_EQ(other.error().code, 400);
-  EXPECT_EQ(other.error().message, "spec.resourceAttributes.namespace must match namespace: team-a");
+  EXPECT_EQ(other.error().message,
+            "spec.resourceAttributes.namespace must match namespace: team-a");
 
-  auto non = answer_review(
-      r, body(R"({"metadata":{"namespace":"team-a"},"spec":{"user":"jane",
+  auto non = answer_review(r, body(R"({"metadata":{"namespace":"team-a"},"spec":{"user":"jane",
                   "nonResourceAttributes":{"path":"/healthz","verb":"get"}}})"),
-      admin(), "team-a");
+                           admin(), "team-a");
   ASSERT_FALSE(non);
   EXPECT_EQ(fields(non.error()), std::vector<std::string>{"spec.nonResourceAttributes"});
   EXPECT_NE(non.error().causes[0].message.find("disallowed on this kind of request"),

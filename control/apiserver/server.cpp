@@ -233,6 +233,7 @@ ApiServer::ApiServer(asio::io_context& io, Api& api, ServerOptions opts)
       tokens_[cols[0]] = std::move(u);
     }
   }
+  // The Api outlives this server but gets requests only through it.
   api_.set_static_tokens([this](std::string_view token) { return static_token(token); });
 }
 

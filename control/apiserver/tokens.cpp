@@ -36,7 +36,8 @@ std::expected<std::shared_ptr<TokenIssuer>, std::string> TokenIssuer::load(
 }
 
 TokenIssuer::TokenIssuer(pki::Key key, std::string kid, std::string issuer)
-    : key_(std::move(key)), kid_(std::move(kid)), issuer_(std::move(issuer)) {}
+    : key_(std::move(key)), kid_(std::move(kid)), issuer_(std::move(issuer)),
+      api_audiences_{issuer_} {}
 
 bool TokenIssuer::looks_like_jwt(std::string_view token) {
   return std::count(token.begin(), token.end(), '.') == 2 && token.size() > 16;
@@ -84,8 +85,7 @@ std::expected<TokenIdentity, std::string> TokenIssuer::authenticate(
   // The requested audiences the token carries; check_claims then checks the first of them
   // (or the apiserver's, which fails as it should when there is none).
   std::vector<std::string> matched;
-  std::vector<std::string> wanted = audiences;
-  if (wanted.empty()) wanted.push_back(api_audience());
+  const std::vector<std::string>& wanted = audiences.empty() ? api_audiences_ : audiences;
   if (const json::value* aud = find_path(*claims, {"aud"})) {
     auto carries = [&](std::string_view a) {
       if (aud->is_string()) return aud->get_string() == a;

@@ -85,6 +85,7 @@ class TokenIssuer {
   pki::Key key_;
   std::string kid_;
   std::string issuer_;
+  std::vector<std::string> api_audiences_;  // {issuer_}: what a request's token must carry
 };
 
 }  // namespace podwarp::apiserver
