@@ -31,9 +31,9 @@ Resource make(std::string_view group, std::string_view version, std::string_view
   return r;
 }
 
-// A create-only review: answered from the request, never stored.
-Resource review(std::string_view group, std::string_view kind, std::string_view plural,
-                std::string_view singular, bool namespaced) {
+// A create-only kind (the reviews, bindings): answered or applied elsewhere, never stored.
+Resource create_only(std::string_view group, std::string_view kind, std::string_view plural,
+                     std::string_view singular, bool namespaced) {
   Resource r = make(group, "v1", kind, plural, singular, namespaced, {}, {}, {});
   r.verbs = {"create"};
   r.stored = false;
@@ -56,6 +56,7 @@ const std::vector<Resource>& table() {
                       {"portforward", "", "v1", "PodPortForwardOptions", {"create", "get"}}}));
     t.push_back(make("", "v1", "Node", "nodes", "node", false, {"no"}, {}, {status()},
                      "minions"));
+    t.push_back(create_only("", "Binding", "bindings", "binding", true));
     t.push_back(make("", "v1", "Service", "services", "service", true, {"svc"}, {"all"},
                      {status()}, "services/specs"));
     t.push_back(make("", "v1", "Endpoints", "endpoints", "endpoints", true, {"ep"}, {}, {},
@@ -93,18 +94,18 @@ const std::vector<Resource>& table() {
     t.push_back(make("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets",
                      "poddisruptionbudget", true, {"pdb"}, {}, {status()}));
     // authentication.k8s.io/v1, authorization.k8s.io/v1: reviews
-    t.push_back(review("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews",
-                       "selfsubjectreview", false));
-    t.push_back(review("authentication.k8s.io", "TokenReview", "tokenreviews", "tokenreview",
-                       false));
-    t.push_back(review("authorization.k8s.io", "LocalSubjectAccessReview",
-                       "localsubjectaccessreviews", "localsubjectaccessreview", true));
-    t.push_back(review("authorization.k8s.io", "SelfSubjectAccessReview",
-                       "selfsubjectaccessreviews", "selfsubjectaccessreview", false));
-    t.push_back(review("authorization.k8s.io", "SelfSubjectRulesReview",
-                       "selfsubjectrulesreviews", "selfsubjectrulesreview", false));
-    t.push_back(review("authorization.k8s.io", "SubjectAccessReview", "subjectaccessreviews",
-                       "subjectaccessreview", false));
+    t.push_back(create_only("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews",
+                            "selfsubjectreview", false));
+    t.push_back(create_only("authentication.k8s.io", "TokenReview", "tokenreviews", "tokenreview",
+                            false));
+    t.push_back(create_only("authorization.k8s.io", "LocalSubjectAccessReview",
+                            "localsubjectaccessreviews", "localsubjectaccessreview", true));
+    t.push_back(create_only("authorization.k8s.io", "SelfSubjectAccessReview",
+                            "selfsubjectaccessreviews", "selfsubjectaccessreview", false));
+    t.push_back(create_only("authorization.k8s.io", "SelfSubjectRulesReview",
+                            "selfsubjectrulesreviews", "selfsubjectrulesreview", false));
+    t.push_back(create_only("authorization.k8s.io", "SubjectAccessReview", "subjectaccessreviews",
+                            "subjectaccessreview", false));
     return t;
   }();
   return kTable;

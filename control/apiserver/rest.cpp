@@ -215,12 +215,36 @@ asio::awaitable<Reply> Api::dispatch(const Request& req, asio::any_io_executor c
   const std::string& sub = info.subresource;
   const std::string& verb = info.verb;
   if (!r.stored) {
-    // A review: one POST on its collection (a namespaced one's only under a namespace).
+    // A create-only kind: one POST on its collection (a namespaced one's only under a
+    // namespace).
     if (r.namespaced && info.namespace_.empty()) {
       co_return Reply{Response::error(plain_not_found()), nullptr};
     }
     if (verb != "create" || !info.name.empty() || !sub.empty()) {
       co_return Reply{Response::error(method_not_supported(r, verb)), nullptr};
+    }
+    if (r.kind == "Binding") {
+      // POST .../bindings (what the Python client's create_namespaced_binding calls): the
+      // pods/<name>/binding of the pod the body names.
+      auto body = parse_json(req.body);
+      if (!body || !body->is_object()) {
+        ApiError e = bad_request("couldn't get version/kind; json parse error");
+        co_return Reply{Response::error(std::move(e)), nullptr};
+      }
+      std::string_view pod = get_string(*body, {"metadata", "name"});
+      if (pod.empty()) {
+        constexpr std::string_view kWhy = "Required value: name or generateName is required";
+        ApiError e = invalid(r, "", {{"FieldValueRequired", std::string(kWhy), "metadata.name"}},
+                             fmt::format("Binding \"\" is invalid: metadata.name: {}", kWhy));
+        co_return Reply{Response::error(std::move(e)), nullptr};
+      }
+      Request as_subresource = req;
+      as_subresource.info.resource_info = api::find_resource("", "v1", "pods");
+      as_subresource.info.resource = "pods";
+      as_subresource.info.name = std::string(pod);
+      as_subresource.info.subresource = "binding";
+      Response resp = co_await binding(as_subresource);
+      co_return Reply{std::move(resp), nullptr};
     }
     Response resp = co_await review(req);
     co_return Reply{std::move(resp), nullptr};

@@ -252,6 +252,8 @@ class KubectlTest(harness.ClusterTestCase):
                          ["selfsubjectaccessreviews", "authorization.k8s.io/v1", "false",
                           "SelfSubjectAccessReview"])
         self.assertEqual(rows["localsubjectaccessreviews"][2], "true")
+        out = self.cluster.kubectl("api-resources", "--api-group=", "--verbs=create").stdout
+        self.assertIn("bindings", [l.split()[0] for l in out.splitlines()[1:]])
 
     def test_auth_can_i_and_whoami(self):
         # No authorizer yet: every authenticated user may do everything (AlwaysAllow).

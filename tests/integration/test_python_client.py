@@ -124,6 +124,21 @@ class PythonClientTest(harness.ClusterTestCase):
         self.assertEqual(rules.status.resource_rules[0].verbs, ["*"])
         self.assertFalse(rules.status.incomplete)
 
+    def test_namespaced_binding(self):
+        # POST .../bindings, the top-level Binding the client's create_namespaced_binding uses
+        # (the scheduler uses pods/<name>/binding). Upstream answers with a Status, which the
+        # client cannot read as a V1Binding: hence _preload_content=False.
+        self.core.create_namespaced_pod(self.ns, pod("bound", {"app": "b"}))
+        binding = client.V1Binding(metadata=client.V1ObjectMeta(name="bound"),
+                                   target=client.V1ObjectReference(kind="Node", name="n1"))
+        r = self.core.create_namespaced_binding(self.ns, binding, _preload_content=False)
+        self.assertEqual(r.status, 201)
+        self.assertEqual(json.loads(r.data)["status"], "Success")
+        self.assertEqual(self.core.read_namespaced_pod("bound", self.ns).spec.node_name, "n1")
+        with self.assertRaises(ApiException) as e:
+            self.core.create_namespaced_binding(self.ns, binding, _preload_content=False)
+        self.assertEqual(e.exception.status, 409)
+
     def test_token_review(self):
         authn = client.AuthenticationV1Api(self.api_client)
         self.core.create_namespaced_service_account(

@@ -32,8 +32,9 @@ struct Resource {
   std::vector<std::string_view> categories;
   std::vector<Subresource> subresources;
   std::vector<std::string_view> verbs;
-  // false for the create-only reviews (SelfSubjectAccessReview and friends): the server
-  // answers them and stores nothing, so they have no etcd key, list, watch or storage hash.
+  // false for the create-only kinds (the reviews, such as SelfSubjectAccessReview, and
+  // bindings): the server answers or applies them and stores nothing under their own name, so
+  // they have no etcd key, list, watch or storage hash.
   bool stored = true;
 
   // "apps/v1" or "v1".
