@@ -99,6 +99,10 @@ class Api {
   // token would be (token file, then service-account JWT) for spec.audiences.
   std::expected<json::value, ApiError> token_review(json::value review) const;
 
+  // Creates the apiserver's own object `want` (bootstrap), or brings the `owned` top-level
+  // fields and the labels of the stored one in line with it.
+  boost::asio::awaitable<void> ensure_own_object(const api::Resource& r, json::value want,
+                                                 std::vector<std::string_view> owned);
   // Loads the current object from etcd.
   boost::asio::awaitable<std::expected<Loaded, ApiError>> load(const api::Resource& r,
                                                                std::string_view ns,

@@ -162,30 +162,69 @@ asio::awaitable<void> Api::bootstrap() {
       log::warn("bootstrap kubernetes service: {}", r.error().message);
     }
   }
-  const api::Resource* ep_res = api::find_resource("", "v1", "endpoints");
+  // The apiserver's own endpoints, as upstream's endpoint reconciler keeps them: the
+  // Endpoints (not mirrored into slices) and the EndpointSlice that the service load balancer
+  // reads.
+  const json::object port{{"name", "https"}, {"port", opts_.secure_port}, {"protocol", "TCP"}};
   json::value ep = json::object{
       {"apiVersion", "v1"},
       {"kind", "Endpoints"},
-      {"metadata", json::object{{"name", "kubernetes"}, {"namespace", "default"}}},
+      {"metadata",
+       json::object{{"name", "kubernetes"},
+                    {"namespace", "default"},
+                    {"labels", json::object{{"endpointslice.kubernetes.io/skip-mirror", "true"}}}}},
       {"subsets",
        json::array{json::object{
            {"addresses", json::array{json::object{{"ip", opts_.advertise_address}}}},
-           {"ports", json::array{json::object{
-                         {"name", "https"}, {"port", opts_.secure_port}, {"protocol", "TCP"}}}}}}}};
-  auto key = key_for(*ep_res, "default", "kubernetes");
+           {"ports", json::array{port}}}}}};
+  // g++ 12: no braced temporaries inside co_await expressions; name them first.
+  std::vector<std::string_view> ep_owned{"subsets"};
+  co_await ensure_own_object(*api::find_resource("", "v1", "endpoints"), std::move(ep),
+                             std::move(ep_owned));
+  const bool v6 = opts_.advertise_address.find(':') != std::string::npos;
+  json::value slice = json::object{
+      {"apiVersion", "discovery.k8s.io/v1"},
+      {"kind", "EndpointSlice"},
+      {"metadata", json::object{{"name", "kubernetes"},
+                                {"namespace", "default"},
+                                {"labels", json::object{{"kubernetes.io/service-name", "kubernetes"}}}}},
+      {"addressType", v6 ? "IPv6" : "IPv4"},
+      {"endpoints", json::array{json::object{
+                        {"addresses", json::array{json::value(opts_.advertise_address)}},
+                        {"conditions", json::object{{"ready", true}}}}}},
+      {"ports", json::array{port}}};
+  std::vector<std::string_view> slice_owned{"addressType", "endpoints", "ports"};
+  co_await ensure_own_object(*api::find_resource("discovery.k8s.io", "v1", "endpointslices"),
+                             std::move(slice), std::move(slice_owned));
+}
+
+asio::awaitable<void> Api::ensure_own_object(const api::Resource& r, json::value want,
+                                             std::vector<std::string_view> owned) {
+  const std::string key =
+      key_for(r, get_string(want, {"metadata", "namespace"}), get_string(want, {"metadata", "name"}));
   auto cur = co_await etcd_.range(key);
-  if (cur && cur->kvs.empty()) {
-    prepare_for_create(*ep_res, ep);
-    co_await etcd_.create(key, encode_for_storage(ep));
-  } else if (cur && !cur->kvs.empty()) {
-    // Keep the endpoint true to this run's port.
-    if (auto old = parse_json(cur->kvs[0].value); old && old->is_object()) {
-      json::value next = *old;
-      next.as_object()["subsets"] = ep.as_object()["subsets"];
-      if (next != *old) {
-        co_await etcd_.update(key, encode_for_storage(next), cur->kvs[0].mod_revision);
-      }
+  if (!cur) {
+    log::warn("bootstrap {}: {}", key, cur.error().message);
+    co_return;
+  }
+  if (cur->kvs.empty()) {
+    prepare_for_create(r, want);
+    auto created = co_await etcd_.create(key, encode_for_storage(want));
+    if (!created && created.error().code != StorageErrc::kAlreadyExists) {
+      log::warn("bootstrap {}: {}", key, created.error().message);
     }
+    co_return;
+  }
+  // Keep it true to this run's address and port.
+  auto old = parse_json(cur->kvs[0].value);
+  if (!old || !old->is_object()) co_return;
+  json::value next = *old;
+  for (std::string_view f : owned) next.as_object()[f] = want.as_object()[f];
+  json::object& labels = ensure_object(metadata(next), "labels");
+  for (const auto& [k, v] : want.at("metadata").at("labels").as_object()) labels[k] = v;
+  if (next != *old) {
+    auto updated = co_await etcd_.update(key, encode_for_storage(next), cur->kvs[0].mod_revision);
+    if (!updated) log::warn("bootstrap {}: {}", key, updated.error().message);
   }
 }
 

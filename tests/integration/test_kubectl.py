@@ -255,6 +255,23 @@ class KubectlTest(harness.ClusterTestCase):
         out = self.cluster.kubectl("api-resources", "--api-group=", "--verbs=create").stdout
         self.assertIn("bindings", [l.split()[0] for l in out.splitlines()[1:]])
 
+    def test_kubernetes_service_has_its_endpoints(self):
+        # As upstream's endpoint reconciler: an EndpointSlice for the service load balancer,
+        # and Endpoints that the slice mirroring leaves alone.
+        sl = json.loads(self.k("-n", "default", "get", "endpointslice", "kubernetes", "-o",
+                               "json").stdout)
+        self.assertEqual(sl["metadata"]["labels"]["kubernetes.io/service-name"], "kubernetes")
+        self.assertEqual(sl["addressType"], "IPv4")
+        self.assertEqual(sl["endpoints"], [{"addresses": ["127.0.0.1"],
+                                            "conditions": {"ready": True}}])
+        self.assertEqual(sl["ports"], [{"name": "https", "port": self.cluster.port,
+                                        "protocol": "TCP"}])
+        ep = json.loads(self.k("-n", "default", "get", "endpoints", "kubernetes", "-o",
+                               "json").stdout)
+        self.assertEqual(ep["metadata"]["labels"]["endpointslice.kubernetes.io/skip-mirror"],
+                         "true")
+        self.assertEqual(ep["subsets"][0]["ports"][0]["port"], self.cluster.port)
+
     def test_auth_can_i_and_whoami(self):
         # No authorizer yet: every authenticated user may do everything (AlwaysAllow).
         self.assertEqual(self.k("auth", "can-i", "create", "pods").stdout.strip(), "yes")
