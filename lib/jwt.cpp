@@ -211,17 +211,20 @@ Result<void> check_claims(const json::value& claims, std::int64_t now, std::stri
   if (!issuer.empty() && get_string(claims, {"iss"}) != issuer) {
     return std::unexpected("token has an unknown issuer");
   }
-  bool aud_ok = false;
-  if (const json::value* aud = find_path(claims, {"aud"})) {
-    if (aud->is_string()) aud_ok = aud->get_string() == audience;
-    if (aud->is_array()) {
-      for (const json::value& a : aud->get_array()) {
-        aud_ok = aud_ok || (a.is_string() && a.get_string() == audience);
-      }
+  if (!has_audience(claims, audience)) return std::unexpected("token audiences is invalid");
+  return {};
+}
+
+bool has_audience(const json::value& claims, std::string_view audience) {
+  const json::value* aud = find_path(claims, {"aud"});
+  if (aud == nullptr) return false;
+  if (aud->is_string()) return aud->get_string() == audience;
+  if (aud->is_array()) {
+    for (const json::value& a : aud->get_array()) {
+      if (a.is_string() && a.get_string() == audience) return true;
     }
   }
-  if (!aud_ok) return std::unexpected("token audiences is invalid");
-  return {};
+  return false;
 }
 
 Result<pki::Key> ensure_signing_key(const std::filesystem::path& dir) {

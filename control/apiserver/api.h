@@ -99,10 +99,9 @@ class Api {
   // token would be (token file, then service-account JWT) for spec.audiences.
   std::expected<json::value, ApiError> token_review(json::value review) const;
 
-  // Creates the apiserver's own object `want` (bootstrap), or brings the `owned` top-level
-  // fields and the labels of the stored one in line with it.
-  boost::asio::awaitable<void> ensure_own_object(const api::Resource& r, json::value want,
-                                                 std::vector<std::string_view> owned);
+  // Creates the apiserver's own object `want` (bootstrap), or brings the stored one's fields
+  // and labels in line with it (the rest of its metadata is kept).
+  boost::asio::awaitable<void> ensure_own_object(const api::Resource& r, json::value want);
   // Loads the current object from etcd.
   boost::asio::awaitable<std::expected<Loaded, ApiError>> load(const api::Resource& r,
                                                                std::string_view ns,

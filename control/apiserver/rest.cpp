@@ -79,11 +79,15 @@ json::value with_revision(json::value obj, std::int64_t rev) {
   return obj;
 }
 
-std::vector<StatusCause> to_causes(const std::vector<validation::Cause>& cs) {
-  std::vector<StatusCause> out;
-  out.reserve(cs.size());
-  for (const auto& c : cs) out.push_back({c.reason, c.message, c.field});
-  return out;
+// A body's metadata.namespace, when set, must be the URL's.
+bool namespace_matches(const json::value& obj, std::string_view url_namespace) {
+  std::string_view ns = get_string(obj, {"metadata", "namespace"});
+  return ns.empty() || ns == url_namespace;
+}
+
+ApiError namespace_mismatch() {
+  return bad_request(
+      "the namespace of the provided object does not match the namespace sent on the request");
 }
 
 std::optional<std::int64_t> parse_int(std::string_view s) {
@@ -177,31 +181,27 @@ asio::awaitable<void> Api::bootstrap() {
        json::array{json::object{
            {"addresses", json::array{json::object{{"ip", opts_.advertise_address}}}},
            {"ports", json::array{port}}}}}};
-  // g++ 12: no braced temporaries inside co_await expressions; name them first.
-  std::vector<std::string_view> ep_owned{"subsets"};
-  co_await ensure_own_object(*api::find_resource("", "v1", "endpoints"), std::move(ep),
-                             std::move(ep_owned));
+  co_await ensure_own_object(*api::find_resource("", "v1", "endpoints"), std::move(ep));
   const bool v6 = opts_.advertise_address.find(':') != std::string::npos;
   json::value slice = json::object{
       {"apiVersion", "discovery.k8s.io/v1"},
       {"kind", "EndpointSlice"},
-      {"metadata", json::object{{"name", "kubernetes"},
-                                {"namespace", "default"},
-                                {"labels", json::object{{"kubernetes.io/service-name", "kubernetes"}}}}},
+      {"metadata",
+       json::object{{"name", "kubernetes"},
+                    {"namespace", "default"},
+                    {"labels", json::object{{"kubernetes.io/service-name", "kubernetes"}}}}},
       {"addressType", v6 ? "IPv6" : "IPv4"},
       {"endpoints", json::array{json::object{
                         {"addresses", json::array{json::value(opts_.advertise_address)}},
                         {"conditions", json::object{{"ready", true}}}}}},
       {"ports", json::array{port}}};
-  std::vector<std::string_view> slice_owned{"addressType", "endpoints", "ports"};
   co_await ensure_own_object(*api::find_resource("discovery.k8s.io", "v1", "endpointslices"),
-                             std::move(slice), std::move(slice_owned));
+                             std::move(slice));
 }
 
-asio::awaitable<void> Api::ensure_own_object(const api::Resource& r, json::value want,
-                                             std::vector<std::string_view> owned) {
-  const std::string key =
-      key_for(r, get_string(want, {"metadata", "namespace"}), get_string(want, {"metadata", "name"}));
+asio::awaitable<void> Api::ensure_own_object(const api::Resource& r, json::value want) {
+  const std::string key = key_for(r, get_string(want, {"metadata", "namespace"}),
+                                  get_string(want, {"metadata", "name"}));
   auto cur = co_await etcd_.range(key);
   if (!cur) {
     log::warn("bootstrap {}: {}", key, cur.error().message);
@@ -219,7 +219,9 @@ asio::awaitable<void> Api::ensure_own_object(const api::Resource& r, json::value
   auto old = parse_json(cur->kvs[0].value);
   if (!old || !old->is_object()) co_return;
   json::value next = *old;
-  for (std::string_view f : owned) next.as_object()[f] = want.as_object()[f];
+  for (const auto& [field, value] : want.as_object()) {
+    if (field != "metadata") next.as_object()[field] = value;
+  }
   json::object& labels = ensure_object(metadata(next), "labels");
   for (const auto& [k, v] : want.at("metadata").at("labels").as_object()) labels[k] = v;
   if (next != *old) {
@@ -263,26 +265,9 @@ asio::awaitable<Reply> Api::dispatch(const Request& req, asio::any_io_executor c
       co_return Reply{Response::error(method_not_supported(r, verb)), nullptr};
     }
     if (r.kind == "Binding") {
-      // POST .../bindings (what the Python client's create_namespaced_binding calls): the
-      // pods/<name>/binding of the pod the body names.
-      auto body = parse_json(req.body);
-      if (!body || !body->is_object()) {
-        ApiError e = bad_request("couldn't get version/kind; json parse error");
-        co_return Reply{Response::error(std::move(e)), nullptr};
-      }
-      std::string_view pod = get_string(*body, {"metadata", "name"});
-      if (pod.empty()) {
-        constexpr std::string_view kWhy = "Required value: name or generateName is required";
-        ApiError e = invalid(r, "", {{"FieldValueRequired", std::string(kWhy), "metadata.name"}},
-                             fmt::format("Binding \"\" is invalid: metadata.name: {}", kWhy));
-        co_return Reply{Response::error(std::move(e)), nullptr};
-      }
-      Request as_subresource = req;
-      as_subresource.info.resource_info = api::find_resource("", "v1", "pods");
-      as_subresource.info.resource = "pods";
-      as_subresource.info.name = std::string(pod);
-      as_subresource.info.subresource = "binding";
-      Response resp = co_await binding(as_subresource);
+      // POST .../bindings (the Python client's create_namespaced_binding): binding() takes the
+      // pod from the body's metadata.name.
+      Response resp = co_await binding(req);
       co_return Reply{std::move(resp), nullptr};
     }
     Response resp = co_await review(req);
@@ -362,13 +347,8 @@ asio::awaitable<Response> Api::review(const Request& req) {
   std::vector<std::string> warnings;
   auto obj = decode_body(req, r, &warnings);
   if (!obj) co_return Response::error(obj.error());
-  if (r.namespaced) {
-    std::string_view body_ns = namespace_of(*obj);
-    if (!body_ns.empty() && body_ns != req.info.namespace_) {
-      co_return Response::error(bad_request(
-          "the namespace of the provided object does not match the namespace sent on the "
-          "request"));
-    }
+  if (r.namespaced && !namespace_matches(*obj, req.info.namespace_)) {
+    co_return Response::error(namespace_mismatch());
   }
   auto answer = r.kind == "TokenReview"
                     ? token_review(std::move(*obj))
@@ -601,8 +581,7 @@ asio::awaitable<std::expected<ObjectPtr, ApiError>> Api::store_create(const Requ
   auto causes = validation::validate(r, obj, nullptr);
   if (!causes.empty()) {
     if (r.kind == "Service" && !dry) co_await services_->release(obj, nullptr);
-    co_return std::unexpected(
-        invalid(r, name, to_causes(causes), validation::invalid_message(r, name, causes)));
+    co_return std::unexpected(invalid(r, name, causes));
   }
   if (r.kind == "Pod") {
     // QoS depends on defaulted resources.
@@ -655,12 +634,7 @@ asio::awaitable<Response> Api::create(const Request& req) {
   if (!obj) co_return Response::error(obj.error());
   json::object& meta = metadata(*obj);
   if (r.namespaced) {
-    std::string_view body_ns = get_string(*obj, {"metadata", "namespace"});
-    if (!body_ns.empty() && body_ns != info.namespace_) {
-      co_return Response::error(bad_request(
-          "the namespace of the provided object does not match the namespace sent on the "
-          "request"));
-    }
+    if (!namespace_matches(*obj, info.namespace_)) co_return Response::error(namespace_mismatch());
     if (info.namespace_.empty()) {
       co_return Response::error(plain_not_found());
     }
@@ -730,8 +704,7 @@ asio::awaitable<std::expected<std::pair<json::value, bool>, ApiError>> Api::stor
     if (r.kind == "Service" && subresource.empty() && !dry) {
       co_await services_->release(next, &old.object);
     }
-    co_return std::unexpected(
-        invalid(r, name, to_causes(causes), validation::invalid_message(r, name, causes)));
+    co_return std::unexpected(invalid(r, name, causes));
   }
   // Finalizers done on an object being deleted: the update completes the deletion.
   const json::value* fin = find_path(next, {"metadata", "finalizers"});
@@ -777,12 +750,7 @@ asio::awaitable<Response> Api::update(const Request& req) {
         info.name)));
   }
   if (r.namespaced) {
-    std::string_view body_ns = namespace_of(*obj);
-    if (!body_ns.empty() && body_ns != info.namespace_) {
-      co_return Response::error(bad_request(
-          "the namespace of the provided object does not match the namespace sent on the "
-          "request"));
-    }
+    if (!namespace_matches(*obj, info.namespace_)) co_return Response::error(namespace_mismatch());
     metadata(*obj)["namespace"] = info.namespace_;
   }
   std::string_view sub = info.subresource;

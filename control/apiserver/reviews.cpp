@@ -62,7 +62,7 @@ std::string go_value(const json::value* v, std::string_view go_type) {
 }
 
 struct Causes {
-  std::vector<StatusCause> list;
+  std::vector<validation::Cause> list;
   void invalid(std::string field, std::string value, std::string_view why) {
     list.push_back(
         {"FieldValueInvalid", fmt::format("Invalid value: {}: {}", value, why), std::move(field)});
@@ -174,16 +174,7 @@ std::expected<json::value, ApiError> answer_review(const api::Resource& r, json:
     // Every authenticated request is allowed (see reviews.h).
     o["status"] = json::object{{"allowed", true}};
   }
-  if (!causes.list.empty()) {
-    std::string message = fmt::format("{}.{} \"\" is invalid: ", r.kind, r.group);
-    if (causes.list.size() > 1) message += '[';
-    for (std::size_t i = 0; i < causes.list.size(); ++i) {
-      if (i > 0) message += ", ";
-      message += causes.list[i].field + ": " + causes.list[i].message;
-    }
-    if (causes.list.size() > 1) message += ']';
-    return std::unexpected(invalid(r, "", std::move(causes.list), std::move(message)));
-  }
+  if (!causes.list.empty()) return std::unexpected(invalid(r, "", causes.list));
   json::object& meta = ensure_object(o, "metadata");
   meta["creationTimestamp"] = nullptr;
   if (r.namespaced) meta["namespace"] = ns;

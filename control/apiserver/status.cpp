@@ -76,6 +76,14 @@ ApiError invalid(const api::Resource& r, std::string_view name, std::vector<Stat
   return e;
 }
 
+ApiError invalid(const api::Resource& r, std::string_view name,
+                 const std::vector<validation::Cause>& causes) {
+  std::vector<StatusCause> out;
+  out.reserve(causes.size());
+  for (const validation::Cause& c : causes) out.push_back({c.reason, c.message, c.field});
+  return invalid(r, name, std::move(out), validation::invalid_message(r, name, causes));
+}
+
 ApiError bad_request(std::string message) { return {400, "BadRequest", std::move(message)}; }
 ApiError gone(std::string message) { return {410, "Expired", std::move(message)}; }
 ApiError unauthorized() { return {401, "Unauthorized", "Unauthorized"}; }

@@ -8,6 +8,7 @@
 
 #include "podwarp/api/resources.h"
 #include "podwarp/json.h"
+#include "validation/validation.h"
 
 namespace podwarp::apiserver {
 
@@ -40,6 +41,9 @@ ApiError already_exists(const api::Resource& r, std::string_view name);
 ApiError conflict(const api::Resource& r, std::string_view name, std::string_view why);
 ApiError invalid(const api::Resource& r, std::string_view name, std::vector<StatusCause> causes,
                  std::string message);
+// 422 from validation's causes, with upstream's message ("Kind.group \"name\" is invalid: ...").
+ApiError invalid(const api::Resource& r, std::string_view name,
+                 const std::vector<validation::Cause>& causes);
 ApiError bad_request(std::string message);
 ApiError gone(std::string message);
 ApiError unauthorized();

@@ -134,28 +134,38 @@ asio::awaitable<Response> Api::scale(const Request& req) {
 
 asio::awaitable<Response> Api::binding(const Request& req) {
   const RequestInfo& info = req.info;
-  const api::Resource& r = *info.resource_info;
+  // pods/<name>/binding names the pod in the URL; the top-level bindings in the body.
+  static const api::Resource& r = *api::find_resource("", "v1", "pods");
+  static const api::Resource& binding_kind = *api::find_resource("", "v1", "bindings");
   auto body = parse_json(req.body);
   if (!body || !body->is_object()) {
     co_return Response::error(bad_request("couldn't get version/kind; json parse error"));
   }
+  const std::string name(info.subresource == "binding"
+                             ? std::string_view(info.name)
+                             : get_string(*body, {"metadata", "name"}));
+  if (name.empty()) {
+    std::vector<validation::Cause> causes{
+        {"FieldValueRequired", "Required value: name or generateName is required",
+         "metadata.name"}};
+    co_return Response::error(invalid(binding_kind, "", causes));
+  }
   std::string_view target = get_string(*body, {"target", "name"});
   if (target.empty()) {
-    co_return Response::error(invalid(
-        r, info.name, {{"FieldValueRequired", "Required value", "target.name"}},
-        fmt::format("Binding \"{}\" is invalid: target.name: Required value", info.name)));
+    std::vector<validation::Cause> causes{{"FieldValueRequired", "Required value", "target.name"}};
+    co_return Response::error(invalid(binding_kind, name, causes));
   }
   for (int attempt = 0; attempt < 5; ++attempt) {
-    auto cur = co_await load(r, info.namespace_, info.name);
+    auto cur = co_await load(r, info.namespace_, name);
     if (!cur) co_return Response::error(cur.error());
     if (find_path(cur->object, {"metadata", "deletionTimestamp"})) {
-      co_return Response::error(conflict(r, info.name,
-          fmt::format("pod {} is being deleted, cannot be assigned to a host", info.name)));
+      co_return Response::error(conflict(r, name,
+          fmt::format("pod {} is being deleted, cannot be assigned to a host", name)));
     }
     std::string_view node = get_string(cur->object, {"spec", "nodeName"});
     if (!node.empty()) {
-      co_return Response::error(conflict(r, info.name,
-          fmt::format("pod {} is already assigned to node \"{}\"", info.name, node)));
+      co_return Response::error(conflict(r, name,
+          fmt::format("pod {} is already assigned to node \"{}\"", name, node)));
     }
     json::value next = cur->object;
     ensure_object(next.as_object(), "spec")["nodeName"] = target;
@@ -177,7 +187,7 @@ asio::awaitable<Response> Api::binding(const Request& req) {
     std::string text = to_json(next);
     auto stripped = parse_json(text);
     metadata(*stripped).erase("resourceVersion");
-    auto res = co_await etcd_.update(key_for(r, info.namespace_, info.name), to_json(*stripped),
+    auto res = co_await etcd_.update(key_for(r, info.namespace_, name), to_json(*stripped),
                                      cur->revision);
     if (!res) {
       if (res.error().code == storage::StorageErrc::kConflict) continue;

@@ -86,19 +86,8 @@ std::expected<TokenIdentity, std::string> TokenIssuer::authenticate(
   // (or the apiserver's, which fails as it should when there is none).
   std::vector<std::string> matched;
   const std::vector<std::string>& wanted = audiences.empty() ? api_audiences_ : audiences;
-  if (const json::value* aud = find_path(*claims, {"aud"})) {
-    auto carries = [&](std::string_view a) {
-      if (aud->is_string()) return aud->get_string() == a;
-      if (aud->is_array()) {
-        for (const json::value& x : aud->get_array()) {
-          if (x.is_string() && x.get_string() == a) return true;
-        }
-      }
-      return false;
-    };
-    for (const std::string& a : wanted) {
-      if (carries(a)) matched.push_back(a);
-    }
+  for (const std::string& a : wanted) {
+    if (jwt::has_audience(*claims, a)) matched.push_back(a);
   }
   const std::string& check = matched.empty() ? wanted.front() : matched.front();
   if (auto c = jwt::check_claims(*claims, unix_seconds(now), issuer_, check); !c) {

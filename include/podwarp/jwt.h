@@ -39,6 +39,9 @@ Result<std::string> sign_es256(EVP_PKEY* key, std::string_view kid, const json::
 // the claims object. Times and audiences are not checked here (see check_claims).
 Result<json::value> verify_es256(EVP_PKEY* key, std::string_view token);
 
+// Whether `audience` is among the claims' aud (a string or an array of strings).
+bool has_audience(const json::value& claims, std::string_view audience);
+
 // exp/nbf against `now` (seconds since the epoch; exp is exclusive, leeway applied to both),
 // iss equal to `issuer` when non-empty, and `audience` among aud (a string or an array).
 Result<void> check_claims(const json::value& claims, std::int64_t now, std::string_view issuer,
