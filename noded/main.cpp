@@ -487,23 +487,25 @@ int main(int argc, char** argv) {
   // ones are swapped in by attach_cgroup, recover() + the first sync write only differences.
   // tc programs (NodePort from outside the node, egress masquerade) only on
   // --nodeport-interfaces (noded/lb/nodeport_setup.h).
-  // Services and EndpointSlices (all namespaces): one informer each, shared by the service LB
-  // and the cluster DNS; started once both have registered their handlers.
+  // Services and EndpointSlices (all namespaces): one informer each, shared by the service LB,
+  // the cluster DNS and (Services) the pods' service environment variables; started once all
+  // have registered their handlers.
   std::shared_ptr<client::Informer> svc_informer, eps_informer;
-  auto service_informers = [&] {
-    if (!svc_informer) {
-      const api::Resource* svc_res = api::find_resource("", "v1", "services");
-      const api::Resource* eps_res =
-          api::find_resource("discovery.k8s.io", "v1", "endpointslices");
-      if (svc_res == nullptr || eps_res == nullptr)
-        fatal("services/endpointslices missing from the resource table");
+  auto informer_of = [&](std::shared_ptr<client::Informer>& inf, const char* group,
+                         const char* resource) {
+    if (!inf) {
+      const api::Resource* res = api::find_resource(group, "v1", resource);
+      if (res == nullptr) fatal(fmt::format("{} missing from the resource table", resource));
       client::Config cc = client::Config::from_kubeconfig(*kc);
       cc.user_agent = "podwarp-noded/" PODWARP_VERSION;
       client::Client c(io.get_executor(), cc);
-      svc_informer = client::Informer::create(io.get_executor(), c, *svc_res, "");
-      eps_informer = client::Informer::create(io.get_executor(), c, *eps_res, "");
+      inf = client::Informer::create(io.get_executor(), c, *res, "");
     }
-    return std::pair{svc_informer, eps_informer};
+    return inf;
+  };
+  auto service_informers = [&] {
+    return std::pair{informer_of(svc_informer, "", "services"),
+                     informer_of(eps_informer, "discovery.k8s.io", "endpointslices")};
   };
   std::unique_ptr<lb::Datapath> lb_datapath;
   std::unique_ptr<lb::ServiceMap> lb_map;
@@ -593,10 +595,9 @@ int main(int argc, char** argv) {
               cluster_dns, dso.upstreams.size(), resolv_conf_path);
   }
   // --- end cluster DNS ---
-  if (svc_informer) {
-    svc_informer->start();
-    eps_informer->start();
-  }
+  if (node_agent) node_agent->set_services(informer_of(svc_informer, "", "services"));
+  for (auto* inf : {&svc_informer, &eps_informer})
+    if (*inf) (*inf)->start();
   asio::signal_set signals(io, SIGINT, SIGTERM);
   std::unique_ptr<nodeapi::NodeApiServer> api;
   signals.async_wait([&](boost::system::error_code e, int sig) {

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
 #include <map>
 #include <optional>
 #include <set>
@@ -82,7 +83,72 @@ std::expected<std::map<std::string, std::string>, std::string> object_data(const
   return out;
 }
 
+// Go's strings.ToUpper(strings.ReplaceAll(name, "-", "_")): the kubelet's makeEnvVariableName.
+std::string env_name_of(std::string_view name) {
+  std::string out(name);
+  for (char& c : out) c = c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// The variables of one Service with a cluster IP (envvars.FromServices): host, first port,
+// named ports, and the Docker link variables of every port.
+void add_service_vars(const json::value& svc, std::map<std::string, std::string>& out) {
+  const std::string ip(get_string(svc, {"spec", "clusterIP"}));
+  const json::value* ports = find_path(svc, {"spec", "ports"});
+  if (ports == nullptr || !ports->is_array() || ports->as_array().empty()) return;
+  const std::string prefix = env_name_of(get_string(svc, {"metadata", "name"}));
+  const std::string host_port_ip = ip.find(':') != std::string::npos ? "[" + ip + "]" : ip;
+  out[prefix + "_SERVICE_HOST"] = ip;
+  bool first = true;
+  for (const auto& p : ports->as_array()) {
+    const std::string port = std::to_string(as_int(find_path(p, {"port"})).value_or(0));
+    std::string protocol(get_string(p, {"protocol"}));
+    if (protocol.empty()) protocol = "TCP";
+    const std::string url = fmt::format("{}://{}:{}", lower(protocol), host_port_ip, port);
+    if (first) {
+      out[prefix + "_SERVICE_PORT"] = port;
+      out[prefix + "_PORT"] = url;  // Docker special-cases the first port
+      first = false;
+    }
+    if (auto name = get_string(p, {"name"}); !name.empty())
+      out[prefix + "_SERVICE_PORT_" + env_name_of(name)] = port;
+    const std::string port_prefix = fmt::format("{}_PORT_{}_{}", prefix, port, env_name_of(protocol));
+    out[port_prefix] = url;
+    out[port_prefix + "_PROTO"] = lower(protocol);
+    out[port_prefix + "_PORT"] = port;
+    out[port_prefix + "_ADDR"] = ip;
+  }
+}
+
 }  // namespace
+
+std::vector<runtime::EnvVar> service_env(const std::vector<const json::value*>& services,
+                                         std::string_view ns, bool enable_service_links) {
+  std::map<std::string, const json::value*> chosen;  // by Service name
+  for (const json::value* s : services) {
+    if (s == nullptr) continue;
+    const auto ip = get_string(*s, {"spec", "clusterIP"});
+    if (ip.empty() || ip == "None") continue;
+    const std::string name(get_string(*s, {"metadata", "name"}));
+    const auto sns = get_string(*s, {"metadata", "namespace"});
+    if (sns == "default" && name == "kubernetes") {
+      chosen.emplace(name, s);  // the pod's own namespace's Service of that name wins
+    } else if (sns == ns && enable_service_links) {
+      chosen[name] = s;
+    }
+  }
+  std::map<std::string, std::string> vars;
+  for (const auto& [name, s] : chosen) add_service_vars(*s, vars);
+  std::vector<runtime::EnvVar> out;
+  out.reserve(vars.size());
+  for (auto& [k, v] : vars) out.push_back({k, std::move(v)});
+  return out;
+}
 
 bool is_env_var_name(std::string_view n) {
   if (n.empty()) return false;
@@ -98,6 +164,7 @@ bool is_env_var_name(std::string_view n) {
 EnvContext env_context(const pods::ContainerStartRequest& req) {
   EnvContext c;
   c.lookup = req.lookup;
+  c.services = req.services;
   c.downward.host_ips = req.host_ips;
   c.downward.pod_ips = req.pod_ips;
   c.downward.node_allocatable = req.node_allocatable;
@@ -126,6 +193,20 @@ std::expected<std::vector<runtime::EnvVar>, std::string> container_env(const jso
     }
     return &(cache[key] = std::move(data));
   };
+  // 0. The service variables: $(VAR) sees them after the declared ones, and those the
+  // container does not declare itself come last.
+  std::map<std::string, std::string, std::less<>> service_vars;
+  if (ctx.services != nullptr && *ctx.services) {
+    auto all = (*ctx.services)();
+    if (!all) return std::unexpected(cfg_err + all.error());
+    std::vector<const json::value*> services;
+    services.reserve(all->size());
+    for (const auto& s : *all) services.push_back(s.get());
+    const json::value* links = find_path(pod, {"spec", "enableServiceLinks"});
+    const bool enable_links = links == nullptr || !links->is_bool() || links->as_bool();
+    for (auto& e : service_env(services, ns, enable_links))
+      service_vars.emplace(std::move(e.name), std::move(e.value));
+  }
   std::vector<runtime::EnvVar> out;
   std::map<std::string, size_t, std::less<>> index;
   auto define = [&](std::string name, std::string value) {
@@ -181,9 +262,9 @@ std::expected<std::vector<runtime::EnvVar>, std::string> container_env(const jso
       auto* from = field(e, "valueFrom");
       if (from == nullptr || from->is_null()) {
         std::string v = runtime::expand_vars(get_string(e, {"value"}), [&](std::string_view n) -> std::optional<std::string> {
-          auto it = index.find(n);
-          if (it == index.end()) return std::nullopt;
-          return out[it->second].value;
+          if (auto it = index.find(n); it != index.end()) return out[it->second].value;
+          if (auto it = service_vars.find(n); it != service_vars.end()) return it->second;
+          return std::nullopt;
         });
         define(name, std::move(v));
         continue;
@@ -224,6 +305,9 @@ std::expected<std::vector<runtime::EnvVar>, std::string> container_env(const jso
       }
     }
   }
+  // 3. The service variables the container did not define.
+  for (auto& [name, value] : service_vars)
+    if (!index.contains(name)) out.push_back({name, std::move(value)});
   return out;
 }
 

@@ -28,6 +28,7 @@ namespace podwarp::noded::adapters {
 // What env resolution needs besides the pod and the container.
 struct EnvContext {
   const pods::ObjectLookup* lookup = nullptr;  // ConfigMaps/Secrets of the pod's namespace
+  const pods::ServiceList* services = nullptr;  // service variables; null or unset: none
   pods::DownwardContext downward;              // addresses, node allocatable
   // InvalidEnvironmentVariableNames events (envFrom keys skipped).
   std::function<void(std::string_view, std::string_view, const std::string&)> on_event;
@@ -43,11 +44,25 @@ EnvContext env_context(const pods::ContainerStartRequest& req);
 //      entries; "$$" escapes); valueFrom (fieldRef, resourceFieldRef, configMapKeyRef,
 //      secretKeyRef) values are used verbatim. An optional missing source/key leaves the
 //      variable out. Later definitions of a name win, keeping the first position.
+//   3. the service variables (service_env below, from ctx.services) that 1 and 2 did not
+//      define; $(VAR) in 2 sees them too.
 // Errors about missing objects/keys start with pods::kCreateContainerConfigError and carry the
-// kubelet's text (`configmap "x" not found`, `couldn't find key k in ConfigMap ns/x`).
+// kubelet's text (`configmap "x" not found`, `couldn't find key k in ConfigMap ns/x`), as does
+// a Service list that is not known yet.
 std::expected<std::vector<runtime::EnvVar>, std::string> container_env(const json::value& pod,
                                                                        const json::value& container,
                                                                        const EnvContext& ctx);
+// The kubelet's service environment variables (getServiceEnvVarMap + envvars.FromServices),
+// sorted by name, from every Service of the cluster: those of default/kubernetes always (the
+// master service: KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT, ...), those of the pod's
+// namespace `ns` when enableServiceLinks (a Service there of the same name wins); Services
+// without a cluster IP (headless, ExternalName) give none. For a Service "my-svc" with
+// cluster IP A and ports 80/TCP "http", 53/UDP: MY_SVC_SERVICE_HOST=A, MY_SVC_SERVICE_PORT=80
+// (the first port), MY_SVC_SERVICE_PORT_HTTP=80, MY_SVC_PORT=tcp://A:80, and for each port
+// MY_SVC_PORT_80_TCP=tcp://A:80, ..._PROTO=tcp, ..._PORT=80, ..._ADDR=A.
+std::vector<runtime::EnvVar> service_env(const std::vector<const json::value*>& services,
+                                         std::string_view ns, bool enable_service_links);
+
 // Go's IsEnvVarName (the kubelet's check for envFrom keys).
 bool is_env_var_name(std::string_view name);
 

@@ -206,6 +206,111 @@ TEST(ContainerEnv, ArgsExpandAgainstTheResolvedEnvOnly) {
   EXPECT_EQ(p->env, (std::vector<std::string>{"PATH=/bin", "A=image", "LEVEL=debug", "url=$(HOST)", "RAW=$(HOST)"}));
 }
 
+// Services as the kubelet sees them: default/kubernetes, one in the pod's namespace with two
+// ports (the second UDP, both named), a headless one, an ExternalName one, one elsewhere.
+std::vector<std::shared_ptr<const json::value>> cluster_services() {
+  std::vector<std::shared_ptr<const json::value>> out;
+  for (const char* text : {
+           R"j({"metadata":{"name":"kubernetes","namespace":"default"},"spec":{"clusterIP":"10.96.0.1",
+              "ports":[{"name":"https","port":443,"protocol":"TCP","targetPort":6443}]}})j",
+           R"j({"metadata":{"name":"my-db","namespace":"ns"},"spec":{"clusterIP":"10.96.0.20",
+              "ports":[{"name":"sql","port":5432},{"name":"dns-udp","port":53,"protocol":"UDP"}]}})j",
+           R"j({"metadata":{"name":"headless","namespace":"ns"},"spec":{"clusterIP":"None",
+              "ports":[{"port":80}]}})j",
+           R"j({"metadata":{"name":"ext","namespace":"ns"},"spec":{"type":"ExternalName",
+              "externalName":"example.org"}})j",
+           R"j({"metadata":{"name":"other","namespace":"elsewhere"},"spec":{"clusterIP":"10.96.0.30",
+              "ports":[{"port":80}]}})j"})
+    out.push_back(std::make_shared<const json::value>(parse(text)));
+  return out;
+}
+
+TEST(ServiceEnv, UpstreamVariables) {
+  auto all = cluster_services();
+  std::vector<const json::value*> services;
+  for (const auto& s : all) services.push_back(s.get());
+  auto m = as_map(service_env(services, "ns", true));
+  std::map<std::string, std::string> want{
+      {"KUBERNETES_SERVICE_HOST", "10.96.0.1"},
+      {"KUBERNETES_SERVICE_PORT", "443"},
+      {"KUBERNETES_SERVICE_PORT_HTTPS", "443"},
+      {"KUBERNETES_PORT", "tcp://10.96.0.1:443"},
+      {"KUBERNETES_PORT_443_TCP", "tcp://10.96.0.1:443"},
+      {"KUBERNETES_PORT_443_TCP_PROTO", "tcp"},
+      {"KUBERNETES_PORT_443_TCP_PORT", "443"},
+      {"KUBERNETES_PORT_443_TCP_ADDR", "10.96.0.1"},
+      {"MY_DB_SERVICE_HOST", "10.96.0.20"},
+      {"MY_DB_SERVICE_PORT", "5432"},  // the first port
+      {"MY_DB_SERVICE_PORT_SQL", "5432"},
+      {"MY_DB_SERVICE_PORT_DNS_UDP", "53"},
+      {"MY_DB_PORT", "tcp://10.96.0.20:5432"},
+      {"MY_DB_PORT_5432_TCP", "tcp://10.96.0.20:5432"},
+      {"MY_DB_PORT_5432_TCP_PROTO", "tcp"},
+      {"MY_DB_PORT_5432_TCP_PORT", "5432"},
+      {"MY_DB_PORT_5432_TCP_ADDR", "10.96.0.20"},
+      {"MY_DB_PORT_53_UDP", "udp://10.96.0.20:53"},
+      {"MY_DB_PORT_53_UDP_PROTO", "udp"},
+      {"MY_DB_PORT_53_UDP_PORT", "53"},
+      {"MY_DB_PORT_53_UDP_ADDR", "10.96.0.20"}};
+  EXPECT_EQ(m, want);
+  // enableServiceLinks: false keeps the master service's variables only.
+  auto master = service_env(services, "ns", false);
+  ASSERT_EQ(master.size(), 8u);
+  for (const auto& e : master) EXPECT_TRUE(e.name.starts_with("KUBERNETES_")) << e.name;
+  // A Service named kubernetes in the pod's namespace wins over default's.
+  auto own = parse(R"j({"metadata":{"name":"kubernetes","namespace":"ns"},"spec":{"clusterIP":"fd00::5",
+      "ports":[{"port":8443}]}})j");
+  for (bool own_first : {true, false}) {
+    std::vector<const json::value*> with = services;
+    with.insert(own_first ? with.begin() : with.end(), &own);
+    auto k = as_map(service_env(with, "ns", true));
+    EXPECT_EQ(k["KUBERNETES_SERVICE_HOST"], "fd00::5");
+    EXPECT_EQ(k["KUBERNETES_PORT"], "tcp://[fd00::5]:8443");  // Go's JoinHostPort
+    EXPECT_FALSE(k.contains("KUBERNETES_SERVICE_PORT_HTTPS"));
+  }
+}
+
+TEST(ContainerEnv, ServiceVariablesComeLastAndExpand) {
+  EnvFixture f;
+  pods::ServiceList list = [] { return cluster_services(); };
+  EnvContext ctx = f.ctx();
+  ctx.services = &list;
+  auto pod = parse(R"j({"metadata":{"name":"p","namespace":"ns"},"spec":{}})j");
+  auto c = parse(R"j({"name":"c","env":[
+      {"name":"DB","value":"$(MY_DB_SERVICE_HOST):$(MY_DB_SERVICE_PORT)"},
+      {"name":"MY_DB_SERVICE_PORT","value":"1"}]})j");
+  auto env = container_env(pod, c, ctx);
+  ASSERT_TRUE(env) << env.error();
+  // The declared variables first, in order; $(VAR) saw the service's port before the
+  // container redefined it, and the redefinition wins over the service's value.
+  ASSERT_GE(env->size(), 3u);
+  EXPECT_EQ((*env)[0].name, "DB");
+  EXPECT_EQ((*env)[0].value, "10.96.0.20:5432");
+  EXPECT_EQ((*env)[1].name, "MY_DB_SERVICE_PORT");
+  EXPECT_EQ((*env)[1].value, "1");
+  auto m = as_map(*env);
+  EXPECT_EQ(m.size(), 22u);  // DB and the 21 service variables, one of them redefined
+  EXPECT_EQ(m["KUBERNETES_SERVICE_HOST"], "10.96.0.1");
+  for (std::size_t i = 3; i < env->size(); ++i) EXPECT_LT((*env)[i - 1].name, (*env)[i].name);
+
+  // enableServiceLinks: false
+  auto no_links = parse(R"j({"metadata":{"name":"p","namespace":"ns"},"spec":{"enableServiceLinks":false}})j");
+  env = container_env(no_links, parse(R"j({"name":"c"})j"), ctx);
+  ASSERT_TRUE(env) << env.error();
+  EXPECT_EQ(env->size(), 8u);
+
+  // Services not read yet: the kubelet's CreateContainerConfigError.
+  pods::ServiceList unsynced = []()
+      -> std::expected<std::vector<std::shared_ptr<const json::value>>, std::string> {
+    return std::unexpected(std::string("services have not yet been read at least once, cannot construct envvars"));
+  };
+  ctx.services = &unsynced;
+  env = container_env(pod, c, ctx);
+  ASSERT_FALSE(env);
+  EXPECT_EQ(env.error(), std::string(pods::kCreateContainerConfigError) +
+                             "services have not yet been read at least once, cannot construct envvars");
+}
+
 TEST(NodeRuntime, IdsAndStartTicks) {
   EXPECT_EQ(NodeRuntime::id_hex("podwarp://00ff"), "00ff");
   EXPECT_FALSE(NodeRuntime::id_hex("docker://00ff"));

@@ -69,6 +69,7 @@ struct NodeAgent::Impl : std::enable_shared_from_this<Impl> {
   loop::EventRecorder events;
   pods::PodManager* pm = nullptr;
   std::shared_ptr<client::Informer> pods_inf, cm_inf, secret_inf, nodes_inf;
+  std::shared_ptr<client::Informer> svc_inf;  // set_services(); started by its owner
   bool nodes_pending = false;  // an on_nodes call is posted
   bool pods_started = false;
   std::string node_uid;
@@ -249,9 +250,11 @@ struct NodeAgent::Impl : std::enable_shared_from_this<Impl> {
   asio::awaitable<void> start_pods() {
     auto self = shared_from_this();
     while (!pods_inf->has_synced()) co_await sleep_for(ex, 10ms);
-    // ConfigMaps and Secrets first (volumes and env need them), but not forever.
+    // ConfigMaps, Secrets and Services first (volumes and env need them), but not forever: a
+    // container whose env needs Services not read yet waits with CreateContainerConfigError.
     for (auto deadline = Clock::now() + 5s;
-         !(cm_inf->has_synced() && secret_inf->has_synced()) && Clock::now() < deadline;)
+         !(cm_inf->has_synced() && secret_inf->has_synced() && (!svc_inf || svc_inf->has_synced())) &&
+         Clock::now() < deadline;)
       co_await sleep_for(ex, 10ms);
     pods_started = true;
     std::set<std::string> present;
@@ -468,6 +471,14 @@ struct NodeAgent::Impl : std::enable_shared_from_this<Impl> {
 
   // ------------------------------------------------------------------ worker env
 
+  std::expected<std::vector<client::ObjectPtr>, std::string> services() const {
+    if (!svc_inf) return {};
+    // The kubelet's words when its service informer has not synced.
+    if (!svc_inf->has_synced())
+      return std::unexpected("services have not yet been read at least once, cannot construct envvars");
+    return svc_inf->list();
+  }
+
   std::optional<json::value> lookup(std::string_view kind, std::string_view ns,
                                     std::string_view name) {
     auto& inf = kind == "ConfigMap" ? cm_inf : secret_inf;
@@ -528,6 +539,10 @@ NodeAgent::~NodeAgent() {
 
 void NodeAgent::set_kubelet_port(int port) { impl_->o.node.kubelet_port = port; }
 
+void NodeAgent::set_services(std::shared_ptr<client::Informer> services) {
+  impl_->svc_inf = std::move(services);
+}
+
 void NodeAgent::configure(pods::PodManagerOptions& po) {
   std::weak_ptr<Impl> weak = impl_;
   po.api_source = true;
@@ -535,6 +550,12 @@ void NodeAgent::configure(pods::PodManagerOptions& po) {
                          std::string_view name) -> std::optional<json::value> {
     auto s = weak.lock();
     return s ? s->lookup(kind, ns, name) : std::nullopt;
+  };
+  po.api_services = [weak]()
+      -> std::expected<std::vector<std::shared_ptr<const json::value>>, std::string> {
+    auto s = weak.lock();
+    if (!s) return std::unexpected(std::string("noded is shutting down"));
+    return s->services();
   };
   po.on_status_changed = [weak](const std::string& uid) {
     if (auto s = weak.lock()) s->status_changed(uid);

@@ -40,6 +40,7 @@
 #include "agent/node_status.h"
 #include "pods/pod_manager.h"
 #include "podwarp/client.h"
+#include "podwarp/informer.h"
 
 namespace podwarp::noded::agent {
 
@@ -76,6 +77,10 @@ class NodeAgent {
   void start(pods::PodManager& pods);
   // Sets the kubelet port reported in daemonEndpoints (before start, or the next status write).
   void set_kubelet_port(int port);
+  // The Services informer (every namespace; the caller starts it, and may share it with the
+  // service load balancer and the cluster DNS) for the pods' service environment variables.
+  // Before start. Without one, pods get no such variables.
+  void set_services(std::shared_ptr<client::Informer> services);
 
   struct Impl;
 

@@ -277,6 +277,7 @@ class PodManagerImpl final : public PodManager {
     auto objs = objects_;
     if (api) {
       env.lookup = o_.api_lookup;
+      env.services = o_.api_services;
     } else env.lookup = [objs](std::string_view kind, std::string_view ns, std::string_view name) -> std::optional<json::value> {
       if (!objs) return std::nullopt;
       const auto& m = kind == "ConfigMap" ? objs->first : objs->second;

@@ -47,6 +47,9 @@ struct PodManagerOptions {
   bool api_source = false;
   // ConfigMap/Secret lookup for API pods (static pods use the folder's objects); may be null.
   ObjectLookup api_lookup;
+  // The cluster's Services for API pods' service environment variables (static pods get none,
+  // as the kubelet's file source without an API server); may be null.
+  ServiceList api_services;
   // Workers' status may have changed (uid); called on the loop, often: coalesce.
   std::function<void(const std::string& uid)> on_status_changed;
   // A pod stopped by remove_api_pod (or an orphan record) is entirely gone.

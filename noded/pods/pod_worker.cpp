@@ -720,6 +720,7 @@ asio::awaitable<std::optional<ExitInfo>> PodWorker::run_once(Run& r) {
   req.stdout_fd = out->second;
   req.stderr_fd = err->second;
   req.lookup = &env_.lookup;
+  req.services = &env_.services;
   if (!env_.host_ip.empty()) req.host_ips = {env_.host_ip};
   if (!status_.pod_ip.empty()) req.pod_ips = {status_.pod_ip};
   req.node_allocatable = env_.node_allocatable;

@@ -105,6 +105,7 @@ struct WorkerEnv {
   std::string pod_log_dir = "/var/log/pods";
   logs::CriLogWriter::Options log_options;
   ObjectLookup lookup;  // configMap/secret sources (volumes, env, imagePullSecrets)
+  ServiceList services;  // service environment variables (API pods); unset: none
   TokenSource tokens;   // serviceAccountToken projections (null: such volumes fail to mount)
   // Node allocatable ("cpu", "memory", "ephemeral-storage"): resourceFieldRef limits.* default
   // (env and downwardAPI volumes) when a container sets no limit.

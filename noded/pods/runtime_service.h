@@ -48,6 +48,12 @@ enum class PullPolicy { kAlways, kIfNotPresent, kNever };
 using ObjectLookup = std::function<std::optional<json::value>(
     std::string_view kind, std::string_view ns, std::string_view name)>;
 
+// The cluster's Services, every namespace (API mode), for the kubelet's service environment
+// variables; an error while they have not been read once yet. Unset (standalone): no such
+// variables, as a kubelet without an API server.
+using ServiceList = std::function<
+    std::expected<std::vector<std::shared_ptr<const json::value>>, std::string>()>;
+
 // A pull with the pod's imagePullSecrets: the Secret objects (type
 // kubernetes.io/dockerconfigjson or kubernetes.io/dockercfg) in spec.imagePullSecrets order.
 struct ImagePullRequest {
@@ -105,6 +111,8 @@ struct ContainerStartRequest {
   int stdout_fd = -1, stderr_fd = -1;     // write ends of pipes; the runtime dups what it keeps
   // Env sources (configMapKeyRef, secretKeyRef, envFrom); null: none can be found.
   const ObjectLookup* lookup = nullptr;
+  // Services for the service environment variables; null or unset: none.
+  const ServiceList* services = nullptr;
   // The downward API's view of addresses (status.hostIP(s), status.podIP(s)).
   std::vector<std::string> host_ips, pod_ips;
   // Node allocatable ("cpu", "memory", "ephemeral-storage" -> quantity text): the default of

@@ -117,6 +117,21 @@ class NodedAgentTest(unittest.TestCase):
         ev = self.get("events", "--field-selector", f"involvedObject.name={name}") or {"items": []}
         return ev["items"]
 
+    def container_log(self, pod, want, what):
+        """The container app's log once it contains `want`."""
+        uid = self.pod(pod)["metadata"]["uid"]
+        path = os.path.join(self.noded.logs, f"default_{pod}_{uid}", "app", "0.log")
+        text = {"": ""}
+        def logged():
+            try:
+                with open(path) as f:
+                    text[""] = f.read()
+            except OSError:
+                return False
+            return want in text[""]
+        self.wait(logged, 10, what)
+        return text[""]
+
     # ------------------------------------------------------------------ tests
 
     def test_1_node_registered_ready(self):
@@ -302,17 +317,61 @@ spec:
   - name: cfg
     configMap: {{name: agent-cm}}
 """)
-        p = self.wait_running("cmpod")
-        uid = p["metadata"]["uid"]
-        logdir = os.path.join(self.noded.logs, f"default_cmpod_{uid}", "app")
-        def logged():
-            try:
-                with open(os.path.join(logdir, "0.log")) as f:
-                    return "hello-from-cm" in f.read()
-            except OSError:
-                return False
-        self.wait(logged, 10, "configMap content in the container's log")
+        self.wait_running("cmpod")
+        self.container_log("cmpod", "hello-from-cm", "configMap content in the container's log")
         self.kubectl("delete", "pod", "cmpod", "--grace-period=0", "--wait=false")
+
+    def test_5b_service_env_vars(self):
+        """The kubelet's service environment variables: the master service's always, the pod's
+        namespace's with enableServiceLinks (the default)."""
+        self.create("""
+apiVersion: v1
+kind: Service
+metadata: {name: agent-svc}
+spec:
+  selector: {app: nothing}
+  ports: [{name: web, port: 80, targetPort: 8080}, {name: dns, port: 53, protocol: UDP}]
+""")
+        ip = self.get("service", "agent-svc")["spec"]["clusterIP"]
+        for name, links in (("envpod", True), ("nolinks", False)):
+            self.create(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  enableServiceLinks: {str(links).lower()}
+  containers:
+  - name: app
+    image: {self.image}
+    command: ["sh", "-c", "env | sort; echo END; sleep 3600"]
+    env: [{{name: API, value: "https://$(KUBERNETES_SERVICE_HOST):$(KUBERNETES_SERVICE_PORT)"}}]
+""")
+        for name in ("envpod", "nolinks"):
+            self.wait_running(name)
+        env = {}
+        for name in ("envpod", "nolinks"):
+            log = self.container_log(name, "END", f"{name}'s environment in its log")
+            env[name] = dict(line.split(" ", 3)[3].split("=", 1) for line in log.splitlines()
+                             if "=" in line.split(" ", 3)[-1])
+        master = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443",
+                  "KUBERNETES_SERVICE_PORT_HTTPS": "443", "KUBERNETES_PORT": "tcp://10.96.0.1:443",
+                  "KUBERNETES_PORT_443_TCP": "tcp://10.96.0.1:443",
+                  "KUBERNETES_PORT_443_TCP_PROTO": "tcp", "KUBERNETES_PORT_443_TCP_PORT": "443",
+                  "KUBERNETES_PORT_443_TCP_ADDR": "10.96.0.1", "API": "https://10.96.0.1:443"}
+        own = {"AGENT_SVC_SERVICE_HOST": ip, "AGENT_SVC_SERVICE_PORT": "80",
+               "AGENT_SVC_SERVICE_PORT_WEB": "80", "AGENT_SVC_SERVICE_PORT_DNS": "53",
+               "AGENT_SVC_PORT": f"tcp://{ip}:80", "AGENT_SVC_PORT_80_TCP": f"tcp://{ip}:80",
+               "AGENT_SVC_PORT_80_TCP_PROTO": "tcp", "AGENT_SVC_PORT_80_TCP_PORT": "80",
+               "AGENT_SVC_PORT_80_TCP_ADDR": ip, "AGENT_SVC_PORT_53_UDP": f"udp://{ip}:53",
+               "AGENT_SVC_PORT_53_UDP_PROTO": "udp", "AGENT_SVC_PORT_53_UDP_PORT": "53",
+               "AGENT_SVC_PORT_53_UDP_ADDR": ip}
+        self.assertEqual({k: v for k, v in env["envpod"].items() if k in master or k in own},
+                         {**master, **own})
+        self.assertEqual({k: v for k, v in env["nolinks"].items() if k in master or k in own},
+                         master)
+        self.assertFalse([k for k in env["nolinks"] if k.startswith("AGENT_SVC")])
+        self.kubectl("delete", "pod", "envpod", "nolinks", "--grace-period=0", "--wait=false")
+        self.kubectl("delete", "service", "agent-svc")
 
     def test_6_kill9_restart_no_container_restarts(self):
         self.kubectl("rollout", "status", "deployment/web", "--timeout=60s", timeout=90)
