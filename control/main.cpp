@@ -32,6 +32,7 @@
 #include "manager/components.h"
 #include "podwarp/kubeconfig.h"
 #include "podwarp/log.h"
+#include "podwarp/netaddr.h"
 #include "podwarp/pki.h"
 #include "schema/schema.h"
 #include "storage/etcd_client.h"
@@ -135,7 +136,7 @@ int main(int argc, char** argv) {
   app.add_option("--service-node-port-range", node_port_range, "NodePort range, e.g. 30000-32767");
   app.add_option("--components", components, "which of apiserver,scheduler,controllers to run");
   app.add_option("--token-auth-file", token_file, "CSV of bearer tokens: token,user,uid,\"groups\"");
-  app.add_option("--advertise-address", advertise_address, "address in the kubernetes Endpoints");
+  app.add_option("--advertise-address", advertise_address, "address of the kubernetes Service's endpoints (default: --bind-address; for 0.0.0.0 the address of the default route's interface)");
   app.add_option("--tls-san", extra_sans, "extra subject alternative names for the serving cert");
   app.add_option("--etcd-compaction-interval", compaction_interval, "seconds; 0 disables");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
@@ -312,7 +313,20 @@ int main(int argc, char** argv) {
   if (bind_address != "0.0.0.0" && bind_address != "127.0.0.1" && bind_address != "::") {
     sans.ips.push_back(bind_address);
   }
-  if (!advertise_address.empty() && advertise_address != "127.0.0.1") {
+  // Upstream's default: the bind address, or with a wildcard bind the address of the host's
+  // default interface, so that the kubernetes Service's endpoint is one pods can reach.
+  if (advertise_address.empty()) {
+    if (bind_address != "0.0.0.0" && bind_address != "::") {
+      advertise_address = bind_address;
+    } else {
+      advertise_address = netaddr::default_route_ipv4();
+      if (advertise_address.empty()) {
+        log::warn("no IPv4 default route to take --advertise-address from: advertising 127.0.0.1");
+        advertise_address = "127.0.0.1";
+      }
+    }
+  }
+  if (advertise_address != "127.0.0.1" && advertise_address != bind_address) {
     sans.ips.push_back(advertise_address);
   }
   for (const std::string& s : extra_sans) {
@@ -355,9 +369,7 @@ int main(int argc, char** argv) {
   api_opts.node_port_min = port_min;
   api_opts.node_port_max = port_max;
   api_opts.tokens = *token_issuer;
-  api_opts.advertise_address = advertise_address.empty()
-                                   ? (bind_address == "0.0.0.0" ? "127.0.0.1" : bind_address)
-                                   : advertise_address;
+  api_opts.advertise_address = advertise_address;
   apiserver::ServerOptions srv_opts;
   srv_opts.bind_address = bind_address;
   srv_opts.port = static_cast<std::uint16_t>(secure_port);

@@ -21,9 +21,7 @@
 // running and the next noded re-adopts them (restart-safe upgrades). Stop pods by removing
 // their manifests. The process ends with _exit() (never destroying an io_context with io_uring
 // operations in flight).
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <ifaddrs.h>
 #include <linux/magic.h>
 #include <net/if.h>
 #include <sys/file.h>
@@ -76,6 +74,7 @@
 #include "podwarp/api/resources.h"
 #include "podwarp/client.h"
 #include "podwarp/informer.h"
+#include "podwarp/netaddr.h"
 #include "podwarp/kubeconfig.h"
 #include "podwarp/log.h"
 
@@ -109,34 +108,6 @@ std::expected<void, SysError> ensure_bpffs(const std::string& dir) {
   if (::mount("bpf", dir.c_str(), "bpf", 0, "mode=0700") != 0)
     return std::unexpected(errno_error("mount bpf on " + dir));
   return {};
-}
-
-// The IPv4 address of the interface of the default route (/proc/net/route), "" if none.
-std::string default_route_ipv4() {
-  std::ifstream f("/proc/net/route");
-  std::string line, iface;
-  std::getline(f, line);  // header
-  while (std::getline(f, line)) {
-    std::istringstream ls(line);
-    std::string name, dest;
-    if (ls >> name >> dest && dest == "00000000") {
-      iface = name;
-      break;
-    }
-  }
-  if (iface.empty()) return {};
-  ifaddrs* ifs = nullptr;
-  if (::getifaddrs(&ifs) != 0) return {};
-  std::string out;
-  for (auto* i = ifs; i != nullptr; i = i->ifa_next) {
-    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET || iface != i->ifa_name) continue;
-    char buf[INET_ADDRSTRLEN] = {};
-    ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, buf, sizeof buf);
-    out = buf;
-    break;
-  }
-  ::freeifaddrs(ifs);
-  return out;
 }
 
 }  // namespace
@@ -317,7 +288,7 @@ int main(int argc, char** argv) {
     auto k = kubeconfig::load(kubeconfig_path);
     if (!k) fatal("kubeconfig: " + k.error());
     kc = std::move(*k);
-    if (node_ip.empty()) node_ip = default_route_ipv4();
+    if (node_ip.empty()) node_ip = netaddr::default_route_ipv4();
   }
   for (const auto& n : report->not_enforced)
     log::warn("noded: cgroup limit not enforceable: {}", n);

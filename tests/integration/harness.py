@@ -24,21 +24,29 @@ def free_port():
 
 
 class Etcd:
-    def __init__(self, root):
+    """With unix_socket, etcd also listens on <root>/client.sock:0 (etcd takes a unix URL's
+    host:port as a path relative to its working directory), which `unix_endpoint` names for
+    podwarp-control: a control plane in another network namespace reaches it there."""
+
+    def __init__(self, root, unix_socket=False):
         self.dir = os.path.join(root, "etcd")
         self.client_port = free_port()
         peer = free_port()
         while peer == self.client_port:
             peer = free_port()
         self.endpoint = f"http://127.0.0.1:{self.client_port}"
+        listen = self.endpoint
+        if unix_socket:
+            listen += ",unix://client.sock:0"
+            self.unix_endpoint = f"unix:{root}/client.sock:0"
         self.log = open(os.path.join(root, "etcd.log"), "wb")
         self.proc = subprocess.Popen(
             ["etcd", "--name", "t", "--data-dir", self.dir,
-             "--listen-client-urls", self.endpoint, "--advertise-client-urls", self.endpoint,
+             "--listen-client-urls", listen, "--advertise-client-urls", self.endpoint,
              "--listen-peer-urls", f"http://127.0.0.1:{peer}",
              "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
              "--initial-cluster", f"t=http://127.0.0.1:{peer}"],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, cwd=root)
         deadline = time.time() + 30
         while time.time() < deadline:
             r = subprocess.run(["etcdctl", "--endpoints", self.endpoint, "endpoint", "health"],
@@ -65,15 +73,19 @@ def stop_pid(proc, timeout=10):
 
 
 class Cluster:
-    """etcd + podwarp-control. Use as a context manager or call close()."""
+    """etcd + podwarp-control. Use as a context manager or call close(). With `netns` (the name
+    of a network namespace under /run/netns that the test made), podwarp-control and kubectl
+    run inside it (nsenter) and reach etcd over its unix socket."""
 
-    def __init__(self, extra_args=(), components="apiserver"):
+    def __init__(self, extra_args=(), components="apiserver", netns=None):
         self.root = tempfile.mkdtemp(prefix="podwarp-it-")
         self.extra_args = list(extra_args)
         self.components = components
+        self.prefix = ["nsenter", f"--net=/run/netns/{netns}"] if netns else []
         self.control = None
         try:
-            self.etcd = Etcd(self.root)
+            self.etcd = Etcd(self.root, unix_socket=bool(netns))
+            self.etcd_endpoint = self.etcd.unix_endpoint if netns else self.etcd.endpoint
             self.data_dir = os.path.join(self.root, "control")
             self.cache_dir = os.path.join(self.root, "kubectl-cache")
             self.start_control()
@@ -85,7 +97,7 @@ class Cluster:
         log_path = os.path.join(self.root, "control.log")
         self.control_log = open(log_path, "ab")
         self.control = subprocess.Popen(
-            [os.path.join(BIN, "podwarp-control"), "--etcd-servers", self.etcd.endpoint,
+            self.prefix + [os.path.join(BIN, "podwarp-control"), "--etcd-servers", self.etcd_endpoint,
              "--data-dir", self.data_dir, "--secure-port", str(port), "--components", self.components]
             + self.extra_args,
             stdout=subprocess.PIPE, stderr=self.control_log, start_new_session=True)
@@ -112,7 +124,7 @@ class Cluster:
         self.start_control(self.port)
 
     def kubectl(self, *args, input=None, check=True, timeout=60):
-        cmd = [KUBECTL, "--kubeconfig", self.kubeconfig, "--cache-dir", self.cache_dir] + list(args)
+        cmd = self.prefix + [KUBECTL, "--kubeconfig", self.kubeconfig, "--cache-dir", self.cache_dir] + list(args)
         r = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
         if check and r.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({r.returncode}):\n"
