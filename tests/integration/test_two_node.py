@@ -19,6 +19,7 @@ namespace to a pod, service or underlay address. Checked:
 
 Run as root: PODWARP_BIN=<build>/bin /usr/bin/python3 tests/integration/test_two_node.py"""
 import ipaddress
+import json
 import os
 import re
 import shutil
@@ -62,7 +63,8 @@ class TwoNodeTest(unittest.TestCase):
         try:
             c = cls.c
             c.apply(*[c.web_pod(p, p[4]) for p in WEB],
-                    c.agent_pod("client-a", "a"), c.agent_pod("client-b", "b"),
+                    c.agent_pod("client-a", "a", token=True),
+                    c.agent_pod("client-b", "b", token=True),
                     *[c.dns_pod(p, p[4], ip) for p, ip in DNS_ANSWERS.items()],
                     service("web", {"app": "web"}),
                     service("web-sticky", {"app": "web"}, affinity=True),
@@ -447,6 +449,26 @@ class TwoNodeTest(unittest.TestCase):
             server.kill()
             server.wait()
 
+    # ------------------------------------------------------------------ 9. in-cluster API
+    def test_9_pods_reach_the_api_through_the_kubernetes_service(self):
+        """What in-cluster clients (client-go's InClusterConfig, the Python client's
+        load_incluster_config) do, from a pod on either node: the service environment
+        variables name 10.96.0.1:443; the socket load balancer takes the connection to the
+        apiserver's advertise address; the server certificate verifies against the mounted
+        ca.crt for 10.96.0.1; the mounted service account token authenticates."""
+        c = self.c
+        for client in ("client-a", "client-b"):
+            out, rc = c.pod_sh(client, 'echo "$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT"; '
+                                       "/share/bin/pwget /api/v1/namespaces/default/pods/$POD_NAME")
+            self.assertEqual(rc, 0, f"{client}: {out}")
+            first, _, response = out.partition("\n")
+            self.assertEqual(first, "10.96.0.1:443", out)
+            # (pod_sh reads text: CRLF comes back as LF)
+            status, _, rest = response.partition("\n")
+            self.assertEqual(status, "HTTP/1.1 200 OK", out)
+            pod = json.loads(rest.partition("\n\n")[2])
+            self.assertEqual((pod["kind"], pod["metadata"]["name"]), ("Pod", client))
+            self.assertEqual(pod["spec"]["serviceAccountName"], "default")
 
 def read(path):
     with open(path, errors="replace") as f:

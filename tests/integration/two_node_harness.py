@@ -23,7 +23,10 @@ script into share/cmd/<pod>/ and reads its output back (TwoNodeCluster.pod_sh); 
 inside the pod (its network namespace and its cgroup, where noded's socket load balancer sits).
 share/bin/pwnet is a small static client/server (C source below, built with gcc -static) for
 what busybox cannot do: a UDP DNS responder, unconnected UDP queries that print the reply's
-source, a resolver following /etc/resolv.conf, timed TCP connects and a timestamped HTTP loop.
+source, a resolver following /etc/resolv.conf, timed TCP connects and a timestamped HTTP loop;
+share/bin/pwget (static, with OpenSSL) is an in-cluster API client as client-go's
+InClusterConfig. The apiserver advertises node a's underlay address, where node a's forwarder
+listens too, so that pods reach the API through the kubernetes Service.
 
 Everything is removed in close() (also after failures, and at exit): noded processes by pid,
 what is left in the test cgroups (cgroup.kill), mounts under the temporary folder, cgroups,
@@ -367,6 +370,67 @@ int main(int argc, char** argv) {
 }
 """
 
+PWGET_C = r"""/* pwget: an in-cluster API client as client-go's InClusterConfig is, for the two-node test
+   (static, with OpenSSL; run inside pods only). busybox's own TLS offers no cipher suite for
+   the apiserver's ECDSA certificate.
+     pwget PATH    GET https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/PATH, the server
+                   verified against the service account's ca.crt and for the host's address,
+                   with its token as the bearer token; prints the status line, then the body */
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define SA "/var/run/secrets/kubernetes.io/serviceaccount/"
+
+static int fail(const char* what) {
+  printf("error %s\n", what);
+  ERR_print_errors_fp(stdout);
+  return 2;
+}
+
+int main(int argc, char** argv) {
+  const char* host = getenv("KUBERNETES_SERVICE_HOST");
+  const char* port = getenv("KUBERNETES_SERVICE_PORT");
+  if (argc != 2 || !host || !port) return fail("usage: pwget PATH (in a pod)");
+  char token[8192] = {0};
+  FILE* f = fopen(SA "token", "r");
+  if (!f) return fail("no token");
+  size_t n = fread(token, 1, sizeof token - 1, f);
+  fclose(f);
+  token[n] = 0;
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_port = htons((unsigned short)atoi(port));
+  if (inet_pton(AF_INET, host, &a.sin_addr) != 1) return fail("KUBERNETES_SERVICE_HOST");
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  if (connect(s, (struct sockaddr*)&a, sizeof a) != 0) return fail("connect");
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  if (!SSL_CTX_load_verify_locations(ctx, SA "ca.crt", NULL)) return fail("ca.crt");
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+  SSL* ssl = SSL_new(ctx);
+  X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host);
+  SSL_set_fd(ssl, s);
+  if (SSL_connect(ssl) != 1) return fail("handshake");
+  char req[9000];
+  int len = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: %s:%s\r\nAuthorization: Bearer %s\r\n"
+                     "Accept: application/json\r\nConnection: close\r\n\r\n",
+                     argv[1], host, port, token);
+  if (SSL_write(ssl, req, len) != len) return fail("write");
+  char buf[16384];
+  int r;
+  while ((r = SSL_read(ssl, buf, sizeof buf)) > 0) fwrite(buf, 1, (size_t)r, stdout);
+  return 0;
+}
+"""
+
 
 def skip_reason():
     """Why the two-node test cannot run here, or None."""
@@ -425,9 +489,11 @@ def in_netns(netns_path, fn):
 
 
 class Forwarder:
-    """TCP relay: listens on 127.0.0.1:listen_port inside netns_path, connects each accepted
-    connection to 127.0.0.1:target_port in the machine's namespace (threads created here stay
-    in the machine's namespace; only the listening socket was made inside the node's)."""
+    """TCP relay: listens on listen_port of every address inside netns_path (127.0.0.1 for
+    noded; the node's underlay address for pods that reach the API through the kubernetes
+    Service), connects each accepted connection to 127.0.0.1:target_port in the machine's
+    namespace (threads created here stay in the machine's namespace; only the listening socket
+    was made inside the node's)."""
 
     def __init__(self, netns_path, listen_port, target_port):
         self.target_port = target_port
@@ -438,7 +504,7 @@ class Forwarder:
         def listener():
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("127.0.0.1", listen_port))
+            s.bind(("0.0.0.0", listen_port))
             s.listen(64)
             return s
 
@@ -613,11 +679,19 @@ class TwoNodeCluster:
             f.write(PWNET_C)
         run("gcc", "-O2", "-static", "-o", os.path.join(self.share, "bin", "pwnet"), src,
             timeout=120)
+        src = os.path.join(self.base, "pwget.c")
+        with open(src, "w") as f:
+            f.write(PWGET_C)
+        run("gcc", "-O2", "-static", "-o", os.path.join(self.share, "bin", "pwget"), src,
+            "-lssl", "-lcrypto", "-lpthread", timeout=120)
         images = os.path.join(self.base, "images")
         run(os.path.join(h.SOURCE, "scripts", "make-test-images.sh"), images, timeout=120)
-        self.cluster = harness.Cluster(components="apiserver,scheduler,controllers")
-        self.kubeconfig = self.cluster.kubeconfig
         self.subnet = f"192.168.{random.randrange(16, 250)}"
+        # The kubernetes Service's endpoint is node a's underlay address, where node a's
+        # Forwarder listens too: pods on both nodes reach the API as 10.96.0.1:443.
+        self.cluster = harness.Cluster(components="apiserver,scheduler,controllers",
+                                       extra_args=["--advertise-address", f"{self.subnet}.1"])
+        self.kubeconfig = self.cluster.kubeconfig
         self.underlay = Underlay(f"pwtn-{self.tag}", self.subnet)
         self.ext_netns = self.underlay.add_host("x", 100)
         self.ext_ip = f"{self.subnet}.100"
@@ -676,14 +750,17 @@ class TwoNodeCluster:
                      f"--timeout={timeout}s", timeout=timeout + 30)
 
     # ------------------------------------------------------------------ pods
-    def agent_pod(self, name, node, labels=None):
+    def agent_pod(self, name, node, labels=None, token=False):
         """A client pod pinned to node whose container runs scripts dropped in
-        share/cmd/<name>/ (see pod_sh)."""
+        share/cmd/<name>/ (see pod_sh); with token, it mounts its service account's token."""
         d = f"/share/cmd/{name}"
         script = (f"mkdir -p {d}; while true; do for f in {d}/*.sh; do [ -e \"$f\" ] || continue; "
                   "o=${f%.sh}; sh \"$f\" > $o.tmp 2>&1; echo \"rc=$?\" >> $o.tmp; "
                   "mv $o.tmp $o.out; rm -f \"$f\"; done; sleep 0.05; done")
-        return self.pod(name, node, "latest", ["sh", "-c", script], labels or {"role": "client"})
+        pod = self.pod(name, node, "latest", ["sh", "-c", script], labels or {"role": "client"})
+        if token:
+            pod["spec"]["automountServiceAccountToken"] = True
+        return pod
 
     def pod(self, name, node, tag, command, labels, grace=1, probe_port=None, extra=None):
         c = {"name": "main", "image": f"{IMAGE}:{tag}", "imagePullPolicy": "Never",
