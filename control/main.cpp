@@ -21,6 +21,7 @@
 #include <optional>
 #include <filesystem>
 #include <iostream>
+#include <thread>
 
 #include "apiserver/api.h"
 #include "apiserver/etcd_metrics.h"
@@ -121,7 +122,10 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   std::vector<std::string> extra_sans;
   int compaction_interval = 300;
-  unsigned worker_threads = 2;
+  // Connection threads pay for their hand-offs to the API thread (wake-ups, context switches:
+  // ~15% of podwarp-control's CPU per create) only with cores to spare: on a 2-core machine,
+  // which etcd shares, everything on the API thread costs less (docs/benchmarks.md, session 14).
+  unsigned worker_threads = std::thread::hardware_concurrency() <= 2 ? 0 : 2;
   std::string kubeconfig_path;
   bool leader_elect = true;
   std::string lease_duration = "15s", renew_deadline = "10s", retry_period = "2s";
@@ -145,7 +149,8 @@ int main(int argc, char** argv) {
                  "the limit the server gives HTTP/2 clients for concurrent streams on one connection")
       ->check(CLI::Range(1, 1 << 20));
   app.add_option("--worker-threads", worker_threads,
-                 "threads for TLS, HTTP and watch streaming (0: all on the API thread)");
+                 "threads for TLS, HTTP and watch streaming (0: all on the API thread; default 0 "
+                 "on machines with up to 2 CPUs, else 2)");
   app.add_option("--kubeconfig", kubeconfig_path,
                  "API server of the scheduler and controllers when this process runs no apiserver");
   app.add_option("--leader-elect", leader_elect,
