@@ -278,7 +278,17 @@ class PodManagerImpl final : public PodManager {
     if (api) {
       env.lookup = o_.api_lookup;
       env.services = o_.api_services;
-    } else env.lookup = [objs](std::string_view kind, std::string_view ns, std::string_view name) -> std::optional<json::value> {
+    } else if (o_.api_services) {
+      // A static pod does not wait for the Services to be read (the kubelet's exception:
+      // static pods may be what serves the API): before that it gets none.
+      env.services = [services = o_.api_services]()
+          -> std::expected<std::vector<std::shared_ptr<const json::value>>, std::string> {
+        auto r = services();
+        if (!r) return std::vector<std::shared_ptr<const json::value>>{};
+        return r;
+      };
+    }
+    if (!api) env.lookup = [objs](std::string_view kind, std::string_view ns, std::string_view name) -> std::optional<json::value> {
       if (!objs) return std::nullopt;
       const auto& m = kind == "ConfigMap" ? objs->first : objs->second;
       auto it = m.find(fmt::format("{}/{}", ns, name));

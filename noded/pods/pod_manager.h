@@ -47,8 +47,8 @@ struct PodManagerOptions {
   bool api_source = false;
   // ConfigMap/Secret lookup for API pods (static pods use the folder's objects); may be null.
   ObjectLookup api_lookup;
-  // The cluster's Services for API pods' service environment variables (static pods get none,
-  // as the kubelet's file source without an API server); may be null.
+  // The cluster's Services for the pods' service environment variables (API mode; static pods
+  // too, without waiting for the Services to be read); may be null (standalone: none).
   ServiceList api_services;
   // Workers' status may have changed (uid); called on the loop, often: coalesce.
   std::function<void(const std::string& uid)> on_status_changed;
