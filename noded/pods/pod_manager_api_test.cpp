@@ -1,11 +1,14 @@
 // PodManager's API source (noded/agent drives it): pods under their real UIDs, graceful
 // removal with a grace override and the terminated callback, adoption by UID across a
-// "kill -9", and orphan cleanup only once the API source has listed.
+// "kill -9", orphan cleanup only once the API source has listed, and the service list that
+// API and static pods' starts get.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
 
 #include <filesystem>
+#include <fstream>
+#include <map>
 
 #include "podwarp/asio_run.h"
 #include "pods/fakes_for_test.h"
@@ -138,6 +141,52 @@ TEST(PodManagerApi, RestartAdoptsByUidAndCleansOnlyAfterSync) {
   EXPECT_EQ(t2.uids, std::vector<std::string>{"uid-done"});
   EXPECT_FALSE(fs::exists(d.path + "/root/pods/uid-done"));
   (void)m2.release();
+}
+
+// The service list reaches container starts: an API pod's start sees the list's answer (its
+// error while the Services are not read yet, which the runtime's env resolution turns into a
+// CreateContainerConfigError); a static pod's sees none before they are read, and no error.
+TEST(PodManagerApi, ServiceListForApiAndStaticPods) {
+  TmpDir d;
+  fs::create_directories(d.path + "/m");
+  auto& io = *new boost::asio::io_context;
+  auto& rt = *new testing::FakeRuntime(io);
+  auto& images = *new testing::FakeImages;
+  Terminated t;
+  std::vector<std::string> changed;
+  auto o = options(d, t, changed);
+  o.manifest_dir = d.path + "/m";
+  o.rescan_interval = 50ms;
+  o.api_services = []()  // as the agent's, before its Services informer has synced
+      -> std::expected<std::vector<std::shared_ptr<const json::value>>, std::string> {
+    return std::unexpected(std::string("services have not yet been read"));
+  };
+  std::map<std::string, std::vector<std::string>> seen;  // pod name -> each start's view
+  rt.start_hook = [&seen](const ContainerStartRequest& req) -> std::optional<std::string> {
+    std::string view = "unset";
+    if (req.services != nullptr && *req.services) {
+      auto r = (*req.services)();
+      view = r ? std::to_string(r->size()) + " services" : "error: " + r.error();
+    }
+    seen[req.pod_name].push_back(view);
+    return std::nullopt;
+  };
+  {
+    std::ofstream(o.manifest_dir + "/s.yaml")
+        << "kind: Pod\nmetadata: {name: s}\nspec: {containers: [{name: c, image: x:1}]}\n";
+  }
+  auto m = make_pod_manager(io.get_executor(), o, rt, images);
+  m->start();
+  m->api_synced({});
+  ASSERT_TRUE(m->add_api_pod(api_pod("web", "uid-1")));
+  ASSERT_TRUE(testing::run_until(io, [&] { return seen.size() == 2; }));
+  ASSERT_TRUE(seen.contains("web"));
+  EXPECT_EQ(seen["web"].front(), "error: services have not yet been read");
+  for (const auto& [name, views] : seen)
+    if (name != "web") {
+      EXPECT_EQ(views.front(), "0 services") << name;  // the static pod
+    }
+  (void)m.release();
 }
 
 }  // namespace
