@@ -330,7 +330,7 @@ kind: Service
 metadata: {name: agent-svc}
 spec:
   selector: {app: nothing}
-  ports: [{name: web, port: 80, targetPort: 8080}, {name: dns, port: 53, protocol: UDP}]
+  ports: [{name: web, port: 80, targetPort: 9376}, {name: dns, port: 53, protocol: UDP}]
 """)
         ip = self.get("service", "agent-svc")["spec"]["clusterIP"]
         for name, links in (("envpod", True), ("nolinks", False)):
