@@ -47,6 +47,7 @@
 #include <sstream>
 
 #include "agent/agent.h"
+#include "bpfutil/bpf_util.h"
 #include "adapters/node_images.h"
 #include "adapters/node_runtime.h"
 #include "cgroup/cgroup.h"
@@ -97,8 +98,11 @@ namespace {
   finish(1);
 }
 
-// Makes `dir` a bpffs mount point unless it already is on one.
+// Makes `dir` a bpffs mount point unless it already is on one. Below /sys/fs/bpf (which is
+// sysfs, where nothing can be created, until a bpffs is mounted on it) the machine's bpffs is
+// mounted first when it is missing.
 std::expected<void, SysError> ensure_bpffs(const std::string& dir) {
+  if (auto m = noded::bpfutil::ensure_machine_bpffs(dir); !m) return std::unexpected(m.error());
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return std::unexpected(SysError{ec.value(), "mkdir " + dir + ": " + ec.message()});

@@ -1,8 +1,12 @@
 #include "bpfutil/bpf_util.h"
 
+#include <fcntl.h>
 #include <linux/magic.h>
+#include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -28,6 +32,24 @@ bool is_bpffs(const std::string& path) {
   struct statfs st {};
   return ::statfs(path.c_str(), &st) == 0 &&
          st.f_type == static_cast<decltype(st.f_type)>(BPF_FS_MAGIC);
+}
+
+std::expected<void, SysError> ensure_machine_bpffs(const std::string& path) {
+  const std::string_view root = kMachineBpffs;
+  if (!path.starts_with(root) || (path.size() > root.size() && path[root.size()] != '/'))
+    return {};
+  if (is_bpffs(kMachineBpffs)) return {};
+  const int fd = ::open(kMachineBpffs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return std::unexpected(errno_error(std::string("open ") + kMachineBpffs));
+  std::expected<void, SysError> out;
+  if (::flock(fd, LOCK_EX) != 0) {
+    out = std::unexpected(errno_error(std::string("flock ") + kMachineBpffs));
+  } else if (!is_bpffs(kMachineBpffs) && ::mount("bpf", kMachineBpffs, "bpf", 0, "mode=0700") != 0) {
+    out = std::unexpected(errno_error(std::string("mount bpf on ") + kMachineBpffs +
+                                      " (no bpffs is mounted there; needs CAP_SYS_ADMIN)"));
+  }
+  ::close(fd);  // also drops the lock
+  return out;
 }
 
 std::expected<void, SysError> mkdir_p(const std::string& path, mode_t mode) {

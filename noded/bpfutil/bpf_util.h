@@ -16,6 +16,16 @@ namespace podwarp::noded::bpfutil {
 
 bool is_bpffs(const std::string& path);
 
+// Where systemd mounts the machine's bpffs at boot.
+inline constexpr const char* kMachineBpffs = "/sys/fs/bpf";
+
+// For a path at or below /sys/fs/bpf: mounts a bpffs on /sys/fs/bpf when none is there, as
+// systemd does at boot (hosts that boot without that mount: containers, minimal VMs); the
+// mount is the machine's and stays, like systemd's. Under an exclusive lock on /sys/fs/bpf,
+// so that two starters do not stack two instances (the later would hide the earlier's pins).
+// Any other path: nothing to do.
+std::expected<void, SysError> ensure_machine_bpffs(const std::string& path);
+
 // mkdir -p with `mode` for every component it creates; "mkdir <part>: <ERRNO>" on failure.
 std::expected<void, SysError> mkdir_p(const std::string& path, mode_t mode = 0700);
 

@@ -29,7 +29,7 @@ using bpfutil::is_bpffs;
 using bpfutil::LibbpfLogCapture;
 using bpfutil::mkdir_p;
 
-constexpr const char* kDefaultBpffs = "/sys/fs/bpf";
+constexpr const char* kDefaultBpffs = bpfutil::kMachineBpffs;
 
 class Fd {
  public:
@@ -185,9 +185,7 @@ std::expected<std::string, Error> bpffs_root() {
     if (found.empty()) found = dir;
   }
   if (!found.empty()) return found;
-  if (::mount("bpf", kDefaultBpffs, "bpf", 0, "mode=0700") != 0)
-    return std::unexpected(errno_error(std::string("mount bpf on ") + kDefaultBpffs +
-                                       " (no bpffs is mounted; needs CAP_SYS_ADMIN)"));
+  if (auto m = bpfutil::ensure_machine_bpffs(kDefaultBpffs); !m) return std::unexpected(m.error());
   return std::string(kDefaultBpffs);
 }
 
@@ -201,12 +199,7 @@ std::expected<ExitRecorder, Error> ExitRecorder::open(std::string pin_dir) {
   std::string parent = pin_dir.substr(0, pin_dir.rfind('/'));
   if (parent.empty()) parent = "/";
   if (!is_bpffs(pin_dir) && !is_bpffs(parent)) {
-    std::string root = std::string(kDefaultBpffs) + "/";
-    if (pin_dir.compare(0, root.size(), root) == 0 && !is_bpffs(kDefaultBpffs)) {
-      if (::mount("bpf", kDefaultBpffs, "bpf", 0, "mode=0700") != 0)
-        return std::unexpected(
-            errno_error(std::string("mount bpf on ") + kDefaultBpffs + " (needs CAP_SYS_ADMIN)"));
-    }
+    if (auto m = bpfutil::ensure_machine_bpffs(pin_dir); !m) return std::unexpected(m.error());
   }
   // Create nothing outside bpffs: the nearest existing ancestor must already be on it.
   std::string existing = pin_dir;

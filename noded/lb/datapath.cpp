@@ -252,6 +252,7 @@ std::expected<std::unique_ptr<Datapath>, Error> Datapath::open(const DatapathOpt
   if (dir.empty() || dir[0] != '/' || dir == "/")
     return std::unexpected(logic_error("lb pin dir must be an absolute path below bpffs, got \"" +
                                        options.pin_dir + "\""));
+  if (auto m = bpfutil::ensure_machine_bpffs(dir); !m) return std::unexpected(m.error());
   std::string existing = dir;
   struct stat st {};
   while (existing.size() > 1 && ::stat(existing.c_str(), &st) != 0)
