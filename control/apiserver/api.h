@@ -69,6 +69,10 @@ class Api {
   // with the uids in it? Reads the watch cache; call on the Api's executor.
   bool token_objects_current(const TokenIdentity& id) const;
 
+  // The etcd check of the health endpoints: a read of one key (/registry/health, as upstream's
+  // probe). nullopt when etcd answered, else why not. Call on the Api's executor.
+  boost::asio::awaitable<std::optional<std::string>> etcd_health();
+
   static std::string key_for(const api::Resource& r, std::string_view ns, std::string_view name);
   static std::string prefix_for(const api::Resource& r, std::string_view ns);
 

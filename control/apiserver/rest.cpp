@@ -120,6 +120,15 @@ Api::Api(asio::any_io_executor ex, storage::EtcdClient& etcd, WatchCache& cache,
 
 Api::~Api() = default;
 
+asio::awaitable<std::optional<std::string>> Api::etcd_health() {
+  storage::RangeOptions one;
+  one.limit = 1;
+  one.keys_only = true;
+  auto r = co_await etcd_.range("/registry/health", one);
+  if (!r) co_return r.error().message;
+  co_return std::nullopt;
+}
+
 std::string Api::key_for(const api::Resource& r, std::string_view ns, std::string_view name) {
   if (r.namespaced) return fmt::format("/registry/{}/{}/{}", r.storage_name(), ns, name);
   return fmt::format("/registry/{}/{}", r.storage_name(), name);

@@ -345,6 +345,30 @@ asio::awaitable<std::optional<UserInfo>> ApiServer::authenticate_service_account
   co_return u;
 }
 
+asio::awaitable<Response> ApiServer::health_check(const HealthPath& path, const Request& req) {
+  const std::vector<std::string>& names = health_check_names(path.endpoint);
+  if (!path.check.empty() && std::find(names.begin(), names.end(), path.check) == names.end())
+    co_return Response::error(plain_not_found());
+  std::vector<HealthResult> results;
+  std::optional<std::optional<std::string>> etcd;  // one probe for etcd and etcd-readiness
+  for (const std::string& name : names) {
+    if (!path.check.empty() && name != path.check) continue;
+    HealthResult r{.name = name, .failure = std::nullopt};
+    bool excluded = false;  // an excluded check is not run
+    for (auto [it, end] = req.query.equal_range("exclude"); it != end; ++it)
+      excluded = excluded || (path.check.empty() && it->second == name);
+    if (!excluded && (name == "etcd" || name == "etcd-readiness")) {
+      if (!etcd) etcd = co_await asio::co_spawn(io_, api_.etcd_health(), asio::use_awaitable);
+      r.failure = *etcd;
+    } else if (!excluded && name == "informer-sync" && !ready_.load()) {
+      r.failure = "the watch cache has not synced with etcd yet";
+    }
+    results.push_back(std::move(r));
+  }
+  if (!path.check.empty()) co_return single_health_response(results.front());
+  co_return health_response(path.endpoint, results, req);
+}
+
 asio::awaitable<Routed> ApiServer::route(Request& req, const std::optional<UserInfo>& cert_user,
                                          std::string_view authorization) {
   Routed routed;
@@ -358,8 +382,9 @@ asio::awaitable<Routed> ApiServer::route(Request& req, const std::optional<UserI
       user = co_await authenticate_service_account(std::move(auth));
     }
   }
-  const bool public_path = req.path == "/healthz" || req.path == "/livez" ||
-                           req.path == "/readyz" || req.path == "/version" ||
+  const std::optional<HealthPath> health = parse_health_path(req.path);
+  // Upstream's system:public-info-viewer: the health endpoints themselves, not their checks.
+  const bool public_path = (health && health->check.empty()) || req.path == "/version" ||
                            req.path == "/version/";
   bool resource_path = false;
   if (!user && !public_path) {
@@ -367,16 +392,8 @@ asio::awaitable<Routed> ApiServer::route(Request& req, const std::optional<UserI
     co_return routed;
   }
   if (user) req.user = *user;
-  if (req.path == "/healthz" || req.path == "/livez" || req.path == "/readyz") {
-    Response r;
-    r.content_type = "text/plain; charset=utf-8";
-    if (req.path == "/readyz" && !ready_.load()) {
-      r.status = 500;
-      r.body = "[-]watch-cache failed: not ready\nreadyz check failed\n";
-    } else {
-      r.body = "ok";
-    }
-    response = std::move(r);
+  if (health) {
+    response = co_await health_check(*health, req);
   } else if (req.path == "/metrics") {
     Response r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";

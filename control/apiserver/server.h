@@ -26,6 +26,7 @@
 
 #include "apiserver/api.h"
 #include "apiserver/discovery.h"
+#include "apiserver/health.h"
 #include "apiserver/proxy_stream.h"
 
 namespace podwarp::apiserver {
@@ -86,6 +87,8 @@ class ApiServer {
   // HTTP/2 on a connection whose handshake chose "h2" (http2.cpp).
   boost::asio::awaitable<void> serve_h2(TlsStream& stream, const std::optional<UserInfo>& cert_user);
   // Authenticates and routes one request (the Api call runs on the Api's thread).
+  // /healthz, /livez, /readyz and their single checks (health.h).
+  boost::asio::awaitable<Response> health_check(const HealthPath& path, const Request& req);
   boost::asio::awaitable<Routed> route(Request& req, const std::optional<UserInfo>& cert_user,
                                        std::string_view authorization);
   // apiserver_request_total, and the latency histogram when `started` is given.

@@ -39,14 +39,19 @@ class Etcd:
         if unix_socket:
             listen += ",unix://client.sock:0"
             self.unix_endpoint = f"unix:{root}/client.sock:0"
-        self.log = open(os.path.join(root, "etcd.log"), "wb")
-        self.proc = subprocess.Popen(
-            ["etcd", "--name", "t", "--data-dir", self.dir,
-             "--listen-client-urls", listen, "--advertise-client-urls", self.endpoint,
-             "--listen-peer-urls", f"http://127.0.0.1:{peer}",
-             "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-             "--initial-cluster", f"t=http://127.0.0.1:{peer}"],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, cwd=root)
+        self.root = root
+        self.argv = ["etcd", "--name", "t", "--data-dir", self.dir,
+                     "--listen-client-urls", listen, "--advertise-client-urls", self.endpoint,
+                     "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+                     "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+                     "--initial-cluster", f"t=http://127.0.0.1:{peer}"]
+        self.start()
+
+    def start(self):
+        """(Re)starts etcd on the same ports and data, and waits until it answers."""
+        self.log = open(os.path.join(self.root, "etcd.log"), "ab")
+        self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True, cwd=self.root)
         deadline = time.time() + 30
         while time.time() < deadline:
             r = subprocess.run(["etcdctl", "--endpoints", self.endpoint, "endpoint", "health"],
