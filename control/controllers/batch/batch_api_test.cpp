@@ -335,5 +335,32 @@ TEST(CronJobController, SchedulesEveryMinuteWithAMovedClock) {
   EXPECT_EQ(solo, 1);
 }
 
+TEST(CronJobController, AJobMadeByHandFromTheCronJobIsNotAdopted) {
+  Harness h;
+  h.start();
+  if (HasFatalFailure()) return;
+  // Scheduled once a year and suspended: the controller starts nothing itself.
+  auto cj = h.create(R("batch", "cronjobs"), R"({"apiVersion":"batch/v1","kind":"CronJob",
+    "metadata":{"name":"yearly"},
+    "spec":{"schedule":"0 0 1 1 *","suspend":true,
+      "jobTemplate":{"spec":{"template":{"spec":{"restartPolicy":"Never",
+          "containers":[{"name":"c","image":"busybox"}]}}}}}})");
+  // What `kubectl create job manual --from=cronjob/yearly` posts: the template, owned by the
+  // CronJob as its controller.
+  std::string job = fmt::format(R"({{"apiVersion":"batch/v1","kind":"Job",
+    "metadata":{{"name":"manual","annotations":{{"cronjob.kubernetes.io/instantiate":"manual"}},
+      "ownerReferences":[{{"apiVersion":"batch/v1","kind":"CronJob","name":"yearly",
+        "uid":"{}","controller":true}}]}},
+    "spec":{{"template":{{"spec":{{"restartPolicy":"Never",
+      "containers":[{{"name":"c","image":"busybox"}}]}}}}}}}})",
+                                get_string(cj, {"metadata", "uid"}));
+  h.create(R("batch", "jobs"), job.c_str());
+  ASSERT_TRUE(h.fx->eventually([&] { return h.has_event("yearly", "UnexpectedJob"); }, 10s));
+  h.fx->run_for(300ms);
+  auto now = h.get(R("batch", "cronjobs"), "yearly");
+  ASSERT_TRUE(now);
+  EXPECT_EQ(find_path(*now, {"status", "active"}), nullptr) << json::serialize(*now);
+}
+
 }  // namespace
 }  // namespace podwarp::controllers

@@ -209,9 +209,10 @@ Awaitable<Result<void>> CronJobController::sync(std::string key) {
           active.push_back(job_ref(*j));
           continue;
         }
+        // Not adopted, as upstream: a Job made by hand from the CronJob (kubectl create job
+        // --from=cronjob/...) is not in status.active and does not count for concurrencyPolicy.
         recorder_.record(*cj, "Warning", "UnexpectedJob",
                          fmt::format("Saw a job that the controller did not create or forgot: {}", jname));
-        active.push_back(job_ref(*j));
       }
       continue;
     }
