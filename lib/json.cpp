@@ -1,5 +1,8 @@
 #include "podwarp/json.h"
 
+#include <cmath>
+#include <limits>
+
 namespace podwarp {
 
 const json::value* find_path(const json::value& v, std::initializer_list<std::string_view> path) {
@@ -32,7 +35,15 @@ std::int64_t get_int(const json::value& v, std::initializer_list<std::string_vie
   if (f == nullptr) return fallback;
   if (f->is_int64()) return f->get_int64();
   if (f->is_uint64()) return static_cast<std::int64_t>(f->get_uint64());
-  if (f->is_double()) return static_cast<std::int64_t>(f->get_double());
+  if (f->is_double()) {
+    // Truncated toward zero and saturated: a double outside the int64 range (1e300 in a
+    // request body) cannot be converted (undefined behavior).
+    const double d = f->get_double();
+    if (std::isnan(d)) return fallback;
+    if (d >= 0x1p63) return std::numeric_limits<std::int64_t>::max();
+    if (d < -0x1p63) return std::numeric_limits<std::int64_t>::min();
+    return static_cast<std::int64_t>(d);
+  }
   return fallback;
 }
 
@@ -48,12 +59,40 @@ json::object& ensure_object(json::object& obj, std::string_view key) {
   return slot.get_object();
 }
 
+namespace {
+
+// Boost.JSON reads a number beyond the range of a double (1e999, or 400 digits) as an infinity,
+// and writes that back as "Infinity", which is not JSON: an object holding one was stored as
+// text that does not parse back. Go's decoder refuses such numbers. (Recursion is bounded by
+// the parse's max_depth.)
+bool all_finite(const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::double_:
+      return std::isfinite(v.get_double());
+    case json::kind::array:
+      for (const json::value& e : v.get_array()) {
+        if (!all_finite(e)) return false;
+      }
+      return true;
+    case json::kind::object:
+      for (const auto& kv : v.get_object()) {
+        if (!all_finite(kv.value())) return false;
+      }
+      return true;
+    default:
+      return true;
+  }
+}
+
+}  // namespace
+
 std::expected<json::value, std::string> parse_json(std::string_view text, int max_depth) {
   json::parse_options opts;
   opts.max_depth = static_cast<std::size_t>(max_depth);
   boost::system::error_code ec;
   json::value v = json::parse(text, ec, {}, opts);
   if (ec) return std::unexpected(ec.message());
+  if (!all_finite(v)) return std::unexpected("a number is out of the range of a float64");
   return v;
 }
 

@@ -274,6 +274,84 @@ TEST(JsonPatchTest, HostileInput) {
             "referenced");
 }
 
+TEST(JsonPatchTest, CopiesCannotBlowTheDocumentUp) {
+  // Each copy of /x to its own end doubles it: 30 copies in a 1 KiB body would make 2^30 values
+  // (the apiserver ran out of memory). As upstream's apiserver (JSONPatchMaxCopyBytes), copies
+  // may add 3 MiB in all.
+  json::array ops;
+  ops.push_back(json::object{{"op", "add"}, {"path", "/x"}, {"value", json::array{"s"}}});
+  for (int i = 0; i < 30; ++i) {
+    ops.push_back(json::object{{"op", "copy"}, {"from", "/x"}, {"path", "/x/-"}});
+  }
+  auto got = apply_json_patch(J(R"({"a":1})"), ops);
+  ASSERT_FALSE(got.has_value());
+  EXPECT_TRUE(got.error().starts_with(
+      "Unable to complete the copy, the accumulated size increase of copy is "))
+      << got.error();
+  EXPECT_TRUE(got.error().ends_with(", exceeding the limit 3145728")) << got.error();
+  // Copying the whole document counts too.
+  json::array root_ops{json::object{{"op", "add"}, {"path", "/x"}, {"value", "0123456789"}}};
+  for (int i = 0; i < 30; ++i) {
+    root_ops.push_back(
+        json::object{{"op", "copy"}, {"from", ""}, {"path", "/y" + std::to_string(i)}});
+  }
+  EXPECT_FALSE(apply_json_patch(J(R"({"a":1})"), root_ops).has_value());
+  // A few copies are fine.
+  ops.resize(4);
+  auto few = apply_json_patch(J(R"({"a":1})"), ops);
+  ASSERT_TRUE(few.has_value()) << few.error();
+  EXPECT_EQ(json::serialize(few->at("x")), R"(["s",["s"],["s",["s"]],["s",["s"],["s",["s"]]]])");
+}
+
+TEST(JsonPatchTest, CannotNestDeeperThanParseJsonReads) {
+  // Copying a chain to its own end doubles its depth: 17 copies in a 500 KiB body nested 262143
+  // levels, and the recursive copy of Boost.JSON values overflowed the stack. 127 levels did not
+  // crash but were stored, and the object could no longer be read (parse_json stops at 64).
+  json::array ops;
+  ops.push_back(json::object{{"op", "add"}, {"path", "/x"}, {"value", J(R"({"a":{}})")}});
+  int chain = 1;
+  for (int i = 0; i < 17; ++i) {
+    std::string path = "/x";
+    for (int k = 0; k <= chain; ++k) path += "/a";
+    ops.push_back(json::object{{"op", "copy"}, {"from", "/x"}, {"path", path}});
+    chain = 2 * chain + 1;
+  }
+  auto got = apply_json_patch(J(R"({"kind":"ConfigMap"})"), ops);
+  ASSERT_FALSE(got.has_value());
+  EXPECT_EQ(got.error(),
+            "copy operation does not apply: the document would nest deeper than 64 levels");
+
+  // 64 levels as parse_json counts them are fine, 65 are not, whatever the operation.
+  const json::value doc = J(R"({"b":{"c":{}}})");
+  auto add = [&](int levels) {
+    return apply_json_patch(
+        doc, json::array{json::object{{"op", "add"}, {"path", "/a"}, {"value", deep(levels, 1)}}});
+  };
+  ASSERT_TRUE(add(63).has_value());
+  ASSERT_TRUE(parse_json(json::serialize(*add(63))).has_value());
+  ASSERT_FALSE(add(64).has_value());
+  EXPECT_EQ(add(64).error(),
+            "add operation does not apply: the document would nest deeper than 64 levels");
+  auto replace = apply_json_patch(
+      doc, json::array{json::object{{"op", "replace"}, {"path", "/b/c"}, {"value", deep(63, 1)}}});
+  EXPECT_FALSE(replace.has_value());
+  auto root = apply_json_patch(
+      doc, json::array{json::object{{"op", "replace"}, {"path", ""}, {"value", deep(65, 1)}}});
+  EXPECT_FALSE(root.has_value());
+  const json::value two = J(R"({"a":{"a":{}},"b":{"c":{}}})");
+  auto move_ok = apply_json_patch(
+      two, json::array{json::object{{"op", "move"}, {"from", "/a"}, {"path", "/b/c/d"}}});
+  ASSERT_TRUE(move_ok.has_value()) << move_ok.error();
+  EXPECT_EQ(*move_ok, J(R"({"b":{"c":{"d":{"a":{}}}}})"));
+  json::value tall = J(R"({"b":{"c":{}}})");
+  tall.as_object()["a"] = deep(62, 1);
+  auto move_deep = apply_json_patch(
+      tall, json::array{json::object{{"op", "move"}, {"from", "/a"}, {"path", "/b/c/d"}}});
+  ASSERT_FALSE(move_deep.has_value());
+  EXPECT_EQ(move_deep.error(),
+            "move operation does not apply: the document would nest deeper than 64 levels");
+}
+
 // ----------------------------------------------------------------------------------------
 // JSON Merge Patch
 

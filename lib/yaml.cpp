@@ -6,6 +6,8 @@
 #include <charconv>
 #include <cmath>
 
+#include "podwarp/quote.h"
+
 namespace podwarp {
 
 namespace {
@@ -59,14 +61,47 @@ std::optional<json::value> plain_scalar(const std::string& s) {
   return std::nullopt;
 }
 
-std::expected<json::value, std::string> convert(const YAML::Node& n, int depth, int max_depth) {
+// Whether s is well-formed UTF-8, as Boost.JSON's parser requires of every string it reads.
+bool valid_utf8(std::string_view s) {
+  for (std::size_t i = 0, n = 0; i < s.size(); i += n) {
+    if ((n = utf8_sequence(s, i)) == 0) return false;
+  }
+  return true;
+}
+
+// yaml-cpp passes any byte through (and writes escapes such as "\uD800" as they come), while
+// a JSON string must be UTF-8: an object holding such a string would be stored as text that
+// does not parse back. yaml.v2 refuses these streams and escapes too.
+std::expected<void, std::string> check_utf8(const YAML::Node& n, const std::string& s) {
+  if (valid_utf8(s)) return {};
+  return std::unexpected("yaml: line " + std::to_string(n.Mark().line + 1) +
+                         ": invalid UTF-8 in a string");
+}
+
+// yaml-cpp resolves an alias to the anchored node itself, so a few lines of anchors and aliases
+// (or an alias inside its own anchor) describe a graph that expands into billions of values:
+// converting it would run for hours. Every value converted costs 1 plus its scalar's bytes,
+// from a budget that a document without aliases stays well within (it cannot hold more values
+// or scalar bytes than it has bytes), with room for ordinary anchor reuse. Upstream's yaml.v2
+// bounds alias expansion too ("document contains excessive aliasing").
+struct Budget {
+  std::size_t left;
+};
+constexpr std::string_view kExcessiveAliasing = "yaml: document contains excessive aliasing";
+
+std::expected<json::value, std::string> convert(const YAML::Node& n, int depth, int max_depth,
+                                                Budget& budget) {
   if (depth > max_depth) return std::unexpected("yaml: exceeded max depth");
+  std::size_t cost = 1 + (n.Type() == YAML::NodeType::Scalar ? n.Scalar().size() : 0);
+  if (cost > budget.left) return std::unexpected(std::string(kExcessiveAliasing));
+  budget.left -= cost;
   switch (n.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
       return json::value(nullptr);
     case YAML::NodeType::Scalar: {
       const std::string& s = n.Scalar();
+      if (auto ok = check_utf8(n, s); !ok) return std::unexpected(ok.error());
       if (n.Tag() == "!" || n.Tag() == "tag:yaml.org,2002:str") return json::value(s);
       if (auto v = plain_scalar(s)) return *v;
       return json::value(s);
@@ -74,7 +109,7 @@ std::expected<json::value, std::string> convert(const YAML::Node& n, int depth, 
     case YAML::NodeType::Sequence: {
       json::array a;
       for (const YAML::Node& item : n) {
-        auto v = convert(item, depth + 1, max_depth);
+        auto v = convert(item, depth + 1, max_depth, budget);
         if (!v) return v;
         a.push_back(std::move(*v));
       }
@@ -84,7 +119,14 @@ std::expected<json::value, std::string> convert(const YAML::Node& n, int depth, 
       json::object o;
       for (const auto& kv : n) {
         if (!kv.first.IsScalar()) return std::unexpected("yaml: mapping keys must be scalars");
-        auto v = convert(kv.second, depth + 1, max_depth);
+        if (kv.first.Scalar().size() > budget.left) {
+          return std::unexpected(std::string(kExcessiveAliasing));
+        }
+        budget.left -= kv.first.Scalar().size();
+        if (auto ok = check_utf8(kv.first, kv.first.Scalar()); !ok) {
+          return std::unexpected(ok.error());
+        }
+        auto v = convert(kv.second, depth + 1, max_depth, budget);
         if (!v) return v;
         o[kv.first.Scalar()] = std::move(*v);
       }
@@ -125,7 +167,8 @@ std::expected<json::value, std::string> yaml_to_json(std::string_view text, int 
   if (flow_too_deep(text, max_depth)) return std::unexpected("yaml: exceeded max depth");
   try {
     YAML::Node root = YAML::Load(std::string(text));
-    return convert(root, 0, max_depth);
+    Budget budget{1'000'000 + 4 * text.size()};
+    return convert(root, 0, max_depth, budget);
   } catch (const YAML::Exception& e) {
     return std::unexpected(fmt_yaml_error(e));
   } catch (const std::exception& e) {

@@ -6,6 +6,7 @@
 #include "podwarp/patch.h"
 #include "podwarp/selector.h"
 #include "podwarp/time.h"
+#include "validation/validation.h"
 
 namespace podwarp::apiserver {
 
@@ -104,6 +105,11 @@ asio::awaitable<Response> Api::scale(const Request& req) {
       }
       if (!patched) co_return Response::error(bad_request(patched.error()));
       wanted = std::move(*patched);
+    }
+    // The body decodes as an autoscaling/v1 Scale, as upstream's: an int32 replicas, not 1.5,
+    // 1e300 or 2^40 (which would be stored in the scaled object, where clients cannot decode it).
+    if (auto ok = check_fields(req, validation::scale_resource(), wanted, nullptr); !ok) {
+      co_return Response::error(ok.error());
     }
     const json::value* replicas = find_path(wanted, {"spec", "replicas"});
     std::int64_t n = get_int(wanted, {"spec", "replicas"}, -1);

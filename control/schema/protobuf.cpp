@@ -9,6 +9,8 @@
 #include <optional>
 #include <unordered_map>
 
+#include "podwarp/quote.h"
+
 namespace podwarp::schema {
 namespace {
 
@@ -265,33 +267,12 @@ std::string base64(Bytes in) {
 // The bytes as a string, each byte that is not part of valid UTF-8 replaced by U+FFFD, as Go's
 // encoding/json writes them.
 std::string utf8(Bytes in) {
+  const std::string_view s(reinterpret_cast<const char*>(in.data()), in.size());
   std::string out;
   out.reserve(in.size());
-  std::size_t i = 0;
-  while (i < in.size()) {
-    std::uint8_t b = in[i];
-    std::size_t n = 0;
-    std::uint8_t lo = 0x80, hi = 0xbf;  // range of the second byte
-    if (b < 0x80) {
-      n = 1;
-    } else if (b >= 0xc2 && b <= 0xdf) {
-      n = 2;
-    } else if (b >= 0xe0 && b <= 0xef) {
-      n = 3;
-      if (b == 0xe0) lo = 0xa0;
-      if (b == 0xed) hi = 0x9f;  // no surrogates
-    } else if (b >= 0xf0 && b <= 0xf4) {
-      n = 4;
-      if (b == 0xf0) lo = 0x90;
-      if (b == 0xf4) hi = 0x8f;
-    }
-    bool ok = n > 0 && i + n <= in.size();
-    for (std::size_t k = 1; ok && k < n; ++k) {
-      std::uint8_t c = in[i + k];
-      ok = k == 1 ? (c >= lo && c <= hi) : (c >= 0x80 && c <= 0xbf);
-    }
-    if (ok) {
-      out.append(reinterpret_cast<const char*>(in.data() + i), n);
+  for (std::size_t i = 0; i < s.size();) {
+    if (std::size_t n = utf8_sequence(s, i); n > 0) {
+      out.append(s.substr(i, n));
       i += n;
     } else {
       out += "\xef\xbf\xbd";

@@ -725,6 +725,15 @@ TEST(TypeErrors, IntegersRejectFractionsAndOverflow) {
   EXPECT_THAT(type_errors(deploy, parse(R"({"spec": {"replicas": 3000000000}})")),
               ElementsAre(HasSubstr("cannot unmarshal number 3000000000 into")));
   EXPECT_THAT(type_errors(deploy, parse(R"({"metadata": {"generation": 3000000000}})")), IsEmpty());
+  // The scale subresource checks its body with the Scale kind (it read 1e300 with get_int).
+  const Type& scale = kind("autoscaling", "v1", "Scale");
+  EXPECT_THAT(type_errors(scale, parse(R"({"spec": {"replicas": 1e300}})")),
+              ElementsAre("json: cannot unmarshal number 1e+300 into Go struct field "
+                          "ScaleSpec.spec.replicas of type int32"));
+  EXPECT_THAT(type_errors(scale, parse(R"({"spec": {"replicas": 9223372036854775807}})")),
+              ElementsAre(HasSubstr("cannot unmarshal number 9223372036854775807 into")));
+  EXPECT_THAT(type_errors(scale, parse(R"({"spec": {"replicas": 5}, "status": {"replicas": 3}})")),
+              IsEmpty());
 }
 
 TEST(TypeErrors, IntOrStringQuantityAndNull) {

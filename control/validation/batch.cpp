@@ -6,6 +6,7 @@
 #include <cctype>
 #include <charconv>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -567,26 +568,38 @@ const std::map<std::string, unsigned> kMonthNames = {
 const std::map<std::string, unsigned> kDowNames = {{"sun", 0}, {"mon", 1}, {"tue", 2}, {"wed", 3},
                                                    {"thu", 4}, {"fri", 5}, {"sat", 6}};
 
-std::optional<std::string> parse_int(std::string_view s, unsigned& out) {
-  long long v = 0;
+// robfig/cron's mustParseInt: Go's strconv.Atoi (one optional sign, then digits, within the
+// int64 range), then a non-negative uint. The value keeps 64 bits, so that "4294967296" is above
+// the field's maximum rather than 0, and "--5" or "*/--9223372036854775808" are syntax errors
+// (from_chars took the second sign, and negating the minimum overflowed).
+std::optional<std::string> parse_int(std::string_view s, std::uint64_t& out) {
   std::string_view digits = s;
   bool neg = false;
   if (!digits.empty() && (digits[0] == '+' || digits[0] == '-')) {
     neg = digits[0] == '-';
     digits.remove_prefix(1);
   }
+  std::uint64_t v = 0;  // from_chars takes no sign for an unsigned type
   auto r = std::from_chars(digits.data(), digits.data() + digits.size(), v);
-  if (digits.empty() || r.ec != std::errc() || r.ptr != digits.data() + digits.size()) {
-    return "failed to parse int from " + std::string(s) + ": strconv.Atoi: parsing " + q(s) +
-           ": invalid syntax";
+  const std::string prefix =
+      "failed to parse int from " + std::string(s) + ": strconv.Atoi: parsing " + q(s) + ": ";
+  if (digits.empty() || r.ptr != digits.data() + digits.size() ||
+      (r.ec != std::errc() && r.ec != std::errc::result_out_of_range)) {
+    return prefix + "invalid syntax";
   }
-  if (neg) v = -v;
-  if (v < 0) return "negative number (" + std::to_string(v) + ") not allowed: " + std::string(s);
-  out = static_cast<unsigned>(v);
+  constexpr std::uint64_t kMaxInt64 = std::numeric_limits<std::int64_t>::max();
+  if (r.ec == std::errc::result_out_of_range || v > kMaxInt64 + (neg ? 1 : 0)) {
+    return prefix + "value out of range";
+  }
+  if (neg && v != 0) {
+    return "negative number (-" + std::to_string(v) + ") not allowed: " + std::string(s);
+  }
+  out = v;
   return std::nullopt;
 }
 
-std::optional<std::string> parse_int_or_name(std::string_view s, const Bounds& b, unsigned& out) {
+std::optional<std::string> parse_int_or_name(std::string_view s, const Bounds& b,
+                                             std::uint64_t& out) {
   if (b.names) {
     std::string lower(s);
     std::transform(lower.begin(), lower.end(), lower.begin(),
@@ -613,7 +626,7 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
 std::optional<std::string> cron_range(std::string_view expr, const Bounds& b) {
   auto range_step = split(expr, '/');
   auto low_high = split(range_step[0], '-');
-  unsigned start = 0, end = 0, step = 1;
+  std::uint64_t start = 0, end = 0, step = 1;
   if (low_high[0] == "*" || low_high[0] == "?") {
     start = b.min;
     end = b.max;

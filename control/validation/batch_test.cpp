@@ -172,7 +172,27 @@ INSTANTIATE_TEST_SUITE_P(
                           "failed to parse int from x: strconv.Atoi: parsing \"x\": "
                           "invalid syntax"},
                       std::pair<std::string, std::string>{"@weekdays",
-                                                          "unrecognized descriptor: @weekdays"}));
+                                                          "unrecognized descriptor: @weekdays"},
+                      // Numbers as Go's strconv.Atoi reads them, kept at 64 bits: negating the
+                      // minimum overflowed, a second sign was taken, 2^32 wrapped to 0.
+                      std::pair<std::string, std::string>{
+                          "*/--9223372036854775808 * * * *",
+                          "failed to parse int from --9223372036854775808: strconv.Atoi: parsing "
+                          "\"--9223372036854775808\": invalid syntax"},
+                      std::pair<std::string, std::string>{
+                          "*/--5 * * * *",
+                          "failed to parse int from --5: strconv.Atoi: parsing \"--5\": "
+                          "invalid syntax"},
+                      std::pair<std::string, std::string>{
+                          "*/-5 * * * *", "negative number (-5) not allowed: -5"},
+                      std::pair<std::string, std::string>{
+                          "*/99999999999999999999 * * * *",
+                          "failed to parse int from 99999999999999999999: strconv.Atoi: parsing "
+                          "\"99999999999999999999\": value out of range"},
+                      std::pair<std::string, std::string>{
+                          "4294967296 * * * *",
+                          "end of range (4294967296) above maximum (59): 4294967296"},
+                      std::pair<std::string, std::string>{"*/+7 * * * *", ""}));
 
 TEST(CronJob, OtherRules) {
   std::string tz(kCronJob);

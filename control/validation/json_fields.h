@@ -60,8 +60,10 @@ inline std::optional<std::int64_t> integer(const json::value* v) {
     return static_cast<std::int64_t>(u);
   }
   if (v->is_double()) {
+    // Only whole numbers in the int64 range convert (others are undefined behavior to cast).
     double d = v->get_double();
-    if (d == static_cast<double>(static_cast<std::int64_t>(d))) return static_cast<std::int64_t>(d);
+    if (d >= -0x1p63 && d < 0x1p63 && d == static_cast<double>(static_cast<std::int64_t>(d)))
+      return static_cast<std::int64_t>(d);
   }
   return std::nullopt;
 }

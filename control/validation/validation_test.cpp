@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "validation/json_fields.h"
 #include "validation/test_util.h"
 
 namespace podwarp::validation {
@@ -127,6 +128,18 @@ TEST(Dispatch, NonObjects) {
   EXPECT_EQ(v, J("[1,2]"));
   EXPECT_THAT(texts(validate(R("", "Pod"), v, nullptr)),
               ElementsAre("[]: Invalid value: [1,2]: must be a JSON object"));
+}
+
+TEST(JsonFields, IntegerOfADouble) {
+  // Whole doubles in the int64 range read as integers; others (1e300 would have been an
+  // out-of-range conversion, undefined behavior) do not.
+  const json::value three(3.0), min(-0x1p63);
+  EXPECT_EQ(integer(&three), 3);
+  EXPECT_EQ(integer(&min), INT64_MIN);
+  for (double d : {1.5, 1e300, -1e300, 0x1p63, 9.3e18}) {
+    const json::value v(d);
+    EXPECT_FALSE(integer(&v).has_value()) << d;
+  }
 }
 
 }  // namespace

@@ -21,7 +21,8 @@ namespace json = boost::json;
 const json::value* find_path(const json::value& v, std::initializer_list<std::string_view> path);
 json::value* find_path(json::value& v, std::initializer_list<std::string_view> path);
 
-// Typed reads with a fallback when the field is absent or of another type.
+// Typed reads with a fallback when the field is absent or of another type. get_int reads a
+// double truncated toward zero, saturated to the int64 range.
 std::string_view get_string(const json::value& v, std::initializer_list<std::string_view> path,
                             std::string_view fallback = {});
 std::int64_t get_int(const json::value& v, std::initializer_list<std::string_view> path,
@@ -33,6 +34,7 @@ bool get_bool(const json::value& v, std::initializer_list<std::string_view> path
 json::object& ensure_object(json::object& obj, std::string_view key);
 
 // Parses a JSON text with a depth limit; the error is a message suitable for a 400 Status.
+// Numbers beyond the range of a double (1e999) are an error, as in Go, rather than infinities.
 std::expected<json::value, std::string> parse_json(std::string_view text, int max_depth = 64);
 
 // Compact serialization.

@@ -5,6 +5,11 @@
 //    the apiserver uses, negative array indexes count from the end for add and remove, and
 //    error messages follow its wording ("add operation does not apply: doc is missing path:
 //    \"/a/b\": missing value"). Unlike it, a replace of an absent member fails (RFC).
+//    Copies may add at most 3 MiB in all (upstream's JSONPatchMaxCopyBytes, with evanphx's
+//    "Unable to complete the copy, the accumulated size increase of copy is ..." error), and
+//    no operation may nest the document deeper than the 64 levels parse_json accepts (or than
+//    the input document already was), so that a patch can neither blow a small body up nor
+//    build a document that cannot be read back.
 //  - JSON Merge Patch (RFC 7386, application/merge-patch+json).
 //  - Strategic Merge Patch (application/strategic-merge-patch+json), following
 //    k8s.io/apimachinery/pkg/util/strategicpatch as the apiserver runs it: maps merge
