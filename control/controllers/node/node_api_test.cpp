@@ -61,9 +61,20 @@ struct Harness {
                                         client::PatchType::merge, patch));
     ASSERT_TRUE(r) << r.error().to_string();
   }
+  // Retried on a conflict as the kubelet's node status update is: the node IPAM controller
+  // writes the node's podCIDR at the same time.
   void post_ready(const std::string& node) {
+    for (int attempt = 1;; ++attempt) {
+      auto r = try_post_ready(node);
+      if (r || !r.error().is_conflict() || attempt == 5) {
+        ASSERT_TRUE(r) << r.error().to_string();
+        return;
+      }
+    }
+  }
+  client::Result<json::value> try_post_ready(const std::string& node) {
     auto n = get(R("", "nodes"), "", node);
-    ASSERT_TRUE(n);
+    if (!n) return std::unexpected(client::Error{.code = 404, .reason = "NotFound"});
     std::string now = format_rfc3339(std::chrono::system_clock::now());
     json::array conds;
     for (const char* t : {"Ready", "MemoryPressure", "DiskPressure", "PIDPressure"}) {
@@ -76,13 +87,13 @@ struct Harness {
                                    {"message", "ok"}});
     }
     ensure_object(n->as_object(), "status")["conditions"] = std::move(conds);
-    auto r = fx->run(fx->client().update_status(R("", "nodes"), "", *n));
-    ASSERT_TRUE(r) << r.error().to_string();
+    return fx->run(fx->client().update_status(R("", "nodes"), "", *n));
   }
   std::string ready(const std::string& node) {
     auto n = get(R("", "nodes"), "", node);
-    if (!n) return "?";
-    for (const auto& c : n->at("status").at("conditions").as_array()) {
+    const json::value* cs = n ? find_path(*n, {"status", "conditions"}) : nullptr;
+    if (cs == nullptr || !cs->is_array()) return "?";
+    for (const auto& c : cs->as_array()) {
       if (c.at("type") == "Ready") return std::string(get_string(c, {"status"}));
     }
     return "?";
