@@ -116,6 +116,22 @@ TEST(TimeTest, RoundTrip) {
   }
 }
 
+TEST(TimeTest, SaturatedTimes) {
+  using namespace std::chrono;
+  EXPECT_EQ(saturated_times(seconds(1), 30), seconds(30));
+  EXPECT_EQ(saturated_times(milliseconds(10), 3), milliseconds(30));
+  EXPECT_EQ(saturated_times(seconds(1), -5), seconds(0));
+  EXPECT_EQ(saturated_times(seconds(0), 5), seconds(0));
+  // A grace period of 2^63-1 seconds: capped, and now + it is still a valid time point.
+  const auto big = saturated_times(duration_cast<system_clock::duration>(seconds(1)), INT64_MAX);
+  EXPECT_EQ(big.count(), system_clock::duration::max().count() / 10);
+  const auto later = system_clock::now() + big;
+  EXPECT_GT(later, system_clock::now() + hours(24 * 365 * 20));
+  EXPECT_TRUE(parse_rfc3339(format_rfc3339(later)).has_value());
+  const auto steady = saturated_times(duration_cast<steady_clock::duration>(seconds(1)), INT64_MAX / 2);
+  EXPECT_GT(steady_clock::now() + steady, steady_clock::now());
+}
+
 // upstream TestHumanDuration, plus every boundary of the rules.
 TEST(TimeTest, HumanDuration) {
   struct Case {

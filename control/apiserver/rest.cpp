@@ -813,6 +813,9 @@ asio::awaitable<Response> Api::patch(const Request& req) {
     co_return Response::error(bad_request(
         "json: cannot unmarshal object into Go value of type jsonpatch.Patch"));
   }
+  if (kind == Kind::kJson) {
+    if (auto e = json_patch_too_large(*patch_doc)) co_return Response::error(*e);
+  }
   if (kind != Kind::kJson && !patch_doc->is_object()) {
     co_return Response::error(bad_request(
         "couldn't get version/kind; json parse error: json: cannot unmarshal into Go value of "
@@ -955,7 +958,11 @@ asio::awaitable<std::expected<json::value, ApiError>> Api::delete_object(
       nm["finalizers"] = finalizers;
     }
     if (existing == nullptr || (existing_grace > grace_seconds)) {
-      nm["deletionTimestamp"] = format_rfc3339(now + std::chrono::seconds(grace_seconds));
+      // Saturated: a grace period of 2^63-1 seconds is legal and must not overflow the clock.
+      auto grace = saturated_times(std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                       std::chrono::seconds(1)),
+                                   grace_seconds);
+      nm["deletionTimestamp"] = format_rfc3339(now + grace);
       nm["deletionGracePeriodSeconds"] = grace_seconds;
     }
     if (r.kind == "Namespace") {

@@ -105,6 +105,14 @@ ApiError request_entity_too_large(std::string message) {
   return {413, "RequestEntityTooLarge", std::move(message)};
 }
 
+std::optional<ApiError> json_patch_too_large(const json::value& patch) {
+  constexpr std::size_t kMaxJsonPatchOperations = 10'000;
+  if (!patch.is_array() || patch.as_array().size() <= kMaxJsonPatchOperations) return std::nullopt;
+  return request_entity_too_large(
+      fmt::format("Request entity too large: The allowed maximum operations in a JSON patch is {}, got {}",
+                  kMaxJsonPatchOperations, patch.as_array().size()));
+}
+
 ApiError unsupported_media_type(std::string_view content_type) {
   (void)content_type;
   return {415, "UnsupportedMediaType",

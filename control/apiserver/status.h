@@ -2,6 +2,7 @@
 // ApiError, turned into the upstream JSON body and HTTP code in one place.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,6 +51,9 @@ ApiError unauthorized();
 ApiError forbidden(const api::Resource* r, std::string_view name, std::string message);
 ApiError method_not_supported(const api::Resource& r, std::string_view verb);
 ApiError request_entity_too_large(std::string message);
+// A JSON patch of more operations than upstream's limit (10,000): 413, before any is applied.
+// nullopt when `patch` is within it (or not a JSON patch array).
+std::optional<ApiError> json_patch_too_large(const json::value& patch);
 ApiError unsupported_media_type(std::string_view content_type);
 ApiError not_acceptable(std::string message);
 ApiError internal_error(std::string message);

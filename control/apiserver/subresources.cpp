@@ -95,6 +95,7 @@ asio::awaitable<Response> Api::scale(const Request& req) {
       std::string_view ct = req.content_type;
       std::expected<json::value, std::string> patched;
       if (ct.starts_with("application/json-patch+json")) {
+        if (auto e = json_patch_too_large(*doc)) co_return Response::error(*e);
         patched = patch::apply_json_patch(current_scale, *doc);
       } else if (ct.starts_with("application/merge-patch+json")) {
         patched = patch::apply_merge_patch(current_scale, *doc);

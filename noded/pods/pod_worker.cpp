@@ -800,7 +800,7 @@ asio::awaitable<ExitInfo> PodWorker::watch(Run& r, bool adopted) {
     // The hook runs while the container runs; a failure kills the container.
     Run* rp = &r;
     asio::co_spawn(ex_, [self, rp]() -> asio::awaitable<void> {
-      auto o = co_await self->run_hook(*rp, *rp->def->post_start, self->env_.timings.second * self->def_.grace_seconds);
+      auto o = co_await self->run_hook(*rp, *rp->def->post_start, saturated_times(self->env_.timings.second, self->def_.grace_seconds));
       if (!o.success && rp->running) {
         log::warn("pods: {}: container {}: PostStartHook failed: {}", pod_ref(self->def_), rp->def->name, o.message);
         co_await self->kill_container(*rp, self->def_.grace_seconds, "FailedPostStartHook");
@@ -830,7 +830,7 @@ asio::awaitable<void> PodWorker::kill_container(Run& r, std::int64_t grace_secon
   if (env_.on_event && why == "stop")  // probe failures announce their own Killing event
     env_.on_event("Normal", "Killing", fmt::format("Stopping container {}", r.def->name));
   std::string id = r.id;
-  auto grace = env_.timings.second * grace_seconds;
+  auto grace = saturated_times(env_.timings.second, grace_seconds);
   auto deadline = std::chrono::steady_clock::now() + grace;
   if (r.def->pre_stop && grace.count() > 0) {
     auto o = co_await run_hook(r, *r.def->pre_stop, grace);

@@ -149,6 +149,44 @@ class BadInputTest(harness.ClusterTestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn('unknown field "spec.replicass"', r.stderr)
 
+    def test_json_patch_operation_limit_is_413(self):
+        self.cluster.kubectl("create", "configmap", "ops", "--from-literal=a=1")
+        path = "/api/v1/namespaces/default/configmaps/ops"
+        op = {"op": "test", "path": "/data/a", "value": "1"}
+        status, body = self.raw.request("PATCH", path, json.dumps([op] * 10001),
+                                        content_type="application/json-patch+json")
+        self.assertEqual(status, 413)
+        self.assertEqual(body["reason"], "RequestEntityTooLarge")
+        self.assertEqual(body["message"], "Request entity too large: The allowed maximum "
+                                          "operations in a JSON patch is 10000, got 10001")
+        # 10,000 is still allowed.
+        ops = [op] * 9999 + [{"op": "replace", "path": "/data/a", "value": "2"}]
+        status, body = self.raw.request("PATCH", path, json.dumps(ops),
+                                        content_type="application/json-patch+json")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["data"], {"a": "2"})
+
+    def test_huge_grace_period_is_accepted(self):
+        # gracePeriodSeconds is an int64; its largest value must neither overflow the deletion
+        # deadline nor crash the server. A bound pod waits for its node, so it stays marked.
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "slow"},
+               "spec": {"nodeName": "nowhere", "containers": [{"name": "c", "image": "busybox"}]}}
+        status, _ = self.raw.request("POST", "/api/v1/namespaces/default/pods", json.dumps(pod))
+        self.assertEqual(status, 201)
+        big = 2**63 - 1
+        status, body = self.raw.request(
+            "DELETE", f"/api/v1/namespaces/default/pods/slow?gracePeriodSeconds={big}")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["metadata"]["deletionGracePeriodSeconds"], big)
+        year = int(body["metadata"]["deletionTimestamp"][:4])
+        self.assertGreater(year, 2040)
+        # A shorter grace period still shortens it, and 0 removes the pod.
+        status, body = self.raw.request(
+            "DELETE", "/api/v1/namespaces/default/pods/slow?gracePeriodSeconds=0")
+        self.assertEqual(status, 200, body)
+        status, _ = self.raw.request("GET", "/api/v1/namespaces/default/pods/slow")
+        self.assertEqual(status, 404)
+
     def test_namespace_lifecycle(self):
         cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "b"}}
         # A namespace that does not exist: 404 naming it.

@@ -105,7 +105,7 @@ std::expected<std::uint64_t, std::string> parse_range(std::string_view expr, con
   }
   if (step == 0) return std::unexpected(fmt::format("step of range should be a positive number: {}", expr));
   std::uint64_t bits = 0;
-  for (unsigned v = start; v <= end; v += step) bits |= 1ull << v;
+  for (std::uint64_t v = start; v <= end; v += step) bits |= 1ull << v;  // 64 bits: no wrap on a huge step
   return bits | extra;
 }
 

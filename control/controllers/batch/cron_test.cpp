@@ -57,6 +57,10 @@ TEST(CronSchedule, NextTimes) {
   EXPECT_EQ(next_after("@every 90s", "2026-01-01T00:00:10.5Z"), "2026-01-01T00:01:40Z");
   EXPECT_EQ(next_after("@every 1h30m", "2026-01-01T00:00:00Z"), "2026-01-01T01:30:00Z");
   EXPECT_EQ(next_after("  0 0 * * *  ", "2026-01-01T01:00:00Z"), "2026-01-02T00:00:00Z");
+  // A step beyond the range gives the start alone (it once wrapped around and set minutes
+  // below the start too).
+  EXPECT_EQ(next_after("5/4294967295 * * * *", "2026-01-01T00:00:00Z"), "2026-01-01T00:05:00Z");
+  EXPECT_EQ(next_after("5/4294967295 * * * *", "2026-01-01T00:05:00Z"), "2026-01-01T01:05:00Z");
 }
 
 TEST(CronSchedule, Errors) {
