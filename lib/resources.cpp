@@ -1,6 +1,7 @@
 #include "podwarp/api/resources.h"
 
 #include <algorithm>
+#include <tuple>
 
 namespace podwarp::api {
 namespace {
@@ -93,6 +94,16 @@ const std::vector<Resource>& table() {
     // policy/v1
     t.push_back(make("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets",
                      "poddisruptionbudget", true, {"pdb"}, {}, {status()}));
+    // rbac.authorization.k8s.io/v1: stored and served as upstream's are; requests are not
+    // authorized by them (upstream's --authorization-mode=AlwaysAllow)
+    for (auto [kind, plural, singular, namespaced] :
+         {std::tuple{"ClusterRole", "clusterroles", "clusterrole", false},
+          std::tuple{"ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", false},
+          std::tuple{"Role", "roles", "role", true},
+          std::tuple{"RoleBinding", "rolebindings", "rolebinding", true}}) {
+      t.push_back(make("rbac.authorization.k8s.io", "v1", kind, plural, singular, namespaced, {},
+                       {}, {}));
+    }
     // authentication.k8s.io/v1, authorization.k8s.io/v1: reviews
     t.push_back(create_only("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews",
                             "selfsubjectreview", false));

@@ -148,6 +148,45 @@ asio::awaitable<void> Api::bootstrap() {
     auto r = co_await store_create(req, *ns_res, std::move(obj));
     if (!r && r.error().code != 409) log::warn("bootstrap namespace {}: {}", ns, r.error().message);
   }
+  // RBAC's bootstrap policy, in part: cluster-admin and its binding to system:masters, created
+  // once (not enforced: requests are not authorized by RBAC objects here).
+  const json::object rbac_meta{
+      {"labels", json::object{{"kubernetes.io/bootstrapping", "rbac-defaults"}}},
+      {"annotations", json::object{{"rbac.authorization.kubernetes.io/autoupdate", "true"}}}};
+  auto with_name = [&](std::string_view name) {
+    json::object m = rbac_meta;
+    m["name"] = name;
+    return m;
+  };
+  const json::value everything = json::array{"*"};
+  std::pair<const char*, json::value> rbac_objects[] = {
+      {"clusterroles",
+       json::object{{"apiVersion", "rbac.authorization.k8s.io/v1"},
+                    {"kind", "ClusterRole"},
+                    {"metadata", with_name("cluster-admin")},
+                    {"rules", json::array{json::object{{"apiGroups", everything},
+                                                       {"resources", everything},
+                                                       {"verbs", everything}},
+                                          json::object{{"nonResourceURLs", everything},
+                                                       {"verbs", everything}}}}}},
+      {"clusterrolebindings",
+       json::object{{"apiVersion", "rbac.authorization.k8s.io/v1"},
+                    {"kind", "ClusterRoleBinding"},
+                    {"metadata", with_name("cluster-admin")},
+                    {"roleRef", json::object{{"apiGroup", "rbac.authorization.k8s.io"},
+                                             {"kind", "ClusterRole"},
+                                             {"name", "cluster-admin"}}},
+                    {"subjects", json::array{json::object{{"apiGroup", "rbac.authorization.k8s.io"},
+                                                          {"kind", "Group"},
+                                                          {"name", "system:masters"}}}}}},
+  };
+  for (auto& item : rbac_objects) {
+    const api::Resource* res = api::find_resource("rbac.authorization.k8s.io", "v1", item.first);
+    if (cache_.get(key_for(*res, "", "cluster-admin"))) continue;
+    Request req;
+    auto r = co_await store_create(req, *res, std::move(item.second));
+    if (!r && r.error().code != 409) log::warn("bootstrap {}: {}", item.first, r.error().message);
+  }
   const api::Resource* svc_res = api::find_resource("", "v1", "services");
   json::value svc = json::object{
       {"apiVersion", "v1"},

@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cctype>
 #include <map>
 #include <memory>
@@ -41,10 +42,18 @@ std::string capitalize(std::string_view s) {
   return out;
 }
 
-// "" → "Core", "coordination.k8s.io" → "Coordination"; with the version: "CoreV1".
+// "" → "Core", "coordination.k8s.io" → "Coordination", "rbac.authorization.k8s.io" →
+// "RbacAuthorization"; with the version: "CoreV1".
 std::string group_camel(std::string_view group) {
   if (group.empty()) return "Core";
-  return capitalize(group.substr(0, group.find('.')));
+  if (group.ends_with(".k8s.io")) group.remove_suffix(7);
+  std::string out;
+  for (std::size_t start = 0; start <= group.size();) {
+    std::size_t dot = std::min(group.find('.', start), group.size());
+    out += capitalize(group.substr(start, dot - start));
+    start = dot + 1;
+  }
+  return out;
 }
 
 std::string gv_path(std::string_view group, std::string_view version) {
@@ -544,9 +553,9 @@ class Generator {
     const Type& delete_options = meta("DeleteOptions");
     const Type& patch = meta("Patch");
     std::string gv = group_camel(r.group) + capitalize(r.version);
-    tag_ = (r.group.empty() ? std::string("core")
-                            : std::string(r.group.substr(0, r.group.find('.')))) +
-           "_" + std::string(r.version);
+    // "core_v1", "apps_v1", "rbacAuthorization_v1"
+    tag_ = group_camel(r.group) + "_" + std::string(r.version);
+    tag_[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(tag_[0])));
     std::string prefix = "/" + gv_path(r.group, r.version);
     std::string scope = r.namespaced ? "Namespaced" : "";
     std::string collection =

@@ -8,6 +8,7 @@
 //   network_printers.cpp   Service, Endpoints, EndpointSlice, Ingress, NetworkPolicy
 //   workload_printers.cpp  Deployment, ReplicaSet, DaemonSet, StatefulSet, Job, CronJob,
 //                          PodDisruptionBudget
+//   rbac_printers.cpp      RoleBinding, ClusterRoleBinding (Role, ClusterRole: the default table)
 // tables.cpp collects the lists. All data here is constant; nothing is mutable.
 #pragma once
 
@@ -46,6 +47,7 @@ std::span<const Printer> cluster_printers();
 std::span<const Printer> config_printers();
 std::span<const Printer> network_printers();
 std::span<const Printer> workload_printers();
+std::span<const Printer> rbac_printers();
 
 // Upstream's descriptions, from the OpenAPI field docs; the long ones are cut after their first
 // sentences.

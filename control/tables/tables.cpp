@@ -69,7 +69,8 @@ const Registry& registry() {
   static const Registry kRegistry = [] {
     Registry r{{}, {&kDefaultPrinter, build_columns(kDefaultPrinter)}};
     for (auto list : {detail::pod_printers(), detail::cluster_printers(), detail::config_printers(),
-                      detail::network_printers(), detail::workload_printers()}) {
+                      detail::network_printers(), detail::workload_printers(),
+                      detail::rbac_printers()}) {
       for (const Printer& p : list) r.entries.push_back({&p, build_columns(p)});
     }
     return r;

@@ -63,6 +63,10 @@ TEST(ColumnDefinitions, MatchUpstreamForEveryServedKind) {
       {"Ingress", {"Name", "Class", "Hosts", "Address", "Ports", "Age"}},
       {"PodDisruptionBudget",
        {"Name", "Min Available", "Max Unavailable", "Allowed Disruptions", "Age"}},
+      {"Role", {"Name", "Created At"}},
+      {"ClusterRole", {"Name", "Created At"}},
+      {"RoleBinding", {"Name", "Role", "Age", "Users*", "Groups*", "ServiceAccounts*"}},
+      {"ClusterRoleBinding", {"Name", "Role", "Age", "Users*", "Groups*", "ServiceAccounts*"}},
   };
   std::size_t seen = 0;
   for (const api::Resource& r : api::resources()) {

@@ -35,5 +35,6 @@ std::span<const KindRules> policy_kinds();
 std::span<const KindRules> discovery_kinds();
 std::span<const KindRules> coordination_kinds();
 std::span<const KindRules> autoscaling_kinds();
+std::span<const KindRules> rbac_kinds();
 
 }  // namespace podwarp::validation

@@ -288,6 +288,50 @@ class KubectlTest(harness.ClusterTestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("MethodNotAllowed", r.stderr)
 
+    def test_rbac_objects(self):
+        # Stored and served as upstream's with --authorization-mode=AlwaysAllow: what kubectl's
+        # create role/rolebinding send, the printers, the bootstrap cluster-admin, validation
+        # and the immutable roleRef (aggregation: core_api_test.cpp, with the controller).
+        out = self.k("create", "role", "pod-reader", "--verb=get,list,watch",
+                     "--resource=pods,pods/log").stdout
+        self.assertIn("role.rbac.authorization.k8s.io/pod-reader created", out)
+        self.k("create", "rolebinding", "read-pods", "--role=pod-reader", "--user=jane",
+               "--group=qa", f"--serviceaccount={self.ns}:ci")
+        rows = self.k("get", "rolebinding", "read-pods", "-o", "wide").stdout.splitlines()
+        self.assertEqual(rows[0].split(), ["NAME", "ROLE", "AGE", "USERS", "GROUPS",
+                                           "SERVICEACCOUNTS"])
+        cells = rows[1].split()
+        self.assertEqual(cells[:2], ["read-pods", "Role/pod-reader"])
+        self.assertEqual(cells[3:], ["jane", "qa", f"{self.ns}/ci"])
+        role = json.loads(self.k("get", "role", "pod-reader", "-o", "json").stdout)
+        self.assertEqual(role["rules"], [{"apiGroups": [""], "resources": ["pods", "pods/log"],
+                                          "verbs": ["get", "list", "watch"]}])
+        out = self.k("describe", "rolebinding", "read-pods").stdout
+        self.assertIn("Role:", out)
+        self.assertIn("pod-reader", out)
+        self.assertIn("jane", out)
+        out = self.cluster.kubectl("get", "clusterrolebinding", "cluster-admin", "-o",
+                                   "wide").stdout.splitlines()[1].split()
+        self.assertEqual(out[:2], ["cluster-admin", "ClusterRole/cluster-admin"])
+        self.assertEqual(out[3:], ["system:masters"])
+        crole = json.loads(self.cluster.kubectl("get", "clusterrole", "cluster-admin", "-o",
+                                                "json").stdout)
+        self.assertEqual(crole["rules"][0], {"apiGroups": ["*"], "resources": ["*"],
+                                             "verbs": ["*"]})
+        # Validation and the immutable roleRef, with upstream's messages.
+        r = self.k("create", "role", "bad", "--verb=get", "--resource=pods",
+                   "--dry-run=client", "-o", "json")
+        bad = json.loads(r.stdout)
+        bad["rules"][0]["verbs"] = []
+        r = self.k("apply", "-f", "-", input=json.dumps(bad), check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("rules[0].verbs: Required value: verbs must contain at least one value",
+                      r.stderr)
+        r = self.k("patch", "rolebinding", "read-pods", "--type=merge", "-p",
+                   '{"roleRef":{"name":"other"}}', check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("cannot change roleRef", r.stderr)
+
 
 if __name__ == "__main__":
     harness.main()

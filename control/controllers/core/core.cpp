@@ -1,5 +1,6 @@
 #include "core/core.h"
 
+#include "core/clusterrole_aggregation.h"
 #include "core/disruption.h"
 #include "core/endpoint_slice.h"
 #include "core/endpoints.h"
@@ -19,6 +20,7 @@ loop::ControllerList make_core_controllers(loop::ControllerContext& ctx) {
   list.push_back(make_endpoint_slice_controller(ctx));
   list.push_back(make_disruption_controller(ctx));
   list.push_back(make_root_ca_publisher(ctx));
+  list.push_back(make_clusterrole_aggregation_controller(ctx));
   return list;
 }
 

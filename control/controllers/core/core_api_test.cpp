@@ -29,6 +29,7 @@ const api::Resource& kNodes = resource("", "nodes");
 const api::Resource& kReplicaSets = resource("apps", "replicasets");
 const api::Resource& kDeployments = resource("apps", "deployments");
 const api::Resource& kSlices = resource("discovery.k8s.io", "endpointslices");
+const api::Resource& kClusterRoles = resource("rbac.authorization.k8s.io", "clusterroles");
 const api::Resource& kPdbs = resource("policy", "poddisruptionbudgets");
 
 // A fixture running the core controllers on fx.io().
@@ -535,6 +536,44 @@ TEST(CoreControllersApi, RootCaConfigMapInEveryNamespaceKeptCurrent) {
   })) << "a changed bundle is put back";
   ASSERT_TRUE(c->remove(kConfigMaps, "rootca", "kube-root-ca.crt"));
   EXPECT_TRUE(fx.eventually([&] { return current("rootca"); })) << "a deleted one is re-created";
+}
+
+TEST(CoreControllersApi, ClusterRoleAggregationFollowsTheLabelledRoles) {
+  auto c = Cluster::start();
+  ASSERT_TRUE(c);
+  auto& fx = c->fx();
+  ASSERT_TRUE(c->create(kClusterRoles, "", R"({"metadata":{"name":"monitoring"},
+      "aggregationRule":{"clusterRoleSelectors":[{"matchLabels":{"example.com/aggregate-to-monitoring":"true"}}]}})"));
+  ASSERT_TRUE(c->create(kClusterRoles, "", R"({"metadata":{"name":"b-metrics",
+      "labels":{"example.com/aggregate-to-monitoring":"true"}},
+      "rules":[{"apiGroups":[""],"resources":["pods"],"verbs":["get","list"]},
+               {"nonResourceURLs":["/metrics"],"verbs":["get"]}]})"));
+  ASSERT_TRUE(c->create(kClusterRoles, "", R"({"metadata":{"name":"a-nodes",
+      "labels":{"example.com/aggregate-to-monitoring":"true"}},
+      "rules":[{"apiGroups":[""],"resources":["nodes"],"verbs":["get"]},
+               {"apiGroups":[""],"resources":["pods"],"verbs":["get","list"]}]})"));
+  ASSERT_TRUE(c->create(kClusterRoles, "", R"({"metadata":{"name":"unrelated"},
+      "rules":[{"apiGroups":["*"],"resources":["*"],"verbs":["*"]}]})"));
+  // The matched roles by name, duplicates once.
+  const json::value want = parse(R"([
+      {"apiGroups":[""],"resources":["nodes"],"verbs":["get"]},
+      {"apiGroups":[""],"resources":["pods"],"verbs":["get","list"]},
+      {"nonResourceURLs":["/metrics"],"verbs":["get"]}])");
+  auto rules = [&] {
+    auto r = c->get(kClusterRoles, "", "monitoring");
+    const json::value* v = r ? find_path(*r, {"rules"}) : nullptr;
+    return v ? *v : json::value();
+  };
+  EXPECT_TRUE(fx.eventually([&] { return rules() == want; })) << rules();
+  // A role that stops matching takes its rules with it.
+  ASSERT_TRUE(c->patch(kClusterRoles, "", "b-metrics",
+                       R"({"metadata":{"labels":{"example.com/aggregate-to-monitoring":null}}})"));
+  const json::value fewer = parse(R"([
+      {"apiGroups":[""],"resources":["nodes"],"verbs":["get"]},
+      {"apiGroups":[""],"resources":["pods"],"verbs":["get","list"]}])");
+  EXPECT_TRUE(fx.eventually([&] { return rules() == fewer; })) << rules();
+  ASSERT_TRUE(c->remove(kClusterRoles, "", "a-nodes"));
+  EXPECT_TRUE(fx.eventually([&] { return rules() == json::value(json::array()); })) << rules();
 }
 
 }  // namespace
