@@ -50,6 +50,10 @@ using Clock = std::chrono::steady_clock;
 struct UpOptions {
   std::string data_dir = "/var/lib/podwarp";
   int port = 0;           // 0: 6443 when free, else a free port
+  // podwarp-control --bind-address. 0.0.0.0 as kube-apiserver's default: it then advertises the
+  // default route's address, which pods reach through the kubernetes Service (10.96.0.1:443);
+  // 127.0.0.1 keeps the API on loopback, where no pod can reach it.
+  std::string bind_address = "0.0.0.0";
   int node_api_port = 0;  // 0: 10250 when free, else a free port
   int registry_port = 0;  // 0: 5000 when free, else a free port
   std::string node_name;
@@ -369,7 +373,7 @@ int up(const UpOptions& o) {
     std::ofstream(control_log, std::ios::trunc);  // "serving on" below is this run's
     std::vector<std::string> argv{(bin / "podwarp-control").string(), "--etcd-servers",
                                   fmt::format("http://127.0.0.1:{}", etcd_port), "--data-dir",
-                                  (l.data / "control").string(), "--bind-address", "127.0.0.1",
+                                  (l.data / "control").string(), "--bind-address", o.bind_address,
                                   "--secure-port", std::to_string(port)};
     if (!spawn(l, "control", argv, control_log)) return 1;
   }
@@ -715,6 +719,11 @@ void add_up_commands(CLI::App& app, GlobalOptions& /*globals*/, int& exit_code) 
   upc->add_option("--data-dir", uo->data_dir, "where all of the cluster's state lives")
       ->capture_default_str();
   upc->add_option("--port", uo->port, "apiserver port (default 6443, or a free one)");
+  upc->add_option("--bind-address", uo->bind_address,
+                  "the apiserver's address (0.0.0.0: all, advertising the default route's "
+                  "address so that pods reach it as 10.96.0.1:443; 127.0.0.1: loopback only, "
+                  "out of the pods' reach)")
+      ->capture_default_str();
   upc->add_option("--node-api-port", uo->node_api_port, "noded's API port (default 10250, or a free one)");
   upc->add_option("--registry-port", uo->registry_port, "the local registry's port (default 5000, or a free one)");
   upc->add_option("--node-name", uo->node_name, "the node's name (default: hostname)");

@@ -7,7 +7,9 @@ restart of podwarp-control without container restarts. `podwarp down` removes ev
 mount, cgroup and BPF pin the cluster made.
 
 Needs root (cgroups, namespaces, mounts). All ports are kernel-chosen; the traffic stays on
-loopback (kubectl's port-forward listener) and inside the pods' own network namespaces."""
+loopback (kubectl's port-forward listener) and inside the pods' own network namespaces (and a
+pod's connection to the kubernetes Service ends at this machine's own address)."""
+import json
 import os
 import pty
 import select
@@ -21,6 +23,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import KUBECTL, free_port  # noqa: E402
 from up_harness import UpClusterTestCase, cgroup2_mount, podwarp  # noqa: E402
+import pwget  # noqa: E402
 
 NODE = "podwarp-it-node"
 
@@ -222,6 +225,38 @@ class ClusterUpTest(UpClusterTestCase):
             return "hello from podwarp" in r.stdout
         self.wait_until(fetch, timeout=30, message="web:80 through DNS and the ClusterIP")
         self.kubectl("delete", "service", "web")
+
+    def test_05d_pod_reaches_the_api(self):
+        # podwarp-control listens on all addresses and advertises the default route's, so that a
+        # pod reaches it as in-cluster clients do: KUBERNETES_SERVICE_HOST:PORT (10.96.0.1:443),
+        # the socket load balancer to the advertise address, TLS verified with the mounted
+        # ca.crt, the mounted service account token.
+        share = os.path.join(self.data, "pwget")
+        os.makedirs(share, exist_ok=True)
+        pwget.build(share, os.path.join(share, "pwget"))
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "incluster"},
+               "spec": {"terminationGracePeriodSeconds": 1,
+                        "containers": [{"name": "c", "image": f"{self.image}:latest",
+                                        "command": ["sleep", "3600"],
+                                        "volumeMounts": [{"name": "bin", "mountPath": "/pw"}]}],
+                        "volumes": [{"name": "bin", "hostPath": {"path": share,
+                                                                 "type": "Directory"}}]}}
+        self.kubectl("apply", "-f", "-", input=json.dumps(pod))
+        self.kubectl("wait", "--for=condition=Ready", "pod/incluster", "--timeout=90s")
+        try:
+            env = self.kubectl("exec", "incluster", "--", "sh", "-c",
+                               "echo $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT").stdout
+            self.assertEqual(env.strip(), "10.96.0.1:443")
+            r = self.kubectl("exec", "incluster", "--", "/pw/pwget",
+                             "/api/v1/namespaces/default/pods/incluster", check=False)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            status, _, rest = r.stdout.partition("\n")
+            self.assertEqual(status.strip(), "HTTP/1.1 200 OK", r.stdout)
+            got = json.loads(rest.partition("\r\n\r\n")[2] or rest.partition("\n\n")[2])
+            self.assertEqual((got["kind"], got["metadata"]["name"]), ("Pod", "incluster"))
+            self.assertEqual(got["spec"]["serviceAccountName"], "default")
+        finally:
+            self.kubectl("delete", "pod", "incluster", "--grace-period=1", check=False)
 
     def test_06_rollout_restart_replaces_pods(self):
         before = {p["metadata"]["name"] for p in self.pods("app=web")}
