@@ -104,6 +104,9 @@ const std::vector<Resource>& table() {
       t.push_back(make("rbac.authorization.k8s.io", "v1", kind, plural, singular, namespaced, {},
                        {}, {}));
     }
+    // scheduling.k8s.io/v1
+    t.push_back(make("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses",
+                     "priorityclass", false, {"pc"}, {}, {}));
     // authentication.k8s.io/v1, authorization.k8s.io/v1: reviews
     t.push_back(create_only("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews",
                             "selfsubjectreview", false));

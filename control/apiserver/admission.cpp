@@ -1,5 +1,9 @@
 #include "apiserver/admission.h"
 
+#include <fmt/format.h>
+
+#include "apiserver/object_meta.h"
+
 namespace podwarp::apiserver {
 
 namespace {
@@ -28,7 +32,66 @@ const json::value& token_volume_source() {
   return source;
 }
 
+// The global default PriorityClass: the lowest value among those marked globalDefault.
+const json::value* default_priority_class(const std::vector<const json::value*>& classes) {
+  const json::value* best = nullptr;
+  for (const json::value* c : classes) {
+    if (c == nullptr || !get_bool(*c, {"globalDefault"}, false)) continue;
+    if (best == nullptr || get_int(*c, {"value"}, 0) < get_int(*best, {"value"}, 0)) best = c;
+  }
+  return best;
+}
+
 }  // namespace
+
+std::optional<std::string> admit_priority(
+    json::value& pod, const std::function<const json::value*(std::string_view)>& find_class,
+    const std::vector<const json::value*>& classes) {
+  json::object& spec = ensure_object(pod.as_object(), "spec");
+  std::string name(get_string(pod, {"spec", "priorityClassName"}));
+  std::int64_t priority = 0;
+  std::string policy = "PreemptLowerPriority";
+  const json::value* pc = nullptr;
+  if (name.empty()) {
+    pc = default_priority_class(classes);
+    if (pc != nullptr) spec["priorityClassName"] = name_of(*pc);
+  } else {
+    pc = find_class(name);
+    if (pc == nullptr) return fmt::format("no PriorityClass with name {} was found", name);
+  }
+  if (pc != nullptr) {
+    priority = get_int(*pc, {"value"}, 0);
+    if (std::string_view p = get_string(*pc, {"preemptionPolicy"}); !p.empty()) policy = p;
+  }
+  if (const json::value* given = spec.if_contains("priority"); given && !given->is_null()) {
+    std::int64_t v = get_int(pod, {"spec", "priority"}, 0);
+    if (!given->is_number() || v != priority) {
+      return fmt::format("the integer value of priority ({}) must not be provided in pod spec; "
+                         "priority admission controller computed {} from the given PriorityClass "
+                         "name",
+                         v, priority);
+    }
+  }
+  spec["priority"] = priority;
+  if (std::string_view given = get_string(pod, {"spec", "preemptionPolicy"});
+      !given.empty() && given != policy) {
+    return fmt::format("the string value of PreemptionPolicy ({}) must not be provided in pod "
+                       "spec; priority admission controller computed {} from the given "
+                       "PriorityClass name",
+                       given, policy);
+  }
+  spec["preemptionPolicy"] = policy;
+  return std::nullopt;
+}
+
+std::optional<std::string> admit_priority_class(const json::value& pc, bool creating,
+                                                const std::vector<const json::value*>& classes) {
+  if (!get_bool(pc, {"globalDefault"}, false)) return std::nullopt;
+  const json::value* current = default_priority_class(classes);
+  if (current == nullptr || (!creating && name_of(*current) == name_of(pc))) return std::nullopt;
+  return fmt::format("PriorityClass {} is already marked as default. Only one default can exist",
+                     name_of(*current));
+}
 
 void admit_service_account(json::value& pod, const json::value* sa,
                            const std::function<std::string()>& suffix) {

@@ -14,7 +14,9 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "podwarp/json.h"
 
@@ -27,5 +29,21 @@ inline constexpr std::string_view kServiceAccountMountPath =
 // (upstream's alphabet bcdfghjklmnpqrstvwxz2456789).
 void admit_service_account(json::value& pod, const json::value* sa,
                            const std::function<std::string()>& suffix);
+
+// The Priority admission plugin (upstream plugin/pkg/admission/priority), on pod creation:
+// spec.priorityClassName names a PriorityClass whose value becomes spec.priority and whose
+// preemptionPolicy becomes spec.preemptionPolicy; without a name, the global default class
+// (the lowest value of those marked globalDefault) is named and applied, and without one the
+// priority is 0 (PreemptLowerPriority). `find_class` looks a class up by name (nullptr: none).
+// Returns the reason for a 403 Forbidden: "no PriorityClass with name x was found", or a
+// spec.priority / spec.preemptionPolicy that differs from the class's.
+std::optional<std::string> admit_priority(
+    json::value& pod, const std::function<const json::value*(std::string_view)>& find_class,
+    const std::vector<const json::value*>& classes);
+
+// On PriorityClass create or update: a second globalDefault class is refused ("PriorityClass x
+// is already marked as default. Only one default can exist"). `classes` are the stored ones.
+std::optional<std::string> admit_priority_class(const json::value& pc, bool creating,
+                                                const std::vector<const json::value*>& classes);
 
 }  // namespace podwarp::apiserver

@@ -1,4 +1,4 @@
-// The ServiceAccount admission's mutations of a new pod.
+// The ServiceAccount admission's mutations of a new pod, and the Priority admission.
 #include "apiserver/admission.h"
 
 #include <gtest/gtest.h>
@@ -82,6 +82,74 @@ TEST(ServiceAccountAdmission, MirrorPodsAndPullSecrets) {
   pod = parse(R"({"spec":{"imagePullSecrets":[{"name":"own"}],"containers":[{"name":"a"}]}})");
   admit_service_account(pod, &sa, fixed);
   EXPECT_EQ(pod.at("spec").at("imagePullSecrets"), parse(R"([{"name":"own"}])"));
+}
+
+struct Classes {
+  std::vector<json::value> objs;
+  std::vector<const json::value*> ptrs() const {
+    std::vector<const json::value*> out;
+    for (const json::value& o : objs) out.push_back(&o);
+    return out;
+  }
+  const json::value* find(std::string_view name) const {
+    for (const json::value& o : objs) {
+      if (get_string(o, {"metadata", "name"}) == name) return &o;
+    }
+    return nullptr;
+  }
+};
+
+std::optional<std::string> admit(json::value& pod, const Classes& c) {
+  return admit_priority(pod, [&](std::string_view n) { return c.find(n); }, c.ptrs());
+}
+
+TEST(PriorityAdmission, ResolvesTheClassOrTheGlobalDefault) {
+  Classes c{{parse(R"({"metadata":{"name":"high"},"value":1000,"preemptionPolicy":"Never"})"),
+             parse(R"({"metadata":{"name":"low"},"value":-10,"globalDefault":true})"),
+             parse(R"({"metadata":{"name":"lower"},"value":-20,"globalDefault":true})")}};
+  json::value pod = parse(R"({"metadata":{"name":"p"},"spec":{"priorityClassName":"high"}})");
+  EXPECT_EQ(admit(pod, c), std::nullopt);
+  EXPECT_EQ(get_int(pod, {"spec", "priority"}), 1000);
+  EXPECT_EQ(get_string(pod, {"spec", "preemptionPolicy"}), "Never");
+  // No class: the global default with the lowest value is named and applied.
+  pod = parse(R"({"metadata":{"name":"p"},"spec":{}})");
+  EXPECT_EQ(admit(pod, c), std::nullopt);
+  EXPECT_EQ(get_string(pod, {"spec", "priorityClassName"}), "lower");
+  EXPECT_EQ(get_int(pod, {"spec", "priority"}), -20);
+  EXPECT_EQ(get_string(pod, {"spec", "preemptionPolicy"}), "PreemptLowerPriority");
+  // No default: 0.
+  pod = parse(R"({"metadata":{"name":"p"},"spec":{"priority":0}})");
+  EXPECT_EQ(admit(pod, Classes{}), std::nullopt);
+  EXPECT_EQ(get_int(pod, {"spec", "priority"}), 0);
+  EXPECT_EQ(find_path(pod, {"spec", "priorityClassName"}), nullptr);
+}
+
+TEST(PriorityAdmission, RefusesUnknownClassesAndContradictions) {
+  Classes c{{parse(R"({"metadata":{"name":"high"},"value":1000,"preemptionPolicy":"Never"})")}};
+  json::value pod = parse(R"({"metadata":{"name":"p"},"spec":{"priorityClassName":"nope"}})");
+  EXPECT_EQ(admit(pod, c), "no PriorityClass with name nope was found");
+  pod = parse(R"({"metadata":{"name":"p"},"spec":{"priorityClassName":"high","priority":5}})");
+  EXPECT_EQ(admit(pod, c),
+            "the integer value of priority (5) must not be provided in pod spec; priority "
+            "admission controller computed 1000 from the given PriorityClass name");
+  pod = parse(R"({"metadata":{"name":"p"},"spec":{"priorityClassName":"high",
+                  "preemptionPolicy":"PreemptLowerPriority"}})");
+  EXPECT_EQ(admit(pod, c),
+            "the string value of PreemptionPolicy (PreemptLowerPriority) must not be provided in "
+            "pod spec; priority admission controller computed Never from the given PriorityClass "
+            "name");
+}
+
+TEST(PriorityAdmission, OneGlobalDefault) {
+  Classes c{{parse(R"({"metadata":{"name":"d"},"value":1,"globalDefault":true})")}};
+  json::value other = parse(R"({"metadata":{"name":"e"},"value":2,"globalDefault":true})");
+  EXPECT_EQ(admit_priority_class(other, true, c.ptrs()),
+            "PriorityClass d is already marked as default. Only one default can exist");
+  EXPECT_EQ(admit_priority_class(other, false, c.ptrs()),
+            "PriorityClass d is already marked as default. Only one default can exist");
+  EXPECT_EQ(admit_priority_class(c.objs[0], false, c.ptrs()), std::nullopt);  // itself
+  EXPECT_EQ(admit_priority_class(parse(R"({"metadata":{"name":"e"},"value":2})"), true, c.ptrs()),
+            std::nullopt);
 }
 
 }  // namespace

@@ -103,6 +103,12 @@ class Api {
   // token would be (token file, then service-account JWT) for spec.audiences.
   std::expected<json::value, ApiError> token_review(json::value review) const;
 
+  // The Priority admission (admission.h) against the PriorityClasses in the watch cache: of a
+  // pod being created, or (validating) of a PriorityClass being created or updated. The
+  // reason of a 403 when refused.
+  std::optional<ApiError> admit_priority(const api::Resource& r, json::value& obj,
+                                         const json::value* old) const;
+
   // Creates the apiserver's own object `want` (bootstrap), or brings the stored one's fields
   // and labels in line with it (the rest of its metadata is kept).
   boost::asio::awaitable<void> ensure_own_object(const api::Resource& r, json::value want);

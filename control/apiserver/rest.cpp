@@ -187,6 +187,19 @@ asio::awaitable<void> Api::bootstrap() {
     auto r = co_await store_create(req, *res, std::move(item.second));
     if (!r && r.error().code != 409) log::warn("bootstrap {}: {}", item.first, r.error().message);
   }
+  // The scheduling bootstrap: the system PriorityClasses.
+  const api::Resource* pc_res = api::find_resource("scheduling.k8s.io", "v1", "priorityclasses");
+  for (const validation::SystemPriorityClass& c : validation::system_priority_classes()) {
+    if (cache_.get(key_for(*pc_res, "", c.name))) continue;
+    json::value pc = json::object{{"apiVersion", "scheduling.k8s.io/v1"},
+                                  {"kind", "PriorityClass"},
+                                  {"metadata", json::object{{"name", c.name}}},
+                                  {"value", c.value},
+                                  {"description", c.description}};
+    Request req;
+    auto r = co_await store_create(req, *pc_res, std::move(pc));
+    if (!r && r.error().code != 409) log::warn("bootstrap priorityclass {}: {}", c.name, r.error().message);
+  }
   const api::Resource* svc_res = api::find_resource("", "v1", "services");
   json::value svc = json::object{
       {"apiVersion", "v1"},
@@ -245,6 +258,30 @@ asio::awaitable<void> Api::bootstrap() {
       {"ports", json::array{port}}};
   co_await ensure_own_object(*api::find_resource("discovery.k8s.io", "v1", "endpointslices"),
                              std::move(slice));
+}
+
+std::optional<ApiError> Api::admit_priority(const api::Resource& r, json::value& obj,
+                                            const json::value* old) const {
+  const api::Resource& pcs = *api::find_resource("scheduling.k8s.io", "v1", "priorityclasses");
+  std::vector<ObjectPtr> held;
+  cache_.list(prefix_for(pcs, ""), [&](const std::string&, const ObjectPtr& o) { held.push_back(o); });
+  std::vector<const json::value*> classes;
+  for (const ObjectPtr& o : held) classes.push_back(&o->value);
+  std::optional<std::string> why;
+  if (r.kind == "Pod") {
+    auto find = [&](std::string_view name) -> const json::value* {
+      for (const json::value* c : classes) {
+        if (name_of(*c) == name) return c;
+      }
+      return nullptr;
+    };
+    why = apiserver::admit_priority(obj, find, classes);
+  } else {
+    why = admit_priority_class(obj, old == nullptr, classes);
+  }
+  if (!why) return std::nullopt;
+  return forbidden(&r, name_of(obj),
+                   fmt::format("{} \"{}\" is forbidden: {}", qualified_resource(r), name_of(obj), *why));
 }
 
 asio::awaitable<void> Api::ensure_own_object(const api::Resource& r, json::value want) {
@@ -631,6 +668,9 @@ asio::awaitable<std::expected<ObjectPtr, ApiError>> Api::store_create(const Requ
     if (r.kind == "Service" && !dry) co_await services_->release(obj, nullptr);
     co_return std::unexpected(invalid(r, name, causes));
   }
+  if (r.kind == "PriorityClass") {
+    if (auto e = admit_priority(r, obj, nullptr)) co_return std::unexpected(*e);
+  }
   if (r.kind == "Pod") {
     // QoS depends on defaulted resources.
     obj.as_object()["status"].as_object()["qosClass"] = pod_qos_class(obj);
@@ -697,6 +737,7 @@ asio::awaitable<Response> Api::create(const Request& req) {
     ObjectPtr sa = cache_.get(key_for(*api::find_resource("", "v1", "serviceaccounts"),
                                       info.namespace_, sa_name));
     admit_service_account(*obj, sa ? &sa->value : nullptr, [] { return random_string(5); });
+    if (auto e = admit_priority(r, *obj, nullptr)) co_return Response::error(*e);
   }
   auto created = co_await store_create(req, r, std::move(*obj));
   if (!created) co_return Response::error(created.error());
@@ -753,6 +794,9 @@ asio::awaitable<std::expected<std::pair<json::value, bool>, ApiError>> Api::stor
       co_await services_->release(next, &old.object);
     }
     co_return std::unexpected(invalid(r, name, causes));
+  }
+  if (r.kind == "PriorityClass" && subresource.empty()) {
+    if (auto e = admit_priority(r, next, &old.object)) co_return std::unexpected(*e);
   }
   // Finalizers done on an object being deleted: the update completes the deletion.
   const json::value* fin = find_path(next, {"metadata", "finalizers"});

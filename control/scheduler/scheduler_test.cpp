@@ -144,9 +144,19 @@ TEST_F(SchedulerLoopTest, PreemptsLowerPriorityPods) {
   create_node("n1", "1");
   Scheduler s(fx_->io().get_executor(), fx_->client());
   s.start();
-  create_pod(pod_json("low", "800m", "1Mi", R"({"priority":1})"));
+  // Pods get their priority from a PriorityClass (the Priority admission).
+  for (auto [name, value] : {std::pair{"low", 1}, std::pair{"high", 1000}}) {
+    auto pc = fx_->run(fx_->client().create(
+        *api::find_resource("scheduling.k8s.io", "v1", "priorityclasses"), "",
+        json::object{{"apiVersion", "scheduling.k8s.io/v1"},
+                     {"kind", "PriorityClass"},
+                     {"metadata", json::object{{"name", name}}},
+                     {"value", value}}));
+    ASSERT_TRUE(pc) << pc.error().to_string();
+  }
+  create_pod(pod_json("low", "800m", "1Mi", R"({"priorityClassName":"low"})"));
   ASSERT_TRUE(fx_->eventually([&] { return node_of("low") == "n1"; }));
-  create_pod(pod_json("high", "800m", "1Mi", R"({"priority":1000})"));
+  create_pod(pod_json("high", "800m", "1Mi", R"({"priorityClassName":"high"})"));
   ASSERT_TRUE(fx_->eventually([&] {
     return get_string(get_pod("high"), {"status", "nominatedNodeName"}) == "n1";
   }));

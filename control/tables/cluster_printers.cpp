@@ -1,5 +1,5 @@
-// Namespaces, nodes, events and leases: upstream's printNamespace, printNode, printEvent and
-// printLease.
+// Namespaces, nodes, events, leases and priority classes: upstream's printNamespace, printNode,
+// printEvent, printLease and printPriorityClass.
 #include <fmt/format.h>
 
 #include <set>
@@ -214,11 +214,41 @@ json::array lease_cells(const json::value& lease, TimePoint now) {
   return cells;
 }
 
+// ---- PriorityClass ----
+
+constexpr Column kPriorityClassColumns[] = {
+    kNameColumn,
+    {"Value", "integer", "",
+     "value represents the integer value of this priority class. This is the actual priority "
+     "that pods receive when they have the name of this class in their pod spec."},
+    {"Global-Default", "boolean", "",
+     "globalDefault specifies whether this PriorityClass should be considered as the default "
+     "priority for pods that do not have any priority class. Only one PriorityClass can be "
+     "marked as `globalDefault`. However, if more than one PriorityClasses exists with their "
+     "`globalDefault` field set to true, the smallest value of such global default "
+     "PriorityClasses will be used as the default priority."},
+    kAgeColumn,
+    {"PreemptionPolicy", "string", "",
+     "preemptionPolicy is the Policy for preempting pods with lower priority. One of Never, "
+     "PreemptLowerPriority. Defaults to PreemptLowerPriority if unset."},
+};
+
+json::array priority_class_cells(const json::value& pc, TimePoint now) {
+  json::array cells;
+  cells.emplace_back(name_of(pc));
+  cells.emplace_back(get_int(pc, {"value"}, 0));
+  cells.emplace_back(get_bool(pc, {"globalDefault"}, false));
+  cells.emplace_back(age_of(pc, now));
+  cells.emplace_back(get_string(pc, {"preemptionPolicy"}));
+  return cells;
+}
+
 constexpr Printer kPrinters[] = {
     {"", "Namespace", kNamespaceColumns, &namespace_cells},
     {"", "Node", kNodeColumns, &node_cells},
     {"", "Event", kEventColumns, &event_cells},
     {"coordination.k8s.io", "Lease", kLeaseColumns, &lease_cells},
+    {"scheduling.k8s.io", "PriorityClass", kPriorityClassColumns, &priority_class_cells},
 };
 
 }  // namespace

@@ -162,6 +162,18 @@ TEST(ClusterPrinters, Lease) {
             parse(R"(["l", "", "<unknown>"])"));
 }
 
+TEST(ClusterPrinters, PriorityClass) {
+  EXPECT_EQ(cells("scheduling.k8s.io", "PriorityClass", R"({
+    "metadata": {"name": "system-node-critical", "creationTimestamp": "2025-01-13T12:00:00Z"},
+    "value": 2000001000, "preemptionPolicy": "PreemptLowerPriority",
+    "description": "Used for system critical pods that must not be moved from their current node."
+  })"),
+            parse(R"(["system-node-critical", 2000001000, false, "2d", "PreemptLowerPriority"])"));
+  EXPECT_EQ(cells("scheduling.k8s.io", "PriorityClass",
+                  R"({"metadata": {"name": "batch"}, "value": -5, "globalDefault": true})"),
+            parse(R"(["batch", -5, true, "<unknown>", ""])"));
+}
+
 TEST(ConfigPrinters, ConfigMap) {
   EXPECT_EQ(cells("", "ConfigMap", R"({
     "metadata": {"name": "kube-root-ca.crt", "creationTimestamp": "2025-01-13T12:00:00Z"},

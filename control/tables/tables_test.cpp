@@ -63,6 +63,7 @@ TEST(ColumnDefinitions, MatchUpstreamForEveryServedKind) {
       {"Ingress", {"Name", "Class", "Hosts", "Address", "Ports", "Age"}},
       {"PodDisruptionBudget",
        {"Name", "Min Available", "Max Unavailable", "Allowed Disruptions", "Age"}},
+      {"PriorityClass", {"Name", "Value", "Global-Default", "Age", "PreemptionPolicy"}},
       {"Role", {"Name", "Created At"}},
       {"ClusterRole", {"Name", "Created At"}},
       {"RoleBinding", {"Name", "Role", "Age", "Users*", "Groups*", "ServiceAccounts*"}},

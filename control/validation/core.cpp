@@ -86,19 +86,11 @@ void pod_admission_defaults(json::object& pod) {
     slot(spec, "serviceAccountName") = "default";
     slot(spec, "serviceAccount") = "default";
   }
-  // Priority admission without a global default PriorityClass; only the built-in classes are
-  // known here.
-  std::string_view pc = str(spec, "priorityClassName");
-  std::optional<std::int64_t> priority;
-  if (pc.empty()) {
-    priority = 0;
-  } else if (pc == "system-cluster-critical") {
-    priority = 2000000000;
-  } else if (pc == "system-node-critical") {
-    priority = 2000001000;
-  }
-  if (priority) {
-    if (!field(spec, "priority")) slot(spec, "priority") = *priority;
+  // What the Priority admission gives a pod without a class when no PriorityClass is the
+  // global default. (The apiserver's admission, apiserver/admission.h, resolves classes from
+  // the PriorityClass objects before this runs.)
+  if (str(spec, "priorityClassName").empty()) {
+    set_default(spec, "priority", 0);
     set_default(spec, "preemptionPolicy", "PreemptLowerPriority");
   }
   // DefaultTolerationSeconds admission.

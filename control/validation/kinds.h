@@ -36,5 +36,6 @@ std::span<const KindRules> discovery_kinds();
 std::span<const KindRules> coordination_kinds();
 std::span<const KindRules> autoscaling_kinds();
 std::span<const KindRules> rbac_kinds();
+std::span<const KindRules> scheduling_kinds();
 
 }  // namespace podwarp::validation

@@ -23,6 +23,8 @@
 // All functions are pure and safe to call concurrently on distinct objects.
 #pragma once
 
+#include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -64,6 +66,15 @@ std::vector<Cause> validate_status(const api::Resource& r, const json::value& ob
 
 // The resource to validate a scale subresource body (autoscaling/v1 Scale) with.
 const api::Resource& scale_resource();
+
+// The built-in PriorityClasses (scheduling.SystemPriorityClasses): system-node-critical and
+// system-cluster-critical, which the apiserver creates at start and validation reserves.
+struct SystemPriorityClass {
+  std::string_view name;
+  std::int32_t value;
+  std::string_view description;
+};
+std::span<const SystemPriorityClass> system_priority_classes();
 
 // Upstream's Status.message of a 422, e.g.
 //   Deployment.apps "web" is invalid: spec.template.spec.containers[0].image: Required value

@@ -332,6 +332,38 @@ class KubectlTest(harness.ClusterTestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("cannot change roleRef", r.stderr)
 
+    def test_priority_classes(self):
+        # The built-in classes exist, kubectl create priorityclass and get pc print as
+        # upstream, and the Priority admission resolves a pod's class (403 for an unknown one).
+        rows = self.cluster.kubectl("get", "pc").stdout.splitlines()
+        self.assertEqual(rows[0].split(), ["NAME", "VALUE", "GLOBAL-DEFAULT", "AGE",
+                                           "PREEMPTIONPOLICY"])
+        by_name = {r.split()[0]: r.split() for r in rows[1:]}
+        self.assertEqual(by_name["system-node-critical"][1:3], ["2000001000", "false"])
+        self.assertEqual(by_name["system-cluster-critical"][1:3], ["2000000000", "false"])
+        name = f"{self.ns}-high"
+        self.cluster.kubectl("create", "priorityclass", name, "--value=1000",
+                             "--preemption-policy=Never", "--description=for the test")
+        try:
+            pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "prio"},
+                   "spec": {"priorityClassName": name,
+                            "containers": [{"name": "c", "image": "busybox"}]}}
+            self.apply(json.dumps(pod))
+            got = json.loads(self.k("get", "pod", "prio", "-o", "json").stdout)
+            self.assertEqual(got["spec"]["priority"], 1000)
+            self.assertEqual(got["spec"]["preemptionPolicy"], "Never")
+            pod["metadata"]["name"] = "noclass"
+            pod["spec"]["priorityClassName"] = "no-such-class"
+            r = self.k("apply", "-f", "-", input=json.dumps(pod), check=False)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn('pods "noclass" is forbidden: no PriorityClass with name no-such-class '
+                          'was found', r.stderr)
+            r = self.cluster.kubectl("patch", "pc", name, "--type=merge", "-p", '{"value":5}',
+                                     check=False)
+            self.assertIn("value: Forbidden: may not be changed in an update.", r.stderr)
+        finally:
+            self.cluster.kubectl("delete", "pc", name, check=False)
+
 
 if __name__ == "__main__":
     harness.main()
