@@ -654,6 +654,10 @@ asio::awaitable<std::expected<ObjectPtr, ApiError>> Api::store_create(const Requ
     auto ok = co_await std::move(check);
     if (!ok) co_return std::unexpected(ok.error());
   }
+  // The Priority admission of pods, after the namespace lifecycle's, as upstream orders them.
+  if (r.kind == "Pod" && r.group.empty()) {
+    if (auto e = admit_priority(r, obj, nullptr)) co_return std::unexpected(*e);
+  }
   prepare_for_create(r, obj);
   validation::apply_defaults(r, obj);
   if (r.kind == "Pod") metadata(obj);  // keep metadata present
@@ -737,7 +741,6 @@ asio::awaitable<Response> Api::create(const Request& req) {
     ObjectPtr sa = cache_.get(key_for(*api::find_resource("", "v1", "serviceaccounts"),
                                       info.namespace_, sa_name));
     admit_service_account(*obj, sa ? &sa->value : nullptr, [] { return random_string(5); });
-    if (auto e = admit_priority(r, *obj, nullptr)) co_return Response::error(*e);
   }
   auto created = co_await store_create(req, r, std::move(*obj));
   if (!created) co_return Response::error(created.error());
