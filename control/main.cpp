@@ -375,6 +375,8 @@ int main(int argc, char** argv) {
   api_opts.node_port_max = port_max;
   api_opts.tokens = *token_issuer;
   api_opts.advertise_address = advertise_address;
+  api_opts.scheduler = comp_opts.scheduler;
+  api_opts.controllers = comp_opts.controllers;
   apiserver::ServerOptions srv_opts;
   srv_opts.bind_address = bind_address;
   srv_opts.port = static_cast<std::uint16_t>(secure_port);

@@ -68,6 +68,14 @@ const std::vector<Resource>& table() {
                      {"sa"}, {},
                      {{"token", "authentication.k8s.io", "v1", "TokenRequest", {"create"}}}));
     t.push_back(make("", "v1", "Event", "events", "event", true, {"ev"}, {}, {}));
+    {
+      // Computed on each read (apiserver Api::component_statuses), never stored.
+      Resource cs = make("", "v1", "ComponentStatus", "componentstatuses", "componentstatus",
+                         false, {"cs"}, {}, {});
+      cs.verbs = {"get", "list"};
+      cs.stored = false;
+      t.push_back(std::move(cs));
+    }
     // apps/v1
     t.push_back(make("apps", "v1", "Deployment", "deployments", "deployment", true, {"deploy"},
                      {"all"}, {status(), scale()}));

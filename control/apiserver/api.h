@@ -31,6 +31,9 @@ struct ApiOptions {
   std::size_t max_object_bytes = 3 * 1024 * 1024;  // upstream's request body limit
   std::string advertise_address = "127.0.0.1";
   int secure_port = 6443;
+  // Which other components run in this podwarp-control (ComponentStatus reports them).
+  bool scheduler = false;
+  bool controllers = false;
   // Signs TokenRequest tokens; nullptr: serviceaccounts/token answers 404.
   std::shared_ptr<const TokenIssuer> tokens;
 };
@@ -97,6 +100,12 @@ class Api {
   boost::asio::awaitable<Response> eviction(const Request& req);
   boost::asio::awaitable<Response> scale(const Request& req);
   boost::asio::awaitable<Response> token_request(const Request& req);
+  // v1 ComponentStatus (get, list; deprecated upstream since 1.19): scheduler and
+  // controller-manager are Healthy when they run in this podwarp-control, etcd-0 when a read
+  // of etcd answers.
+  boost::asio::awaitable<Response> component_statuses(const Request& req);
+  Response component_status_response(const Request& req,
+                                     const std::optional<std::string>& etcd_down);
   // The create-only reviews (reviews.h): answered, never stored.
   boost::asio::awaitable<Response> review(const Request& req);
   // authentication.k8s.io/v1 TokenReview: authenticates spec.token as a request's bearer

@@ -260,6 +260,57 @@ asio::awaitable<void> Api::bootstrap() {
                              std::move(slice));
 }
 
+asio::awaitable<Response> Api::component_statuses(const Request& req) {
+  std::optional<std::string> etcd_down = co_await etcd_health();
+  co_return component_status_response(req, etcd_down);
+}
+
+Response Api::component_status_response(const Request& req,
+                                        const std::optional<std::string>& etcd_down) {
+  const api::Resource& r = *req.info.resource_info;
+  auto status = [](std::string_view name, bool healthy, std::string_view error) {
+    json::object cond{{"type", "Healthy"}, {"status", healthy ? "True" : "False"}};
+    if (healthy) cond["message"] = "ok";
+    if (!error.empty()) cond["error"] = error;
+    return json::value(json::object{{"kind", "ComponentStatus"},
+                                    {"apiVersion", "v1"},
+                                    {"metadata", json::object{{"name", name}}},
+                                    {"conditions", json::array{std::move(cond)}}});
+  };
+  constexpr std::string_view kNotHere = "not running in this podwarp-control (see --components)";
+  std::vector<json::value> items;
+  items.push_back(status("scheduler", opts_.scheduler, opts_.scheduler ? "" : kNotHere));
+  items.push_back(
+      status("controller-manager", opts_.controllers, opts_.controllers ? "" : kNotHere));
+  items.push_back(status("etcd-0", !etcd_down, etcd_down ? *etcd_down : ""));
+  const std::vector<std::string> warnings = {"v1 ComponentStatus is deprecated in v1.19+"};
+  if (!req.info.name.empty()) {
+    for (const json::value& item : items) {
+      if (name_of(item) == req.info.name) return object_response(req, r, 200, item, warnings);
+    }
+    return Response::error(not_found(r, req.info.name));
+  }
+  Response resp;
+  resp.status = 200;
+  if (negotiate(req.accept) == Format::kTable) {
+    std::vector<const json::value*> ptrs;
+    for (const json::value& item : items) ptrs.push_back(&item);
+    resp.body = to_json(tables::make_table(r, ptrs, "", "", req.param_or("includeObject", "Metadata"),
+                                           std::chrono::system_clock::now()));
+  } else {
+    json::array list;
+    for (json::value& item : items) list.push_back(std::move(item));
+    resp.body = to_json(json::object{{"kind", "ComponentStatusList"},
+                                     {"apiVersion", "v1"},
+                                     {"metadata", json::object{}},
+                                     {"items", std::move(list)}});
+  }
+  for (const std::string& w : warnings) {
+    resp.headers.emplace_back("Warning", fmt::format("299 - \"{}\"", w));
+  }
+  return resp;
+}
+
 std::optional<ApiError> Api::admit_priority(const api::Resource& r, json::value& obj,
                                             const json::value* old) const {
   const api::Resource& pcs = *api::find_resource("scheduling.k8s.io", "v1", "priorityclasses");
@@ -340,6 +391,13 @@ asio::awaitable<Reply> Api::dispatch(const Request& req, asio::any_io_executor c
   const api::Resource& r = *info.resource_info;
   const std::string& sub = info.subresource;
   const std::string& verb = info.verb;
+  if (r.kind == "ComponentStatus" && r.group.empty()) {
+    if ((verb != "get" && verb != "list") || !sub.empty()) {
+      co_return Reply{Response::error(method_not_supported(r, verb)), nullptr};
+    }
+    Response resp = co_await component_statuses(req);  // (not inside a braced Reply: g++ 12)
+    co_return Reply{std::move(resp), nullptr};
+  }
   if (!r.stored) {
     // A create-only kind: one POST on its collection (a namespaced one's only under a
     // namespace).

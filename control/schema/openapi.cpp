@@ -547,8 +547,9 @@ class Generator {
   void add_resource(const api::Resource& r) {
     const Type& kind = must_type(r.group, r.version, r.kind);
     // A review (create-only, never stored) has no list kind.
+    const bool listed = std::find(r.verbs.begin(), r.verbs.end(), "list") != r.verbs.end();
     const Type* list =
-        r.stored ? &must_type(r.group, r.version, std::string(r.kind) + "List") : nullptr;
+        listed ? &must_type(r.group, r.version, std::string(r.kind) + "List") : nullptr;
     const Type& status = meta("Status");
     const Type& delete_options = meta("DeleteOptions");
     const Type& patch = meta("Patch");

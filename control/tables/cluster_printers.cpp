@@ -1,5 +1,5 @@
-// Namespaces, nodes, events, leases and priority classes: upstream's printNamespace, printNode,
-// printEvent, printLease and printPriorityClass.
+// Namespaces, nodes, events, leases, priority classes and component statuses: upstream's
+// printNamespace, printNode, printEvent, printLease, printPriorityClass and printComponentStatus.
 #include <fmt/format.h>
 
 #include <set>
@@ -243,12 +243,43 @@ json::array priority_class_cells(const json::value& pc, TimePoint now) {
   return cells;
 }
 
+// ---- ComponentStatus ----
+
+constexpr Column kComponentStatusColumns[] = {
+    kNameColumn,
+    {"Status", "string", "", "Status of the component conditions"},
+    {"Message", "string", "", "Message of the component conditions"},
+    {"Error", "string", "", "Error of the component conditions"},
+};
+
+json::array component_status_cells(const json::value& cs, TimePoint) {
+  std::string status = "Unknown";
+  std::string message;
+  std::string error;
+  if (const json::value* conds = find_path(cs, {"conditions"}); conds && conds->is_array()) {
+    for (const json::value& c : conds->as_array()) {
+      if (get_string(c, {"type"}) != "Healthy") continue;
+      status = get_string(c, {"status"}) == "True" ? "Healthy" : "Unhealthy";
+      message = get_string(c, {"message"});
+      error = get_string(c, {"error"});
+      break;
+    }
+  }
+  json::array cells;
+  cells.emplace_back(name_of(cs));
+  cells.emplace_back(status);
+  cells.emplace_back(message);
+  cells.emplace_back(error);
+  return cells;
+}
+
 constexpr Printer kPrinters[] = {
     {"", "Namespace", kNamespaceColumns, &namespace_cells},
     {"", "Node", kNodeColumns, &node_cells},
     {"", "Event", kEventColumns, &event_cells},
     {"coordination.k8s.io", "Lease", kLeaseColumns, &lease_cells},
     {"scheduling.k8s.io", "PriorityClass", kPriorityClassColumns, &priority_class_cells},
+    {"", "ComponentStatus", kComponentStatusColumns, &component_status_cells},
 };
 
 }  // namespace

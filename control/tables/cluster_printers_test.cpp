@@ -174,6 +174,17 @@ TEST(ClusterPrinters, PriorityClass) {
             parse(R"(["batch", -5, true, "<unknown>", ""])"));
 }
 
+TEST(ClusterPrinters, ComponentStatus) {
+  EXPECT_EQ(cells("", "ComponentStatus", R"({"metadata": {"name": "etcd-0"},
+    "conditions": [{"type": "Healthy", "status": "True", "message": "ok"}]})"),
+            parse(R"(["etcd-0", "Healthy", "ok", ""])"));
+  EXPECT_EQ(cells("", "ComponentStatus", R"({"metadata": {"name": "scheduler"},
+    "conditions": [{"type": "Healthy", "status": "False", "error": "refused"}]})"),
+            parse(R"(["scheduler", "Unhealthy", "", "refused"])"));
+  EXPECT_EQ(cells("", "ComponentStatus", R"({"metadata": {"name": "x"}})"),
+            parse(R"(["x", "Unknown", "", ""])"));
+}
+
 TEST(ConfigPrinters, ConfigMap) {
   EXPECT_EQ(cells("", "ConfigMap", R"({
     "metadata": {"name": "kube-root-ca.crt", "creationTimestamp": "2025-01-13T12:00:00Z"},

@@ -3,7 +3,7 @@
 //
 // Printers are grouped by domain, one file each, and each file exports its list:
 //   pod_printer.cpp        Pod
-//   cluster_printers.cpp   Namespace, Node, Event, Lease, PriorityClass
+//   cluster_printers.cpp   Namespace, Node, Event, Lease, PriorityClass, ComponentStatus
 //   config_printers.cpp    ConfigMap, Secret, ServiceAccount
 //   network_printers.cpp   Service, Endpoints, EndpointSlice, Ingress, NetworkPolicy
 //   workload_printers.cpp  Deployment, ReplicaSet, DaemonSet, StatefulSet, Job, CronJob,

@@ -364,6 +364,24 @@ class KubectlTest(harness.ClusterTestCase):
         finally:
             self.cluster.kubectl("delete", "pc", name, check=False)
 
+    def test_component_statuses(self):
+        # Deprecated upstream but still served: computed on each read, with the warning.
+        r = self.cluster.kubectl("get", "cs")
+        self.assertIn("Warning: v1 ComponentStatus is deprecated in v1.19+", r.stderr)
+        rows = [l.split(None, 3) for l in r.stdout.splitlines()]
+        self.assertEqual(rows[0], ["NAME", "STATUS", "MESSAGE", "ERROR"])
+        by_name = {row[0]: row for row in rows[1:]}
+        self.assertEqual(by_name["etcd-0"][1:3], ["Healthy", "ok"])
+        # This test cluster runs the apiserver alone.
+        self.assertEqual(by_name["scheduler"][1], "Unhealthy")
+        self.assertIn("--components", by_name["controller-manager"][-1])
+        one = json.loads(self.cluster.kubectl("get", "componentstatus", "etcd-0", "-o",
+                                              "json").stdout)
+        self.assertEqual(one["conditions"], [{"type": "Healthy", "status": "True",
+                                              "message": "ok"}])
+        r = self.cluster.kubectl("get", "cs", "nope", check=False)
+        self.assertIn('componentstatuses "nope" not found', r.stderr)
+
 
 if __name__ == "__main__":
     harness.main()
