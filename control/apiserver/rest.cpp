@@ -139,6 +139,22 @@ std::string Api::prefix_for(const api::Resource& r, std::string_view ns) {
   return fmt::format("/registry/{}/", r.storage_name());
 }
 
+namespace {
+
+// The Priority admission on a pod update: what it set at creation stays when the update leaves
+// it out (validation refuses any other change of it).
+void keep_admitted_priority(json::value& next, const json::value& old) {
+  json::object& spec = ensure_object(next.as_object(), "spec");
+  static constexpr std::string_view kFields[] = {"priority", "preemptionPolicy"};
+  for (std::string_view f : kFields) {
+    const json::value* was = find_path(old, {"spec", f});
+    const json::value* now = spec.if_contains(f);
+    if (was != nullptr && (now == nullptr || now->is_null())) spec[f] = *was;
+  }
+}
+
+}  // namespace
+
 asio::awaitable<void> Api::bootstrap() {
   const api::Resource* ns_res = api::find_resource("", "v1", "namespaces");
   for (std::string_view ns : {"default", "kube-system", "kube-public", "kube-node-lease"}) {
@@ -840,6 +856,7 @@ asio::awaitable<std::expected<std::pair<json::value, bool>, ApiError>> Api::stor
     metadata(next)["resourceVersion"] = std::to_string(old.revision);
   } else {
     prepare_for_update(r, next, old.object);
+    if (r.kind == "Pod" && r.group.empty()) keep_admitted_priority(next, old.object);
   }
   validation::apply_defaults(r, next);
   const bool dry = dry_run(req);

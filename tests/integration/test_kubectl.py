@@ -352,6 +352,14 @@ class KubectlTest(harness.ClusterTestCase):
             got = json.loads(self.k("get", "pod", "prio", "-o", "json").stdout)
             self.assertEqual(got["spec"]["priority"], 1000)
             self.assertEqual(got["spec"]["preemptionPolicy"], "Never")
+            # An update that leaves them out keeps them, as upstream's admission does.
+            del got["spec"]["priority"], got["spec"]["preemptionPolicy"]
+            got["metadata"]["labels"] = {"updated": "yes"}
+            self.k("replace", "-f", "-", input=json.dumps(got))
+            again = json.loads(self.k("get", "pod", "prio", "-o", "json").stdout)
+            self.assertEqual((again["spec"]["priority"], again["spec"]["preemptionPolicy"]),
+                             (1000, "Never"))
+            self.assertEqual(again["metadata"]["labels"], {"updated": "yes"})
             pod["metadata"]["name"] = "noclass"
             pod["spec"]["priorityClassName"] = "no-such-class"
             r = self.k("apply", "-f", "-", input=json.dumps(pod), check=False)
