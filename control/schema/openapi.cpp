@@ -546,7 +546,7 @@ class Generator {
 
   void add_resource(const api::Resource& r) {
     const Type& kind = must_type(r.group, r.version, r.kind);
-    // A review (create-only, never stored) has no list kind.
+    // A kind without the list verb (the create-only reviews) has no list kind.
     const bool listed = std::find(r.verbs.begin(), r.verbs.end(), "list") != r.verbs.end();
     const Type* list =
         listed ? &must_type(r.group, r.version, std::string(r.kind) + "List") : nullptr;

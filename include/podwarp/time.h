@@ -34,15 +34,15 @@ std::string human_duration(std::chrono::seconds d);
 // "1h0m5s" (the kubelet's messages print durations so).
 std::string go_duration(std::chrono::milliseconds d);
 
-// `unit * count` saturated at the duration type's range: grace periods are int64 seconds in
-// the API (gracePeriodSeconds=9223372036854775807 is legal input), and a plain product would
-// overflow. A negative count gives zero.
+// `unit * count`, capped at a tenth of the duration type's range (~29 years for nanoseconds) so
+// that a clock's now() plus it stays representable: grace periods are int64 seconds in the API
+// (gracePeriodSeconds=9223372036854775807 is legal input), and a plain product would overflow.
+// A negative count gives zero.
 template <class Rep, class Period>
 std::chrono::duration<Rep, Period> saturated_times(std::chrono::duration<Rep, Period> unit,
                                                    std::int64_t count) {
   using D = std::chrono::duration<Rep, Period>;
   if (count <= 0 || unit.count() <= 0) return D::zero();
-  // A tenth of the range, so that a time point can still add it (now + a century is fine).
   const Rep cap = D::max().count() / 10;
   if (static_cast<Rep>(count) > cap / unit.count()) return D(cap);
   return D(unit.count() * static_cast<Rep>(count));
