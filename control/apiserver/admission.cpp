@@ -44,9 +44,8 @@ const json::value* default_priority_class(const std::vector<const json::value*>&
 
 }  // namespace
 
-std::optional<std::string> admit_priority(
-    json::value& pod, const std::function<const json::value*(std::string_view)>& find_class,
-    const std::vector<const json::value*>& classes) {
+std::optional<std::string> admit_priority(json::value& pod,
+                                          const std::vector<const json::value*>& classes) {
   json::object& spec = ensure_object(pod.as_object(), "spec");
   std::string name(get_string(pod, {"spec", "priorityClassName"}));
   std::int64_t priority = 0;
@@ -56,7 +55,9 @@ std::optional<std::string> admit_priority(
     pc = default_priority_class(classes);
     if (pc != nullptr) spec["priorityClassName"] = name_of(*pc);
   } else {
-    pc = find_class(name);
+    for (const json::value* c : classes) {
+      if (c != nullptr && name_of(*c) == name) pc = c;
+    }
     if (pc == nullptr) return fmt::format("no PriorityClass with name {} was found", name);
   }
   if (pc != nullptr) {

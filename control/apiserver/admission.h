@@ -34,12 +34,11 @@ void admit_service_account(json::value& pod, const json::value* sa,
 // spec.priorityClassName names a PriorityClass whose value becomes spec.priority and whose
 // preemptionPolicy becomes spec.preemptionPolicy; without a name, the global default class
 // (the lowest value of those marked globalDefault) is named and applied, and without one the
-// priority is 0 (PreemptLowerPriority). `find_class` looks a class up by name (nullptr: none).
+// priority is 0 (PreemptLowerPriority). `classes` are the stored PriorityClasses.
 // Returns the reason for a 403 Forbidden: "no PriorityClass with name x was found", or a
 // spec.priority / spec.preemptionPolicy that differs from the class's.
-std::optional<std::string> admit_priority(
-    json::value& pod, const std::function<const json::value*(std::string_view)>& find_class,
-    const std::vector<const json::value*>& classes);
+std::optional<std::string> admit_priority(json::value& pod,
+                                          const std::vector<const json::value*>& classes);
 
 // On PriorityClass create or update: a second globalDefault class is refused ("PriorityClass x
 // is already marked as default. Only one default can exist"). `classes` are the stored ones.

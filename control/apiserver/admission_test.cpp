@@ -91,16 +91,10 @@ struct Classes {
     for (const json::value& o : objs) out.push_back(&o);
     return out;
   }
-  const json::value* find(std::string_view name) const {
-    for (const json::value& o : objs) {
-      if (get_string(o, {"metadata", "name"}) == name) return &o;
-    }
-    return nullptr;
-  }
 };
 
 std::optional<std::string> admit(json::value& pod, const Classes& c) {
-  return admit_priority(pod, [&](std::string_view n) { return c.find(n); }, c.ptrs());
+  return admit_priority(pod, c.ptrs());
 }
 
 TEST(PriorityAdmission, ResolvesTheClassOrTheGlobalDefault) {

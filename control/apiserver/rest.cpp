@@ -153,68 +153,69 @@ void keep_admitted_priority(json::value& next, const json::value& old) {
   }
 }
 
+// The objects the apiserver creates once when they are missing (the user's later changes to
+// them are kept): the system namespaces; of RBAC's bootstrap policy, cluster-admin and its
+// binding to system:masters (not enforced: requests are not authorized by RBAC objects here);
+// the system PriorityClasses.
+std::vector<std::pair<const api::Resource*, json::value>> create_once_objects() {
+  std::vector<std::pair<const api::Resource*, json::value>> out;
+  const api::Resource* ns_res = api::find_resource("", "v1", "namespaces");
+  for (std::string_view ns : {"default", "kube-system", "kube-public", "kube-node-lease"}) {
+    out.emplace_back(ns_res, json::object{{"apiVersion", "v1"},
+                                          {"kind", "Namespace"},
+                                          {"metadata", json::object{{"name", ns}}}});
+  }
+  const json::object rbac_meta{
+      {"name", "cluster-admin"},
+      {"labels", json::object{{"kubernetes.io/bootstrapping", "rbac-defaults"}}},
+      {"annotations", json::object{{"rbac.authorization.kubernetes.io/autoupdate", "true"}}}};
+  const json::value everything = json::array{"*"};
+  out.emplace_back(
+      api::find_resource("rbac.authorization.k8s.io", "v1", "clusterroles"),
+      json::object{{"apiVersion", "rbac.authorization.k8s.io/v1"},
+                   {"kind", "ClusterRole"},
+                   {"metadata", rbac_meta},
+                   {"rules", json::array{json::object{{"apiGroups", everything},
+                                                      {"resources", everything},
+                                                      {"verbs", everything}},
+                                         json::object{{"nonResourceURLs", everything},
+                                                      {"verbs", everything}}}}});
+  out.emplace_back(
+      api::find_resource("rbac.authorization.k8s.io", "v1", "clusterrolebindings"),
+      json::object{{"apiVersion", "rbac.authorization.k8s.io/v1"},
+                   {"kind", "ClusterRoleBinding"},
+                   {"metadata", rbac_meta},
+                   {"roleRef", json::object{{"apiGroup", "rbac.authorization.k8s.io"},
+                                            {"kind", "ClusterRole"},
+                                            {"name", "cluster-admin"}}},
+                   {"subjects", json::array{json::object{{"apiGroup", "rbac.authorization.k8s.io"},
+                                                         {"kind", "Group"},
+                                                         {"name", "system:masters"}}}}});
+  const api::Resource* pc_res = api::find_resource("scheduling.k8s.io", "v1", "priorityclasses");
+  for (const validation::SystemPriorityClass& c : validation::system_priority_classes()) {
+    out.emplace_back(pc_res, json::object{{"apiVersion", "scheduling.k8s.io/v1"},
+                                          {"kind", "PriorityClass"},
+                                          {"metadata", json::object{{"name", c.name}}},
+                                          {"value", c.value},
+                                          {"description", c.description}});
+  }
+  return out;
+}
+
 }  // namespace
 
 asio::awaitable<void> Api::bootstrap() {
-  const api::Resource* ns_res = api::find_resource("", "v1", "namespaces");
-  for (std::string_view ns : {"default", "kube-system", "kube-public", "kube-node-lease"}) {
-    json::value obj = json::object{{"apiVersion", "v1"}, {"kind", "Namespace"},
-                                   {"metadata", json::object{{"name", ns}}}};
+  // (A named vector and no structured bindings across the co_await: g++ 12's coroutines.)
+  std::vector<std::pair<const api::Resource*, json::value>> once = create_once_objects();
+  for (auto& item : once) {
+    const api::Resource& res = *item.first;
+    std::string name(name_of(item.second));
+    if (cache_.get(key_for(res, "", name))) continue;
     Request req;
-    auto r = co_await store_create(req, *ns_res, std::move(obj));
-    if (!r && r.error().code != 409) log::warn("bootstrap namespace {}: {}", ns, r.error().message);
-  }
-  // RBAC's bootstrap policy, in part: cluster-admin and its binding to system:masters, created
-  // once (not enforced: requests are not authorized by RBAC objects here).
-  const json::object rbac_meta{
-      {"labels", json::object{{"kubernetes.io/bootstrapping", "rbac-defaults"}}},
-      {"annotations", json::object{{"rbac.authorization.kubernetes.io/autoupdate", "true"}}}};
-  auto with_name = [&](std::string_view name) {
-    json::object m = rbac_meta;
-    m["name"] = name;
-    return m;
-  };
-  const json::value everything = json::array{"*"};
-  std::pair<const char*, json::value> rbac_objects[] = {
-      {"clusterroles",
-       json::object{{"apiVersion", "rbac.authorization.k8s.io/v1"},
-                    {"kind", "ClusterRole"},
-                    {"metadata", with_name("cluster-admin")},
-                    {"rules", json::array{json::object{{"apiGroups", everything},
-                                                       {"resources", everything},
-                                                       {"verbs", everything}},
-                                          json::object{{"nonResourceURLs", everything},
-                                                       {"verbs", everything}}}}}},
-      {"clusterrolebindings",
-       json::object{{"apiVersion", "rbac.authorization.k8s.io/v1"},
-                    {"kind", "ClusterRoleBinding"},
-                    {"metadata", with_name("cluster-admin")},
-                    {"roleRef", json::object{{"apiGroup", "rbac.authorization.k8s.io"},
-                                             {"kind", "ClusterRole"},
-                                             {"name", "cluster-admin"}}},
-                    {"subjects", json::array{json::object{{"apiGroup", "rbac.authorization.k8s.io"},
-                                                          {"kind", "Group"},
-                                                          {"name", "system:masters"}}}}}},
-  };
-  for (auto& item : rbac_objects) {
-    const api::Resource* res = api::find_resource("rbac.authorization.k8s.io", "v1", item.first);
-    if (cache_.get(key_for(*res, "", "cluster-admin"))) continue;
-    Request req;
-    auto r = co_await store_create(req, *res, std::move(item.second));
-    if (!r && r.error().code != 409) log::warn("bootstrap {}: {}", item.first, r.error().message);
-  }
-  // The scheduling bootstrap: the system PriorityClasses.
-  const api::Resource* pc_res = api::find_resource("scheduling.k8s.io", "v1", "priorityclasses");
-  for (const validation::SystemPriorityClass& c : validation::system_priority_classes()) {
-    if (cache_.get(key_for(*pc_res, "", c.name))) continue;
-    json::value pc = json::object{{"apiVersion", "scheduling.k8s.io/v1"},
-                                  {"kind", "PriorityClass"},
-                                  {"metadata", json::object{{"name", c.name}}},
-                                  {"value", c.value},
-                                  {"description", c.description}};
-    Request req;
-    auto r = co_await store_create(req, *pc_res, std::move(pc));
-    if (!r && r.error().code != 409) log::warn("bootstrap priorityclass {}: {}", c.name, r.error().message);
+    auto r = co_await store_create(req, res, std::move(item.second));
+    if (!r && r.error().code != 409) {
+      log::warn("bootstrap {} {}: {}", res.plural, name, r.error().message);
+    }
   }
   const api::Resource* svc_res = api::find_resource("", "v1", "services");
   json::value svc = json::object{
@@ -329,23 +330,14 @@ Response Api::component_status_response(const Request& req,
 
 std::optional<ApiError> Api::admit_priority(const api::Resource& r, json::value& obj,
                                             const json::value* old) const {
+  // The cache holds the classes and nothing runs between here and the return: plain pointers.
   const api::Resource& pcs = *api::find_resource("scheduling.k8s.io", "v1", "priorityclasses");
-  std::vector<ObjectPtr> held;
-  cache_.list(prefix_for(pcs, ""), [&](const std::string&, const ObjectPtr& o) { held.push_back(o); });
   std::vector<const json::value*> classes;
-  for (const ObjectPtr& o : held) classes.push_back(&o->value);
-  std::optional<std::string> why;
-  if (r.kind == "Pod") {
-    auto find = [&](std::string_view name) -> const json::value* {
-      for (const json::value* c : classes) {
-        if (name_of(*c) == name) return c;
-      }
-      return nullptr;
-    };
-    why = apiserver::admit_priority(obj, find, classes);
-  } else {
-    why = admit_priority_class(obj, old == nullptr, classes);
-  }
+  cache_.list(prefix_for(pcs, ""),
+              [&](const std::string&, const ObjectPtr& o) { classes.push_back(&o->value); });
+  std::optional<std::string> why = r.kind == "Pod"
+                                       ? apiserver::admit_priority(obj, classes)
+                                       : admit_priority_class(obj, old == nullptr, classes);
   if (!why) return std::nullopt;
   return forbidden(&r, name_of(obj),
                    fmt::format("{} \"{}\" is forbidden: {}", qualified_resource(r), name_of(obj), *why));
