@@ -110,18 +110,21 @@ int closed_port() {
 }
 
 TEST(GrpcProbe, ServingAndNotServing) {
+  // Answers, not timing, are checked here: room for a loaded CI machine (a 1 s timeout once
+  // expired there on the server's first call).
+  constexpr auto kRoomy = 10s;
   GrpcServer srv;
   ASSERT_NE(srv.port, 0);
   auto& io = new_io();
-  auto r = run(io, run_handler(grpc_handler(srv.port), Target{}, 1000ms));
+  auto r = run(io, run_handler(grpc_handler(srv.port), Target{}, kRoomy));
   EXPECT_TRUE(r.success) << r.message;
   EXPECT_EQ(r.message, "service healthy");
-  r = run(io, run_handler(grpc_handler(srv.port, "ok"), Target{}, 1000ms));
+  r = run(io, run_handler(grpc_handler(srv.port, "ok"), Target{}, kRoomy));
   EXPECT_TRUE(r.success) << r.message;
-  r = run(io, run_handler(grpc_handler(srv.port, "down"), Target{}, 1000ms));
+  r = run(io, run_handler(grpc_handler(srv.port, "down"), Target{}, kRoomy));
   EXPECT_FALSE(r.success);
   EXPECT_EQ(r.message, "service unhealthy (responded with \"NOT_SERVING\")");
-  r = run(io, run_handler(grpc_handler(srv.port, "nope"), Target{}, 1000ms));
+  r = run(io, run_handler(grpc_handler(srv.port, "nope"), Target{}, kRoomy));
   EXPECT_FALSE(r.success);
   EXPECT_TRUE(r.message.starts_with("error: health rpc probe failed: rpc error: code = NotFound")) << r.message;
   EXPECT_EQ(srv.impl.calls.load(), 4);
