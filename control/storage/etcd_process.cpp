@@ -26,6 +26,7 @@
 
 #include "podwarp/log.h"
 #include "storage/etcd_client.h"
+#include "podwarp/unique_fd.h"
 
 extern char** environ;
 
@@ -40,26 +41,7 @@ std::system_error sys_error(int err, std::string what) {
 }
 
 // Owns a file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    reset(std::exchange(other.fd_, -1));
-    return *this;
-  }
-  ~Fd() { reset(); }
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-  void reset(int fd = -1) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_ = -1;
-};
+using Fd = UniqueFd;
 
 // Two distinct free loopback ports: bind port 0 twice (both held, so they differ), read the
 // ports, close. etcd may still lose a race for them; start() retries on "address in use".

@@ -2,9 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/ioctl.h>
 #include <sys/syscall.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -21,8 +19,10 @@
 #include "adapters/container_spec.h"
 #include "adapters/loopback.h"
 #include "cgroup/qos.h"
+#include "console/console.h"
 #include "podwarp/log.h"
 #include "podwarp/random.h"
+#include "podwarp/unique_fd.h"
 
 namespace podwarp::noded::adapters {
 
@@ -351,9 +351,14 @@ Awaitable<std::expected<pods::ContainerHandle, std::string>> NodeRuntime::start_
   auto cg = cgroups_.create(c->cgroup_rel, cgroup::container_limits(*req.container), false);
   if (!cg) co_return fail("container start: " + cg.error().message);
   spec.cgroup = cgroups_.path_of(c->cgroup_rel);
+  if (req.tty) console::ensure_term(spec.process.env);
   c->exec_template = spec.process;
   spec.process.stdout_fd = req.stdout_fd;
   spec.process.stderr_fd = req.stderr_fd;
+  spec.process.stdin_fd = req.stdin_fd;
+  // setsid + TIOCSCTTY: the pty on fd 0 becomes the container's controlling terminal (runc's
+  // terminal: true).
+  spec.process.controlling_tty = req.tty && req.stdin_fd >= 0;
 
   // The blocking clone3 start on a starter thread; this coroutine resumes on the loop.
   auto start_on_pool = [&spec]() -> Awaitable<std::expected<runtime::Process, SysError>> {
@@ -552,29 +557,7 @@ Awaitable<pods::AdoptResult> NodeRuntime::adopt_container(const std::string& pod
 
 namespace {
 
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(Fd&& o) noexcept {
-    if (this != &o) {
-      reset();
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  ~Fd() { reset(); }
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
+using Fd = UniqueFd;
 
 void set_nonblock(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
@@ -603,19 +586,11 @@ class NodeExecSession final : public pods::ExecSession {
       in_.reset();
       return;
     }
-    // The terminal's EOF character (VEOF, ^D by default) ends a canonical-mode read.
-    termios t{};
-    char eof = ::tcgetattr(out_.get(), &t) == 0 ? static_cast<char>(t.c_cc[VEOF]) : '\x04';
-    (void)!::write(out_.get(), &eof, 1);
+    console::send_eof(out_.get());
   }
   std::expected<void, std::string> resize(std::uint16_t width, std::uint16_t height) override {
     if (!tty_) return {};
-    winsize ws{};
-    ws.ws_col = width;
-    ws.ws_row = height;
-    if (::ioctl(out_.get(), TIOCSWINSZ, &ws) != 0)
-      return std::unexpected("ioctl TIOCSWINSZ: " + errno_name(errno));
-    return {};
+    return console::set_window_size(out_.get(), width, height);
   }
   Awaitable<int> wait() override {
     auto st = co_await proc_.async_wait();
@@ -647,23 +622,13 @@ NodeRuntime::start_exec_session(const std::string& id, const pods::ExecSessionRe
   Fd keep_in, keep_out, keep_err;  // our ends
   Fd child_in, child_out, child_err;  // the process's ends, closed once it started
   if (req.tty) {
-    Fd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
-    if (master.get() < 0) co_return Result(std::unexpected("posix_openpt: " + errno_name(errno)));
-    char name[128];
-    if (::grantpt(master.get()) != 0 || ::unlockpt(master.get()) != 0 ||
-        ::ptsname_r(master.get(), name, sizeof name) != 0)
-      co_return Result(std::unexpected("unlock pty: " + errno_name(errno)));
-    Fd slave(::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
-    if (slave.get() < 0)
-      co_return Result(std::unexpected(std::string("open ") + name + ": " + errno_name(errno)));
-    set_nonblock(master.get());
-    keep_out = std::move(master);
-    ps.stdin_fd = ps.stdout_fd = ps.stderr_fd = slave.get();
+    auto pty = console::open_pty();
+    if (!pty) co_return Result(std::unexpected(pty.error()));
+    keep_out = std::move(pty->master);
+    ps.stdin_fd = ps.stdout_fd = ps.stderr_fd = pty->slave.get();
     ps.controlling_tty = true;
-    bool has_term = false;
-    for (const auto& e : ps.env) has_term = has_term || e.starts_with("TERM=");
-    if (!has_term) ps.env.push_back("TERM=xterm");  // as containerd's WithTTY
-    child_in = std::move(slave);
+    console::ensure_term(ps.env);
+    child_in = std::move(pty->slave);
   } else {
     if (req.want_stdin) {
       auto p = pipe_pair();

@@ -21,6 +21,7 @@
 #include "bpfutil/bpf_util.h"
 #include "exit_recorder.skel.h"
 #include "lib/exit_record.h"
+#include "podwarp/unique_fd.h"
 
 namespace podwarp::noded::exitrec {
 namespace {
@@ -31,20 +32,7 @@ using bpfutil::mkdir_p;
 
 constexpr const char* kDefaultBpffs = bpfutil::kMachineBpffs;
 
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(Fd&&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
+using Fd = UniqueFd;
 
 
 // Opens a pinned map and checks that it has the layout this build expects.

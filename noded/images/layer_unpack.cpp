@@ -18,6 +18,7 @@
 
 #include "images/digest.h"
 #include "podwarp/log.h"
+#include "podwarp/unique_fd.h"
 
 namespace podwarp::images {
 
@@ -27,29 +28,7 @@ constexpr std::string_view kWhiteoutPrefix = ".wh.";
 constexpr std::string_view kOpaqueMarker = ".wh..wh..opq";
 constexpr std::size_t kBlockSize = 128 * 1024;
 
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(Fd&& o) noexcept {
-    if (this != &o) {
-      reset();
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  ~Fd() { reset(); }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-
- private:
-  int fd_ = -1;
-};
+using Fd = UniqueFd;
 
 struct ArchiveDeleter {
   void operator()(archive* a) const { archive_read_free(a); }
@@ -230,7 +209,7 @@ class Unpacker {
     if (fd >= 0) return Fd(fd);
     if (errno != ENOENT) return sys("openat2 parent of", path, errno);
     Fd cur(openat2_beneath(root_, "", O_PATH | O_DIRECTORY));
-    if (!cur.valid()) return sys("openat2 layer root for", path, errno);
+    if (!cur) return sys("openat2 layer root for", path, errno);
     for (std::size_t i = 0; i < n; ++i) {
       std::string prefix = join(comps_, i + 1);
       int next = openat2_beneath(root_, prefix, O_PATH | O_DIRECTORY);
@@ -268,7 +247,7 @@ class Unpacker {
                         const std::string& name) {
     if (name == kOpaqueMarker) {
       Fd dir(openat2_beneath(root_, join(comps_, depth), O_RDONLY | O_DIRECTORY));
-      if (!dir.valid()) return sys("openat2 opaque dir of", path, errno);
+      if (!dir) return sys("openat2 opaque dir of", path, errno);
       if (::fsetxattr(dir.get(), "trusted.overlay.opaque", "y", 1, 0) != 0) {
         return sys("fsetxattr trusted.overlay.opaque on dir of", path, errno);
       }
@@ -301,7 +280,7 @@ class Unpacker {
     }
     std::string tparent = join(tc, tc.size() - 1);
     Fd src(openat2_beneath(root_, tparent, O_PATH | O_DIRECTORY));
-    if (!src.valid()) {
+    if (!src) {
       int err = errno;
       if (err == ENOENT || err == ENOTDIR) {
         return bad(fmt::format("hardlink \"{}\" -> \"{}\": target not in the layer",
@@ -324,7 +303,7 @@ class Unpacker {
   Result<void> regular_file(archive* a, archive_entry* e, std::string_view path, int pfd,
                             const std::string& name) {
     Fd fd(::openat(pfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (!fd.valid()) return sys("openat", path, errno);
+    if (!fd) return sys("openat", path, errno);
     for (;;) {
       const void* buf;
       size_t size;
@@ -370,14 +349,14 @@ class Unpacker {
     }
     if (type == AE_IFDIR) {
       Fd dir(::openat(pfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-      if (!dir.valid()) return sys("openat dir", path, errno);
+      if (!dir) return sys("openat dir", path, errno);
       if (::fchmod(dir.get(), archive_entry_perm(e) & 07777) != 0) {
         return sys("fchmod", path, errno);
       }
       xattrs(e, path, dir.get());
     } else if (type == AE_IFIFO) {
       Fd node(::openat(pfd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
-      if (node.valid()) {
+      if (node) {
         std::string proc = fmt::format("/proc/self/fd/{}", node.get());
         ::chmod(proc.c_str(), archive_entry_perm(e) & 07777);
       }
@@ -427,7 +406,7 @@ Result<UnpackResult> unpack_layer(const std::filesystem::path& archive_path,
                                   const std::filesystem::path& dest, const UnpackOptions& options) {
   UnpackResult result;
   Fd root(::open(dest.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!root.valid()) return fail_errno("open " + dest.string(), errno);
+  if (!root) return fail_errno("open " + dest.string(), errno);
 
   ArchivePtr raw(archive_read_new());
   archive_read_support_filter_gzip(raw.get());

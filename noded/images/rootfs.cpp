@@ -14,6 +14,7 @@
 #include "images/store_impl.h"
 #include "podwarp/json.h"
 #include "podwarp/log.h"
+#include "podwarp/unique_fd.h"
 
 namespace podwarp::images {
 
@@ -45,17 +46,7 @@ bool is_mount_root(const fs::path& path) {
          (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
 }
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+using Fd = UniqueFd;
 
 Result<void> mount_with_fsconfig(const std::vector<std::string>& lowers, const fs::path& upper,
                                  const fs::path& work, const fs::path& target) {

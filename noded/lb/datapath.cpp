@@ -22,6 +22,7 @@
 #include "bpfutil/bpf_util.h"
 #include "nodeport.skel.h"
 #include "sock_lb.skel.h"
+#include "podwarp/unique_fd.h"
 
 namespace podwarp::noded::lb {
 namespace {
@@ -30,26 +31,7 @@ using bpfutil::is_bpffs;
 using bpfutil::LibbpfLogCapture;
 using bpfutil::mkdir_p;
 
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  Fd& operator=(Fd&& o) noexcept {
-    if (this != &o) {
-      reset();
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  ~Fd() { reset(); }
-  void reset() {
-    if (fd_ >= 0) ::close(std::exchange(fd_, -1));
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+using Fd = UniqueFd;
 
 std::uint32_t size_for(std::string_view name, const MapSizes& s, std::uint32_t fallback) {
   if (name == PODWARP_LB_MAP_SERVICES) return s.services;

@@ -401,30 +401,48 @@ class HttpsServer final : public NodeHttpsServer, public std::enable_shared_from
     }
   }
 
-  // Client -> process: stdin, resize, v5 close. A gone client kills the process.
-  asio::awaitable<void> exec_reader(std::shared_ptr<WsConn> c, std::shared_ptr<pods::ExecSession> s,
-                                    std::shared_ptr<bool> ended, int version) {
+  // Client -> process or container, for exec and attach: channel 0 into `input_fd` (a dup of
+  // it; -1: input is dropped), channel 4 resizes (v3+), v5's close of channel 0 ends the input.
+  // `input_ended` runs once when the input ends: that close, a failed write (the process closed
+  // its stdin or exited), or the client leaving. Returns when the client is gone.
+  asio::awaitable<void> client_input(std::shared_ptr<WsConn> c, int input_fd, int version,
+                                     std::function<void()> input_ended,
+                                     std::function<void(std::uint16_t, std::uint16_t)> resize) {
     std::unique_ptr<asio::posix::stream_descriptor> in;
-    if (s->stdin_fd() >= 0)
-      in = std::make_unique<asio::posix::stream_descriptor>(ex_, ::fcntl(s->stdin_fd(), F_DUPFD_CLOEXEC, 3));
+    if (input_fd >= 0)
+      in = std::make_unique<asio::posix::stream_descriptor>(ex_, ::fcntl(input_fd, F_DUPFD_CLOEXEC, 3));
+    auto end_input = [&] {
+      if (!in) return;
+      in.reset();
+      input_ended();
+    };
     for (;;) {
       auto m = co_await ws_read(*c);
       if (!m) break;
       if (m->empty()) continue;
       auto ch = static_cast<std::uint8_t>((*m)[0]);
       std::string_view data = std::string_view(*m).substr(1);
-      if (ch == kStreamClose && version >= 5) {
-        if (!data.empty() && data[0] == 0 && in) {
-          in.reset();
-          s->close_stdin();
-        }
-      } else if (ch == 0 && in && !data.empty()) {
+      if (ch == 0 && in && !data.empty()) {
         auto [ec, n] = co_await asio::async_write(*in, asio::buffer(data), kTuple);
-        if (ec) in.reset();  // the process closed its stdin
+        if (ec) end_input();
+      } else if (ch == kStreamClose && version >= 5) {
+        if (!data.empty() && data[0] == 0) end_input();
       } else if (ch == 4 && version >= 3) {
-        if (auto sz = parse_resize(data)) (void)s->resize(sz->width, sz->height);
+        if (auto sz = parse_resize(data)) resize(sz->width, sz->height);
       }
     }
+    end_input();
+  }
+
+  // exec: a gone client kills the process.
+  asio::awaitable<void> exec_reader(std::shared_ptr<WsConn> c, std::shared_ptr<pods::ExecSession> s,
+                                    std::shared_ptr<bool> ended, int version) {
+    // Named, not temporaries in the co_await expression (g++ 12 destroyed those twice).
+    std::function<void()> input_ended = [s] { s->close_stdin(); };
+    std::function<void(std::uint16_t, std::uint16_t)> resize = [s](std::uint16_t w, std::uint16_t h) {
+      (void)s->resize(w, h);
+    };
+    co_await client_input(c, s->stdin_fd(), version, std::move(input_ended), std::move(resize));
     if (!*ended) s->kill();
   }
 
@@ -467,11 +485,18 @@ class HttpsServer final : public NodeHttpsServer, public std::enable_shared_from
   asio::awaitable<void> attach_ws(std::shared_ptr<WsConn> c, int version, const Target& t,
                                   const pods::PodManager::StreamTarget& target,
                                   pods::ExecSessionRequest er) {
-    if (er.want_stdin) {
-      std::string msg = target.spec_stdin
-                            ? fmt::format("attaching stdin to container {} is not supported by podwarp (its stdin is /dev/null)", t.seg[3])
-                            : fmt::format("container {} does not have stdin enabled (spec.containers[].stdin is false)", t.seg[3]);
-      co_await send_status(*c, version, std::nullopt, msg);
+    if (er.want_stdin && !target.spec_stdin) {
+      co_await send_status(*c, version, std::nullopt,
+                           fmt::format("container {} does not have stdin enabled (spec.containers[].stdin is false)", t.seg[3]));
+      co_await c->finish();
+      co_return;
+    }
+    // Spec stdin: the run's console holds the pipe (or pty) the input goes to. It is noded's,
+    // so a container adopted after a noded restart has lost it.
+    std::shared_ptr<console::Console> con = target.console;
+    if (er.want_stdin && !con) {
+      co_await send_status(*c, version, std::nullopt,
+                           fmt::format("the stdin of container {} was lost when podwarp-noded restarted; restart the container to attach to its stdin", t.seg[3]));
       co_await c->finish();
       co_return;
     }
@@ -488,7 +513,10 @@ class HttpsServer final : public NodeHttpsServer, public std::enable_shared_from
       explicit State(asio::any_io_executor ex) : wake(ex) { wake.expires_at(asio::steady_timer::time_point::max()); }
     };
     auto st = std::make_shared<State>(ex_);
-    bool out = er.want_stdout, err = er.want_stderr;
+    // As the kubelet: the container's spec decides the terminal, not the request. A terminal
+    // carries stdout and stderr as one stream.
+    bool out = er.want_stdout, err = er.want_stderr && !target.spec_tty;
+    int streams = target.spec_tty ? 1 : 2;
     std::weak_ptr<WsConn> wc = c;
     auto id = logs::LogTaps::instance().subscribe(*path, [st, wc, out, err](logs::Stream s, std::string_view data, bool eof) {
       if (eof) {
@@ -502,13 +530,18 @@ class HttpsServer final : public NodeHttpsServer, public std::enable_shared_from
         (void)conn->q.try_send(boost::system::error_code{}, channel_frame(is_out ? 1 : 2, data));
     });
     co_await c->send(channel_frame(out ? 1 : 2, ""));
-    asio::co_spawn(ex_, [c, st]() -> asio::awaitable<void> {
-      while (co_await ws_read(*c)) {
-      }
+    // Client -> container: stdin into the console, which applies stdinOnce when it ends.
+    asio::co_spawn(ex_, [this, c, st, con, version, want_stdin = er.want_stdin]() -> asio::awaitable<void> {
+      int fd = want_stdin && con ? con->input_fd() : -1;
+      std::function<void()> input_ended = [con] { con->input_ended(); };  // named: as in exec_reader
+      std::function<void(std::uint16_t, std::uint16_t)> resize = [con](std::uint16_t w, std::uint16_t h) {
+        if (con) (void)con->resize(w, h);
+      };
+      co_await client_input(c, fd, version, std::move(input_ended), std::move(resize));
       st->gone = true;
       st->wake.cancel();
     }, asio::detached);
-    while (st->eofs < 2 && !st->gone) {
+    while (st->eofs < streams && !st->gone) {
       if (!pods_.container_running(t.seg[1], t.seg[2], t.seg[3]) && st->eofs == 0) {
         // Ended before we subscribed: nothing more will come.
         asio::steady_timer grace(ex_, std::chrono::milliseconds(200));

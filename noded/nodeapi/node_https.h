@@ -5,7 +5,8 @@
 //   GET /attach/<ns>/<pod>/<container>?stdin=..&stdout=..&stderr=..
 //       WebSocket, subprotocols v5/v4/v3/v2.channel.k8s.io and channel.k8s.io
 //       (channel_protocol.h). exec runs the command in the container (pipes, or a pty as the
-//       controlling terminal with tty); attach streams the container's live stdout/stderr.
+//       controlling terminal with tty); attach streams the container's live stdout/stderr
+//       and feeds its stdin/terminal (spec stdin/tty: console/console.h).
 //   GET|POST /portforward/<ns>/<pod>[?port=P|ports=P,..]
 //       WebSocket v4.channel.k8s.io / portforward.k8s.io (the Python client: one connection per
 //       requested port), WebSocket SPDY/3.1+portforward.k8s.io (kubectl >= 1.30: SPDY/3.1 in

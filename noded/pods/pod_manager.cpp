@@ -469,6 +469,7 @@ std::expected<PodManager::StreamTarget, PodManager::StreamLookupError> PodManage
       t.spec_tty = get_bool(c, {"tty"});
     }
   }
+  if (t.running) t.console = w->console(container);
   return t;
 }
 // --- end streams lookups ---

@@ -91,6 +91,7 @@ class PodManager {
     std::string container_id;   // runtime id of the current run ("" when none)
     bool running = false;       // the container's current state is running
     bool spec_stdin = false, spec_tty = false;  // the container's spec stdin / tty
+    std::shared_ptr<console::Console> console;  // its running run's stdin/terminal, if any
   };
   // Errors: code 404 "pod does not exist"; 400 "container <c> is not valid for pod <p>".
   struct StreamLookupError {

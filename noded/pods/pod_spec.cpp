@@ -101,6 +101,9 @@ std::expected<std::vector<ContainerDef>, ManifestError> parse_containers(
       return ck.fail(f + ".name", fmt::format("Duplicate value: \"{}\"", d.name));
     d.image = get_string(c, {"image"});
     if (d.image.empty()) return ck.fail(f + ".image", "Required value");
+    d.stdin = get_bool(c, {"stdin"});
+    d.stdin_once = get_bool(c, {"stdinOnce"});
+    d.tty = get_bool(c, {"tty"});
     auto pp = get_string(c, {"imagePullPolicy"});
     if (pp.empty())
       d.pull_policy = default_pull_policy(d.image);

@@ -33,6 +33,7 @@ struct ContainerDef {
   std::optional<probes::ProbeSpec> liveness, readiness, startup;
   std::optional<probes::Handler> post_start, pre_stop;
   std::vector<VolumeMountDef> mounts;
+  bool stdin = false, stdin_once = false, tty = false;  // console/console.h
   std::size_t index = 0;  // position in spec.containers / spec.initContainers
 };
 

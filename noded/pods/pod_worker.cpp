@@ -44,6 +44,7 @@ struct PodWorker::Run {
   bool started_ok = false;  // startup probe passed (or none)
   std::string kill_reason;
   std::shared_ptr<logs::CriLogWriter> log;
+  std::shared_ptr<console::Console> console;  // spec stdin/tty, of the current run
 };
 
 namespace {
@@ -146,6 +147,44 @@ ContainerStatus& PodWorker::st(Run& r) { return (r.init ? status_.init : status_
 std::string PodWorker::fifo_dir(const Run& r) const {
   return fmt::format("{}/containers/{}{}", env_.store->pod_dir(def_.uid), r.init ? "init-" : "",
                      r.def->name);
+}
+
+// A run's stdio. Output goes through FIFOs that outlive noded (see open_fifo); with spec tty
+// the container's 0/1/2 are instead the slave of its console's pty, and its output (stdout and
+// stderr merged, as upstream) is read from the master. Spec stdin: fd 0 is the console's pipe.
+std::expected<PodWorker::Stdio, std::string> PodWorker::open_stdio(Run& r) {
+  auto con = console::Console::open(
+      {.tty = r.def->tty, .stdin = r.def->stdin, .stdin_once = r.def->stdin_once});
+  if (!con) return std::unexpected(con.error());
+  r.console = std::move(*con);
+  Stdio io;
+  if (r.console && r.console->tty()) {
+    io.out_r = r.console->dup_output();
+    if (io.out_r < 0) return std::unexpected(fmt::format("dup pty master: {}", std::strerror(errno)));
+    io.out_w = io.err_w = r.console->child_fd();
+    return io;
+  }
+  std::error_code ec;
+  fs::create_directories(fifo_dir(r), ec);
+  auto out = open_fifo(fifo_dir(r) + "/stdout", true);
+  if (!out) return std::unexpected(out.error());
+  auto err = open_fifo(fifo_dir(r) + "/stderr", true);
+  if (!err) {
+    ::close(out->first);
+    ::close(out->second);
+    return std::unexpected(err.error());
+  }
+  io.out_r = out->first;
+  io.out_w = out->second;
+  io.err_r = err->first;
+  io.err_w = err->second;
+  return io;
+}
+
+std::shared_ptr<console::Console> PodWorker::console(std::string_view container) const {
+  for (const auto& r : runs_)
+    if (r->def->name == container) return r->running ? r->console : nullptr;
+  return nullptr;
 }
 
 void PodWorker::start() {
@@ -690,17 +729,13 @@ asio::awaitable<std::optional<ExitInfo>> PodWorker::run_once(Run& r) {
     retry = std::min(retry * 2, env_.timings.backoff_max);
   }
   // LOGS + START
-  std::error_code ec;
-  fs::create_directories(fifo_dir(r), ec);
-  auto out = open_fifo(fifo_dir(r) + "/stdout", true);
-  auto err = out ? open_fifo(fifo_dir(r) + "/stderr", true) : decltype(out)(std::unexpected(out.error()));
-  if (!out || !err) {
-    if (out) ::close(out->first), ::close(out->second);
+  auto io = open_stdio(r);
+  if (!io) {
     ExitInfo e{true, 128, 0, false, {}};
     r.id.clear();
     record_exit(r, e);
     cs.state.reason = "ContainerCannotRun";
-    cs.state.message = out ? err.error() : out.error();
+    cs.state.message = io.error();
     co_return e;
   }
   r.log = std::make_shared<logs::CriLogWriter>();
@@ -717,8 +752,12 @@ asio::awaitable<std::optional<ExitInfo>> PodWorker::run_once(Run& r) {
   req.container = &def_.container_json(*r.def, r.init);
   req.image = &r.image;
   req.mounts = container_mounts(*r.def, volumes_);
-  req.stdout_fd = out->second;
-  req.stderr_fd = err->second;
+  req.stdout_fd = io->out_w;
+  req.stderr_fd = io->err_w;
+  if (r.console) {
+    req.stdin_fd = r.console->child_fd();
+    req.tty = r.console->tty();
+  }
   req.lookup = &env_.lookup;
   req.services = &env_.services;
   if (!env_.host_ip.empty()) req.host_ips = {env_.host_ip};
@@ -726,10 +765,16 @@ asio::awaitable<std::optional<ExitInfo>> PodWorker::run_once(Run& r) {
   req.node_allocatable = env_.node_allocatable;
   req.on_event = env_.on_event;
   h = co_await env_.runtime->start_container(req);
-  ::close(out->second);
-  ::close(err->second);
-  asio::co_spawn(ex_, logs::pump(out->first, r.log, logs::Stream::kStdout), asio::detached);
-  asio::co_spawn(ex_, logs::pump(err->first, r.log, logs::Stream::kStderr), asio::detached);
+  if (r.console && r.console->tty()) {
+    r.console->started();  // the pty slave: the container holds its own now
+  } else {
+    ::close(io->out_w);
+    ::close(io->err_w);
+    if (r.console) r.console->started();
+  }
+  asio::co_spawn(ex_, logs::pump(io->out_r, r.log, logs::Stream::kStdout), asio::detached);
+  if (io->err_r >= 0)
+    asio::co_spawn(ex_, logs::pump(io->err_r, r.log, logs::Stream::kStderr), asio::detached);
   if (!h && h.error().starts_with(kCreateContainerConfigError)) {
     // As the kubelet: the container waits (no restart counted) and the start is retried.
     std::string msg = h.error().substr(kCreateContainerConfigError.size());

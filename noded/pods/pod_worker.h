@@ -60,6 +60,7 @@
 #include <vector>
 
 #include "podwarp/time.h"
+#include "console/console.h"
 #include "logs/cri_log.h"
 #include "pods/pod_spec.h"
 #include "pods/pod_status.h"
@@ -154,6 +155,10 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   json::value pod_json() const;
   // Log file of a container's current run (or previous run); nullopt if unknown.
   std::optional<std::string> log_path(std::string_view container, bool previous) const;
+  // The stdin/terminal of a container's running run (spec stdin or tty), for attach; null when
+  // it has none, is not running, or was adopted after a noded restart (its console was noded's
+  // and ended with it).
+  std::shared_ptr<console::Console> console(std::string_view container) const;
 
   struct Run;  // per-container supervisor state (pod_worker.cpp)
   PodWorker(boost::asio::any_io_executor ex, WorkerEnv env, PodDef def);
@@ -189,6 +194,11 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   ContainerStatus& st(Run& r);
   probes::Target probe_target(Run& r);
   std::string fifo_dir(const Run& r) const;
+  struct Stdio {
+    int out_r = -1, err_r = -1;  // noded's ends (nonblocking); err_r -1 with a tty
+    int out_w = -1, err_w = -1;  // the container's ends
+  };
+  std::expected<Stdio, std::string> open_stdio(Run& r);
 
   boost::asio::any_io_executor ex_;
   WorkerEnv env_;

@@ -109,6 +109,10 @@ struct ContainerStartRequest {
   const ImageInfo* image = nullptr;
   std::vector<MountRequest> mounts;       // resolved volumeMounts
   int stdout_fd = -1, stderr_fd = -1;     // write ends of pipes; the runtime dups what it keeps
+  // spec stdin/tty (console/console.h): the stdin pipe's read end, or with tty the pty slave
+  // (then also stdout_fd and stderr_fd), which becomes the controlling terminal; -1: /dev/null.
+  int stdin_fd = -1;
+  bool tty = false;
   // Env sources (configMapKeyRef, secretKeyRef, envFrom); null: none can be found.
   const ObjectLookup* lookup = nullptr;
   // Services for the service environment variables; null or unset: none.

@@ -469,6 +469,19 @@ std::expected<void, SysError> plan_mounts(Plan& p, const ContainerSpec& spec) {
               .b = p.c(dev + "/" + l.name),
               .step = p.c(std::string("symlink /dev/") + l.name)});
   }
+  if (spec.process.controlling_tty && spec.process.stdin_fd >= 0) {
+    // As runc: the terminal on fd 0 (a pty of noded's devpts, not of the container's own
+    // instance) is bind-mounted on /dev/console, where ttyname(3) finds it.
+    // By its path: a bind of the fd itself (/proc/self/fd/0) is refused (EINVAL), its mount
+    // being in noded's mount namespace, not the container's copy.
+    char tty[PATH_MAX];
+    std::string link = "/proc/self/fd/" + std::to_string(spec.process.stdin_fd);
+    ssize_t n = ::readlink(link.c_str(), tty, sizeof tty - 1);
+    if (n < 0) return std::unexpected(errno_error("readlink " + link));
+    tty[n] = '\0';
+    add(p, Op{.kind = OpKind::kTouch, .a = p.c(dev + "/console"), .step = "create /dev/console"});
+    add(p, mount_op(p, p.c(tty), dev + "/console", nullptr, MS_BIND, nullptr));
+  }
   // /sys: read-only sysfs (rw when privileged).
   add(p, Op{.kind = OpKind::kMkdirP, .a = p.c(in_root("/sys")), .step = "mkdir /sys"});
   add(p, mount_op(p, "sysfs", in_root("/sys"), "sysfs",

@@ -9,6 +9,7 @@ import base64
 import hashlib
 import json
 import os
+import signal
 import socket
 import ssl
 import struct
@@ -545,7 +546,8 @@ REAL_SKIP = real_noded_skip_reason()
 class RealNodedStreamsTest(harness.ClusterTestCase):
     """The proxy against the real node API: podwarp-noded in API mode joined with
     node-credentials, a busybox pod from the local test registry, then kubectl logs / logs -f /
-    exec (stdin, exit codes) and the pod's projected service-account token used as a bearer."""
+    exec (stdin, exit codes), kubectl run -i / -it (attach to a container's stdin and terminal)
+    and the pod's projected service-account token used as a bearer."""
     reg = noded = base = None
 
     @classmethod
@@ -640,6 +642,76 @@ class RealNodedStreamsTest(harness.ClusterTestCase):
                          "system:serviceaccount:default:default")
         self.assertEqual(info["status"]["userInfo"]["extra"]["authentication.kubernetes.io/pod-name"],
                          ["ticker"])
+
+    def test_run_interactive_stdin_once(self):
+        # kubectl run -i: the pod's container gets stdin (stdinOnce); kubectl attaches, pipes
+        # its input in, closes it (v5 close), and the shell ends on that end of file.
+        k = self.cluster.kubectl
+        r = k("run", "att-stdin", "--rm", "-i", "--restart=Never", f"--image={self.reg.image}",
+              "--", "sh", input="echo attached-$((6*7)); tty; read -r x && echo more:$x; exit 3\n",
+              check=False, timeout=120)
+        self.assertIn("attached-42\nnot a tty\n", r.stdout, r.stderr)
+        self.assertNotIn("more:", r.stdout)  # the input ended with the pipe
+        self.assertEqual(r.returncode, 3, r.stderr)  # kubectl run passes the exit code on
+        self.assertNotIn("falling back to streaming logs", r.stderr)
+        self.wait_until(lambda: k("get", "pod", "att-stdin", check=False).returncode != 0, 30,
+                        "pod removed by --rm")
+
+    def test_run_tty(self):
+        # kubectl run -it under a terminal: the container's 0/1/2 are a pty (its controlling
+        # terminal, found by ttyname as /dev/console), kubectl's window size reaches it, typed
+        # input is echoed back, and `exit` ends the session and the pod.
+        import fcntl
+        import pty
+        import select
+        import termios
+        cmd = self.cluster.prefix + [harness.KUBECTL, "--kubeconfig", self.cluster.kubeconfig,
+                                     "--cache-dir", self.cluster.cache_dir, "run", "att-tty",
+                                     "--rm", "-it", "--restart=Never", f"--image={self.reg.image}",
+                                     "--", "sh"]
+        pid, fd = pty.fork()
+        if pid == 0:
+            try:
+                os.execvp(cmd[0], cmd)
+            finally:
+                os._exit(127)
+        out = b""
+
+        def read_until(needle, seconds):
+            nonlocal out
+            deadline = time.time() + seconds
+            while needle not in out and time.time() < deadline:
+                if select.select([fd], [], [], 0.2)[0]:
+                    try:
+                        chunk = os.read(fd, 4096)
+                    except OSError:
+                        return
+                    if not chunk:
+                        return
+                    out += chunk
+        try:
+            fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
+            read_until(b"try pressing enter", 120)
+            os.write(fd, b"tty; echo cols=$(stty size); echo tty-$((6*7)); exit\r")
+            read_until(b'pod "att-tty" deleted', 60)
+        finally:
+            status = None
+            for _ in range(100):  # kubectl ends once the pod is deleted
+                done, st = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    status = st
+                    break
+                time.sleep(0.1)
+            if status is None:
+                os.kill(pid, signal.SIGKILL)  # our own child, by pid
+                status = os.waitpid(pid, 0)[1]
+            os.close(fd)
+            self.cluster.kubectl("delete", "pod", "att-tty", "--ignore-not-found", "--wait=false",
+                                 check=False)
+        self.assertIn(b"/dev/console\r\n", out, out)
+        self.assertIn(b"cols=33 111\r\n", out, out)
+        self.assertIn(b"tty-42\r\n", out, out)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0, out)
 
 
 if __name__ == "__main__":
