@@ -29,7 +29,9 @@ json::value ApiError::to_json() const {
     details["causes"] = std::move(arr);
   }
   if (retry_after_seconds > 0) details["retryAfterSeconds"] = retry_after_seconds;
-  if (!details.empty()) s["details"] = std::move(details);
+  // Upstream's NotFound always carries details, empty for a path it does not serve
+  // (NewGenericServerResponse): kubectl debug reads details.name of that 404 without a nil check.
+  if (!details.empty() || reason == "NotFound") s["details"] = std::move(details);
   s["code"] = code;
   return s;
 }

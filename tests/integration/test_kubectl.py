@@ -390,6 +390,22 @@ class KubectlTest(harness.ClusterTestCase):
         r = self.cluster.kubectl("get", "cs", "nope", check=False)
         self.assertIn('componentstatuses "nope" not found', r.stderr)
 
+    def test_debug_says_no_ephemeral(self):
+        # pods/ephemeralcontainers is not served. kubectl debug tells that 404 from a missing pod
+        # by its empty status details, which upstream always sends (a Status without them made
+        # kubectl panic on a nil pointer).
+        k = self.cluster.kubectl
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "debug-target"},
+               "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+        k("apply", "-f", "-", input=json.dumps(pod))
+        try:
+            r = k("debug", "debug-target", "--image=busybox", "--profile=general", check=False)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("error: ephemeral containers are disabled for this cluster", r.stderr)
+            self.assertNotIn("panic", r.stderr)
+        finally:
+            k("delete", "pod", "debug-target", "--wait=false", check=False)
+
 
 if __name__ == "__main__":
     harness.main()
