@@ -54,7 +54,8 @@ const std::vector<Resource>& table() {
                       {"log", "", "", "", {"get"}},
                       {"exec", "", "v1", "PodExecOptions", {"create", "get"}},
                       {"attach", "", "v1", "PodAttachOptions", {"create", "get"}},
-                      {"portforward", "", "v1", "PodPortForwardOptions", {"create", "get"}}}));
+                      {"portforward", "", "v1", "PodPortForwardOptions", {"create", "get"}},
+                      {"ephemeralcontainers", "", "v1", "Pod", {"get", "patch", "update"}}}));
     t.push_back(make("", "v1", "Node", "nodes", "node", false, {"no"}, {}, {status()},
                      "minions"));
     t.push_back(create_only("", "Binding", "bindings", "binding", true));

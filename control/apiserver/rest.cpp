@@ -846,6 +846,18 @@ asio::awaitable<std::expected<std::pair<json::value, bool>, ApiError>> Api::stor
   if (subresource == "status") {
     prepare_for_status_update(r, next, old.object);
     metadata(next)["resourceVersion"] = std::to_string(old.revision);
+  } else if (subresource == "ephemeralcontainers") {
+    // Only spec.ephemeralContainers comes from the request (upstream's
+    // dropNonEphemeralContainerUpdates).
+    json::value kept = old.object;
+    json::object& spec = ensure_object(kept.as_object(), "spec");
+    if (const json::value* ec = find_path(next, {"spec", "ephemeralContainers"})) {
+      spec["ephemeralContainers"] = *ec;
+    } else {
+      spec.erase("ephemeralContainers");
+    }
+    metadata(kept)["resourceVersion"] = std::to_string(old.revision);
+    next = std::move(kept);
   } else {
     prepare_for_update(r, next, old.object);
     if (r.kind == "Pod" && r.group.empty()) keep_admitted_priority(next, old.object);
@@ -858,7 +870,9 @@ asio::awaitable<std::expected<std::pair<json::value, bool>, ApiError>> Api::stor
   }
   std::vector<validation::Cause> causes =
       subresource == "status" ? validation::validate_status(r, next, old.object)
-                              : validation::validate(r, next, &old.object);
+      : subresource == "ephemeralcontainers"
+          ? validation::validate_ephemeral_containers(r, next, old.object)
+          : validation::validate(r, next, &old.object);
   if (!causes.empty()) {
     if (r.kind == "Service" && subresource.empty() && !dry) {
       co_await services_->release(next, &old.object);

@@ -5,6 +5,7 @@
 #include <array>
 #include <map>
 #include <set>
+#include <fmt/format.h>
 #include <string>
 
 #include "validation/json_fields.h"
@@ -397,6 +398,35 @@ void container_state_transitions(Errors& errs, const json::array* now, const jso
     }
   }
 }
+
+}  // namespace
+
+Errors pod_ephemeral_containers_update(const json::object& pod, const json::object& old) {
+  Errors errs = object_meta_update(pod, old);
+  add(errs, pod_metadata_and_spec(pod));
+  // Existing ephemeral containers may be neither removed nor changed (patches do not keep the
+  // order, so each is looked up by name).
+  const Path p = kSpec.child("ephemeralContainers");
+  const json::array* now = arr(obj(pod, "spec"), "ephemeralContainers");
+  const json::array* before = arr(obj(old, "spec"), "ephemeralContainers");
+  for (std::size_t i = 0; before && i < before->size(); ++i) {
+    std::string_view name = str((*before)[i].if_object(), "name");
+    const json::value* match = nullptr;
+    for (std::size_t j = 0; now && j < now->size() && match == nullptr; ++j) {
+      if (str((*now)[j].if_object(), "name") == name) match = &(*now)[j];
+    }
+    if (match == nullptr) {
+      errs.push_back(forbidden(p, fmt::format("existing ephemeral containers \"{}\" may not be removed\n", name)));
+    } else if (!semantic_equal(&(*before)[i], match)) {
+      std::string diff;
+      json_diff(diff, &(*before)[i], match, "");
+      errs.push_back(forbidden(p.key(name), fmt::format("existing ephemeral containers \"{}\" may not be changed\n{}", name, diff)));
+    }
+  }
+  return errs;
+}
+
+namespace {
 
 Errors pod_status(const api::Resource&, const json::object& pod, const json::object& old) {
   Errors errs = object_meta_update(pod, old);

@@ -389,6 +389,44 @@ TEST(PodUpdate, ContainersMayNotBeAdded) {
       ElementsAre("spec.containers: Forbidden: pod updates may not add or remove containers"));
 }
 
+// pods/ephemeralcontainers: new ones are validated as ephemeral containers, existing ones stay.
+std::vector<std::string> ephemeral_update(const json::value& old, json::value now) {
+  apply_defaults(R("", "Pod"), now);
+  return texts(validate_ephemeral_containers(R("", "Pod"), now, old));
+}
+
+TEST(PodEphemeralContainers, AddedValidatedNeitherRemovedNorChanged) {
+  json::value old = stored("", "Pod", pod_with(R"("containers":[{"name":"app","image":"nginx"}])"));
+  json::value added = old;
+  added.at("spec").as_object()["ephemeralContainers"] =
+      J(R"([{"name":"debugger","image":"busybox","targetContainerName":"app","stdin":true,"tty":true}])");
+  EXPECT_THAT(ephemeral_update(old, added), IsEmpty());
+  apply_defaults(R("", "Pod"), added);
+
+  json::value bad = old;
+  bad.at("spec").as_object()["ephemeralContainers"] = J(
+      R"([{"name":"app","image":"busybox","targetContainerName":"nope","ports":[{"containerPort":80}]}])");
+  EXPECT_THAT(ephemeral_update(old, bad),
+              ElementsAre("spec.ephemeralContainers[0].name: Duplicate value: \"app\"",
+                          "spec.ephemeralContainers[0].targetContainerName: Not found: \"nope\"",
+                          "spec.ephemeralContainers[0].ports: Forbidden: cannot be set for an "
+                          "Ephemeral Container"));
+
+  json::value removed = added;
+  removed.at("spec").as_object().erase("ephemeralContainers");
+  EXPECT_THAT(ephemeral_update(added, removed),
+              ElementsAre("spec.ephemeralContainers: Forbidden: existing ephemeral containers "
+                          "\"debugger\" may not be removed\n"));
+
+  json::value changed = added;
+  changed.at("spec").at("ephemeralContainers").at(0).as_object()["image"] = "alpine";
+  auto errs = ephemeral_update(added, changed);
+  ASSERT_EQ(errs.size(), 1u);
+  EXPECT_THAT(errs[0], StartsWith("spec.ephemeralContainers[debugger]: Forbidden: existing "
+                                  "ephemeral containers \"debugger\" may not be changed\n"));
+  EXPECT_THAT(errs[0], HasSubstr("image"));
+}
+
 TEST(PodUpdate, TolerationsMayOnlyBeAdded) {
   json::value old = stored("", "Pod", pod_with(R"("containers":[{"name":"app","image":"nginx"}])"));
   json::value added = old;

@@ -28,6 +28,8 @@ struct KindRules {
 };
 
 std::span<const KindRules> core_kinds();
+// pods/ephemeralcontainers (upstream's ValidatePodEphemeralContainersUpdate), in core.cpp.
+Errors pod_ephemeral_containers_update(const json::object& pod, const json::object& old);
 std::span<const KindRules> apps_kinds();
 std::span<const KindRules> batch_kinds();
 std::span<const KindRules> networking_kinds();

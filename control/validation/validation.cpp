@@ -71,20 +71,33 @@ std::vector<Cause> validate(const api::Resource& r, const json::value& v, const 
   return errs;
 }
 
-std::vector<Cause> validate_status(const api::Resource& r, const json::value& v,
-                                   const json::value& old) {
+namespace {
+// A subresource write: both must be objects; the common metadata checks, then `check`'s.
+template <class Check>
+std::vector<Cause> validate_subresource(const api::Resource& r, const json::value& v,
+                                        const json::value& old, Check check) {
   const json::object* o = v.if_object();
   const json::object* old_o = old.if_object();
   if (o == nullptr) return not_an_object(v);
   if (old_o == nullptr) return not_an_object(old);
   Errors errs = common_meta(r, *o, old_o);
-  const KindRules* rules = find_rules(r);
-  if (rules && rules->validate_status) {
-    add(errs, rules->validate_status(r, *o, *old_o));
-  } else {
-    add(errs, object_meta_update(*o, *old_o));
-  }
+  add(errs, check(*o, *old_o));
   return errs;
+}
+}  // namespace
+
+std::vector<Cause> validate_status(const api::Resource& r, const json::value& v,
+                                   const json::value& old) {
+  return validate_subresource(r, v, old, [&r](const json::object& o, const json::object& old_o) {
+    const KindRules* rules = find_rules(r);
+    return rules && rules->validate_status ? rules->validate_status(r, o, old_o)
+                                           : object_meta_update(o, old_o);
+  });
+}
+
+std::vector<Cause> validate_ephemeral_containers(const api::Resource& r, const json::value& v,
+                                                 const json::value& old) {
+  return validate_subresource(r, v, old, pod_ephemeral_containers_update);
 }
 
 const api::Resource& scale_resource() {

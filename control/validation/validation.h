@@ -64,6 +64,11 @@ std::vector<Cause> validate(const api::Resource& r, const json::value& obj, cons
 std::vector<Cause> validate_status(const api::Resource& r, const json::value& obj,
                                    const json::value& old);
 
+// Validation of a pods/ephemeralcontainers write: the pod's metadata update and spec as on any
+// update, and the ephemeral containers it had neither removed nor changed.
+std::vector<Cause> validate_ephemeral_containers(const api::Resource& r, const json::value& pod,
+                                                 const json::value& old);
+
 // The resource to validate a scale subresource body (autoscaling/v1 Scale) with.
 const api::Resource& scale_resource();
 

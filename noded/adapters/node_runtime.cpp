@@ -341,6 +341,12 @@ Awaitable<std::expected<pods::ContainerHandle, std::string>> NodeRuntime::start_
   spec.ipc_ns = sb->pins->path(ns::NsType::kIpc);
   spec.uts_ns = sb->pins->path(ns::NsType::kUts);
   if (sb->share_pid && sb->pins->has_pid_ns()) spec.pid_ns = sb->pins->path(ns::NsType::kPid);
+  if (!req.target_container_id.empty()) {
+    auto t = containers_.find(req.target_container_id);
+    if (t == containers_.end() || t->second->proc.reaped())
+      co_return fail("container start: target container " + req.target_container_id + " is not running");
+    spec.pid_ns = fmt::format("/proc/{}/ns/pid", t->second->proc.pid());
+  }
   spec.hosts_file = sb->files_dir + "/hosts";
   spec.hostname_file = sb->files_dir + "/hostname";
   if (sb->has_resolv && std::filesystem::exists(sb->files_dir + "/resolv.conf"))

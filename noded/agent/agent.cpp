@@ -281,7 +281,12 @@ struct NodeAgent::Impl : std::enable_shared_from_this<Impl> {
       if (!pm->remove_api_pod(uid, grace)) co_spawn_delete(ns, name, uid);
       return;
     }
-    if (pm->worker(uid)) return;  // running: spec changes are not applied (as upstream, mostly)
+    if (auto w = pm->worker(uid)) {
+      // Running: of the spec only new ephemeral containers (pods/ephemeralcontainers, kubectl
+      // debug) are applied; the rest of it cannot change (image updates are not applied).
+      w->add_ephemeral_containers(pod);
+      return;
+    }
     if (is_terminal_phase(pod)) return;  // finished before: its status stays, never run again
     Sync sync{ns, name};
     if (pm->has_record(uid)) sync.adopting_until = Clock::now() + 5s;

@@ -256,7 +256,7 @@ class PodManagerImpl final : public PodManager {
   bool container_running(std::string_view ns, std::string_view pod, std::string_view container) const override {
     const auto* w = find_pod(ns, pod);
     if (w == nullptr) return false;
-    for (const auto* list : {&w->status().init, &w->status().app})
+    for (const auto* list : {&w->status().init, &w->status().app, &w->status().ephemeral})
       for (const auto& c : *list)
         if (c.name == container) return c.state.kind == ContainerState::Kind::kRunning;
     return false;
@@ -449,7 +449,7 @@ std::expected<PodManager::StreamTarget, PodManager::StreamLookupError> PodManage
   t.pod_uid = w->def().uid;
   if (container.empty()) return t;
   const ContainerStatus* found = nullptr;
-  for (const auto* list : {&w->status().app, &w->status().init})
+  for (const auto* list : {&w->status().app, &w->status().init, &w->status().ephemeral})
     for (const auto& c : *list)
       if (c.name == container) found = &c;
   if (found == nullptr)
@@ -458,16 +458,9 @@ std::expected<PodManager::StreamTarget, PodManager::StreamLookupError> PodManage
   t.running = found->state.kind == ContainerState::Kind::kRunning;
   t.container_id = t.running ? found->state.container_id : std::string();
   if (t.container_id.empty()) t.container_id = found->container_id;
-  for (const char* key : {"containers", "initContainers"}) {
-    if (!w->def().pod.is_object()) break;
-    const auto* spec = w->def().pod.as_object().if_contains("spec");
-    const auto* list = spec && spec->is_object() ? spec->as_object().if_contains(key) : nullptr;
-    if (list == nullptr || !list->is_array()) continue;
-    for (const auto& c : list->as_array()) {
-      if (!c.is_object() || get_string(c, {"name"}) != container) continue;
-      t.spec_stdin = get_bool(c, {"stdin"});
-      t.spec_tty = get_bool(c, {"tty"});
-    }
+  if (const ContainerDef* def = w->container_def(container)) {
+    t.spec_stdin = def->stdin;
+    t.spec_tty = def->tty;
   }
   if (t.running) t.console = w->console(container);
   return t;

@@ -16,6 +16,7 @@ std::string ManifestError::text() const {
 
 const json::value& PodDef::container_json(const ContainerDef& c, bool init) const {
   static const json::value kEmpty = json::object();
+  if (c.spec_json) return *c.spec_json;
   const auto* list = find_path(pod, {"spec", init ? "initContainers" : "containers"});
   if (list == nullptr || !list->is_array() || c.index >= list->as_array().size()) return kEmpty;
   return list->as_array()[c.index];
@@ -101,6 +102,10 @@ std::expected<std::vector<ContainerDef>, ManifestError> parse_containers(
       return ck.fail(f + ".name", fmt::format("Duplicate value: \"{}\"", d.name));
     d.image = get_string(c, {"image"});
     if (d.image.empty()) return ck.fail(f + ".image", "Required value");
+    if (std::string_view(key) == "ephemeralContainers") {
+      d.target_container = get_string(c, {"targetContainerName"});
+      d.spec_json = std::make_shared<const json::value>(c);
+    }
     d.stdin = get_bool(c, {"stdin"});
     d.stdin_once = get_bool(c, {"stdinOnce"});
     d.tty = get_bool(c, {"tty"});
@@ -374,8 +379,11 @@ std::expected<PodDef, ManifestError> pod_from_json(json::value pod, const Static
   auto apps = parse_containers(*spec, "containers", ck, cnames, vol_names);
   if (!apps) return std::unexpected(apps.error());
   if (apps->empty()) return ck.fail("spec.containers", "Required value");
+  auto ephemeral = parse_containers(*spec, "ephemeralContainers", ck, cnames, vol_names);
+  if (!ephemeral) return std::unexpected(ephemeral.error());
   d.init_containers = std::move(*inits);
   d.containers = std::move(*apps);
+  for (auto& c : *ephemeral) d.ephemeral_containers.push_back(std::move(c));
 
   // Static pod defaults (the hash covers the object as written, before these changes).
   d.uid = static_pod_uid(pod, o.node_name, o.source_file);
@@ -391,6 +399,13 @@ std::expected<PodDef, ManifestError> pod_from_json(json::value pod, const Static
   sp["restartPolicy"] = d.restart_policy;
   d.pod = std::move(pod);
   return d;
+}
+
+std::expected<std::vector<ContainerDef>, ManifestError> ephemeral_containers_of(const json::value& pod) {
+  auto d = pod_from_json(pod, StaticPodOptions{});
+  if (!d) return std::unexpected(d.error());
+  return std::vector<ContainerDef>(std::make_move_iterator(d->ephemeral_containers.begin()),
+                                   std::make_move_iterator(d->ephemeral_containers.end()));
 }
 
 }  // namespace podwarp::noded::pods

@@ -11,6 +11,8 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
+#include <memory>
 #include <expected>
 #include <optional>
 #include <string>
@@ -35,6 +37,10 @@ struct ContainerDef {
   std::vector<VolumeMountDef> mounts;
   bool stdin = false, stdin_once = false, tty = false;  // console/console.h
   std::size_t index = 0;  // position in spec.containers / spec.initContainers
+  // Ephemeral containers: the container whose namespaces (pid) it joins, and its own JSON (it
+  // may come after the pod, with an update).
+  std::string target_container;
+  std::shared_ptr<const json::value> spec_json;
 };
 
 struct KeyToPath {
@@ -85,6 +91,8 @@ struct PodDef {
   std::string restart_policy = "Always";
   std::int64_t grace_seconds = 30;
   std::vector<ContainerDef> init_containers, containers;
+  // A deque: the API adds ephemeral containers to a running pod, whose workers point at these.
+  std::deque<ContainerDef> ephemeral_containers;
   std::vector<VolumeDef> volumes;
   std::string hostname;
   bool host_network = false;
@@ -108,6 +116,8 @@ struct StaticPodOptions {
 
 // Checks a Pod object and applies the static-pod defaults above. Never throws.
 std::expected<PodDef, ManifestError> pod_from_json(json::value pod, const StaticPodOptions& o);
+// spec.ephemeralContainers of a pod (checked against its containers' names and its volumes).
+std::expected<std::vector<ContainerDef>, ManifestError> ephemeral_containers_of(const json::value& pod);
 
 // The UID of a static pod (hex MD5 of the serialized object + "host:<node>" + "file:<path>").
 std::string static_pod_uid(const json::value& pod, std::string_view node_name,

@@ -206,6 +206,11 @@ json::object render_pod_status(const PodDef& def, const PodStatus& s) {
   for (const auto& c : s.app) app.push_back(render_container_status(c));
   if (!s.init.empty()) o["initContainerStatuses"] = std::move(init);
   o["containerStatuses"] = std::move(app);
+  if (!s.ephemeral.empty()) {
+    json::array eph;
+    for (const auto& c : s.ephemeral) eph.push_back(render_container_status(c));
+    o["ephemeralContainerStatuses"] = std::move(eph);
+  }
   o["qosClass"] = std::string(cgroup::qos_class_name(cgroup::pod_qos_class(def.pod)));
   return o;
 }

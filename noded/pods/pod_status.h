@@ -35,6 +35,7 @@ struct ContainerStatus {
 
 struct PodStatus {
   std::vector<ContainerStatus> init, app;  // same order as the spec
+  std::vector<ContainerStatus> ephemeral;  // in the order they were added; no part in the phase
   bool sandbox_ready = false;
   bool terminal = false;  // the worker will not start anything again
   // Set when the pod cannot run at all (bad manifest, sandbox error): phase Failed with reason.

@@ -30,7 +30,8 @@ using namespace boost::asio::experimental::awaitable_operators;
 struct PodWorker::Run {
   const ContainerDef* def = nullptr;
   bool init = false;
-  size_t index = 0;  // into status_.init / status_.app
+  bool ephemeral = false;  // runs once, has no part in the phase or readiness
+  size_t index = 0;  // into status_.init / status_.app / status_.ephemeral
   ContainerRecord* rec = nullptr;
   bool running = false;
   bool adopt_running = false;  // adopted: wait on it instead of starting
@@ -92,41 +93,77 @@ std::shared_ptr<PodWorker> PodWorker::create(asio::any_io_executor ex, WorkerEnv
   w->record_.source_file = d.source_file;
   if (adopted) w->record_.sandbox_created = adopted->sandbox_created;
   w->status_.host_ip = w->env_.host_ip;
-  auto add = [&](const ContainerDef& c, bool init) {
-    ContainerRecord rec;
-    rec.name = c.name;
-    rec.init = init;
-    if (adopted)
-      if (auto* old = adopted->find(c.name, init)) rec = *old;
-    w->record_.containers.push_back(rec);
-  };
-  for (const auto& c : d.init_containers) add(c, true);
-  for (const auto& c : d.containers) add(c, false);
-  size_t i = 0;
-  for (auto* list : {&d.init_containers, &d.containers}) {
-    bool init = list == &d.init_containers;
-    size_t idx = 0;
-    for (const auto& c : *list) {
-      auto r = std::make_unique<Run>();
-      r->def = &c;
-      r->init = init;
-      r->index = idx++;
-      r->rec = &w->record_.containers[i++];
-      ContainerStatus cs;
-      cs.name = c.name;
-      cs.image = c.image;
-      cs.known = true;
-      cs.state.kind = K::kWaiting;
-      cs.state.reason = init || d.init_containers.empty() ? "ContainerCreating" : "PodInitializing";
-      cs.restart_count = r->rec->restart_count;
-      cs.image_id = r->rec->image_id;
-      cs.last_state = r->rec->last_termination;
-      if (!init) cs.started = false;
-      (init ? w->status_.init : w->status_.app).push_back(cs);
-      w->runs_.push_back(std::move(r));
-    }
-  }
+  PodRecord* from = adopted ? &*adopted : nullptr;
+  for (const auto& c : d.init_containers) w->add_run(c, true, false, from);
+  for (const auto& c : d.containers) w->add_run(c, false, false, from);
+  for (const auto& c : d.ephemeral_containers) w->add_run(c, false, true, from);
   return w;
+}
+
+// A container's supervisor state, persisted record (taken over from `adopted` when it has one)
+// and status entry.
+PodWorker::Run& PodWorker::add_run(const ContainerDef& c, bool init, bool ephemeral,
+                                   PodRecord* adopted) {
+  ContainerRecord rec;
+  rec.name = c.name;
+  rec.init = init;
+  rec.ephemeral = ephemeral;
+  if (adopted)
+    if (auto* old = adopted->find(c.name, init)) rec = *old;
+  record_.containers.push_back(rec);
+  auto r = std::make_unique<Run>();
+  r->def = &c;
+  r->init = init;
+  r->ephemeral = ephemeral;
+  auto& statuses = ephemeral ? status_.ephemeral : init ? status_.init : status_.app;
+  r->index = statuses.size();
+  r->rec = &record_.containers.back();
+  ContainerStatus cs;
+  cs.name = c.name;
+  cs.image = c.image;
+  cs.known = true;
+  cs.state.kind = K::kWaiting;
+  cs.state.reason = init || ephemeral || def_.init_containers.empty() ? "ContainerCreating" : "PodInitializing";
+  cs.restart_count = r->rec->restart_count;
+  cs.image_id = r->rec->image_id;
+  cs.last_state = r->rec->last_termination;
+  if (!init && !ephemeral) cs.started = false;
+  statuses.push_back(cs);
+  runs_.push_back(std::move(r));
+  return *runs_.back();
+}
+
+void PodWorker::add_ephemeral_containers(const json::value& pod) {
+  const json::value* list = find_path(pod, {"spec", "ephemeralContainers"});
+  std::size_t n = list && list->is_array() ? list->as_array().size() : 0;
+  if (n <= def_.ephemeral_containers.size() || failed_only_ || stopping_ || status_.terminal) return;
+  auto defs = ephemeral_containers_of(pod);
+  if (!defs) {
+    log::warn("pods: {}: ephemeral containers: {}", pod_ref(def_), defs.error().text());
+    return;
+  }
+  for (auto& c : *defs) {
+    bool known = false;
+    for (const auto& r : runs_) known = known || r->def->name == c.name;
+    if (known) continue;
+    log::info("pods: {}: ephemeral container {} added", pod_ref(def_), c.name);
+    def_.ephemeral_containers.push_back(std::move(c));
+    Run& r = add_run(def_.ephemeral_containers.back(), false, true, nullptr);
+    if (ephemeral_ready_) start_ephemeral(r);
+  }
+  persist();
+  changed();
+}
+
+// Ephemeral containers start once the sandbox and volumes are up, init done or not (as the
+// kubelet), and are never restarted.
+void PodWorker::start_ephemeral(Run& r) {
+  auto self = shared_from_this();
+  Run* rp = &r;
+  asio::co_spawn(ex_, [self, rp]() -> asio::awaitable<void> {
+    co_await self->supervise(*rp);
+    self->notify();
+  }, asio::detached);
 }
 
 std::shared_ptr<PodWorker> PodWorker::create_failed(asio::any_io_executor ex, WorkerEnv env,
@@ -142,7 +179,9 @@ std::shared_ptr<PodWorker> PodWorker::create_failed(asio::any_io_executor ex, Wo
   return w;
 }
 
-ContainerStatus& PodWorker::st(Run& r) { return (r.init ? status_.init : status_.app)[r.index]; }
+ContainerStatus& PodWorker::st(Run& r) {
+  return (r.ephemeral ? status_.ephemeral : r.init ? status_.init : status_.app)[r.index];
+}
 
 std::string PodWorker::fifo_dir(const Run& r) const {
   return fmt::format("{}/containers/{}{}", env_.store->pod_dir(def_.uid), r.init ? "init-" : "",
@@ -179,6 +218,12 @@ std::expected<PodWorker::Stdio, std::string> PodWorker::open_stdio(Run& r) {
   io.err_r = err->first;
   io.err_w = err->second;
   return io;
+}
+
+const ContainerDef* PodWorker::container_def(std::string_view container) const {
+  for (const auto& r : runs_)
+    if (r->def->name == container) return r->def;
+  return nullptr;
 }
 
 std::shared_ptr<console::Console> PodWorker::console(std::string_view container) const {
@@ -264,10 +309,9 @@ std::optional<std::string> PodWorker::log_path(std::string_view container, bool 
 }
 
 bool PodWorker::should_restart(const Run& r, int exit_code) const {
-  if (stopping_) return false;
+  if (stopping_ || r.ephemeral) return false;
   if (def_.restart_policy == "Always") return true;
   if (def_.restart_policy == "OnFailure") return exit_code != 0;
-  (void)r;
   return false;
 }
 
@@ -296,7 +340,7 @@ probes::Target PodWorker::probe_target(Run& r) {
 }
 
 void PodWorker::start_probes(Run& r) {
-  if (r.init) return;
+  if (r.init || r.ephemeral) return;  // an ephemeral container is never ready, as upstream
   auto self = weak_from_this();
   Run* rp = &r;
   r.started_ok = !r.def->startup.has_value();
@@ -392,7 +436,7 @@ void PodWorker::record_exit(Run& r, const ExitInfo& e) {
   }
   cs.state = t;
   cs.ready = false;
-  if (!r.init) cs.started = false;
+  if (!r.init && !r.ephemeral) cs.started = false;
   r.rec->last_termination = t;
   r.rec->running = false;
   r.running = false;
@@ -475,6 +519,11 @@ asio::awaitable<void> PodWorker::run_pod() {
     asio::co_spawn(ex_, [self]() -> asio::awaitable<void> { co_await self->refresh_volumes(); },
                    asio::detached);
   }
+  // EPHEMERAL: added ones run from here on
+  ephemeral_ready_ = !stopping_;
+  if (ephemeral_ready_)
+    for (auto& r : runs_)
+      if (r->ephemeral) start_ephemeral(*r);
   // INIT
   bool init_ok = !stopping_;
   for (auto& r : runs_) {
@@ -485,7 +534,7 @@ asio::awaitable<void> PodWorker::run_pod() {
   // RUNNING
   if (init_ok && !stopping_) {
     for (auto& r : runs_) {
-      if (r->init) continue;
+      if (r->init || r->ephemeral) continue;
       ++active_supervisors_;
       Run* rp = r.get();
       asio::co_spawn(ex_, [self, rp]() -> asio::awaitable<void> {
@@ -497,7 +546,21 @@ asio::awaitable<void> PodWorker::run_pod() {
     while (active_supervisors_ > 0) co_await wait_changed();
   }
   if (!stopping_) {
-    // Terminal: nothing will start again. Release what the pod holds; keep its status.
+    // Terminal: nothing will start again. Ephemeral containers still running are stopped (they
+    // end with the pod, as the kubelet's); then release what the pod holds; keep its status.
+    ephemeral_ready_ = false;
+    for (auto& r : runs_) {
+      if (!r->ephemeral || !r->running) continue;
+      Run* rp = r.get();
+      asio::co_spawn(ex_, [self, rp]() -> asio::awaitable<void> {
+        co_await self->kill_container(*rp, self->def_.grace_seconds, "stop");
+      }, asio::detached);
+    }
+    for (bool busy = true; busy;) {
+      busy = false;
+      for (auto& r : runs_) busy = busy || (r->ephemeral && r->running);
+      if (busy) co_await wait_changed();
+    }
     status_.terminal = true;
     status_.sandbox_ready = false;
     teardown_volumes(def_, env_.store->pod_dir(def_.uid));
@@ -764,7 +827,18 @@ asio::awaitable<std::optional<ExitInfo>> PodWorker::run_once(Run& r) {
   if (!status_.pod_ip.empty()) req.pod_ips = {status_.pod_ip};
   req.node_allocatable = env_.node_allocatable;
   req.on_event = env_.on_event;
-  h = co_await env_.runtime->start_container(req);
+  std::string target_error;
+  if (!r.def->target_container.empty()) {
+    for (const auto& o : runs_)
+      if (o->def->name == r.def->target_container && o->running) req.target_container_id = o->id;
+    if (req.target_container_id.empty())
+      target_error = fmt::format("target container {} is not running", r.def->target_container);
+  }
+  if (target_error.empty()) {
+    h = co_await env_.runtime->start_container(req);
+  } else {
+    h = std::unexpected(target_error);
+  }
   if (r.console && r.console->tty()) {
     r.console->started();  // the pty slave: the container holds its own now
   } else {

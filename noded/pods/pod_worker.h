@@ -52,6 +52,7 @@
 #include <chrono>
 #include <functional>
 #include <expected>
+#include <list>
 #include <map>
 #include <memory>
 #include <set>
@@ -159,6 +160,11 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   // it has none, is not running, or was adopted after a noded restart (its console was noded's
   // and ended with it).
   std::shared_ptr<console::Console> console(std::string_view container) const;
+  // The spec of a container of any kind (init, app, ephemeral); nullptr when unknown.
+  const ContainerDef* container_def(std::string_view container) const;
+  // Runs the ephemeral containers of `pod` (the API pod after an update) that this worker does
+  // not run yet; known ones are left as they are (the API refuses changes to them).
+  void add_ephemeral_containers(const json::value& pod);
 
   struct Run;  // per-container supervisor state (pod_worker.cpp)
   PodWorker(boost::asio::any_io_executor ex, WorkerEnv env, PodDef def);
@@ -194,6 +200,8 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   ContainerStatus& st(Run& r);
   probes::Target probe_target(Run& r);
   std::string fifo_dir(const Run& r) const;
+  Run& add_run(const ContainerDef& c, bool init, bool ephemeral, PodRecord* adopted);
+  void start_ephemeral(Run& r);
   struct Stdio {
     int out_r = -1, err_r = -1;  // noded's ends (nonblocking); err_r -1 with a tty
     int out_w = -1, err_w = -1;  // the container's ends
@@ -205,7 +213,8 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   PodDef def_;
   PodStatus status_;
   PodRecord record_;
-  std::vector<std::unique_ptr<Run>> runs_;
+  // A list: ephemeral containers are appended while coroutines iterate it across co_await.
+  std::list<std::unique_ptr<Run>> runs_;
   std::map<std::string, std::string> volumes_;
   struct TokenState {
     std::string token;
@@ -218,6 +227,7 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   bool stopping_ = false, terminated_ = false, main_done_ = false, failed_only_ = false;
   bool sandbox_up_ = false;
   int active_supervisors_ = 0;
+  bool ephemeral_ready_ = false;  // sandbox and volumes up, not terminal: ephemeral ones may start
   std::chrono::steady_clock::time_point seen_;
   std::set<std::string> traced_;
 };

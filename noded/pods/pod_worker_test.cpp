@@ -171,6 +171,72 @@ TEST(PodWorker, NeverWithErrorFails) {
   EXPECT_EQ(f.rt.starts.size(), 1u);
 }
 
+// pods/ephemeralcontainers: an added ephemeral container starts in the running pod, joins its
+// target's pid namespace, runs once (no restart though it fails under restartPolicy
+// OnFailure), is never ready, and has no part in the phase; one whose target is not running
+// cannot run.
+TEST(PodWorker, EphemeralContainersRunOnceBesideTheApp) {
+  Fixture f;
+  std::map<std::string, std::string> targets;  // container -> target id it was started with
+  f.rt.start_hook = [&](const ContainerStartRequest& req) -> std::optional<std::string> {
+    targets[req.container_name] = req.target_container_id;
+    return std::nullopt;
+  };
+  f.rt.script = [](const std::string& name, int) {
+    if (name == "c") return Behavior{};          // runs on
+    if (name == "short") return Behavior{0, 5ms};  // completes, not restarted (OnFailure)
+    return Behavior{1, 20ms};                       // debuggers fail
+  };
+  auto w = f.make(R"(
+apiVersion: v1
+kind: Pod
+metadata: {name: dbg, namespace: team}
+spec:
+  restartPolicy: OnFailure
+  terminationGracePeriodSeconds: 2
+  containers:
+  - {name: c, image: busybox:1}
+  - {name: short, image: busybox:1}
+)");
+  ASSERT_TRUE(run_until(f.io, [&] {
+    return app(*w).state.kind == K::kRunning && app(*w, 1).state.kind == K::kTerminated;
+  }));
+  auto pod = w->pod_json();
+  pod.at("spec").as_object()["ephemeralContainers"] = json::parse(
+      R"([{"name":"dbg","image":"busybox:1","targetContainerName":"c","stdin":true,"tty":true},
+          {"name":"loose","image":"busybox:1"},
+          {"name":"late","image":"busybox:1","targetContainerName":"short"}])");
+  w->add_ephemeral_containers(pod);
+  w->add_ephemeral_containers(pod);  // seen again (a status update): nothing new
+  auto& eph = w->status().ephemeral;
+  ASSERT_TRUE(run_until(f.io, [&] {
+    return eph.size() == 3 && eph[0].state.kind == K::kTerminated &&
+           eph[1].state.kind == K::kTerminated && eph[2].state.kind == K::kTerminated;
+  }));
+  podwarp::run_for(f.io, 200ms);
+  EXPECT_EQ(std::count(f.rt.starts.begin(), f.rt.starts.end(), "dbg"), 1);
+  EXPECT_EQ(std::count(f.rt.starts.begin(), f.rt.starts.end(), "loose"), 1);
+  EXPECT_EQ(targets["dbg"], app(*w).container_id);
+  EXPECT_EQ(targets["loose"], "");
+  EXPECT_EQ(eph[0].state.reason, "Error");
+  EXPECT_EQ(eph[0].restart_count, 0);
+  EXPECT_FALSE(eph[0].ready);
+  EXPECT_FALSE(eph[0].started.has_value());
+  EXPECT_EQ(eph[2].state.reason, "ContainerCannotRun");
+  EXPECT_EQ(eph[2].state.message, "target container short is not running");
+  EXPECT_TRUE(w->container_def("dbg")->tty);
+  EXPECT_EQ(w->phase(), "Running");
+  auto st = w->pod_json().at("status");
+  ASSERT_EQ(st.at("ephemeralContainerStatuses").as_array().size(), 3u);
+  EXPECT_EQ(st.at("ephemeralContainerStatuses").at(0).at("name").as_string(), "dbg");
+  // Persisted with the pod, for adoption after a noded restart.
+  auto rec = f.store.load_all();
+  ASSERT_EQ(rec.size(), 1u);
+  int ephemeral = 0;
+  for (const auto& c : rec[0].containers) ephemeral += c.ephemeral ? 1 : 0;
+  EXPECT_EQ(ephemeral, 3);
+}
+
 TEST(PodWorker, CrashLoopBackOffGrowsExponentially) {
   Fixture f;
   std::vector<std::chrono::steady_clock::time_point> starts;

@@ -113,6 +113,9 @@ struct ContainerStartRequest {
   // (then also stdout_fd and stderr_fd), which becomes the controlling terminal; -1: /dev/null.
   int stdin_fd = -1;
   bool tty = false;
+  // Ephemeral containers with a targetContainerName: the runtime id of that container's
+  // running run, whose pid namespace this one joins (kubectl debug --target).
+  std::string target_container_id;
   // Env sources (configMapKeyRef, secretKeyRef, envFrom); null: none can be found.
   const ObjectLookup* lookup = nullptr;
   // Services for the service environment variables; null or unset: none.

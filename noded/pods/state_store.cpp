@@ -66,6 +66,7 @@ json::value record_to_json(const PodRecord& r) {
                    {"startedAt", to_ns(c.started_at)},
                    {"imageID", c.image_id}};
     if (c.last_termination) o["lastTermination"] = state_to_json(*c.last_termination);
+    if (c.ephemeral) o["ephemeral"] = true;
     cs.push_back(std::move(o));
   }
   return json::object{{"version", 1},        {"uid", r.uid},
@@ -88,6 +89,7 @@ std::expected<PodRecord, std::string> record_from_json(const json::value& v) {
       ContainerRecord cr;
       cr.name = get_string(c, {"name"});
       cr.init = get_bool(c, {"init"});
+      cr.ephemeral = get_bool(c, {"ephemeral"});
       cr.handle.id = get_string(c, {"id"});
       cr.handle.pid = static_cast<pid_t>(get_int(c, {"pid"}, -1));
       if (auto* t = find_path(c, {"startTicks"}); t && t->is_number()) cr.handle.start_ticks = t->to_number<std::uint64_t>();

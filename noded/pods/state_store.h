@@ -9,6 +9,7 @@
 
 #include <expected>
 #include <optional>
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@ namespace podwarp::noded::pods {
 struct ContainerRecord {
   std::string name;
   bool init = false;
+  bool ephemeral = false;  // spec.ephemeralContainers (added by the API to a running pod)
   ContainerHandle handle;  // id empty: no current run
   bool running = false;    // the current run had not exited at the last write
   int restart_count = 0;
@@ -31,7 +33,8 @@ struct ContainerRecord {
 struct PodRecord {
   std::string uid, ns, name, source_file;
   bool sandbox_created = false;
-  std::vector<ContainerRecord> containers;
+  std::deque<ContainerRecord> containers;  // a deque: ephemeral containers are appended while
+                                          // workers hold pointers to the others
   ContainerRecord* find(std::string_view name, bool init);
 };
 

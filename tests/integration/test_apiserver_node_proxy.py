@@ -657,6 +657,38 @@ class RealNodedStreamsTest(harness.ClusterTestCase):
         self.wait_until(lambda: k("get", "pod", "att-stdin", check=False).returncode != 0, 30,
                         "pod removed by --rm")
 
+    def test_debug_ephemeral_container_targets_the_app(self):
+        # kubectl debug -i --target: an ephemeral container added to the running pod through
+        # pods/ephemeralcontainers, in the pid namespace of its target (it sees the ticker's
+        # shell), attached with stdin; it never restarts and the pod keeps running.
+        k = self.cluster.kubectl
+        r = k("debug", "-i", "ticker", f"--image={self.reg.image}", "--target=c",
+              "--profile=general", "--", "sh",
+              input="ps -o args | grep -c 'while true'; echo dbg-$((6*7)); exit 4\n",
+              check=False, timeout=120)
+        self.assertIn("dbg-42", r.stdout, r.stderr)
+        self.assertRegex(r.stdout, r"(?m)^[1-9]\d*$", "the target's processes are not visible")
+        pod = json.loads(k("get", "pod", "ticker", "-o", "json").stdout)
+        names = [c["name"] for c in pod["spec"]["ephemeralContainers"]]
+        self.assertTrue(any(n.startswith("debugger-") for n in names), names)
+
+        def finished():
+            p = json.loads(k("get", "pod", "ticker", "-o", "json").stdout)
+            st = {c["name"]: c for c in p["status"].get("ephemeralContainerStatuses", [])}
+            return all("terminated" in st.get(n, {}).get("state", {}) for n in names) and p
+        self.wait_until(finished, 30, "ephemeral container terminated")
+        pod = finished()
+        st = [c for c in pod["status"]["ephemeralContainerStatuses"] if c["name"] == names[-1]][0]
+        self.assertEqual(st["state"]["terminated"]["exitCode"], 4)
+        self.assertEqual(st["restartCount"], 0)
+        self.assertFalse(st["ready"])
+        self.assertEqual(pod["status"]["phase"], "Running")
+        # Existing ephemeral containers cannot be changed or removed.
+        patch = json.dumps({"spec": {"ephemeralContainers": []}})
+        r = k("patch", "pod", "ticker", "--subresource=ephemeralcontainers", "--type=merge",
+              "-p", patch, check=False)
+        self.assertIn("may not be removed", r.stderr)
+
     def test_run_tty(self):
         # kubectl run -it under a terminal: the container's 0/1/2 are a pty (its controlling
         # terminal, found by ttyname as /dev/console), kubectl's window size reaches it, typed

@@ -390,22 +390,38 @@ class KubectlTest(harness.ClusterTestCase):
         r = self.cluster.kubectl("get", "cs", "nope", check=False)
         self.assertIn('componentstatuses "nope" not found', r.stderr)
 
-    def test_debug_says_no_ephemeral(self):
-        # pods/ephemeralcontainers is not served. kubectl debug tells that 404 from a missing pod
-        # by its empty status details, which upstream always sends (a Status without them made
-        # kubectl panic on a nil pointer).
+    def test_debug_adds_ephemeral(self):
+        # kubectl debug patches pods/ephemeralcontainers (strategic merge); the pod needs no node
+        # for that. kubectl also tells a 404 of that subresource from a missing pod by its status
+        # details, which upstream always sends for NotFound (without them kubectl panicked).
         k = self.cluster.kubectl
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "debug-target"},
                "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
         k("apply", "-f", "-", input=json.dumps(pod))
         try:
-            r = k("debug", "debug-target", "--image=busybox", "--profile=general", check=False)
-            self.assertEqual(r.returncode, 1, r.stderr)
-            self.assertIn("error: ephemeral containers are disabled for this cluster", r.stderr)
-            self.assertNotIn("panic", r.stderr)
+            r = k("debug", "debug-target", "--image=busybox", "--profile=general", "--target=c")
+            self.assertIn("Defaulting debug container name to debugger-", r.stdout + r.stderr)
+            got = json.loads(k("get", "pod", "debug-target", "-o", "json").stdout)
+            [ec] = got["spec"]["ephemeralContainers"]
+            self.assertTrue(ec["name"].startswith("debugger-"), ec)
+            self.assertEqual(ec["targetContainerName"], "c")
+            self.assertEqual(ec["terminationMessagePolicy"], "File")
+            self.assertEqual(ec["imagePullPolicy"], "Always")
+            raw = k("get", "--raw", "/api/v1/namespaces/default/pods/debug-target/nope", "-v=8",
+                    check=False)
+            self.assertIn('"reason": "NotFound",\n  "details": {},\n  "code": 404', raw.stderr)
+            r = k("patch", "pod", "debug-target", "--subresource=ephemeralcontainers",
+                  "--type=json", "-p", '[{"op":"replace","path":"/spec/ephemeralContainers/0/image","value":"x"}]',
+                  check=False)
+            self.assertIn(f'spec.ephemeralContainers[{ec["name"]}]: Forbidden: existing ephemeral '
+                          f'containers "{ec["name"]}" may not be changed', r.stderr)
+            # Not on create, and not through the pod itself.
+            bad = dict(pod, metadata={"name": "debug-create"})
+            bad["spec"] = dict(pod["spec"], ephemeralContainers=[{"name": "d", "image": "busybox"}])
+            r = k("create", "-f", "-", input=json.dumps(bad), check=False)
+            self.assertIn("spec.ephemeralContainers: Forbidden: cannot be set on create", r.stderr)
         finally:
             k("delete", "pod", "debug-target", "--wait=false", check=False)
-
 
 if __name__ == "__main__":
     harness.main()
