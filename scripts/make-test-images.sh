@@ -66,7 +66,7 @@ mkdir -p "$r1"/{bin,etc,data,tmp,root,proc,sys,dev}
 chmod 1777 "$r1/tmp"
 cp "$busybox" "$r1/bin/busybox"
 for a in sh ash cat echo sleep httpd ls true false env id hostname wget nc ps mkdir rm touch \
-         test printf grep sed head tail wc kill date uname mount umount ip ping; do
+         test printf grep sed head tail wc kill date uname mount umount ip ping tar tty stty; do
   ln -s busybox "$r1/bin/$a"
 done
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' \

@@ -643,6 +643,19 @@ class RealNodedStreamsTest(harness.ClusterTestCase):
         self.assertEqual(info["status"]["userInfo"]["extra"]["authentication.kubernetes.io/pod-name"],
                          ["ticker"])
 
+    def test_cp_both_ways(self):
+        # kubectl cp runs tar in the container through exec (stdin in, stdout out).
+        k = self.cluster.kubectl
+        src = os.path.join(self.base, "cp-src.txt")
+        back = os.path.join(self.base, "cp-back.txt")
+        with open(src, "w") as f:
+            f.write("copied both ways\n")
+        k("cp", src, "ticker:/tmp/cp.txt", "-c", "c")
+        self.assertEqual(k("exec", "ticker", "--", "cat", "/tmp/cp.txt").stdout, "copied both ways\n")
+        k("cp", "ticker:/tmp/cp.txt", back, "-c", "c")
+        with open(back) as f:
+            self.assertEqual(f.read(), "copied both ways\n")
+
     def test_run_interactive_stdin_once(self):
         # kubectl run -i: the pod's container gets stdin (stdinOnce); kubectl attaches, pipes
         # its input in, closes it (v5 close), and the shell ends on that end of file.
