@@ -294,6 +294,13 @@ void PodWorker::persist() {
 json::value PodWorker::pod_json() const {
   json::value v = def_.pod;
   if (!v.is_object()) v = json::object();
+  if (!def_.ephemeral_containers.empty()) {
+    // Those added after the pod came (the spec it came with does not list them).
+    json::array list;
+    for (const auto& c : def_.ephemeral_containers)
+      if (c.spec_json) list.push_back(*c.spec_json);
+    ensure_object(v.as_object(), "spec")["ephemeralContainers"] = std::move(list);
+  }
   v.as_object()["status"] = render_pod_status(def_, status_);
   return v;
 }

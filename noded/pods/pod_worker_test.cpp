@@ -228,6 +228,7 @@ spec:
   EXPECT_EQ(w->phase(), "Running");
   auto st = w->pod_json().at("status");
   ASSERT_EQ(st.at("ephemeralContainerStatuses").as_array().size(), 3u);
+  ASSERT_EQ(w->pod_json().at("spec").at("ephemeralContainers").as_array().size(), 3u);
   EXPECT_EQ(st.at("ephemeralContainerStatuses").at(0).at("name").as_string(), "dbg");
   // Persisted with the pod, for adoption after a noded restart.
   auto rec = f.store.load_all();
