@@ -565,13 +565,8 @@ namespace {
 
 using Fd = UniqueFd;
 
-void set_nonblock(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
-
-std::expected<std::pair<Fd, Fd>, std::string> pipe_pair() {
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) return std::unexpected("pipe2: " + errno_name(errno));
-  return std::pair{Fd(p[0]), Fd(p[1])};
-}
+using console::open_pipe;
+using console::set_nonblock;
 
 class NodeExecSession final : public pods::ExecSession {
  public:
@@ -637,7 +632,7 @@ NodeRuntime::start_exec_session(const std::string& id, const pods::ExecSessionRe
     child_in = std::move(pty->slave);
   } else {
     if (req.want_stdin) {
-      auto p = pipe_pair();
+      auto p = open_pipe();
       if (!p) co_return Result(std::unexpected(p.error()));
       child_in = std::move(p->first);
       keep_in = std::move(p->second);
@@ -645,7 +640,7 @@ NodeRuntime::start_exec_session(const std::string& id, const pods::ExecSessionRe
       ps.stdin_fd = child_in.get();
     }
     if (req.want_stdout) {
-      auto p = pipe_pair();
+      auto p = open_pipe();
       if (!p) co_return Result(std::unexpected(p.error()));
       keep_out = std::move(p->first);
       child_out = std::move(p->second);
@@ -653,7 +648,7 @@ NodeRuntime::start_exec_session(const std::string& id, const pods::ExecSessionRe
       ps.stdout_fd = child_out.get();
     }
     if (req.want_stderr) {
-      auto p = pipe_pair();
+      auto p = open_pipe();
       if (!p) co_return Result(std::unexpected(p.error()));
       keep_err = std::move(p->first);
       child_err = std::move(p->second);

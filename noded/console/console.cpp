@@ -15,8 +15,15 @@ namespace {
 std::string sys_error(std::string_view what) {
   return fmt::format("{}: {}", what, std::strerror(errno));
 }
-void set_nonblock(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
 }  // namespace
+
+void set_nonblock(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+std::expected<std::pair<UniqueFd, UniqueFd>, std::string> open_pipe() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return std::unexpected(sys_error("pipe2"));
+  return std::pair{UniqueFd(fds[0]), UniqueFd(fds[1])};
+}
 
 std::expected<Pty, std::string> open_pty() {
   Pty p;
@@ -62,10 +69,10 @@ std::expected<std::shared_ptr<Console>, std::string> Console::open(const Options
     c->child_ = std::move(p->slave);
     return c;
   }
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return std::unexpected(sys_error("pipe2"));
-  c->child_ = UniqueFd(fds[0]);
-  c->ours_ = UniqueFd(fds[1]);
+  auto p = open_pipe();
+  if (!p) return std::unexpected(p.error());
+  c->child_ = std::move(p->first);
+  c->ours_ = std::move(p->second);
   set_nonblock(c->ours_.get());
   return c;
 }

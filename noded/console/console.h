@@ -9,6 +9,7 @@
 #include <expected>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "podwarp/unique_fd.h"
@@ -21,6 +22,9 @@ struct Pty {
   UniqueFd master, slave;
 };
 std::expected<Pty, std::string> open_pty();
+// A pipe, both ends O_CLOEXEC: {read end, write end}.
+std::expected<std::pair<UniqueFd, UniqueFd>, std::string> open_pipe();
+void set_nonblock(int fd);
 // Writes the terminal's end-of-file character (VEOF, ^D by default) to a master: it ends a
 // canonical-mode read on the slave, as closing a pipe ends a read.
 void send_eof(int master);
