@@ -64,6 +64,7 @@ struct UpOptions {
   std::string nodeport_interfaces;  // noded --nodeport-interfaces (tc NodePort + masquerade)
   std::string cluster_dns = "169.254.20.10";  // --- cluster DNS --- noded --cluster-dns ("": off)
   std::string pod_network = "routed";  // noded --pod-network: routed (veth + /32 per pod) or none
+  bool network_policy = true;  // noded --network-policy (with the routed pod network)
   std::string eviction_hard;           // noded --eviction-hard ("": the kubelet's defaults)
 };
 
@@ -465,6 +466,7 @@ int up(const UpOptions& o) {
     }
     argv.push_back("--pod-network");
     argv.push_back(o.pod_network);
+    if (o.network_policy && o.pod_network == "routed") argv.push_back("--network-policy");
     if (!o.eviction_hard.empty()) {
       argv.push_back("--eviction-hard");
       argv.push_back(o.eviction_hard);
@@ -734,6 +736,9 @@ void add_up_commands(CLI::App& app, GlobalOptions& /*globals*/, int& exit_code) 
                   "none (loopback only)")
       ->capture_default_str()
       ->check(CLI::IsMember({"routed", "none"}));
+  upc->add_flag("--network-policy,!--no-network-policy", uo->network_policy,
+                "run noded with --network-policy: NetworkPolicies enforced by eBPF on the pods' "
+                "veths (default on with the routed pod network; --no-network-policy: off)");
   upc->add_flag("--service-lb,!--no-service-lb", uo->service_lb,
                 "run noded with --service-lb: eBPF ClusterIP load balancing for the pods, in "
                 "place of kube-proxy (default on; --no-service-lb: off)");

@@ -59,6 +59,8 @@
 #include "lb/nodeport_setup.h"
 #include "lb/service_informers.h"
 #include "lb/service_map.h"
+#include "netpol/datapath.h"
+#include "netpol/policy_sync.h"
 // --- end service LB ---
 // --- cluster DNS ---
 #include "dns/dns_informers.h"
@@ -198,6 +200,12 @@ int main(int argc, char** argv) {
   app.add_flag("--allow-ip-forward", allow_ip_forward,
                "with --pod-network=routed: set net.ipv4.ip_forward=1 (needed for traffic from "
                "other nodes to pods; pod-to-pod on one node does not need it)");
+  // --- network policy ---
+  bool network_policy = false;
+  app.add_flag("--network-policy", network_policy,
+               "API mode, --pod-network=routed: enforce NetworkPolicies with tc BPF programs on "
+               "the pods' veths (maps pinned in <bpf-dir>/podwarp-noded/netpol; "
+               "noded/netpol/README.md)");
   // --- service LB ---
   bool service_lb = false;
   app.add_flag("--service-lb", service_lb,
@@ -314,9 +322,25 @@ int main(int argc, char** argv) {
         r.error().message);
   }
 
+  // --- network policy --- (created below, once the informers can be; the pod network's
+  // hooks forward to it: sandboxes are only made after io.run() starts)
+  std::unique_ptr<netpol::Datapath> np_datapath;
+  std::unique_ptr<netpol::PolicySync> np_sync;
+  if (network_policy && (standalone || pod_network != "routed"))
+    fatal("--network-policy needs API mode and --pod-network=routed");
   std::optional<net::NodeNetwork> pod_net;
   if (pod_network == "routed") {
     net::NodeNetworkOptions no;
+    if (network_policy) {
+      no.on_attached = [&np_sync](const std::string& uid, const net::PodAttachment& a)
+          -> std::expected<void, std::string> {
+        if (!np_sync) return std::unexpected("network policy: not ready");
+        return np_sync->pod_attached(uid, htonl(a.ip.value), a.host_ifname);
+      };
+      no.on_detached = [&np_sync](const std::string& uid) {
+        if (np_sync) np_sync->pod_detached(uid);
+      };
+    }
     no.node_name = node_name;
     no.state_dir = root_dir + "/net";
     no.allow_ip_forward = allow_ip_forward;
@@ -533,6 +557,33 @@ int main(int argc, char** argv) {
               cgroups->root(), lo.pin_dir, lb_map->set_count());
   }
   // --- end service LB ---
+  // --- network policy ---
+  // tc programs on every pod's host veth (attached as the pod network wires it), maps pinned
+  // so that a restarted noded's programs take over with the tables intact.
+  std::shared_ptr<client::Informer> pods_informer, ns_informer, np_informer;
+  if (network_policy) {
+    if (auto m = ensure_bpffs(bpf_dir); !m) fatal("network policy: " + m.error().message);
+    netpol::DatapathOptions npo;
+    npo.pin_dir = bpf_dir + "/podwarp-noded/netpol";
+    auto dp = netpol::Datapath::open(npo);
+    if (!dp) fatal("network policy: " + dp.error().message);
+    np_datapath = std::move(*dp);
+    netpol::PolicySyncOptions pso;
+    pso.local_endpoints = [&pod_net] {
+      std::map<std::uint32_t, std::string> out;
+      for (const auto& [ip, uid] : pod_net->pods().ipam().allocations())
+        out.emplace(htonl(ip.value), uid);
+      return out;
+    };
+    np_sync = std::make_unique<netpol::PolicySync>(
+        io.get_executor(), *np_datapath,
+        informer_of(np_informer, "networking.k8s.io", "networkpolicies"),
+        informer_of(pods_informer, "", "pods"), informer_of(ns_informer, "", "namespaces"),
+        std::move(pso));
+    np_sync->start();
+    log::info("network policy: tc programs on the pods' veths, maps in {}", npo.pin_dir);
+  }
+  // --- end network policy ---
   // --- cluster DNS ---
   // Answers for the cluster domain come from this informer cache; other names go to the
   // resolv.conf's nameservers. The address is made local first (dummy link podwarp-dns),
@@ -571,7 +622,7 @@ int main(int argc, char** argv) {
   }
   // --- end cluster DNS ---
   if (node_agent) node_agent->set_services(informer_of(svc_informer, "", "services"));
-  for (auto* inf : {&svc_informer, &eps_informer})
+  for (auto* inf : {&svc_informer, &eps_informer, &pods_informer, &ns_informer, &np_informer})
     if (*inf) (*inf)->start();
   asio::signal_set signals(io, SIGINT, SIGTERM);
   std::unique_ptr<nodeapi::NodeApiServer> api;

@@ -6,7 +6,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/magic.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -27,7 +26,6 @@
 namespace podwarp::noded::lb {
 namespace {
 
-using bpfutil::is_bpffs;
 using bpfutil::LibbpfLogCapture;
 using bpfutil::mkdir_p;
 
@@ -48,37 +46,16 @@ std::uint32_t size_for(std::string_view name, const MapSizes& s, std::uint32_t f
 // its configured size. Returns whether the map must be pinned after load.
 std::expected<bool, Error> prepare_map(bpf_map* map, const std::string& dir,
                                        const MapSizes& sizes) {
+  auto reused = bpfutil::reuse_pinned_map(map, dir);
+  if (!reused) return std::unexpected(reused.error());
+  if (*reused) return false;
   std::string name = bpf_map__name(map);
-  std::string path = dir + "/" + name;
-  int fd = bpf_obj_get(path.c_str());
-  if (fd < 0) {
-    if (errno != ENOENT) return std::unexpected(errno_error("bpf_obj_get " + path));
-    std::uint32_t n = size_for(name, sizes, bpf_map__max_entries(map));
-    // Socket storage has no size (max_entries 0); every other map needs one.
-    if (bpf_map__type(map) != BPF_MAP_TYPE_SK_STORAGE &&
-        (n == 0 || bpf_map__set_max_entries(map, n) != 0))
-      return std::unexpected(sys_error(EINVAL, "map " + name + " size " + std::to_string(n)));
-    return true;
-  }
-  Fd owned(fd);
-  struct bpf_map_info info {};
-  __u32 len = sizeof info;
-  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
-    return std::unexpected(errno_error("bpf_obj_get_info_by_fd " + path));
-  if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
-      info.value_size != bpf_map__value_size(map))
-    return std::unexpected(sys_error(
-        EPROTO, "pinned map " + path + " has type " + std::to_string(info.type) + ", key size " +
-                    std::to_string(info.key_size) + ", value size " +
-                    std::to_string(info.value_size) + " (this build wants " +
-                    std::to_string(bpf_map__type(map)) + ", " +
-                    std::to_string(bpf_map__key_size(map)) + ", " +
-                    std::to_string(bpf_map__value_size(map)) +
-                    "; pinned by another podwarp version? remove the pins of " + dir + ")"));
-  bpf_map__set_max_entries(map, info.max_entries);
-  if (bpf_map__reuse_fd(map, fd) != 0)
-    return std::unexpected(errno_error("bpf_map__reuse_fd " + path));
-  return false;
+  std::uint32_t n = size_for(name, sizes, bpf_map__max_entries(map));
+  // Socket storage has no size (max_entries 0); every other map needs one.
+  if (bpf_map__type(map) != BPF_MAP_TYPE_SK_STORAGE &&
+      (n == 0 || bpf_map__set_max_entries(map, n) != 0))
+    return std::unexpected(sys_error(EINVAL, "map " + name + " size " + std::to_string(n)));
+  return true;
 }
 
 const char* program_name(Program p) {
@@ -229,24 +206,10 @@ LbMaps& Datapath::maps() { return *impl_->maps; }
 const std::string& Datapath::pin_dir() const { return impl_->pin_dir; }
 
 std::expected<std::unique_ptr<Datapath>, Error> Datapath::open(const DatapathOptions& options) {
-  std::string dir = options.pin_dir;
-  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-  if (dir.empty() || dir[0] != '/' || dir == "/")
-    return std::unexpected(logic_error("lb pin dir must be an absolute path below bpffs, got \"" +
-                                       options.pin_dir + "\""));
-  if (auto m = bpfutil::ensure_machine_bpffs(dir); !m) return std::unexpected(m.error());
-  std::string existing = dir;
-  struct stat st {};
-  while (existing.size() > 1 && ::stat(existing.c_str(), &st) != 0)
-    existing = existing.substr(0, std::max<size_t>(existing.rfind('/'), 1));
-  if (!is_bpffs(existing))
-    return std::unexpected(sys_error(
-        ENOTSUP,
-        "lb pins: " + existing + " is not on a bpf filesystem (mount -t bpf bpf /sys/fs/bpf)"));
+  auto pins = bpfutil::open_pin_dir(options.pin_dir, "lb");  // locked until the end
+  if (!pins) return std::unexpected(pins.error());
+  const std::string& dir = pins->path;
   if (auto made = mkdir_p(dir + "/links"); !made) return std::unexpected(made.error());
-  Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir_fd.get() < 0) return std::unexpected(errno_error("open " + dir));
-  if (::flock(dir_fd.get(), LOCK_EX) != 0) return std::unexpected(errno_error("flock " + dir));
 
   LibbpfLogCapture log;
   auto impl = std::make_unique<Impl>();
@@ -400,35 +363,16 @@ std::expected<int, Error> Datapath::prune_cgroup_links() {
 std::expected<void, Error> Datapath::attach_tc(int ifindex) {
   if (impl_->nodeport == nullptr)
     return std::unexpected(sys_error(ENOTSUP, "attach tc: nodeport programs not loaded"));
-  LibbpfLogCapture log;  // "Exclusivity flag on" for an existing clsact is expected
-  for (auto [point, p] : {std::pair{BPF_TC_INGRESS, Program::NodePortIngress},
-                          std::pair{BPF_TC_EGRESS, Program::NodePortEgress}}) {
-    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
-    int r = bpf_tc_hook_create(&hook);
-    if (r != 0 && r != -EEXIST)
-      return std::unexpected(sys_error(-r, "tc clsact on ifindex " + std::to_string(ifindex)));
-    LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = program_fd(p), .flags = BPF_TC_F_REPLACE,
-                .handle = PODWARP_LB_TC_HANDLE, .priority = PODWARP_LB_TC_PRIORITY);
-    r = bpf_tc_attach(&hook, &opts);
-    if (r != 0)
-      return std::unexpected(sys_error(-r, std::string("tc attach ") + program_name(p) +
-                                               " on ifindex " + std::to_string(ifindex) +
-                                               log.tail()));
-  }
-  return {};
+  return bpfutil::attach_tc(
+      ifindex,
+      {{BPF_TC_INGRESS, program_fd(Program::NodePortIngress),
+        program_name(Program::NodePortIngress)},
+       {BPF_TC_EGRESS, program_fd(Program::NodePortEgress), program_name(Program::NodePortEgress)}},
+      PODWARP_LB_TC_HANDLE, PODWARP_LB_TC_PRIORITY);
 }
 
 std::expected<void, Error> Datapath::detach_tc(int ifindex) {
-  LibbpfLogCapture log;
-  for (auto point : {BPF_TC_INGRESS, BPF_TC_EGRESS}) {
-    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
-    LIBBPF_OPTS(bpf_tc_opts, opts, .handle = PODWARP_LB_TC_HANDLE,
-                .priority = PODWARP_LB_TC_PRIORITY);
-    int r = bpf_tc_detach(&hook, &opts);
-    if (r != 0 && r != -ENOENT && r != -EINVAL)
-      return std::unexpected(sys_error(-r, "tc detach on ifindex " + std::to_string(ifindex)));
-  }
-  return {};
+  return bpfutil::detach_tc(ifindex, PODWARP_LB_TC_HANDLE, PODWARP_LB_TC_PRIORITY);
 }
 
 std::expected<void, Error> Datapath::set_node_addresses(std::span<const IpAddr> addrs) {

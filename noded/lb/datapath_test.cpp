@@ -27,31 +27,6 @@ using namespace testing;
 
 constexpr std::uint32_t kActOk = 0, kActShot = 2, kActRedirect = 7;
 
-struct RunResult {
-  int err = 0;
-  std::uint32_t retval = 0;
-  std::vector<std::uint8_t> out;
-};
-
-RunResult test_run(int prog_fd, const std::vector<std::uint8_t>& in, int ifindex) {
-  RunResult r;
-  r.out.resize(in.size() + 256);
-  struct __sk_buff ctx {};
-  ctx.ifindex = static_cast<__u32>(ifindex);
-  LIBBPF_OPTS(bpf_test_run_opts, opts);
-  opts.data_in = in.data();
-  opts.data_size_in = static_cast<__u32>(in.size());
-  opts.data_out = r.out.data();
-  opts.data_size_out = static_cast<__u32>(r.out.size());
-  opts.ctx_in = &ctx;
-  opts.ctx_size_in = sizeof ctx;
-  opts.repeat = 1;
-  r.err = bpf_prog_test_run_opts(prog_fd, &opts);
-  r.retval = opts.retval;
-  r.out.resize(opts.data_size_out);
-  return r;
-}
-
 Backend be(const char* addr, std::uint16_t port, bool local, Protocol p = Protocol::TCP) {
   return Backend{*IpAddr::parse(addr), port, p, local, false};
 }
@@ -147,23 +122,10 @@ TEST_F(NodePortTest, PacketTable) {
     const char* drop_reason = nullptr;
   };
   auto tcp = [](std::uint32_t s, std::uint16_t sp, std::uint32_t d, std::uint16_t dp,
-                std::uint8_t flags = 0x02) {
-    PacketSpec p;
-    p.saddr = s;
-    p.sport = sp;
-    p.daddr = d;
-    p.dport = dp;
-    p.tcp_flags = flags;
-    return p;
-  };
+                std::uint8_t flags = 0x02) { return pkt(IPPROTO_TCP, s, sp, d, dp, flags); };
   auto udp = [](std::uint32_t s, std::uint16_t sp, std::uint32_t d, std::uint16_t dp,
                 bool zero = false) {
-    PacketSpec p;
-    p.proto = IPPROTO_UDP;
-    p.saddr = s;
-    p.sport = sp;
-    p.daddr = d;
-    p.dport = dp;
+    PacketSpec p = pkt(IPPROTO_UDP, s, sp, d, dp);
     p.udp_zero_csum = zero;
     return p;
   };
@@ -378,18 +340,6 @@ class MasqueradeTest : public NodePortTest {
 
 const std::uint32_t kPod = v4("10.244.1.10");
 const std::uint32_t kOutside = v4("198.51.100.20");
-
-PacketSpec pkt(std::uint8_t proto, std::uint32_t s, std::uint16_t sp, std::uint32_t d,
-               std::uint16_t dp, std::uint8_t tcp_flags = 0x02) {
-  PacketSpec p;
-  p.proto = proto;
-  p.saddr = s;
-  p.sport = sp;
-  p.daddr = d;
-  p.dport = dp;
-  p.tcp_flags = tcp_flags;
-  return p;
-}
 
 TEST_F(MasqueradeTest, PodFlowsToOutsideAreMasqueradedAndRepliesReversed) {
   struct Flow {

@@ -42,43 +42,6 @@ namespace {
 
 using namespace testing;
 
-// A network namespace of its own, held by an fd (created by a short-lived thread).
-class AnonNetns {
- public:
-  AnonNetns() {
-    std::thread([this] {
-      if (::unshare(CLONE_NEWNET) == 0)
-        fd_ = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    }).join();
-  }
-  ~AnonNetns() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  AnonNetns(const AnonNetns&) = delete;
-  AnonNetns& operator=(const AnonNetns&) = delete;
-  bool ok() const { return fd_ >= 0; }
-  int fd() const { return fd_; }
-  // The path `ip link set ... netns PATH` takes.
-  std::string path() const {
-    return "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(fd_);
-  }
-
-  // Runs fn on a thread inside this namespace and returns its result.
-  template <typename F>
-  auto run(F fn) const -> decltype(fn()) {
-    using R = decltype(fn());
-    std::optional<R> out;
-    std::thread([&] {
-      if (::setns(fd_, CLONE_NEWNET) == 0) out = fn();
-    }).join();
-    if (!out) return R{};
-    return std::move(*out);
-  }
-
- private:
-  int fd_ = -1;
-};
-
 std::string addr_string(const sockaddr_in& a) {
   char buf[INET_ADDRSTRLEN] = {};
   ::inet_ntop(AF_INET, &a.sin_addr, buf, sizeof buf);
@@ -210,38 +173,6 @@ std::string udp_ask(int fd) {
   char buf[256];
   ssize_t n = ::recv(fd, buf, sizeof buf, 0);
   return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-}
-
-std::uint16_t icmp_csum(const std::uint8_t* p, std::size_t n) {
-  return htons(csum_fold(csum_add(0, p, n)));
-}
-
-// One ICMP echo request with `id` to addr (raw socket); the echo reply's identifier, or -1.
-int ping(const char* addr, std::uint16_t id) {
-  int fd = ::socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP);
-  if (fd < 0) return -1;
-  std::uint8_t req[16] = {ICMP_ECHO, 0, 0, 0, static_cast<std::uint8_t>(id >> 8),
-                          static_cast<std::uint8_t>(id), 0, 1, 'p', 'o', 'd', 'p', 'i', 'n', 'g', 0};
-  std::uint16_t c = icmp_csum(req, sizeof req);
-  std::memcpy(req + 2, &c, 2);
-  sockaddr_in to = sin4(addr, 0);
-  int result = -1;
-  if (::sendto(fd, req, sizeof req, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) ==
-      static_cast<ssize_t>(sizeof req)) {
-    for (int i = 0; i < 20 && result < 0; ++i) {
-      pollfd p{fd, POLLIN, 0};
-      if (::poll(&p, 1, 100) <= 0) continue;
-      std::uint8_t buf[256];
-      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-      if (n < 28) continue;
-      std::size_t ihl = (buf[0] & 0x0f) * 4u;
-      if (static_cast<std::size_t>(n) < ihl + 8 || buf[ihl] != ICMP_ECHOREPLY) continue;
-      if (icmp_csum(buf + ihl, static_cast<std::size_t>(n) - ihl) != 0) continue;  // bad checksum
-      result = buf[ihl + 4] << 8 | buf[ihl + 5];
-    }
-  }
-  ::close(fd);
-  return result;
 }
 
 class NodePortRootTest : public ::testing::Test {

@@ -26,6 +26,9 @@ std::expected<std::string, std::string> NodeNetwork::attach(const std::string& p
   if (!a) return std::unexpected(a.error().message);
   log::info("net: pod {}: {} on {} ({})", pod_uid, to_string(a->ip), a->host_ifname,
             a->created ? "created" : "found again");
+  if (o_.on_attached) {
+    if (auto r = o_.on_attached(pod_uid, *a); !r) return std::unexpected(r.error());
+  }
   return to_string(a->ip);
 }
 
@@ -36,6 +39,7 @@ void NodeNetwork::detach(const std::string& pod_uid) {
   } else if (ip) {
     log::info("net: pod {}: released {}", pod_uid, to_string(*ip));
   }
+  if (o_.on_detached) o_.on_detached(pod_uid);
 }
 
 void NodeNetwork::on_nodes(const std::vector<const json::value*>& nodes) {

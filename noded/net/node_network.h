@@ -9,6 +9,7 @@
 #pragma once
 
 #include <expected>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,6 +24,13 @@ struct NodeNetworkOptions {
   std::string state_dir;                 // <root-dir>/net
   std::optional<Cidr4> static_pod_cidr;  // --pod-cidr: used instead of the Node's
   bool allow_ip_forward = false;         // set net.ipv4.ip_forward=1 (cross-node traffic)
+  // Called after a pod's veth is wired and before attach() returns (NetworkPolicy: filters on
+  // the host veth, the pod's tables); an error fails the attach (the pod does not start
+  // unfiltered). on_detached runs after the veth is gone.
+  std::function<std::expected<void, std::string>(const std::string& pod_uid,
+                                                 const PodAttachment& a)>
+      on_attached;
+  std::function<void(const std::string& pod_uid)> on_detached;
 };
 
 class NodeNetwork {

@@ -4,6 +4,7 @@ in the test cgroup, unmounts, removes cgroups) started with --kubeconfig instead
 --standalone. Node credentials come from `podwarp-control node-credentials` when that
 sub-command exists, else the admin kubeconfig is used."""
 import os
+import shutil
 import subprocess
 
 import noded_harness as h
@@ -43,3 +44,18 @@ class ApiNoded(h.Noded):
         if wait:
             h.wait_for(lambda: self.get("/healthz")[0] == 200, 20, what="noded /healthz")
         return self
+
+
+def close_fixtures(owner):
+    """Tears down what a test class set up, in reverse order: owner.noded (cleanup),
+    owner.cluster, owner.reg, owner.base (a temporary folder). Missing ones are skipped."""
+    if getattr(owner, "noded", None) is not None:
+        if os.environ.get("PODWARP_KEEP_LOGS"):
+            print(owner.noded.log_text()[-20000:])
+        owner.noded.cleanup()
+    if getattr(owner, "cluster", None) is not None:
+        owner.cluster.close()
+    if getattr(owner, "reg", None) is not None:
+        owner.reg.close()
+    if getattr(owner, "base", None):
+        shutil.rmtree(owner.base, ignore_errors=True)

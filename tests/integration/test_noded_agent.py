@@ -68,16 +68,7 @@ class NodedAgentTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        if cls.noded is not None:
-            if os.environ.get("PODWARP_KEEP_LOGS"):
-                print(cls.noded.log_text()[-20000:])
-            cls.noded.cleanup()
-        if cls.cluster is not None:
-            cls.cluster.close()
-        if cls.reg is not None:
-            cls.reg.close()
-        if cls.base:
-            shutil.rmtree(cls.base, ignore_errors=True)
+        api_h.close_fixtures(cls)
 
     # ------------------------------------------------------------------ helpers
 

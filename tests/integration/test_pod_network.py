@@ -254,14 +254,7 @@ class PodNetworkApiTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        if cls.noded is not None:
-            cls.noded.cleanup()
-        if cls.cluster is not None:
-            cls.cluster.close()
-        if cls.reg is not None:
-            cls.reg.close()
-        if cls.base:
-            shutil.rmtree(cls.base, ignore_errors=True)
+        api_h.close_fixtures(cls)
 
     def get(self, *args):
         r = self.cluster.kubectl("get", *args, "-o", "json", check=False)
