@@ -14,6 +14,8 @@
  *      destination port) give another; they intersect: pass (AllowedNew), else drop
  *      (DeniedIngress / DeniedEgress).
  * Passing by 3 or 4 records the flow (its flag at the current generation) in pw_np_ct.
+ * Passing by 3 or 4 and dropping by 4 also put one event into the pw_np_flows ring (for
+ * `podwarp trace`): one per decided new flow, none for the packets of steps 1 and 2.
  * Non-IPv4 frames, non-first fragments and cut-short headers pass (PassedOther). No global
  * variables: all state is in the pinned maps, so a reload keeps it. */
 #include "vmlinux.h"
@@ -75,6 +77,12 @@ struct {
   __type(value, struct podwarp_np_counter);
 } pw_np_counters SEC(".maps");
 
+struct {
+  __uint(type, BPF_MAP_TYPE_RINGBUF);
+  __uint(max_entries, PODWARP_NP_DEFAULT_FLOW_RING_BYTES);
+} pw_np_flows SEC(".maps");
+
+/* NULL (not counted) for an index beyond a counters map pinned by an older build. */
 static __always_inline void np_count(__u32 index, __u64 bytes)
 {
   struct podwarp_np_counter *c = bpf_map_lookup_elem(&pw_np_counters, &index);
@@ -82,6 +90,30 @@ static __always_inline void np_count(__u32 index, __u64 bytes)
     c->packets += 1;
     c->bytes += bytes;
   }
+}
+
+/* The flow event of a decided new flow; `verdict` is its counter index. A full ring loses it
+ * (counted). */
+static __always_inline void np_emit(struct __sk_buff *skb, const struct podwarp_np_ct_key *t,
+                                    __u8 dir, __u32 verdict)
+{
+  struct podwarp_np_flow_event *e = bpf_ringbuf_reserve(&pw_np_flows, sizeof *e, 0);
+  if (!e) {
+    np_count(PODWARP_NP_C_EVENTS_LOST, skb->len);
+    return;
+  }
+  e->ts_ns = bpf_ktime_get_ns();
+  e->saddr = t->saddr;
+  e->daddr = t->daddr;
+  e->sport = t->sport;
+  e->dport = t->dport;
+  e->proto = t->proto;
+  e->dir = dir;
+  e->verdict = (__u8)verdict;
+  e->pad = 0;
+  e->ifindex = skb->ifindex;
+  e->len = skb->len;
+  bpf_ringbuf_submit(e, 0);
 }
 
 /* Parses an IPv4 packet into its conntrack tuple (ports in host order). Returns 0 when the
@@ -203,16 +235,18 @@ static __always_inline int np_check(struct __sk_buff *skb, __u8 dir)
   ek.addr = local;
   ek.dir = dir;
   struct podwarp_np_ports *table = bpf_map_lookup_elem(&pw_np_ports, &ek);
-  if (!table) {
-    np_count(PODWARP_NP_C_ALLOWED_UNISOLATED, bytes);
-  } else if (np_allows(table, local, dir, peer, t.proto, t.dport)) {
-    np_count(PODWARP_NP_C_ALLOWED_NEW, bytes);
-  } else {
-    np_count(dir == PODWARP_NP_DIR_EGRESS ? PODWARP_NP_C_DENIED_EGRESS
-                                          : PODWARP_NP_C_DENIED_INGRESS,
-             bytes);
+  __u32 verdict;
+  if (!table)
+    verdict = PODWARP_NP_C_ALLOWED_UNISOLATED;
+  else if (np_allows(table, local, dir, peer, t.proto, t.dport))
+    verdict = PODWARP_NP_C_ALLOWED_NEW;
+  else
+    verdict = dir == PODWARP_NP_DIR_EGRESS ? PODWARP_NP_C_DENIED_EGRESS
+                                           : PODWARP_NP_C_DENIED_INGRESS;
+  np_count(verdict, bytes);
+  np_emit(skb, &t, dir, verdict);
+  if (verdict == PODWARP_NP_C_DENIED_EGRESS || verdict == PODWARP_NP_C_DENIED_INGRESS)
     return TC_ACT_SHOT;
-  }
   np_track(&t, ct, flag, generation, bytes);
   return TC_ACT_OK;
 }

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "image_cmd.h"
+#include "trace_cmd.h"
 #include "up_cmd.h"
 #include "podwarp/log.h"
 
@@ -21,6 +22,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   podwarp::cli::add_image_commands(app, globals, exit_code);
   podwarp::cli::add_up_commands(app, globals, exit_code);
+  podwarp::cli::add_trace_command(app, globals, exit_code);
   app.parse_complete_callback([&] { podwarp::log::set_level(globals.log_level); });
   try {
     app.parse(argc, argv);

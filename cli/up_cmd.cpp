@@ -1,8 +1,6 @@
 // `podwarp up` / `podwarp down` (see up_cmd.h for the layout and the contract).
 #include "up_cmd.h"
 
-#include "podwarp/asio_run.h"
-
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/if_ether.h>   // --- service LB --- (podwarp down: RTM_DELTFILTER)
@@ -21,8 +19,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -36,8 +32,7 @@
 #include <thread>
 #include <vector>
 
-#include "podwarp/client.h"
-#include "podwarp/kubeconfig.h"
+#include "api_sync.h"
 #include "storage/etcd_process.h"  // header only: the etcd flags podwarp uses
 
 namespace podwarp::cli {
@@ -287,28 +282,13 @@ void stop(const Layout& l, std::string_view name, std::chrono::seconds grace = 1
 
 // The Node's Ready condition status ("True", "False", "Unknown") or "" if there is no node.
 std::string node_ready(const fs::path& kubeconfig, const std::string& node) {
-  auto kc = kubeconfig::load(kubeconfig);
-  if (!kc) return {};
-  boost::asio::io_context io(1);
-  client::Client c(io.get_executor(), client::Config::from_kubeconfig(*kc));
-  std::string status;
-  bool finished = false;
-  boost::asio::co_spawn(
-      io,
-      [&]() -> boost::asio::awaitable<void> {
-        const api::Resource& nodes = *api::find_resource("", "v1", "nodes");
-        std::string ns, name = node;
-        client::ListOptions lo;  // named: no defaulted temporaries in co_await (g++ 12)
-        auto got = co_await c.get(nodes, ns, name, lo);
-        if (!got) co_return;
-        const json::value* conds = find_path(*got, {"status", "conditions"});
-        if (conds == nullptr || !conds->is_array()) co_return;
-        for (const auto& cnd : conds->as_array())
-          if (get_string(cnd, {"type"}) == "Ready") status = std::string(get_string(cnd, {"status"}));
-      },
-      [&finished](std::exception_ptr) { finished = true; });
-  podwarp::run_until(io, [&] { return finished; }, 5s);
-  return status;
+  auto got = get_object(kubeconfig, *api::find_resource("", "v1", "nodes"), "", node);
+  if (!got) return {};
+  const json::value* conds = find_path(*got, {"status", "conditions"});
+  if (conds == nullptr || !conds->is_array()) return {};
+  for (const auto& cnd : conds->as_array())
+    if (get_string(cnd, {"type"}) == "Ready") return std::string(get_string(cnd, {"status"}));
+  return {};
 }
 
 std::string cluster_hash(const fs::path& data) {
@@ -606,7 +586,7 @@ void remove_dns_link(const Layout& l) {
 // Removes podwarp's tc filters (clsact ingress and egress, handle 0x5057, priority 1, as
 // noded/lb attaches them) from the interfaces noded recorded in <root>/run/lb-tc-interfaces;
 // nothing else. Plain rtnetlink (RTM_DELTFILTER, as `tc filter del ... handle 0x5057 pref 1
-// bpf`): the CLI does not link libbpf. Not attached (ENOENT/EINVAL) is fine.
+// bpf`), with no BPF object to open. Not attached (ENOENT/EINVAL) is fine.
 void remove_tc_filters(const Layout& l) {
   fs::path state = l.data / "run" / "lb-tc-interfaces";
   std::ifstream in(state);

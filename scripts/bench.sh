@@ -30,3 +30,8 @@ build/bin/scheduler_e2e_bench --split "$@"
 # service load balancing (issue 6): one more service with 10,000 x 5 present (BPF map updates vs
 # iptables-restore) and first-connect latency, all in a private netns. Root only.
 build/bin/lb_bench
+
+# network policy: programming a policy with 1,000 allowed peer pods (and one more) and the
+# latency of new and established pod-to-pod connections, BPF vs an iptables per-pod chain, all
+# in private netns. Root only. Run it alone for its flags: --peers N --connects N --roundtrips N.
+build/bin/netpol_bench

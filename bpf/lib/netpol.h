@@ -33,11 +33,13 @@
 #define PODWARP_NP_MAP_HOST "pw_np_host"
 #define PODWARP_NP_MAP_CONFIG "pw_np_config"
 #define PODWARP_NP_MAP_COUNTERS "pw_np_counters"
+#define PODWARP_NP_MAP_FLOWS "pw_np_flows"
 
 #define PODWARP_NP_DEFAULT_MAX_ENDPOINTS 1024 /* port tables: local pods x 2 directions */
 #define PODWARP_NP_DEFAULT_MAX_PEERS 262144   /* prefixes over all tables */
 #define PODWARP_NP_DEFAULT_MAX_CT 262144
 #define PODWARP_NP_MAX_HOST_ADDRS 256
+#define PODWARP_NP_DEFAULT_FLOW_RING_BYTES (256 * 1024) /* a power of 2, pages */
 
 /* tc filters on the host veths: clsact ingress (packets from the pod: its egress) and egress
  * (packets to the pod: its ingress), this handle and priority (NodePort uses 0x5057/1 on other
@@ -130,10 +132,32 @@ struct podwarp_np_counter {
   X(4, DENIED_INGRESS, "DeniedIngress")    /* dropped: no ingress rule allows it */    \
   X(5, DENIED_EGRESS, "DeniedEgress")      /* dropped: no egress rule allows it */     \
   X(6, PASSED_OTHER, "PassedOther")        /* non-IPv4, fragment, malformed: passed */ \
-  X(7, CT_FULL, "CtUpdateFailed")          /* allowed, but the flow could not be tracked */
+  X(7, CT_FULL, "CtUpdateFailed")          /* allowed, but the flow could not be tracked */ \
+  X(8, EVENTS_LOST, "FlowEventsLost")      /* pw_np_flows was full: a flow event is lost */
 
 #define PODWARP_NP_COUNTER_ENUM(n, id, name) PODWARP_NP_C_##id = n,
 enum { PODWARP_NP_COUNTERS(PODWARP_NP_COUNTER_ENUM) PODWARP_NP_NUM_COUNTERS };
 #undef PODWARP_NP_COUNTER_ENUM
+/* A counters map pinned by an older build may have fewer entries: the program's lookups of the
+ * newer indexes then find nothing and those outcomes are just not counted. */
+
+/* ---- flow events: RINGBUF of podwarp_np_flow_event ----
+ * One event where a NEW flow is decided: a check passing by Unisolated or AllowedNew (where the
+ * flow is tracked) and every drop. Never for established, reply, host or other packets. Always
+ * on, with or without a reader: when the ring is full the event is lost (FlowEventsLost). The
+ * ring has one consumer position: one reader at a time (podwarp trace). */
+struct podwarp_np_flow_event {
+  __u64 ts_ns; /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+  __be32 saddr;
+  __be32 daddr;
+  __u16 sport; /* host order, as in the ct key (ICMP echo: the identifier) */
+  __u16 dport;
+  __u8 proto;
+  __u8 dir;     /* PODWARP_NP_DIR_* */
+  __u8 verdict; /* the counter index: ALLOWED_NEW, ALLOWED_UNISOLATED, DENIED_INGRESS/EGRESS */
+  __u8 pad;
+  __u32 ifindex; /* skb->ifindex: the host veth */
+  __u32 len;     /* skb->len */
+};
 
 #endif

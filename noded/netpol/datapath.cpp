@@ -105,6 +105,7 @@ std::uint32_t size_for(std::string_view name, const DatapathOptions& o, std::uin
   if (name == PODWARP_NP_MAP_PORTS) return o.max_endpoints;
   if (name == PODWARP_NP_MAP_PEERS) return o.max_peers;
   if (name == PODWARP_NP_MAP_CT) return o.max_ct;
+  if (name == PODWARP_NP_MAP_FLOWS) return o.flow_ring_bytes;
   return fallback;
 }
 
@@ -160,6 +161,10 @@ struct Datapath::Impl {
     return {};
   }
 };
+
+std::string_view counter_name(std::uint32_t index) {
+  return index < std::size(kCounterNames) ? kCounterNames[index] : std::string_view();
+}
 
 Datapath::~Datapath() = default;
 
@@ -350,9 +355,15 @@ std::expected<std::vector<Counter>, Error> Datapath::counters() const {
   std::vector<podwarp_np_counter> per_cpu(static_cast<std::size_t>(ncpu));
   std::vector<Counter> out;
   for (__u32 i = 0; i < PODWARP_NP_NUM_COUNTERS; ++i) {
-    if (bpf_map_lookup_elem(impl_->counters, &i, per_cpu.data()) != 0)
-      return std::unexpected(errno_error("bpf_map_lookup_elem " PODWARP_NP_MAP_COUNTERS));
     Counter c{kCounterNames[i]};
+    if (bpf_map_lookup_elem(impl_->counters, &i, per_cpu.data()) != 0) {
+      // A map pinned by an older build, with fewer counters: the newer ones are not counted.
+      if (errno == ENOENT) {
+        out.push_back(c);
+        continue;
+      }
+      return std::unexpected(errno_error("bpf_map_lookup_elem " PODWARP_NP_MAP_COUNTERS));
+    }
     for (const auto& v : per_cpu) {
       c.packets += v.packets;
       c.bytes += v.bytes;

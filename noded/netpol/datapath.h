@@ -2,7 +2,8 @@
 // (embedded skeleton), pins its maps under a bpffs directory, attaches its two tc programs to
 // the host side of pod veths, and writes the compiled tables of netpolicy/ into the maps.
 //
-// Pin layout (<pin_dir> on bpffs, e.g. /sys/fs/bpf/podwarp-noded/netpol): <pin_dir>/pw_np_*.
+// Pin layout (<pin_dir> on bpffs, e.g. /sys/fs/bpf/podwarp-noded/netpol): <pin_dir>/pw_np_*,
+// the flow event ring pw_np_flows among them (read by FlowReader, flow_events.h).
 // The tc filters (clsact ingress = from the pod, egress = to the pod; handle
 // PODWARP_NP_TC_HANDLE, priority PODWARP_NP_TC_PRIORITY) are held by the kernel and go with the
 // veth. A restarted noded's open() reuses the pinned maps (enforcement continues meanwhile
@@ -32,6 +33,8 @@ struct DatapathOptions {
   std::uint32_t max_endpoints = 1024;  // pw_np_ports entries (new maps only)
   std::uint32_t max_peers = 262144;
   std::uint32_t max_ct = 262144;
+  // pw_np_flows (new maps only): a power of 2 and a multiple of the page size.
+  std::uint32_t flow_ring_bytes = 256 * 1024;
 };
 
 struct Counter {
@@ -39,6 +42,9 @@ struct Counter {
   std::uint64_t packets = 0;
   std::uint64_t bytes = 0;
 };
+
+// The PODWARP_NP_COUNTERS name of a counter index ("AllowedNew", ...); "" beyond the last.
+std::string_view counter_name(std::uint32_t index);
 
 class Datapath {
  public:
@@ -71,6 +77,7 @@ class Datapath {
   // The node's own IPv4 addresses (network order), always allowed; replaces the set.
   std::expected<void, Error> set_host_addresses(std::span<const std::uint32_t> addrs);
 
+  // Every PODWARP_NP_COUNTERS entry; those a reused older (smaller) map lacks read as 0.
   std::expected<std::vector<Counter>, Error> counters() const;
   // For tests: fd of a program ("from_pod", "to_pod") or map (netpol.h name); -1 if none.
   int program_fd(std::string_view name) const;

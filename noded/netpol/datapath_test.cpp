@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <optional>
 #include <set>
@@ -36,6 +37,7 @@
 #include "bpfutil/bpf_test_util.h"
 #include "bpfutil/bpf_util.h"
 #include "lib/netpol.h"
+#include "netpol/flow_events.h"
 #include "podwarp/unique_fd.h"
 
 namespace podwarp::noded::netpol {
@@ -330,6 +332,98 @@ TEST_F(NetpolProgTest, HostAddressesAlwaysAllowed) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// flow events (pw_np_flows through FlowReader)
+
+// Polls `reader` until `want` events were handed or 2 s passed.
+void poll_for(FlowReader& reader, const std::vector<Flow>& got, std::size_t want) {
+  for (int i = 0; i < 20 && got.size() < want; ++i) {
+    auto r = reader.poll(std::chrono::milliseconds(100));
+    ASSERT_TRUE(r) << r.error().message;
+  }
+}
+
+TEST_F(NetpolProgTest, FlowEventsForDecidedNewFlowsOnly) {
+  // B's ingress: TCP 80 from A. One drop before the reader opens: a backlog it skips.
+  ASSERT_TRUE(dp_->apply(kB, nullptr,
+                         ingress_only(table({{kTcp, 0, 80, 80}}, {{pfx("10.244.9.2", 32), 1}}))));
+  EXPECT_EQ(to_pod(pkt(kTcp, kA, 4999, kB, 81)), kActShot);
+  std::vector<Flow> got;
+  auto reader = FlowReader::open(pins_.dir + "/" PODWARP_NP_MAP_FLOWS, [&](const Flow& f) {
+    got.push_back(f);
+    return true;
+  });
+  ASSERT_TRUE(reader) << reader.error().message;
+  const auto opened = std::chrono::system_clock::now();
+
+  const PacketSpec allowed = pkt(kTcp, kA, 5000, kB, 80);
+  EXPECT_EQ(to_pod(allowed), kActOk);                        // AllowedNew: an event
+  EXPECT_EQ(to_pod(allowed), kActOk);                        // established: none
+  EXPECT_EQ(from_pod(pkt(kTcp, kB, 80, kA, 5000)), kActOk);  // a reply: none
+  EXPECT_EQ(to_pod(pkt(kTcp, kA, 5001, kB, 81)), kActShot);  // DeniedIngress: an event
+  EXPECT_EQ(from_pod(pkt(kUdp, kA, 5002, kC, 53)), kActOk);  // Unisolated: an event
+  std::vector<std::uint32_t> host{kNode};
+  ASSERT_TRUE(dp_->set_host_addresses(host));
+  EXPECT_EQ(to_pod(pkt(kTcp, kNode, 5003, kB, 81)), kActOk);  // the node: none
+  EXPECT_EQ(run("to_pod", allowed, /*arp=*/true), kActOk);    // not IPv4: none
+
+  poll_for(**reader, got, 3);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ((*reader)->skipped(), 1u) << "the drop before open()";
+  const Flow& a = got[0];
+  EXPECT_EQ(a.reason, PODWARP_NP_C_ALLOWED_NEW);
+  EXPECT_TRUE(a.allowed());
+  EXPECT_EQ(a.dir, PODWARP_NP_DIR_INGRESS);
+  EXPECT_EQ(std::tuple(a.saddr, a.sport, a.daddr, a.dport, a.proto),
+            std::tuple(kA, std::uint16_t{5000}, kB, std::uint16_t{80}, kTcp));
+  EXPECT_EQ(a.ifindex, 1u);
+  EXPECT_EQ(a.bytes, make_packet(allowed).size());
+  EXPECT_LT(std::chrono::abs(a.time - opened), std::chrono::seconds(2));
+  EXPECT_EQ(got[1].reason, PODWARP_NP_C_DENIED_INGRESS);
+  EXPECT_EQ(got[1].verdict(), "DENIED");
+  EXPECT_EQ(got[1].dport, 81);
+  EXPECT_EQ(got[2].reason, PODWARP_NP_C_ALLOWED_UNISOLATED);
+  EXPECT_EQ(got[2].direction(), "egress");
+  EXPECT_EQ(std::tuple(got[2].daddr, got[2].proto), std::tuple(kC, kUdp));
+
+  // Nothing more; a callback that says stop leaves the rest in the ring for the next poll.
+  ASSERT_TRUE((*reader)->poll(std::chrono::milliseconds(200)));
+  EXPECT_EQ(got.size(), 3u);
+  EXPECT_EQ(to_pod(pkt(kTcp, kA, 5004, kB, 82)), kActShot);
+  EXPECT_EQ(to_pod(pkt(kTcp, kA, 5005, kB, 82)), kActShot);
+  std::vector<Flow> one;
+  auto stopping = FlowReader::open(pins_.dir + "/" PODWARP_NP_MAP_FLOWS, [&](const Flow& f) {
+    one.push_back(f);
+    return false;
+  });
+  ASSERT_TRUE(stopping);
+  EXPECT_EQ(to_pod(pkt(kTcp, kA, 5006, kB, 82)), kActShot);
+  EXPECT_EQ(to_pod(pkt(kTcp, kA, 5007, kB, 82)), kActShot);
+  poll_for(**stopping, one, 1);
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0].sport, 5006);
+  poll_for(**stopping, one, 2);
+  ASSERT_EQ(one.size(), 2u);
+  EXPECT_EQ(one[1].sport, 5007);
+  EXPECT_EQ(packets(*dp_, "FlowEventsLost"), 0u);
+}
+
+TEST_F(NetpolProgTest, AFullRingLosesEventsNotPackets) {
+  TestPins pins;
+  DatapathOptions o;
+  o.pin_dir = pins.dir;
+  o.flow_ring_bytes = 4096;  // 102 events of 8 + 32 bytes
+  auto dp = Datapath::open(o);
+  ASSERT_TRUE(dp) << dp.error().message;
+  ASSERT_TRUE((*dp)->apply(kB, nullptr, ingress_only(Table{})));
+  for (std::uint16_t port = 1; port <= 150; ++port)
+    ASSERT_EQ(
+        test_run((*dp)->program_fd("to_pod"), make_packet(pkt(kTcp, kA, port, kB, 80)), 1).retval,
+        kActShot);
+  EXPECT_EQ(packets(**dp, "DeniedIngress"), 150u);
+  EXPECT_EQ(packets(**dp, "FlowEventsLost"), 150u - 4096 / 40);
+}
+
+// ---------------------------------------------------------------------------------------------
 // maps: apply / read / prune / remove, pins
 
 class NetpolMapsTest : public ::testing::Test {
@@ -425,8 +519,9 @@ TEST_F(NetpolMapsTest, OpenTwiceReusesPinsAndRefusesOtherLayouts) {
   ASSERT_NE(dp1, nullptr);
   ASSERT_TRUE(dp1->apply(kB, nullptr, first()));
   ASSERT_TRUE(dp1->commit());
-  for (const char* m : {PODWARP_NP_MAP_PORTS, PODWARP_NP_MAP_PEERS, PODWARP_NP_MAP_CT,
-                        PODWARP_NP_MAP_HOST, PODWARP_NP_MAP_CONFIG, PODWARP_NP_MAP_COUNTERS}) {
+  for (const char* m :
+       {PODWARP_NP_MAP_PORTS, PODWARP_NP_MAP_PEERS, PODWARP_NP_MAP_CT, PODWARP_NP_MAP_HOST,
+        PODWARP_NP_MAP_CONFIG, PODWARP_NP_MAP_COUNTERS, PODWARP_NP_MAP_FLOWS}) {
     struct stat st {};
     EXPECT_EQ(::stat((pins_.dir + "/" + m).c_str(), &st), 0) << m << " is pinned";
   }
@@ -440,6 +535,7 @@ TEST_F(NetpolMapsTest, OpenTwiceReusesPinsAndRefusesOtherLayouts) {
   EXPECT_EQ(size1, 512u);
   EXPECT_EQ(size2, 512u);
   EXPECT_EQ(map_id(dp1->map_fd(PODWARP_NP_MAP_PEERS)), map_id(dp2->map_fd(PODWARP_NP_MAP_PEERS)));
+  EXPECT_EQ(map_id(dp1->map_fd(PODWARP_NP_MAP_FLOWS)), map_id(dp2->map_fd(PODWARP_NP_MAP_FLOWS)));
   EXPECT_EQ(*dp2->read(kB), first());
   podwarp_np_config cfg{};
   __u32 zero = 0;
@@ -474,6 +570,24 @@ TEST_F(NetpolMapsTest, OpenTwiceReusesPinsAndRefusesOtherLayouts) {
   auto off = Datapath::open(o);
   ASSERT_FALSE(off);
   EXPECT_EQ(off.error().code, ENOTSUP);
+}
+
+TEST_F(NetpolMapsTest, ACountersMapOfAnOlderBuildIsReused) {
+  // Pinned by a build with 8 counters (before FlowEventsLost): the program loads against it and
+  // the counter it lacks reads as 0.
+  ASSERT_TRUE(bpfutil::mkdir_p(pins_.dir));
+  UniqueFd old(bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, PODWARP_NP_MAP_COUNTERS, 4,
+                              sizeof(podwarp_np_counter), PODWARP_NP_C_EVENTS_LOST, nullptr));
+  ASSERT_TRUE(old);
+  ASSERT_EQ(bpf_obj_pin(old.get(), (pins_.dir + "/" PODWARP_NP_MAP_COUNTERS).c_str()), 0);
+  auto dp = open_small(pins_.dir);
+  ASSERT_NE(dp, nullptr);
+  EXPECT_EQ(map_id(dp->map_fd(PODWARP_NP_MAP_COUNTERS)), map_id(old.get()));
+  auto c = dp->counters();
+  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_EQ(c->size(), static_cast<std::size_t>(PODWARP_NP_NUM_COUNTERS));
+  EXPECT_EQ(c->back().name, "FlowEventsLost");
+  EXPECT_EQ(c->back().packets, 0u);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -46,12 +46,13 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "lb/datapath.h"
 #include "lb/lb_test_util.h"
 #include "lb/service_map.h"
 
 using namespace podwarp::noded::lb;
-using Clock = std::chrono::steady_clock;
+using podwarp::bench::Clock;
 
 namespace {
 
@@ -65,21 +66,9 @@ struct Options {
   bool noflush_full = false;
 };
 
-double us_since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size() - 1)))];
-}
+using podwarp::bench::median;
+using podwarp::bench::percentile;
+using podwarp::bench::us_since;
 
 // Cluster CIDR 10.244.0.0/15: endpoints in 10.244/16, the client "pod" at 10.245.0.1.
 constexpr std::uint32_t kClientAddr = 0x0af50001u;
@@ -203,20 +192,7 @@ std::string minimal_delta(const Options& o, std::uint16_t port, int changed) {
 }
 
 int restore(const Options& o, const std::string& file, bool noflush) {
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int in = ::open(file.c_str(), O_RDONLY);
-    if (in < 0) ::_exit(126);
-    ::dup2(in, 0);
-    if (noflush)
-      ::execlp(o.restore.c_str(), o.restore.c_str(), "--noflush", static_cast<char*>(nullptr));
-    else
-      ::execlp(o.restore.c_str(), o.restore.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  return podwarp::bench::run_restore(o.restore, file, noflush);
 }
 
 double timed_restore(const Options& o, const std::string& dir, const std::string& text,
@@ -597,11 +573,6 @@ void cleanup_after(pid_t owner) {
   std::filesystem::remove_all("/tmp/podwarp-lb-bench-" + id, ec);
 }
 
-pid_t g_child = -1;
-void forward_signal(int) {
-  if (g_child > 0) ::kill(g_child, SIGKILL);
-}
-
 }  // namespace
 
 // The bench runs in a child process (its own netns, threads, cgroup moves); this parent only
@@ -633,25 +604,6 @@ int main(int argc, char** argv) {
     return 0;
   }
   pid_t owner = ::getpid();
-  std::fflush(stdout);
-  g_child = ::fork();
-  if (g_child == 0) {
-    int rc = run_bench(o, owner);
-    std::fflush(stdout);
-    ::_exit(rc);  // the accept thread still runs: no static destructors
-  }
-  struct sigaction sa {};
-  sa.sa_handler = forward_signal;
-  ::sigaction(SIGINT, &sa, nullptr);
-  ::sigaction(SIGTERM, &sa, nullptr);
-  ::sigaction(SIGHUP, &sa, nullptr);
-  int status = 0;
-  while (::waitpid(g_child, &status, 0) < 0 && errno == EINTR) {
-  }
-  cleanup_after(owner);
-  if (WIFSIGNALED(status)) {
-    std::printf("lb_bench: killed by signal %d (cleaned up)\n", WTERMSIG(status));
-    return 1;
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+  return podwarp::bench::run_in_child(
+      "lb_bench", [&] { return run_bench(o, owner); }, [&] { cleanup_after(owner); });
 }

@@ -11,10 +11,14 @@ Checked: no policy -> open; an Ingress default deny isolates the selected pod on
 still reaches it); podSelector, namespaceSelector and port rules allow exactly what they name;
 an Egress policy isolates the client, and DNS-less egress to a named port works; deleting the
 policies opens traffic again; enforcement holds while noded is killed (-9) and after it
-restarts; the pins are where the README says."""
+restarts; the pins are where the README says; `podwarp trace` reports a denied and an allowed
+new flow with the pods' names."""
+import contextlib
 import json
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -139,6 +143,38 @@ class NetworkPolicyTest(unittest.TestCase):
             self.assertEqual(self.fetch_from(client, ip, port, ns), allowed,
                              f"{ns}/{client} -> web:{port} flapped")
 
+    @contextlib.contextmanager
+    def trace(self, *args):
+        """`podwarp trace` on noded's pins (JSON, one event), killed at the end if still running."""
+        pins = os.path.join(self.noded.base, "bpf", "podwarp-noded", "netpol")
+        proc = subprocess.Popen(
+            [os.path.join(harness.BIN, "podwarp"), "trace", "--pin-dir", pins,
+             "--kubeconfig", self.cluster.kubeconfig, "-o", "json", "--count", "1",
+             "--timeout", "30", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    def trace_event(self, proc):
+        """The first event `proc` printed (it ends after one, or after its 30 s)."""
+        out, err = proc.communicate(timeout=40)
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertTrue(out.strip(), f"no flow event; stderr: {err}")
+        return json.loads(out.splitlines()[0])
+
+    def assert_client_to_web(self, ev):
+        self.assertEqual(ev["protocol"], "TCP", ev)
+        self.assertEqual((ev["source"].get("namespace"), ev["source"].get("pod")),
+                         ("default", "client"), ev)
+        self.assertEqual((ev["destination"].get("namespace"), ev["destination"].get("pod")),
+                         ("default", "web"), ev)
+        self.assertEqual(ev["destination"]["port"], 8081, ev)
+        self.assertEqual(ev["source"]["ip"], self.ips["client"], ev)
+
     def delete_policies(self):
         for ns in ("default", "np-other"):
             self.cluster.kubectl("delete", "networkpolicy", "--all", "-n", ns, "--wait=false")
@@ -210,6 +246,26 @@ class NetworkPolicyTest(unittest.TestCase):
         self.delete_policies()
         self.expect("client", True)
         self.assertIn("netpol: synced", self.noded.log_text())
+
+    def test_06_trace(self):
+        with self.trace("--verdict", "denied") as proc:
+            self.apply(policy("deny-web", {"podSelector": {"matchLabels": {"app": "web"}},
+                                           "policyTypes": ["Ingress"]}))
+            self.expect("client", False)
+            ev = self.trace_event(proc)
+        self.assertEqual((ev["verdict"], ev["reason"], ev["direction"]),
+                         ("DENIED", "DeniedIngress", "ingress"), ev)
+        self.assert_client_to_web(ev)
+        self.assertRegex(ev["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+
+        # Opened again: the client's new flows are allowed (no policy isolates web or client).
+        with self.trace("--verdict", "allowed", "--pod", "default/web") as proc:
+            self.delete_policies()
+            self.expect("client", True)
+            ev = self.trace_event(proc)
+        self.assertEqual(ev["verdict"], "ALLOWED", ev)
+        self.assertIn(ev["reason"], ("Unisolated", "AllowedNew"), ev)
+        self.assert_client_to_web(ev)
 
 
 if __name__ == "__main__":
