@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "podwarp/log.h"
+#include "podwarp/metrics.h"
 
 namespace podwarp::noded::netpol {
 
@@ -24,6 +25,21 @@ std::string ip_text(std::uint32_t ip_net) {
 }
 
 bool isolated(const netpolicy::EndpointPolicy& p) { return p.ingress || p.egress; }
+
+metrics::Counter& packets_metric() {
+  static auto& c = metrics::default_registry().counter(
+      "podwarp_netpol_packets_total",
+      "Packets seen by the NetworkPolicy programs on the pods' veths, by verdict (bpf/lib/netpol.h "
+      "counters: AllowedNew, Established, AllowedHost, Unisolated, DeniedIngress, DeniedEgress, "
+      "PassedOther, CtUpdateFailed, FlowEventsLost).",
+      {"verdict"});
+  return c;
+}
+metrics::Gauge& isolated_metric() {
+  static auto& g = metrics::default_registry().gauge(
+      "podwarp_netpol_isolated_pods", "Pods of this node that a NetworkPolicy isolates.", {});
+  return g;
+}
 
 }  // namespace
 
@@ -68,6 +84,7 @@ struct PolicySync::Impl : std::enable_shared_from_this<Impl> {
   std::set<std::string> last_problems;
   std::vector<std::uint32_t> host_addrs;
   PolicySyncStats stats;
+  std::map<std::string, std::uint64_t, std::less<>> counted;  // BPF counters already exported
 
   bool informers_synced() const {
     return policies->has_synced() && pods->has_synced() && namespaces->has_synced();
@@ -96,6 +113,18 @@ struct PolicySync::Impl : std::enable_shared_from_this<Impl> {
     host_addrs = std::move(now);
   }
 
+  // The BPF counters (pinned: they count across noded restarts) into the metrics, as deltas.
+  void export_counters() {
+    auto now = dp.counters();
+    if (!now) return;
+    for (const auto& c : *now) {
+      auto [it, fresh] = counted.try_emplace(std::string(c.name), 0);
+      if (c.packets > it->second) packets_metric().with({c.name}).inc(double(c.packets - it->second));
+      else if (fresh) packets_metric().with({c.name}).inc(0);
+      it->second = c.packets;
+    }
+  }
+
   void arm_retry() {
     // Until the first sync, look often: informers of empty collections call no handler.
     retry_timer.expires_after(synced ? opts.retry_interval : std::chrono::milliseconds(100));
@@ -105,6 +134,7 @@ struct PolicySync::Impl : std::enable_shared_from_this<Impl> {
       if (ec || !s || s->stopped) return;
       s->refresh_host_addresses();
       if (!s->synced || s->failed) s->recompute();
+      s->export_counters();
       s->arm_retry();
     });
   }
@@ -222,6 +252,7 @@ struct PolicySync::Impl : std::enable_shared_from_this<Impl> {
     }
     stats.isolated_endpoints = static_cast<std::size_t>(
         std::count_if(written.begin(), written.end(), [](const auto& e) { return isolated(e.second); }));
+    isolated_metric().set(static_cast<double>(stats.isolated_endpoints));
     if (!synced) {
       synced = !failed;
       stats.synced = synced;

@@ -175,6 +175,14 @@ class NetworkPolicyTest(unittest.TestCase):
         self.assertEqual(ev["destination"]["port"], 8081, ev)
         self.assertEqual(ev["source"]["ip"], self.ips["client"], ev)
 
+    def metric(self, series):
+        """The value of one series of noded's /metrics (0 when absent)."""
+        status, body = self.noded.get("/metrics")
+        for line in body.decode(errors="replace").splitlines():
+            if line.startswith(series + " "):
+                return float(line.split()[-1])
+        return 0
+
     def delete_policies(self):
         for ns in ("default", "np-other"):
             self.cluster.kubectl("delete", "networkpolicy", "--all", "-n", ns, "--wait=false")
@@ -199,6 +207,10 @@ class NetworkPolicyTest(unittest.TestCase):
         # The node where the pod runs is always allowed; pods that no policy selects are not
         # isolated (web -> client is not tested here; client's ingress stays open).
         self.assertTrue(self.fetch_from_node(self.ips["web"]))
+        # The drops and the isolation show in noded's metrics (exported every 2 s).
+        h.wait_for(lambda: self.metric('podwarp_netpol_packets_total{verdict="DeniedIngress"}') > 0
+                   and self.metric("podwarp_netpol_isolated_pods") == 1, 10, interval=0.5,
+                   what="netpol metrics")
         self.delete_policies()
         self.expect("client", True)
 

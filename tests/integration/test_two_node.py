@@ -56,7 +56,7 @@ class TwoNodeTest(unittest.TestCase):
 
         def node_args(_node):
             return ["--cluster-dns", DNS_IP, "--nodeport-interfaces", "eth0",
-                    "--cluster-cidr", CLUSTER_CIDR]
+                    "--cluster-cidr", CLUSTER_CIDR, "--network-policy"]
 
         t0 = time.time()
         cls.c = tn.TwoNodeCluster(node_args)
@@ -469,6 +469,38 @@ class TwoNodeTest(unittest.TestCase):
             pod = json.loads(rest.partition("\n\n")[2])
             self.assertEqual((pod["kind"], pod["metadata"]["name"]), ("Pod", client))
             self.assertEqual(pod["spec"]["serviceAccountName"], "default")
+
+    def test_9b_network_policy_peers_on_both_nodes(self):
+        """A NetworkPolicy whose peers live on the other node: each node's noded learns the
+        remote client's IP from the Pods informer, and the pods' source addresses survive the
+        underlay (no masquerade between nodes). web pods accept TCP 80 only from pods labelled
+        np=allowed: client-a gets the label, client-b does not."""
+        c = self.c
+        c.kubectl("label", "pod", "client-a", "np=allowed", "--overwrite")
+        c.apply({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                 "metadata": {"name": "web-from-allowed", "namespace": "default"},
+                 "spec": {"podSelector": {"matchLabels": {"app": "web"}},
+                          "ingress": [{"from": [{"podSelector": {"matchLabels": {"np": "allowed"}}}],
+                                       "ports": [{"protocol": "TCP", "port": 80}]}]}})
+        try:
+            def verdicts():
+                got = {}
+                for client in ("client-a", "client-b"):
+                    for web in ("web-a1", "web-b1"):
+                        out, _ = c.pwnet(client, "connect", self.pod_ip(web), 80)
+                        got[(client, web)] = out.startswith("ok")
+                return got
+            want = {("client-a", "web-a1"): True, ("client-a", "web-b1"): True,
+                    ("client-b", "web-a1"): False, ("client-b", "web-b1"): False}
+            self.wait_until(lambda: (lambda g: (g == want, g))(verdicts()), timeout=30,
+                            message="client-a allowed on both nodes, client-b denied on both")
+        finally:
+            c.kubectl("delete", "networkpolicy", "web-from-allowed", check=False)
+            c.kubectl("label", "pod", "client-a", "np-", check=False)
+        self.wait_until(lambda: (lambda o: (o[0].startswith("ok"), o))(
+            c.pwnet("client-b", "connect", self.pod_ip("web-a1"), 80)),
+            message="client-b allowed again once the policy is gone")
+
 
 def read(path):
     with open(path, errors="replace") as f:
