@@ -343,7 +343,7 @@ class Watch:
 
 # ---------------------------------------------------------------------------------- the cluster
 class Cluster:
-    def __init__(self, base, tmpfs=False):
+    def __init__(self, base, tmpfs=False, up_args=()):
         self.data = os.path.join(base, "data")
         os.makedirs(self.data)
         self.tmpfs = False
@@ -354,7 +354,7 @@ class Cluster:
         self.registry_port = free_port()
         self.up_args = ["up", "--data-dir", self.data, "--port", str(free_port()),
                         "--node-api-port", str(free_port()), "--registry-port",
-                        str(self.registry_port), "--node-name", NODE]
+                        str(self.registry_port), "--node-name", NODE, *up_args]
         self.started = False
 
     def podwarp(self, *args, timeout=600):
@@ -914,6 +914,9 @@ def main():
     ap.add_argument("--tmpfs", action="store_true",
                     help="put the cluster's data dir (pod dirs, image store, overlay upper dirs) "
                          "on a tmpfs mounted for this run, to take the host's disk out of the picture")
+    ap.add_argument("--up-arg", action="append", default=[],
+                    help="one more argument for `podwarp up` (repeatable), e.g. "
+                         "--up-arg=--no-network-policy to compare")
     ap.add_argument("--nice", type=int, default=0,
                     help="run the cluster's processes and this script at this nice value (e.g. -10) "
                          "to approximate an otherwise idle machine on a shared one")
@@ -927,7 +930,7 @@ def main():
     cluster = None
     watch = None
     try:
-        cluster = Cluster(base, tmpfs=args.tmpfs)
+        cluster = Cluster(base, tmpfs=args.tmpfs, up_args=args.up_arg)
         containerd_kib = None if args.no_containerd else containerd_idle_kib(base)
         cluster.up()
         api = Api(cluster.kubeconfig, base)
