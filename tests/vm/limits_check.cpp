@@ -14,6 +14,9 @@
 //      stays <= 32, pids.events max > 0, and cgroup.kill ends it (the pod cgroup empties).
 //   3. cpu.max: a busy loop under a 100m limit for 2 s is throttled (cpu.stat nr_throttled > 0)
 //      and uses well under the wall time.
+//   4. BPF (bpf_check.cpp): the NetworkPolicy, service LB and exit recorder objects load through
+//      noded's loaders on this kernel, and the NetworkPolicy program allows and drops as it does
+//      on the build host.
 // Prints "LIMITS_CHECK: PASS" and exits 0, or "LIMITS_CHECK: FAIL" and exits 1.
 //
 // Usage: limits_check [--rootfs DIR] [--run-dir DIR] [--cgroup-root NAME]
@@ -32,6 +35,7 @@
 #include <thread>
 #include <vector>
 
+#include "bpf_check.h"
 #include "cgroup/cgroup.h"
 #include "cgroup/qos.h"
 #include "podwarp/json.h"
@@ -403,6 +407,7 @@ int main(int argc, char** argv) {
   }
   auto d = m->destroy("");
   if (!d) check(false, "remove cgroup root: " + d.error().message);
+  failures += bpf_checks("/sys/fs/bpf/podwarp-vm");
   std::filesystem::remove_all(run_dir, ec);
   std::printf("\nLIMITS_CHECK: %s (%d failed checks)\n", failures == 0 ? "PASS" : "FAIL", failures);
   return failures == 0 ? 0 : 1;
