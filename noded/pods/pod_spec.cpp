@@ -260,6 +260,11 @@ std::expected<PodDef, ManifestError> pod_from_json(json::value pod, const Static
     return ck.fail("spec.restartPolicy", fmt::format("Unsupported value: \"{}\"", d.restart_policy));
   d.grace_seconds = get_int(*spec, {"terminationGracePeriodSeconds"}, 30);
   if (d.grace_seconds < 0) return ck.fail("spec.terminationGracePeriodSeconds", "must be >= 0");
+  if (const json::value* ad = find_path(*spec, {"activeDeadlineSeconds"}); ad != nullptr && !ad->is_null()) {
+    std::int64_t secs = get_int(*spec, {"activeDeadlineSeconds"}, 0);
+    if (secs <= 0) return ck.fail("spec.activeDeadlineSeconds", "must be greater than 0");
+    d.active_deadline_seconds = secs;
+  }
   d.host_network = get_bool(*spec, {"hostNetwork"});
   d.service_account = get_string(*spec, {"serviceAccountName"}, "default");
   if (d.service_account.empty()) d.service_account = "default";

@@ -90,6 +90,9 @@ struct PodDef {
   json::value pod;  // the whole object after static-pod defaulting
   std::string restart_policy = "Always";
   std::int64_t grace_seconds = 30;
+  // spec.activeDeadlineSeconds: after this long since startTime the pod fails
+  // (DeadlineExceeded) and its containers are stopped.
+  std::optional<std::int64_t> active_deadline_seconds;
   std::vector<ContainerDef> init_containers, containers;
   // A deque: the API adds ephemeral containers to a running pod, whose workers point at these.
   std::deque<ContainerDef> ephemeral_containers;

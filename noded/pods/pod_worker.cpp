@@ -18,6 +18,7 @@
 
 #include "logs/log_pump.h"
 #include "podwarp/log.h"
+#include "podwarp/time.h"
 
 namespace podwarp::noded::pods {
 
@@ -263,12 +264,12 @@ asio::awaitable<void> PodWorker::wait_changed() {
 }
 
 asio::awaitable<bool> PodWorker::sleep(milliseconds d) {
-  if (stopping_) co_return false;
+  if (halted()) co_return false;
   asio::steady_timer t(ex_, d);
   sleepers_.push_back(&t);
   co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
   std::erase(sleepers_, &t);
-  co_return !stopping_;
+  co_return !halted();
 }
 
 void PodWorker::trace(std::string_view phase) {
@@ -316,7 +317,7 @@ std::optional<std::string> PodWorker::log_path(std::string_view container, bool 
 }
 
 bool PodWorker::should_restart(const Run& r, int exit_code) const {
-  if (stopping_ || r.ephemeral) return false;
+  if (halted() || r.ephemeral) return false;
   if (def_.restart_policy == "Always") return true;
   if (def_.restart_policy == "OnFailure") return exit_code != 0;
   return false;
@@ -453,8 +454,15 @@ void PodWorker::record_exit(Run& r, const ExitInfo& e) {
 
 asio::awaitable<void> PodWorker::run_pod() {
   auto self = shared_from_this();
+  // The API pod's startTime when it has one (noded restarted, the pod is adopted), as the
+  // kubelet keeps it; else now.
   status_.start_time = std::chrono::system_clock::now();
+  if (auto st = parse_rfc3339(get_string(def_.pod, {"status", "startTime"})); st && *st < status_.start_time)
+    status_.start_time = *st;
   changed();
+  if (def_.active_deadline_seconds)
+    asio::co_spawn(ex_, [self]() -> asio::awaitable<void> { co_await self->enforce_deadline(); },
+                   asio::detached);
   // SANDBOX
   milliseconds retry = env_.timings.backoff_base;
   for (;;) {
@@ -481,6 +489,15 @@ asio::awaitable<void> PodWorker::run_pod() {
   if (stopping_) {
     main_done_ = true;
     notify();
+    co_return;
+  }
+  if (deadline_exceeded_) {  // before any sandbox came up: terminal at once
+    auto rel = co_await env_.runtime->release_sandbox(def_.uid);
+    if (!rel) log::warn("pods: {}: release sandbox: {}", pod_ref(def_), rel.error());
+    status_.terminal = true;
+    main_done_ = true;
+    log::info("pods: {}: pod is terminal ({})", pod_ref(def_), compute_phase(def_, status_));
+    changed();
     co_return;
   }
   sandbox_up_ = true;
@@ -676,7 +693,7 @@ asio::awaitable<bool> PodWorker::run_init(Run& r) {
     auto e = co_await run_once(r);
     if (!e) co_return false;  // stopping
     if (e->exit_code == 0 && e->code_known) co_return true;
-    if (def_.restart_policy == "Never" || stopping_) co_return false;
+    if (def_.restart_policy == "Never" || halted()) co_return false;
     auto d = enter_crash_loop_backoff(r);
     if (!co_await sleep(d)) co_return false;
   }
@@ -743,7 +760,7 @@ asio::awaitable<std::optional<ExitInfo>> PodWorker::run_once(Run& r) {
   // IMAGE
   milliseconds retry = env_.timings.backoff_base;
   for (;;) {
-    if (stopping_) co_return std::nullopt;
+    if (halted()) co_return std::nullopt;
     if (env_.on_event && r.def->pull_policy == PullPolicy::kAlways)
       env_.on_event("Normal", "Pulling", fmt::format("Pulling image \"{}\"", r.def->image));
     std::expected<ImageInfo, std::string> img = std::unexpected(std::string());
@@ -770,7 +787,7 @@ asio::awaitable<std::optional<ExitInfo>> PodWorker::run_once(Run& r) {
       }
       img = co_await env_.images->ensure_image_with_secrets(preq);
     }
-    if (stopping_) co_return std::nullopt;
+    if (halted()) co_return std::nullopt;
     if (img) {
       r.image = std::move(*img);
       cs.image_id = r.image.image_id;
@@ -916,11 +933,12 @@ asio::awaitable<ExitInfo> PodWorker::watch(Run& r, bool adopted) {
   if (!r.init) trace("container_started");
   start_probes(r);
   changed();
-  if (stopping_) {
-    // stop() came while the container was being started.
+  if (halted()) {
+    // stop() (or the pod's deadline) came while the container was being started.
     Run* rp = &r;
     asio::co_spawn(ex_, [self, rp]() -> asio::awaitable<void> {
-      co_await self->kill_container(*rp, self->def_.grace_seconds, "stop");
+      co_await self->kill_container(*rp, self->def_.grace_seconds,
+                                    self->stopping_ ? "stop" : "DeadlineExceeded");
     }, asio::detached);
   } else if (!adopted && r.def->post_start) {
     // The hook runs while the container runs; a failure kills the container.
@@ -949,11 +967,39 @@ asio::awaitable<probes::Outcome> PodWorker::run_hook(Run& r, const probes::Handl
   co_return co_await probes::run_handler(h, probe_target(r), timeout);
 }
 
+// spec.activeDeadlineSeconds, counted from startTime as the kubelet does.
+asio::awaitable<void> PodWorker::enforce_deadline() {
+  auto self = shared_from_this();
+  auto due = status_.start_time + saturated_times(std::chrono::seconds(1), *def_.active_deadline_seconds);
+  auto left = std::chrono::duration_cast<milliseconds>(due - std::chrono::system_clock::now());
+  if (left.count() > 0 && !co_await sleep(left)) co_return;  // stopped (or already halted)
+  if (!halted() && !status_.terminal) deadline_passed();
+}
+
+void PodWorker::deadline_passed() {
+  auto self = shared_from_this();
+  deadline_exceeded_ = true;
+  status_.failed_reason = "DeadlineExceeded";
+  status_.failed_message = "Pod was active on the node longer than the specified deadline";
+  log::info("pods: {}: activeDeadlineSeconds {} passed: stopping its containers", pod_ref(def_),
+            *def_.active_deadline_seconds);
+  if (env_.on_event) env_.on_event("Warning", "DeadlineExceeded", status_.failed_message);
+  for (auto* t : sleepers_) t->cancel();  // back-offs and retries end: nothing starts again
+  for (auto& r : runs_) {
+    if (!r->running) continue;
+    Run* rp = r.get();
+    asio::co_spawn(ex_, [self, rp]() -> asio::awaitable<void> {
+      co_await self->kill_container(*rp, self->def_.grace_seconds, "DeadlineExceeded");
+    }, asio::detached);
+  }
+  changed();
+}
+
 asio::awaitable<void> PodWorker::kill_container(Run& r, std::int64_t grace_seconds, std::string why) {
   auto self = shared_from_this();
   if (!r.running || !r.kill_reason.empty()) co_return;
   r.kill_reason = why;
-  if (env_.on_event && why == "stop")  // probe failures announce their own Killing event
+  if (env_.on_event && (why == "stop" || why == "DeadlineExceeded"))  // probes announce their own
     env_.on_event("Normal", "Killing", fmt::format("Stopping container {}", r.def->name));
   std::string id = r.id;
   auto grace = saturated_times(env_.timings.second, grace_seconds);

@@ -225,6 +225,12 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   boost::asio::steady_timer changed_;
   std::vector<boost::asio::steady_timer*> sleepers_;
   bool stopping_ = false, terminated_ = false, main_done_ = false, failed_only_ = false;
+  // spec.activeDeadlineSeconds passed: the pod is Failed (DeadlineExceeded), its containers are
+  // stopped and nothing starts again; the worker then ends as a terminal pod does.
+  bool deadline_exceeded_ = false;
+  bool halted() const { return stopping_ || deadline_exceeded_; }
+  boost::asio::awaitable<void> enforce_deadline();
+  void deadline_passed();
   bool sandbox_up_ = false;
   int active_supervisors_ = 0;
   bool ephemeral_ready_ = false;  // sandbox and volumes up, not terminal: ephemeral ones may start

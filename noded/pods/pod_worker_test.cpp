@@ -171,6 +171,64 @@ TEST(PodWorker, NeverWithErrorFails) {
   EXPECT_EQ(f.rt.starts.size(), 1u);
 }
 
+// spec.activeDeadlineSeconds: once it has passed since startTime the pod is Failed with reason
+// DeadlineExceeded, its running container is stopped (grace period) and nothing restarts it,
+// though restartPolicy is Always; a crash-looping container waiting in its back-off is not
+// started again either.
+TEST(PodWorker, ActiveDeadlineFailsThePodAndStopsItsContainers) {
+  Fixture f;
+  f.rt.script = [](const std::string& name, int) {
+    return name == "c" ? Behavior{} : Behavior{1, 5ms};  // "crash" fails at once, again and again
+  };
+  auto t0 = std::chrono::steady_clock::now();
+  auto w = f.make(R"(
+apiVersion: v1
+kind: Pod
+metadata: {name: limited, namespace: team}
+spec:
+  activeDeadlineSeconds: 1
+  terminationGracePeriodSeconds: 2
+  containers:
+  - {name: c, image: busybox:1}
+  - {name: crash, image: busybox:1}
+)");
+  ASSERT_TRUE(run_until(f.io, [&] { return app(*w).state.kind == K::kRunning; }));
+  EXPECT_EQ(w->phase(), "Running");
+  ASSERT_TRUE(run_until(f.io, [&] { return w->phase() == "Failed" && w->status().terminal; }, 5s));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 1s);
+  auto status = w->pod_json().at("status");
+  EXPECT_EQ(status.at("reason"), "DeadlineExceeded");
+  EXPECT_EQ(status.at("message"), "Pod was active on the node longer than the specified deadline");
+  EXPECT_EQ(app(*w).state.kind, K::kTerminated);
+  const auto crash_starts = std::count(f.rt.starts.begin(), f.rt.starts.end(), "crash");
+  podwarp::run_for(f.io, 400ms);  // longer than the largest back-off (320 ms)
+  EXPECT_EQ(std::count(f.rt.starts.begin(), f.rt.starts.end(), "c"), 1);
+  EXPECT_EQ(std::count(f.rt.starts.begin(), f.rt.starts.end(), "crash"), crash_starts);
+  EXPECT_EQ(w->phase(), "Failed");
+}
+
+// The deadline counts from the API pod's startTime (a pod adopted after a noded restart keeps
+// it): one that already passed fails the pod before any container starts.
+TEST(PodWorker, ActiveDeadlineCountsFromTheApiStartTime) {
+  Fixture f;
+  auto w = f.make(R"(
+apiVersion: v1
+kind: Pod
+metadata: {name: old, namespace: team}
+spec:
+  activeDeadlineSeconds: 30
+  containers:
+  - {name: c, image: busybox:1}
+status:
+  startTime: "2026-01-01T00:00:00Z"
+)");
+  ASSERT_TRUE(run_until(f.io, [&] { return w->phase() == "Failed" && w->status().terminal; }, 5s));
+  EXPECT_EQ(w->pod_json().at("status").at("reason"), "DeadlineExceeded");
+  EXPECT_EQ(w->pod_json().at("status").at("startTime"), "2026-01-01T00:00:00Z");
+  EXPECT_LE(f.rt.starts.size(), 1u);  // at most one start raced the deadline, and it was stopped
+  EXPECT_NE(app(*w).state.kind, K::kRunning);
+}
+
 // pods/ephemeralcontainers: an added ephemeral container starts in the running pod, joins its
 // target's pid namespace, runs once (no restart though it fails under restartPolicy
 // OnFailure), is never ready, and has no part in the phase; one whose target is not running

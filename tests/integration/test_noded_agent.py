@@ -292,6 +292,35 @@ spec:
         self.assertEqual((t["exitCode"], t["reason"]), (0, "Completed"))
         self.kubectl("delete", "pod", "crash", "--wait=false")
 
+    def test_4b_active_deadline(self):
+        """spec.activeDeadlineSeconds: the pod turns Failed with reason DeadlineExceeded, its
+        container is stopped (not restarted), and a DeadlineExceeded event is recorded."""
+        self.create(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: deadline}}
+spec:
+  activeDeadlineSeconds: 2
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: sleeper
+    image: {self.image}
+    command: ["sleep", "1000"]
+""")
+        self.wait_running("deadline")
+        # Failed at once (as the kubelet reports it), the container's stop follows (grace 1 s).
+        p = self.wait(lambda: (lambda p: p if p and p["status"].get("phase") == "Failed" and
+                               "terminated" in p["status"]["containerStatuses"][0]["state"]
+                               else None)(self.pod("deadline")), 30, "deadline Failed, stopped")
+        self.assertEqual(p["status"]["reason"], "DeadlineExceeded")
+        self.assertEqual(p["status"]["message"],
+                         "Pod was active on the node longer than the specified deadline")
+        self.assertEqual(self.kubectl("get", "pod", "deadline", "-o",
+                                      "jsonpath={.status.reason}").stdout, "DeadlineExceeded")
+        self.wait(lambda: any(e["reason"] == "DeadlineExceeded" for e in self.events_for("deadline")),
+                  15, "DeadlineExceeded event")
+        self.kubectl("delete", "pod", "deadline", "--wait=false")
+
     def test_5_configmap_lookup(self):
         self.kubectl("create", "configmap", "agent-cm", "--from-literal=greeting=hello-from-cm")
         self.create(f"""
