@@ -69,6 +69,10 @@ const std::vector<Resource>& table() {
                      {"sa"}, {},
                      {{"token", "authentication.k8s.io", "v1", "TokenRequest", {"create"}}}));
     t.push_back(make("", "v1", "Event", "events", "event", true, {"ev"}, {}, {}));
+    t.push_back(make("", "v1", "PersistentVolume", "persistentvolumes", "persistentvolume", false,
+                     {"pv"}, {}, {status()}));
+    t.push_back(make("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims",
+                     "persistentvolumeclaim", true, {"pvc"}, {}, {status()}));
     {
       // Computed on each read (apiserver Api::component_statuses), never stored.
       Resource cs = make("", "v1", "ComponentStatus", "componentstatuses", "componentstatus",
@@ -116,6 +120,9 @@ const std::vector<Resource>& table() {
     // scheduling.k8s.io/v1
     t.push_back(make("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses",
                      "priorityclass", false, {"pc"}, {}, {}));
+    // storage.k8s.io/v1
+    t.push_back(make("storage.k8s.io", "v1", "StorageClass", "storageclasses", "storageclass",
+                     false, {"sc"}, {}, {}));
     // authentication.k8s.io/v1, authorization.k8s.io/v1: reviews
     t.push_back(create_only("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews",
                             "selfsubjectreview", false));

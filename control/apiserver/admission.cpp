@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "apiserver/object_meta.h"
+#include "tables/tables.h"
 
 namespace podwarp::apiserver {
 
@@ -165,6 +166,28 @@ void admit_service_account(json::value& pod, const json::value* sa,
     vols.as_array().push_back(
         json::object{{"name", volume_name}, {"projected", token_volume_source()}});
   }
+}
+
+void admit_default_storage_class(json::value& pvc, const std::vector<const json::value*>& classes) {
+  if (find_path(pvc, {"spec", "storageClassName"}) != nullptr ||
+      find_path(pvc, {"metadata", "annotations", "volume.beta.kubernetes.io/storage-class"})) {
+    return;
+  }
+  const json::value* best = nullptr;
+  for (const json::value* c : classes) {
+    if (c == nullptr || !tables::is_default_storage_class(*c)) continue;
+    if (best == nullptr) {
+      best = c;
+      continue;
+    }
+    // RFC 3339 timestamps in UTC ("...Z") order as strings.
+    std::string_view created = get_string(*c, {"metadata", "creationTimestamp"});
+    std::string_view best_created = get_string(*best, {"metadata", "creationTimestamp"});
+    if (created > best_created || (created == best_created && name_of(*c) < name_of(*best))) {
+      best = c;
+    }
+  }
+  if (best != nullptr) ensure_object(pvc.as_object(), "spec")["storageClassName"] = name_of(*best);
 }
 
 }  // namespace podwarp::apiserver

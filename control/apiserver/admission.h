@@ -45,4 +45,11 @@ std::optional<std::string> admit_priority(json::value& pod,
 std::optional<std::string> admit_priority_class(const json::value& pc, bool creating,
                                                 const std::vector<const json::value*>& classes);
 
+// The DefaultStorageClass admission plugin (upstream plugin/pkg/admission/storage/
+// storageclass/setdefault), on PersistentVolumeClaim creation: a claim that names no class
+// (spec.storageClassName absent, no volume.beta.kubernetes.io/storage-class annotation) gets the
+// default StorageClass's name (annotated storageclass.kubernetes.io/is-default-class "true"; of
+// several, the newest, then the first by name). `classes` are the stored StorageClasses.
+void admit_default_storage_class(json::value& pvc, const std::vector<const json::value*>& classes);
+
 }  // namespace podwarp::apiserver

@@ -1,6 +1,8 @@
-// The ServiceAccount admission's mutations of a new pod, and the Priority admission.
+// The ServiceAccount admission's mutations of a new pod, the Priority admission, and the
+// DefaultStorageClass admission of claims.
 #include "apiserver/admission.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 namespace podwarp::apiserver {
@@ -144,6 +146,32 @@ TEST(PriorityAdmission, OneGlobalDefault) {
   EXPECT_EQ(admit_priority_class(c.objs[0], false, c.ptrs()), std::nullopt);  // itself
   EXPECT_EQ(admit_priority_class(parse(R"({"metadata":{"name":"e"},"value":2})"), true, c.ptrs()),
             std::nullopt);
+}
+
+TEST(DefaultStorageClassAdmission, ClaimsWithoutAClassGetTheNewestDefault) {
+  auto sc = [](std::string_view name, std::string_view created, std::string_view is_default) {
+    return parse(fmt::format(R"({{"metadata":{{"name":"{}","creationTimestamp":"{}",
+        "annotations":{{"storageclass.kubernetes.io/is-default-class":"{}"}}}},
+        "provisioner":"p"}})",
+                             name, created, is_default));
+  };
+  Classes c{{sc("old", "2025-01-01T00:00:00Z", "true"), sc("new", "2025-02-01T00:00:00Z", "true"),
+             sc("newest", "2025-03-01T00:00:00Z", "false")}};
+  json::value pvc = parse(R"({"metadata":{"name":"data"},"spec":{}})");
+  admit_default_storage_class(pvc, c.ptrs());
+  EXPECT_EQ(get_string(pvc, {"spec", "storageClassName"}), "new");
+  // A class named, even "", or the beta annotation: left alone.
+  for (const char* text : {R"({"metadata":{"name":"data"},"spec":{"storageClassName":""}})",
+                           R"({"metadata":{"name":"data","annotations":{
+                               "volume.beta.kubernetes.io/storage-class":"x"}},"spec":{}})"}) {
+    json::value named = parse(text);
+    json::value before = named;
+    admit_default_storage_class(named, c.ptrs());
+    EXPECT_EQ(named, before);
+  }
+  pvc = parse(R"({"metadata":{"name":"data"},"spec":{}})");
+  admit_default_storage_class(pvc, Classes{{sc("only", "2025-01-01T00:00:00Z", "false")}}.ptrs());
+  EXPECT_EQ(find_path(pvc, {"spec", "storageClassName"}), nullptr);
 }
 
 }  // namespace

@@ -112,6 +112,10 @@ class Api {
   // token would be (token file, then service-account JWT) for spec.audiences.
   std::expected<json::value, ApiError> token_review(json::value review) const;
 
+  // The cluster-scoped objects of a v1 resource in the watch cache, for the admission plugins
+  // that read them (PriorityClasses, StorageClasses). The pointers stay valid until the caller
+  // next suspends.
+  std::vector<const json::value*> cached(std::string_view group, std::string_view plural) const;
   // The Priority admission (admission.h) against the PriorityClasses in the watch cache: of a
   // pod being created, or (validating) of a PriorityClass being created or updated. The
   // reason of a 403 when refused.

@@ -328,13 +328,17 @@ Response Api::component_status_response(const Request& req,
   return resp;
 }
 
+std::vector<const json::value*> Api::cached(std::string_view group, std::string_view plural) const {
+  std::vector<const json::value*> out;
+  cache_.list(prefix_for(*api::find_resource(group, "v1", plural), ""),
+              [&](const std::string&, const ObjectPtr& o) { out.push_back(&o->value); });
+  return out;
+}
+
 std::optional<ApiError> Api::admit_priority(const api::Resource& r, json::value& obj,
                                             const json::value* old) const {
   // The cache holds the classes and nothing runs between here and the return: plain pointers.
-  const api::Resource& pcs = *api::find_resource("scheduling.k8s.io", "v1", "priorityclasses");
-  std::vector<const json::value*> classes;
-  cache_.list(prefix_for(pcs, ""),
-              [&](const std::string&, const ObjectPtr& o) { classes.push_back(&o->value); });
+  std::vector<const json::value*> classes = cached("scheduling.k8s.io", "priorityclasses");
   std::optional<std::string> why = r.kind == "Pod"
                                        ? apiserver::admit_priority(obj, classes)
                                        : admit_priority_class(obj, old == nullptr, classes);
@@ -723,6 +727,10 @@ asio::awaitable<std::expected<ObjectPtr, ApiError>> Api::store_create(const Requ
   // The Priority admission of pods, after the namespace lifecycle's, as upstream orders them.
   if (r.kind == "Pod" && r.group.empty()) {
     if (auto e = admit_priority(r, obj, nullptr)) co_return std::unexpected(*e);
+  }
+  // The DefaultStorageClass admission of claims (pointers into the cache, used at once).
+  if (r.kind == "PersistentVolumeClaim" && r.group.empty()) {
+    admit_default_storage_class(obj, cached("storage.k8s.io", "storageclasses"));
   }
   prepare_for_create(r, obj);
   validation::apply_defaults(r, obj);

@@ -9,6 +9,7 @@
 //   workload_printers.cpp  Deployment, ReplicaSet, DaemonSet, StatefulSet, Job, CronJob,
 //                          PodDisruptionBudget
 //   rbac_printers.cpp      RoleBinding, ClusterRoleBinding (Role, ClusterRole: the default table)
+//   storage_printers.cpp   PersistentVolume, PersistentVolumeClaim, StorageClass
 // tables.cpp collects the lists. All data here is constant; nothing is mutable.
 #pragma once
 
@@ -48,6 +49,7 @@ std::span<const Printer> config_printers();
 std::span<const Printer> network_printers();
 std::span<const Printer> workload_printers();
 std::span<const Printer> rbac_printers();
+std::span<const Printer> storage_printers();
 
 // Upstream's descriptions, from the OpenAPI field docs; the long ones are cut after their first
 // sentences.

@@ -70,7 +70,7 @@ const Registry& registry() {
     Registry r{{}, {&kDefaultPrinter, build_columns(kDefaultPrinter)}};
     for (auto list : {detail::pod_printers(), detail::cluster_printers(), detail::config_printers(),
                       detail::network_printers(), detail::workload_printers(),
-                      detail::rbac_printers()}) {
+                      detail::rbac_printers(), detail::storage_printers()}) {
       for (const Printer& p : list) r.entries.push_back({&p, build_columns(p)});
     }
     return r;

@@ -55,4 +55,9 @@ json::value make_table(const api::Resource& r, std::span<const json::value* cons
                        std::string_view include_object, std::chrono::system_clock::time_point now,
                        bool include_column_definitions = true);
 
+// storageutil.IsDefaultAnnotation: the StorageClass is annotated
+// storageclass.kubernetes.io/is-default-class (or its beta form) "true". The "(default)" of the
+// printer and the DefaultStorageClass admission of claims.
+bool is_default_storage_class(const json::value& sc);
+
 }  // namespace podwarp::tables

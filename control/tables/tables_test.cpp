@@ -68,6 +68,15 @@ TEST(ColumnDefinitions, MatchUpstreamForEveryServedKind) {
       {"ClusterRole", {"Name", "Created At"}},
       {"RoleBinding", {"Name", "Role", "Age", "Users*", "Groups*", "ServiceAccounts*"}},
       {"ClusterRoleBinding", {"Name", "Role", "Age", "Users*", "Groups*", "ServiceAccounts*"}},
+      {"PersistentVolume",
+       {"Name", "Capacity", "Access Modes", "Reclaim Policy", "Status", "Claim", "StorageClass",
+        "VolumeAttributesClass", "Reason", "Age", "VolumeMode*"}},
+      {"PersistentVolumeClaim",
+       {"Name", "Status", "Volume", "Capacity", "Access Modes", "StorageClass",
+        "VolumeAttributesClass", "Age", "VolumeMode*"}},
+      {"StorageClass",
+       {"Name", "Provisioner", "ReclaimPolicy", "VolumeBindingMode", "AllowVolumeExpansion",
+        "Age"}},
   };
   std::size_t seen = 0;
   for (const api::Resource& r : api::resources()) {

@@ -39,5 +39,7 @@ std::span<const KindRules> coordination_kinds();
 std::span<const KindRules> autoscaling_kinds();
 std::span<const KindRules> rbac_kinds();
 std::span<const KindRules> scheduling_kinds();
+// core/v1 PersistentVolume and PersistentVolumeClaim, storage.k8s.io/v1 StorageClass.
+std::span<const KindRules> storage_kinds();
 
 }  // namespace podwarp::validation

@@ -27,6 +27,8 @@ using Names = std::set<std::string, std::less<>>;
 // ---------------------------------------------------------------------------------------------
 // Paths inside volumes.
 
+}  // namespace
+
 void no_backsteps(Errors& errs, std::string_view target, const Path& p) {
   std::size_t start = 0;
   while (start <= target.size()) {
@@ -41,6 +43,8 @@ void no_backsteps(Errors& errs, std::string_view target, const Path& p) {
     start = slash + 1;
   }
 }
+
+namespace {
 
 void local_descending_path(Errors& errs, std::string_view target, const Path& p) {
   if (target.starts_with('/')) errs.push_back(invalid_str(p, target, "must be a relative path"));
@@ -489,6 +493,14 @@ Errors volume_source(const json::object* vol, const Path& p, std::string_view vo
   if (count == 0) errs.push_back(required(p, "must specify a volume type"));
   return errs;
 }
+
+}  // namespace
+
+Errors validate_volume_source(const json::object* sources, const Path& p) {
+  return volume_source(sources, p, "", PodSpecOptions{});
+}
+
+namespace {
 
 Errors validate_volumes(const json::array* volumes, const Path& p, const PodSpecOptions& opts,
                         Volumes& out) {
@@ -1360,19 +1372,30 @@ void preferred_terms(Errors& errs, const json::object* affinity, const Path& p,
   }
 }
 
+}  // namespace
+
+Errors validate_node_selector(const json::object* sel, const Path& p) {
+  Errors errs;
+  Path rp = p.child("nodeSelectorTerms");
+  const json::array* terms = arr(sel, "nodeSelectorTerms");
+  if (size_of(terms) == 0) {
+    errs.push_back(required(rp, "must have at least one node selector term"));
+  }
+  for (std::size_t i = 0; terms && i < terms->size(); ++i) {
+    node_selector_term(errs, (*terms)[i].if_object(), rp.index(i), true);
+  }
+  return errs;
+}
+
+namespace {
+
 void affinity(Errors& errs, const json::object* aff, const Path& p) {
   if (aff == nullptr) return;
   if (const json::object* na = obj(aff, "nodeAffinity")) {
     Path np = p.child("nodeAffinity");
     if (const json::object* req = obj(na, "requiredDuringSchedulingIgnoredDuringExecution")) {
-      Path rp = np.child("requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms");
-      const json::array* terms = arr(req, "nodeSelectorTerms");
-      if (size_of(terms) == 0) {
-        errs.push_back(required(rp, "must have at least one node selector term"));
-      }
-      for (std::size_t i = 0; terms && i < terms->size(); ++i) {
-        node_selector_term(errs, (*terms)[i].if_object(), rp.index(i), true);
-      }
+      add(errs,
+          validate_node_selector(req, np.child("requiredDuringSchedulingIgnoredDuringExecution")));
     }
     preferred_terms(errs, na, np, "preference", [&](const json::object* t, const Path& tp) {
       node_selector_term(errs, t, tp, false);
@@ -1704,22 +1727,16 @@ Errors validate_container_resources(const json::object* res, const Path& p) {
   return errs;
 }
 
-Errors validate_pvc_spec(const json::object* spec, const Path& p) {
+Errors validate_access_modes(const json::array* modes, const Path& p) {
   Errors errs;
-  const json::array* modes = arr(spec, "accessModes");
-  if (size_of(modes) == 0) {
-    errs.push_back(required(p.child("accessModes"), "at least 1 access mode is required"));
-  }
-  add(errs, validate_label_selector(field(spec, "selector"), p.child("selector")));
   bool rwop = false, other = false;
   for (std::size_t i = 0; modes && i < modes->size(); ++i) {
     std::string_view m = str(&(*modes)[i]);
     bool known = m == "ReadWriteOnce" || m == "ReadOnlyMany" || m == "ReadWriteMany" ||
                  m == "ReadWriteOncePod";
     if (!known) {
-      errs.push_back(
-          not_supported(p.child("accessModes"), q(m),
-                        {"ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"}));
+      errs.push_back(not_supported(
+          p, q(m), {"ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"}));
     }
     if (m == "ReadWriteOncePod") {
       rwop = true;
@@ -1728,19 +1745,37 @@ Errors validate_pvc_spec(const json::object* spec, const Path& p) {
     }
   }
   if (rwop && other) {
-    errs.push_back(
-        forbidden(p.child("accessModes"), "may not use ReadWriteOncePod with other access modes"));
+    errs.push_back(forbidden(p, "may not use ReadWriteOncePod with other access modes"));
   }
+  return errs;
+}
+
+Errors validate_storage_quantity(const json::value& v, const Path& p) {
+  Errors errs;
+  if (auto qty = quantity_at(errs, v, p)) {
+    if (qty->sign() <= 0) {
+      errs.push_back(invalid_str(p, qty->to_string(), "must be greater than zero"));
+    } else {
+      quantity_value(errs, "storage", *qty, p);
+    }
+  }
+  return errs;
+}
+
+Errors validate_pvc_spec(const json::object* spec, const Path& p) {
+  Errors errs;
+  const json::array* modes = arr(spec, "accessModes");
+  if (size_of(modes) == 0) {
+    errs.push_back(required(p.child("accessModes"), "at least 1 access mode is required"));
+  }
+  add(errs, validate_label_selector(field(spec, "selector"), p.child("selector")));
+  add(errs, validate_access_modes(modes, p.child("accessModes")));
   Path sp = p.child("resources").key("storage");
   const json::value* storage = field(obj(obj(spec, "resources"), "requests"), "storage");
   if (storage == nullptr) {
     errs.push_back(required(sp));
-  } else if (auto qty = quantity_at(errs, *storage, sp)) {
-    if (qty->sign() <= 0) {
-      errs.push_back(invalid_str(sp, qty->to_string(), "must be greater than zero"));
-    } else {
-      quantity_value(errs, "storage", *qty, sp);
-    }
+  } else {
+    add(errs, validate_storage_quantity(*storage, sp));
   }
   if (std::string_view sc = str(spec, "storageClassName"); !sc.empty()) {
     add(errs, name_with(name_is_dns_subdomain, p.child("storageClassName"), sc));

@@ -24,8 +24,20 @@ Errors validate_pod_annotations(const json::value* annotations, const json::obje
                                 const Path& p, bool resource_is_pod);
 // Resource requirements of a container (names, quantities, requests <= limits).
 Errors validate_container_resources(const json::object* res, const Path& p);
-// ValidatePersistentVolumeClaimSpec (claim templates of StatefulSets and ephemeral volumes).
+// ValidatePersistentVolumeClaimSpec (claims, claim templates of StatefulSets and ephemeral
+// volumes).
 Errors validate_pvc_spec(const json::object* spec, const Path& p);
+// Values of accessModes (known, ReadWriteOncePod alone); not whether there are any.
+Errors validate_access_modes(const json::array* modes, const Path& p);
+// A storage request or capacity: a quantity greater than zero.
+Errors validate_storage_quantity(const json::value& v, const Path& p);
+// The volume sources of `sources` as a pod volume's (exactly one, each source's own rules), with
+// their paths under `p`. PersistentVolumes pass the sources their spec shares with pods.
+Errors validate_volume_source(const json::object* sources, const Path& p);
+// validatePathNoBacksteps: no ".." element in `target`.
+void no_backsteps(Errors& errs, std::string_view target, const Path& p);
+// ValidateNodeSelector: at least one term, each term's requirements.
+Errors validate_node_selector(const json::object* sel, const Path& p);
 // ValidateTolerations.
 Errors validate_tolerations(const json::array* tolerations, const Path& p);
 

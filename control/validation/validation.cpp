@@ -14,7 +14,7 @@ namespace {
 const KindRules* find_rules(const api::Resource& r) {
   for (auto table : {core_kinds(), apps_kinds(), batch_kinds(), networking_kinds(), policy_kinds(),
                      discovery_kinds(), coordination_kinds(), autoscaling_kinds(), rbac_kinds(),
-                     scheduling_kinds()}) {
+                     scheduling_kinds(), storage_kinds()}) {
     for (const KindRules& k : table) {
       if (k.group == r.group && k.kind == r.kind) return &k;
     }

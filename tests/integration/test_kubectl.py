@@ -372,6 +372,85 @@ class KubectlTest(harness.ClusterTestCase):
         finally:
             self.cluster.kubectl("delete", "pc", name, check=False)
 
+    def test_pvc_pv_sc(self):
+        # Served as upstream's (binding and provisioning are not): a default StorageClass, a
+        # hostPath PV and a claim without a class, which the DefaultStorageClass admission names.
+        sc, pv = f"{self.ns}-local", f"{self.ns}-pv"
+        manifest = f"""
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: {sc}
+  annotations: {{storageclass.kubernetes.io/is-default-class: "true"}}
+provisioner: kubernetes.io/no-provisioner
+volumeBindingMode: WaitForFirstConsumer
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {{name: {pv}}}
+spec:
+  capacity: {{storage: 1Gi}}
+  accessModes: [ReadWriteOnce]
+  storageClassName: {sc}
+  hostPath: {{path: /tmp/{pv}}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: data}}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {{requests: {{storage: 512Mi}}}}
+"""
+        try:
+            out = self.apply(manifest).stdout
+            self.assertIn(f"storageclass.storage.k8s.io/{sc} created", out)
+            self.assertIn(f"persistentvolume/{pv} created", out)
+            self.assertIn("persistentvolumeclaim/data created", out)
+            rows = self.cluster.kubectl("get", "sc", sc).stdout.splitlines()
+            self.assertEqual(rows[0].split(), ["NAME", "PROVISIONER", "RECLAIMPOLICY",
+                                               "VOLUMEBINDINGMODE", "ALLOWVOLUMEEXPANSION", "AGE"])
+            self.assertEqual(rows[1].split()[:6], [sc, "(default)", "kubernetes.io/no-provisioner",
+                                                   "Delete", "WaitForFirstConsumer", "false"])
+            rows = self.cluster.kubectl("get", "pv", pv).stdout.splitlines()
+            self.assertEqual(rows[0].split(), ["NAME", "CAPACITY", "ACCESS", "MODES", "RECLAIM",
+                                               "POLICY", "STATUS", "CLAIM", "STORAGECLASS",
+                                               "VOLUMEATTRIBUTESCLASS", "REASON", "AGE"])
+            self.assertEqual(rows[1].split()[:7], [pv, "1Gi", "RWO", "Retain", "Pending", sc,
+                                                   "<unset>"])
+            rows = self.k("get", "pvc", "-o", "wide").stdout.splitlines()
+            self.assertEqual(rows[0].split(), ["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS",
+                                               "MODES", "STORAGECLASS", "VOLUMEATTRIBUTESCLASS",
+                                               "AGE", "VOLUMEMODE"])
+            cells = rows[1].split()
+            self.assertEqual(cells[:4] + cells[5:], ["data", "Pending", sc, "<unset>",
+                                                     "Filesystem"])
+            got = json.loads(self.k("get", "pvc", "data", "-o", "json").stdout)
+            self.assertEqual(got["spec"]["storageClassName"], sc)
+            self.assertEqual(got["spec"]["volumeMode"], "Filesystem")
+            # Validation (422 Invalid) and the immutable spec, with upstream's messages.
+            bad = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                   "metadata": {"name": "bad"},
+                   "spec": {"resources": {"requests": {"storage": "1Gi"}}}}
+            r = self.k("apply", "-f", "-", input=json.dumps(bad), check=False)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn('PersistentVolumeClaim "bad" is invalid: spec.accessModes: Required '
+                          'value: at least 1 access mode is required', r.stderr)
+            r = self.k("patch", "pvc", "data", "--type=merge", "-p",
+                       '{"spec":{"accessModes":["ReadWriteMany"]}}', check=False)
+            self.assertIn("spec is immutable after creation except resources.requests and "
+                          "volumeAttributesClassName for bound claims", r.stderr)
+            out = self.cluster.kubectl("explain", "pvc.spec.accessModes").stdout
+            self.assertIn("PersistentVolumeClaim", out)
+            self.assertIn("FIELD: accessModes", out)
+            out = self.cluster.kubectl("api-resources", "--api-group=storage.k8s.io").stdout
+            rows = {l.split()[0]: l.split() for l in out.splitlines()[1:]}
+            self.assertEqual(rows["storageclasses"], ["storageclasses", "sc", "storage.k8s.io/v1",
+                                                      "false", "StorageClass"])
+            self.k("delete", "pvc", "data")
+        finally:
+            self.cluster.kubectl("delete", "pv", pv, "--ignore-not-found")
+            self.cluster.kubectl("delete", "sc", sc, "--ignore-not-found")
+
     def test_component_statuses(self):
         # Deprecated upstream but still served: computed on each read, with the warning.
         r = self.cluster.kubectl("get", "cs")

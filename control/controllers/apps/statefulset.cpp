@@ -2,7 +2,7 @@
 // <set>-<ordinal>, OrderedReady and Parallel pod management, RollingUpdate (reverse ordinal,
 // partition) and OnDelete, revisions by controller-revision-hash.
 //
-// Not implemented: volumeClaimTemplates (PersistentVolumeClaims are not served by podwarp) and
+// Not implemented: volumeClaimTemplates (claims are served, but not bound or mounted yet) and
 // ControllerRevision objects (not served either): the revision names are computed from the
 // current template ("<set>-<hash>"), so a pod re-created below the partition gets the update
 // revision's template (upstream would use the stored current revision).
