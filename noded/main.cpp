@@ -52,6 +52,7 @@
 #include "adapters/node_runtime.h"
 #include "cgroup/cgroup.h"
 #include "cgroup/sys_error.h"
+#include "cri/cri_server.h"
 #include "exitrec/exit_recorder.h"
 #include "images/image_store.h"
 // --- service LB ---
@@ -237,6 +238,12 @@ int main(int argc, char** argv) {
                  "and the base of pods' resolv.conf (dnsPolicy Default, host search domains)")
       ->capture_default_str();
   // --- end cluster DNS ---
+  // --- CRI ---
+  std::string cri_socket;
+  app.add_option("--cri-socket", cri_socket,
+                 "serve the CRI runtime.v1 API (crictl, critest, a kubelet) on this unix socket; "
+                 "empty: off");
+  // --- end CRI ---
   CLI11_PARSE(app, argc, argv);
   agent::NodeConfig node_config;  // --eviction-hard, checked before anything is set up
   if (auto ok = agent::parse_eviction_hard(eviction_hard, node_config); !ok) {
@@ -417,6 +424,20 @@ int main(int argc, char** argv) {
   }
   // --- end cluster DNS ---
   adapters::NodeRuntime runtime(io.get_executor(), std::move(ro), *cgroups, **store);
+  // --- CRI ---
+  // The same runtime and image store behind the CRI socket; its sandboxes are pods with uid
+  // "cri-<hex>" (cri/README.md), records under <root>/cri.
+  std::unique_ptr<cri::CriServer> cri_server;
+  if (!cri_socket.empty()) {
+    auto c = cri::CriServer::start(io.get_executor(),
+                                   {.socket_path = cri_socket,
+                                    .state_dir = root_dir + "/cri",
+                                    .network_ready = pod_net.has_value()},
+                                   runtime, image_service, **store);
+    if (!c) fatal(c.error());
+    cri_server = std::move(*c);
+  }
+  // --- end CRI ---
 
   pods::PodManagerOptions po;
   po.manifest_dir = manifest_dir;
@@ -632,6 +653,7 @@ int main(int argc, char** argv) {
     log::info("noded: signal {}: exiting; pods keep running and are re-adopted on restart", sig);
     if (api) api->stop();
     ::unlink(api_socket.c_str());
+    if (cri_server) cri_server->stop();  // CRI
     finish(0);
   });
   auto server = nodeapi::start_node_api(io.get_executor(), {.socket_path = api_socket}, *manager);
@@ -663,6 +685,7 @@ int main(int argc, char** argv) {
                 in_use.insert(std::string(get_string(c, {"image"})));
             }
           }
+          if (cri_server) in_use.merge(cri_server->images_in_use());  // CRI containers' images
           auto r = (*store)->gc(in_use);
           if (!r) {
             log::warn("noded: image gc: {}", r.error().message);
