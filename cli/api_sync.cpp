@@ -46,6 +46,13 @@ Reply run_request(const std::filesystem::path& kubeconfig, std::chrono::seconds 
 
 }  // namespace
 
+Reply create_object(const std::filesystem::path& kubeconfig, const api::Resource& resource,
+                    std::string ns, json::value obj, std::chrono::seconds timeout) {
+  return run_request(kubeconfig, timeout, [&](client::Client& c) {
+    return c.create(resource, std::move(ns), std::move(obj), client::WriteOptions{});
+  });
+}
+
 Reply get_object(const std::filesystem::path& kubeconfig, const api::Resource& resource,
                  std::string ns, std::string name, std::chrono::seconds timeout) {
   return run_request(kubeconfig, timeout, [&](client::Client& c) {

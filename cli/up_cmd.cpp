@@ -60,6 +60,7 @@ struct UpOptions {
   std::string cluster_dns = "169.254.20.10";  // --- cluster DNS --- noded --cluster-dns ("": off)
   std::string pod_network = "routed";  // noded --pod-network: routed (veth + /32 per pod) or none
   bool network_policy = true;  // noded --network-policy (with the routed pod network)
+  bool cri = true;              // noded --cri-socket <data>/run/cri.sock
   std::string eviction_hard;           // noded --eviction-hard ("": the kubelet's defaults)
 };
 
@@ -291,6 +292,38 @@ std::string node_ready(const fs::path& kubeconfig, const std::string& node) {
   return {};
 }
 
+// --- local-path storage --- The default StorageClass "local-path" (the persistentvolume-binder
+// of podwarp-control provisions its claims as hostPath directories under <data>/storage on the
+// node a claim's first pod runs on), unless a class of that name exists. Returns an error.
+std::string ensure_local_path_class(const fs::path& kubeconfig, const fs::path& data) {
+  const api::Resource& classes = *api::find_resource("storage.k8s.io", "v1", "storageclasses");
+  auto got = get_object(kubeconfig, classes, "", "local-path");
+  if (got) return {};
+  if (got.error().find("NotFound") == std::string::npos &&
+      got.error().find("not found") == std::string::npos) {
+    return got.error();
+  }
+  std::error_code ec;
+  fs::create_directories(data / "storage", ec);
+  json::value sc = json::object{
+      {"apiVersion", "storage.k8s.io/v1"},
+      {"kind", "StorageClass"},
+      {"metadata",
+       json::object{{"name", "local-path"},
+                    {"annotations",
+                     json::object{{"storageclass.kubernetes.io/is-default-class", "true"}}}}},
+      {"provisioner", "podwarp.io/local-path"},
+      {"parameters", json::object{{"path", (data / "storage").string()}}},
+      {"reclaimPolicy", "Delete"},
+      {"volumeBindingMode", "WaitForFirstConsumer"}};
+  auto made = create_object(kubeconfig, classes, "", std::move(sc));
+  if (!made && made.error().find("AlreadyExists") == std::string::npos &&
+      made.error().find("already exists") == std::string::npos) {
+    return made.error();
+  }
+  return {};
+}
+
 std::string cluster_hash(const fs::path& data) {
   std::size_t h = std::hash<std::string>{}(data.string());
   return fmt::format("{:08x}", static_cast<std::uint32_t>(h ^ (h >> 32)));
@@ -364,6 +397,10 @@ int up(const UpOptions& o) {
     return 1;
   }
   std::cout << "podwarp-control: " << l.kubeconfig().string() << "\n";
+  if (std::string err = ensure_local_path_class(l.kubeconfig(), l.data); !err.empty()) {
+    std::cerr << "podwarp up: StorageClass local-path: " << err << "\n";  // --- local-path ---
+    return 1;
+  }
 
   // registry
   int registry_port = 0;
@@ -447,6 +484,15 @@ int up(const UpOptions& o) {
     argv.push_back("--pod-network");
     argv.push_back(o.pod_network);
     if (o.network_policy && o.pod_network == "routed") argv.push_back("--network-policy");
+    if (o.cri) {  // --- CRI --- (a unix socket path has at most 107 bytes)
+      std::string sock = (l.data / "run" / "cri.sock").string();
+      if (sock.size() < 108) {
+        argv.push_back("--cri-socket");
+        argv.push_back(sock);
+      } else {
+        std::cerr << "podwarp up: " << sock << " is too long for a unix socket; no CRI socket\n";
+      }
+    }
     if (!o.eviction_hard.empty()) {
       argv.push_back("--eviction-hard");
       argv.push_back(o.eviction_hard);
@@ -716,6 +762,9 @@ void add_up_commands(CLI::App& app, GlobalOptions& /*globals*/, int& exit_code) 
                   "none (loopback only)")
       ->capture_default_str()
       ->check(CLI::IsMember({"routed", "none"}));
+  upc->add_flag("--cri,!--no-cri", uo->cri,
+                "run noded with --cri-socket <data-dir>/run/cri.sock: the CRI runtime.v1 API for "
+                "crictl and other CRI clients (default on; --no-cri: off)");
   upc->add_flag("--network-policy,!--no-network-policy", uo->network_policy,
                 "run noded with --network-policy: NetworkPolicies enforced by eBPF on the pods' "
                 "veths (default on with the routed pod network; --no-network-policy: off)");

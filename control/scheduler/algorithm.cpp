@@ -80,6 +80,8 @@ struct Algorithm::CycleState {
     Counts counts;
   };
   std::vector<Spread> spread;
+  // VolumeBinding.
+  PodVolumes volumes;
 
   void clear() {
     affinity.clear();
@@ -88,6 +90,9 @@ struct Algorithm::CycleState {
     anti.clear();
     existing_anti.clear();
     spread.clear();
+    volumes.error.clear();
+    volumes.missing_volume = false;
+    volumes.bound.clear();
   }
 };
 
@@ -125,6 +130,11 @@ std::size_t Algorithm::num_feasible_nodes_to_find(std::size_t num_all_nodes) con
 
 void Algorithm::prefilter(const PodInfo& pod, CycleState& st) {
   st.clear();
+  // VolumeBinding: a failure ends PreFilter (the cycle fails on every node).
+  if (!pod.claims.empty()) {
+    st.volumes = snap_.volumes().check_pod(pod);
+    if (!st.volumes.error.empty()) return;
+  }
   const auto& groups = snap_.pod_groups();
 
   // InterPodAffinity: required affinity, counted for pods matching all terms.
@@ -273,6 +283,10 @@ bool Algorithm::filter(const PodInfo& pod, const CycleState& st, const NodeInfo&
   out.node = n.index;
   out.count = 0;
   out.unresolvable = false;
+  if (!st.volumes.error.empty()) {  // PreFilter failed: no node fits, no per-node reason
+    out.unresolvable = true;
+    return false;
+  }
   const NodeSpec& spec = n.spec;
   // NodeUnschedulable
   if (spec.unschedulable) {
@@ -328,6 +342,21 @@ bool Algorithm::filter(const PodInfo& pod, const CycleState& st, const NodeInfo&
       out.add(Reason::kInsufficientScalar, name);
   }
   if (out.count > 0) return false;
+  // VolumeBinding: the PersistentVolumes of bound claims.
+  if (!pod.claims.empty()) {
+    if (st.volumes.missing_volume) {
+      out.unresolvable = true;
+      out.add(Reason::kVolumeMissing);
+      return false;
+    }
+    for (const PersistentVolumeInfo* pv : st.volumes.bound) {
+      if (!VolumeCatalog::fits_node(*pv, spec.labels, n.name_id, snap_.interner())) {
+        out.unresolvable = true;
+        out.add(Reason::kVolumeNodeConflict);
+        return false;
+      }
+    }
+  }
   // PodTopologySpread
   for (const auto& sp : st.spread) {
     std::uint32_t v = label_value(spec.labels, sp.key);
@@ -626,6 +655,17 @@ ScheduleResult Algorithm::schedule(const PodInfo& pod) {
   }
   CycleState& st = *state_;
   prefilter(pod, st);
+  if (!st.volumes.error.empty()) {
+    // As upstream's FitError with a PreFilter message; every node is unresolvable.
+    r.message = "0/" + std::to_string(all) + " nodes are available: " + st.volumes.error + ".";
+    r.statuses.resize(all);
+    for (std::size_t i = 0; i < all; ++i) {
+      r.statuses[i].node = live[i];
+      r.statuses[i].unresolvable = true;
+    }
+    r.evaluated = all;
+    return r;
+  }
   const std::size_t want = num_feasible_nodes_to_find(all);
   feasible_.clear();
   statuses_.clear();  // reused across cycles: most are discarded when a node fits
@@ -736,6 +776,10 @@ std::string Algorithm::reason_text(const NodeStatus& s, const NodeStatus::Item& 
       return "node(s) didn't match pod anti-affinity rules";
     case Reason::kExistingAntiAffinity:
       return "node(s) didn't satisfy existing pods anti-affinity rules";
+    case Reason::kVolumeNodeConflict:
+      return "node(s) had volume node affinity conflict";
+    case Reason::kVolumeMissing:
+      return "node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s)";
     case Reason::kNoVictims:
       return "No preemption victims found for incoming pod";
     case Reason::kNotHelpful:

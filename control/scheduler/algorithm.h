@@ -2,7 +2,11 @@
 //
 // Filters, in upstream's order (the first failing one gives a node's reasons):
 //   NodeUnschedulable, NodeName, TaintToleration, NodeAffinity (+nodeSelector), NodePorts,
-//   NodeResourcesFit, PodTopologySpread (DoNotSchedule), InterPodAffinity (required).
+//   NodeResourcesFit, VolumeBinding (pods with persistentVolumeClaim volumes only;
+//   volume_binding.h), PodTopologySpread (DoNotSchedule), InterPodAffinity (required).
+// A PreFilter failure (VolumeBinding: a claim missing, or unbound with immediate binding) makes
+// every node unresolvable with upstream's message ("0/3 nodes are available: pod has unbound
+// immediate PersistentVolumeClaims.").
 // Scores, normalized to 0..100 and weighted as upstream's defaults:
 //   TaintToleration x3 (PreferNoSchedule), NodeAffinity x2 (preferred), NodeResourcesFit x1
 //   (LeastAllocated, cpu+memory), NodeResourcesBalancedAllocation x1, InterPodAffinity x2
@@ -15,7 +19,8 @@
 // node(s) had untolerated taint {k: v}."), with reasons as "<count> <reason>" sorted as
 // strings, like Go's sort.Strings. preempt() implements DefaultPreemption's dry run.
 //
-// Not implemented (differences to upstream): volume plugins, ImageLocality, system default
+// Not implemented (differences to upstream): volume plugins other than VolumeBinding's claim
+// checks (no binding or provisioning here, no volume limits or zones), ImageLocality, system default
 // topology spread constraints, nominated pods' resources on their nominated node, PDBs.
 //
 // Threading: not locked; the Snapshot's thread.
@@ -49,6 +54,8 @@ enum class Reason : std::uint8_t {
   kAffinity,
   kAntiAffinity,
   kExistingAntiAffinity,
+  kVolumeNodeConflict,
+  kVolumeMissing,
   kNoVictims,
   kNotHelpful,
 };

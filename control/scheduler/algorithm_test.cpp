@@ -499,5 +499,101 @@ TEST_F(AlgorithmTest, PreemptionNotPossible) {
             "1 Insufficient cpu, 1 No preemption victims found for incoming pod.");
 }
 
+// --- VolumeBinding ---
+
+json::value claim_json(const std::string& name, const std::string& volume,
+                       const std::string& storage_class = "local-path") {
+  return parse(R"({"metadata":{"name":")" + name +
+               R"(","namespace":"default"},"spec":{"volumeName":")" + volume +
+               R"(","storageClassName":")" + storage_class + R"("}})");
+}
+
+json::value local_pv_json(const std::string& name, const std::string& node) {
+  return parse(
+      R"({"metadata":{"name":")" + name +
+      R"("},"spec":{"hostPath":{"path":"/var/lib/x"},"nodeAffinity":{"required":{"nodeSelectorTerms":[{"matchExpressions":[{"key":"kubernetes.io/hostname","operator":"In","values":[")" +
+      node + R"("]}]}]}}}})");
+}
+
+json::value class_json(const std::string& name, const std::string& mode) {
+  return parse(R"({"metadata":{"name":")" + name + R"("},"volumeBindingMode":")" + mode + R"("})");
+}
+
+json::value claim_pod(const std::string& name, const std::string& claim) {
+  return pod_json(name, "100m", "100Mi",
+                  R"({"volumes":[{"name":"data","persistentVolumeClaim":{"claimName":")" + claim +
+                      R"("}},{"name":"tmp","emptyDir":{}}]})");
+}
+
+TEST_F(AlgorithmTest, BoundClaimPinsThePodToItsVolumesNode) {
+  for (const char* n : {"n1", "n2", "n3"}) add_node(node_json(n));
+  snap_.volumes().upsert_claim(claim_json("data", "pv-1"));
+  snap_.volumes().upsert_volume(local_pv_json("pv-1", "n2"), snap_.interner());
+  for (int i = 0; i < 5; ++i) {
+    auto r = schedule(claim_pod("p" + std::to_string(i), "data"));
+    ASSERT_TRUE(r.scheduled);
+    EXPECT_EQ(r.node_name, "n2");
+  }
+  auto st = algo_.filter_node(*pod(claim_pod("p", "data")), "n1");
+  ASSERT_TRUE(st);
+  EXPECT_TRUE(st->unresolvable);
+  EXPECT_EQ(algo_.reason_text(*st, st->items[0]), "node(s) had volume node affinity conflict");
+  // A volume without nodeAffinity fits everywhere.
+  snap_.volumes().upsert_volume(parse(R"({"metadata":{"name":"pv-1"},"spec":{"nfs":{}}})"),
+                                snap_.interner());
+  EXPECT_FALSE(algo_.filter_node(*pod(claim_pod("p", "data")), "n1"));
+}
+
+TEST_F(AlgorithmTest, VolumeNodeAffinityConflictEverywhere) {
+  for (const char* n : {"n1", "n2"}) add_node(node_json(n));
+  snap_.volumes().upsert_claim(claim_json("data", "pv-1"));
+  snap_.volumes().upsert_volume(local_pv_json("pv-1", "gone-node"), snap_.interner());
+  EXPECT_EQ(failure(claim_pod("p", "data")),
+            "0/2 nodes are available: 2 node(s) had volume node affinity conflict. preemption: "
+            "0/2 nodes are available: 2 Preemption is not helpful for scheduling.");
+  snap_.volumes().remove_volume("pv-1");
+  EXPECT_EQ(schedule(claim_pod("p", "data")).message,
+            "0/2 nodes are available: 2 node(s) unavailable due to one or more pvc(s) bound to "
+            "non-existent pv(s).");
+}
+
+TEST_F(AlgorithmTest, MissingOrUnboundImmediateClaimIsUnschedulableEverywhere) {
+  for (const char* n : {"n1", "n2", "n3"}) add_node(node_json(n));
+  EXPECT_EQ(failure(claim_pod("p", "data")),
+            "0/3 nodes are available: persistentvolumeclaim \"data\" not found. preemption: 0/3 "
+            "nodes are available: 3 Preemption is not helpful for scheduling.");
+  // Unbound, class Immediate / unknown class / no class.
+  snap_.volumes().upsert_class(class_json("fast", "Immediate"));
+  for (const char* cls : {"fast", "unknown", ""}) {
+    snap_.volumes().upsert_claim(claim_json("data", "", cls));
+    EXPECT_EQ(schedule(claim_pod("p", "data")).message,
+              "0/3 nodes are available: pod has unbound immediate PersistentVolumeClaims.")
+        << cls;
+  }
+  // Unbound WaitForFirstConsumer: no constraint, the provisioner follows the pod.
+  snap_.volumes().upsert_class(class_json("local-path", "WaitForFirstConsumer"));
+  snap_.volumes().upsert_claim(claim_json("data", "", "local-path"));
+  EXPECT_TRUE(schedule(claim_pod("p", "data")).scheduled);
+  // Being deleted.
+  json::value deleting = claim_json("data", "", "local-path");
+  deleting.as_object()["metadata"].as_object()["deletionTimestamp"] = "2026-11-22T00:00:00Z";
+  snap_.volumes().upsert_claim(deleting);
+  EXPECT_EQ(schedule(claim_pod("p", "data")).message,
+            "0/3 nodes are available: persistentvolumeclaim \"data\" is being deleted.");
+  snap_.volumes().remove_claim(deleting);
+  EXPECT_FALSE(schedule(claim_pod("p", "data")).scheduled);
+  // Claims are per namespace.
+  snap_.volumes().upsert_claim(claim_json("data", "", "local-path"));
+  EXPECT_EQ(
+      schedule(
+          pod_json("q", "100m", "100Mi",
+                   R"({"volumes":[{"name":"d","persistentVolumeClaim":{"claimName":"data"}}]})",
+                   "{}", "other"))
+          .message,
+      "0/3 nodes are available: persistentvolumeclaim \"data\" not found.");
+  // Pods without claims are not affected.
+  EXPECT_TRUE(schedule(pod_json("plain")).scheduled);
+}
+
 }  // namespace
 }  // namespace podwarp::scheduler

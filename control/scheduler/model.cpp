@@ -148,19 +148,6 @@ std::vector<NodeRequirement> compile_node_requirements(const json::value* exprs,
   return out;
 }
 
-NodeTerm compile_node_term(const json::value& t, Interner& in) {
-  NodeTerm term;
-  const json::object* o = t.if_object();
-  if (o == nullptr) {
-    term.invalid = true;
-    return term;
-  }
-  term.expressions =
-      compile_node_requirements(field(o, "matchExpressions"), in, false, term.invalid);
-  term.fields = compile_node_requirements(field(o, "matchFields"), in, true, term.invalid);
-  return term;
-}
-
 bool requirement_matches(const NodeRequirement& r, std::uint32_t value, const Interner& in) {
   if (r.invalid) return false;
   auto has = [&] { return std::binary_search(r.values.begin(), r.values.end(), value); };
@@ -224,6 +211,19 @@ void append_u32(std::string& out, std::uint32_t v) {
 }
 
 }  // namespace
+
+NodeTerm compile_node_term(const json::value& t, Interner& in) {
+  NodeTerm term;
+  const json::object* o = t.if_object();
+  if (o == nullptr) {
+    term.invalid = true;
+    return term;
+  }
+  term.expressions =
+      compile_node_requirements(field(o, "matchExpressions"), in, false, term.invalid);
+  term.fields = compile_node_requirements(field(o, "matchFields"), in, true, term.invalid);
+  return term;
+}
 
 // --- Interner ---
 
@@ -513,6 +513,14 @@ PodPtr compile_pod(const json::value& pod, Interner& in) {
     }
   }
   p->node_selector = compile_labels(field(spec, "nodeSelector"), in);
+  if (const json::array* vols = as_array(field(spec, "volumes"))) {
+    for (const auto& v : *vols) {
+      const json::object* pvc = as_object(find_path(v, {"persistentVolumeClaim"}));
+      if (pvc == nullptr) continue;
+      if (std::string_view claim = str_of(*pvc, "claimName"); !claim.empty())
+        p->claims.emplace_back(claim);
+    }
+  }
 
   const json::object* aff = as_object(field(spec, "affinity"));
   if (const json::object* na = as_object(field(aff, "nodeAffinity"))) {

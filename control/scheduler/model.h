@@ -4,9 +4,10 @@
 // path.
 //
 // compile_pod()/compile_node() read the fields kube-scheduler reads (requests, ports,
-// tolerations, nodeSelector, affinity, topologySpreadConstraints, priority; labels, taints,
-// allocatable, unschedulable) and ignore the rest. Bad input never throws: unparsable
-// quantities count as zero and malformed selectors match nothing.
+// tolerations, nodeSelector, affinity, topologySpreadConstraints, priority, the claims of
+// persistentVolumeClaim volumes; labels, taints, allocatable, unschedulable) and ignore the
+// rest. Bad input never throws: unparsable quantities count as zero and malformed selectors
+// match nothing.
 //
 // Threading: an Interner and everything compiled with it belong to one thread (the
 // scheduler's loop or a test); compiled PodInfo/NodeSpec are immutable afterwards.
@@ -191,6 +192,7 @@ struct PodInfo {
   std::vector<AffinityTerm> pref_affinity;       // preferred (weight set)
   std::vector<AffinityTerm> pref_anti_affinity;  // preferred (weight set)
   std::vector<SpreadConstraint> spread;
+  std::vector<std::string> claims;  // spec.volumes[].persistentVolumeClaim.claimName
 
   bool has_pod_affinity_terms() const {
     return !affinity.empty() || !anti_affinity.empty() || !pref_affinity.empty() ||
@@ -211,6 +213,9 @@ struct NodeSpec {
 // The upstream resource request of a pod (also used by tests).
 PodPtr compile_pod(const json::value& pod, Interner& in);
 NodeSpec compile_node(const json::value& node, Interner& in);
+
+// A v1.NodeSelectorTerm (pods' node affinity, PersistentVolumes' spec.nodeAffinity).
+NodeTerm compile_node_term(const json::value& term, Interner& in);
 
 // Node affinity evaluation (nodeSelector AND required terms) against a node.
 bool node_term_matches(const NodeTerm& term, const Labels& labels, std::uint32_t node_name_id,

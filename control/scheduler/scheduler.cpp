@@ -93,6 +93,7 @@ struct Scheduler::Run : std::enable_shared_from_this<Run> {
   loop::EventRecorder events;
   asio::steady_timer timer;
   std::shared_ptr<client::Informer> nodes, pods, namespaces;
+  std::shared_ptr<client::Informer> claims, volumes, classes;  // VolumeBinding
   bool stopped = false;
   bool waiting = false;
   bool wake_pending = false;
@@ -223,6 +224,12 @@ struct Scheduler::Run : std::enable_shared_from_this<Run> {
         compile_labels(find_path(obj, {"metadata", "labels"}), snap.interner()));
   }
 
+  // A claim bound, a volume or class added: pods waiting for them may fit now.
+  void on_storage_changed() {
+    queue.move_all(Clock::now());
+    wake();
+  }
+
   // Events. loop::EventRecorder::record() crashes with g++ 12 (events.cpp co_awaits
   // client.create with its default WriteOptions argument: a braced temporary holding strings,
   // freed twice), so the scheduler posts the Event that make_event() builds itself, with
@@ -282,10 +289,47 @@ struct Scheduler::Run : std::enable_shared_from_this<Run> {
       if (auto self = weak.lock(); self && !self->stopped)
         self->snap.remove_namespace(get_string(obj, {"metadata", "name"}));
     });
+    watch_storage(weak);
     nodes->start();
     pods->start();
     namespaces->start();
+    for (auto& i : {claims, volumes, classes}) i->start();
     asio::co_spawn(ex, run_loop(shared_from_this()), asio::detached);
+  }
+
+  void watch_storage(const std::weak_ptr<Run>& weak) {
+    auto on = [weak](auto update) {
+      return [weak, update](const json::value& obj) {
+        if (auto self = weak.lock(); self && !self->stopped) {
+          update(self->snap, obj);
+          self->on_storage_changed();
+        }
+      };
+    };
+    auto both = [](auto f) { return [f](const json::value&, const json::value& obj) { f(obj); }; };
+    auto watch = [&](std::shared_ptr<client::Informer>& inf, std::string_view group,
+                     std::string_view plural, auto upsert, auto remove) {
+      inf = client::Informer::create(ex, client, loop::resource(group, plural));
+      inf->on_add(on(upsert));
+      inf->on_update(both(on(upsert)));
+      inf->on_delete(on(remove));
+    };
+    watch(
+        claims, "", "persistentvolumeclaims",
+        [](Snapshot& s, const json::value& o) { s.volumes().upsert_claim(o); },
+        [](Snapshot& s, const json::value& o) { s.volumes().remove_claim(o); });
+    watch(
+        volumes, "", "persistentvolumes",
+        [](Snapshot& s, const json::value& o) { s.volumes().upsert_volume(o, s.interner()); },
+        [](Snapshot& s, const json::value& o) {
+          s.volumes().remove_volume(get_string(o, {"metadata", "name"}));
+        });
+    watch(
+        classes, "storage.k8s.io", "storageclasses",
+        [](Snapshot& s, const json::value& o) { s.volumes().upsert_class(o); },
+        [](Snapshot& s, const json::value& o) {
+          s.volumes().remove_class(get_string(o, {"metadata", "name"}));
+        });
   }
 
   void stop() {
@@ -294,6 +338,8 @@ struct Scheduler::Run : std::enable_shared_from_this<Run> {
     if (nodes) nodes->stop();
     if (pods) pods->stop();
     if (namespaces) namespaces->stop();
+    for (auto& i : {claims, volumes, classes})
+      if (i) i->stop();
     timer.cancel();
   }
 
@@ -311,8 +357,13 @@ struct Scheduler::Run : std::enable_shared_from_this<Run> {
   }
 
   static Awaitable<void> run_loop(std::shared_ptr<Run> self) {
-    while (!self->stopped && !(self->nodes->has_synced() && self->pods->has_synced() &&
-                               self->namespaces->has_synced())) {
+    auto synced = [&self] {
+      for (auto& i :
+           {self->nodes, self->pods, self->namespaces, self->claims, self->volumes, self->classes})
+        if (!i->has_synced()) return false;
+      return true;
+    };
+    while (!self->stopped && !synced()) {
       co_await self->wait_until(Clock::now() + std::chrono::milliseconds(20));
     }
     log::info("scheduler: caches synced ({} nodes, {} pods assigned, {} pending)",

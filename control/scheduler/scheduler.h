@@ -1,8 +1,9 @@
 // Scheduler: the kube-scheduler loop of podwarp-control.
 //
-// It reads the cluster only through the apiserver, with informers on nodes, pods and
-// namespaces, keeps a Snapshot and a SchedulingQueue current from their events, and runs one
-// scheduling cycle at a time on its executor:
+// It reads the cluster only through the apiserver, with informers on nodes, pods,
+// namespaces, PersistentVolumeClaims, PersistentVolumes and StorageClasses (VolumeBinding),
+// keeps a Snapshot and a SchedulingQueue current from their events, and runs one scheduling
+// cycle at a time on its executor:
 //
 //   pop the best pending pod -> Algorithm::schedule
 //     fits:  assume it on the node in the snapshot (so the next cycle sees it), POST
@@ -12,7 +13,8 @@
 //     fails: DefaultPreemption (delete the victims, set status.nominatedNodeName), patch
 //            status condition PodScheduled=False/Unschedulable with upstream's message, event
 //            FailedScheduling (Warning); the pod waits in the unschedulable set until a node
-//            is added or updated or an assigned pod is deleted.
+//            is added or updated, an assigned pod is deleted, or a claim, volume or
+//            StorageClass changes.
 //
 // Pods handled: spec.schedulerName in options.scheduler_names (or empty), spec.nodeName
 // empty, not terminating. Priority is spec.priority (admission fills it from the

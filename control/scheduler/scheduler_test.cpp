@@ -170,5 +170,38 @@ TEST_F(SchedulerLoopTest, PreemptsLowerPriorityPods) {
   fx_->run_for(100ms);
 }
 
+TEST_F(SchedulerLoopTest, ClaimVolumesWaitForTheClaimThenFollowTheirVolume) {
+  create_node("n1", "1");
+  create_node("n2", "1");
+  Scheduler s(fx_->io().get_executor(), fx_->client());
+  s.start();
+  create_pod(
+      pod_json("db", "100m", "1Mi",
+               R"({"volumes":[{"name":"data","persistentVolumeClaim":{"claimName":"data"}}]})"));
+  const std::string missing =
+      "0/2 nodes are available: persistentvolumeclaim \"data\" not found. preemption: 0/2 nodes "
+      "are available: 2 Preemption is not helpful for scheduling.";
+  ASSERT_TRUE(fx_->eventually([&] {
+    auto ev = events("db", "FailedScheduling");
+    return !ev.empty() && ev[0] == missing;
+  }));
+  auto pv = fx_->run(fx_->client().create(res("persistentvolumes"), "", parse(R"({
+      "apiVersion":"v1","kind":"PersistentVolume","metadata":{"name":"pv-1"},
+      "spec":{"capacity":{"storage":"1Gi"},"accessModes":["ReadWriteOnce"],
+              "hostPath":{"path":"/var/lib/podwarp/pv-1","type":"DirectoryOrCreate"},
+              "nodeAffinity":{"required":{"nodeSelectorTerms":[{"matchExpressions":[
+                {"key":"kubernetes.io/hostname","operator":"In","values":["n2"]}]}]}}}})")));
+  ASSERT_TRUE(pv) << pv.error().to_string();
+  auto claim = fx_->run(fx_->client().create(res("persistentvolumeclaims"), "default", parse(R"({
+      "apiVersion":"v1","kind":"PersistentVolumeClaim","metadata":{"name":"data"},
+      "spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":"1Gi"}},
+              "volumeName":"pv-1"}})")));
+  ASSERT_TRUE(claim) << claim.error().to_string();
+  // The claim's event moves the pod out of the unschedulable set; its volume pins it to n2.
+  ASSERT_TRUE(fx_->eventually([&] { return node_of("db") == "n2"; }));
+  s.stop();
+  fx_->run_for(100ms);
+}
+
 }  // namespace
 }  // namespace podwarp::scheduler

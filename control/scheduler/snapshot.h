@@ -9,6 +9,8 @@
 //    their content; each knows on which nodes pods carrying it run. "Does an existing pod's
 //    anti-affinity forbid this node?" becomes one match per distinct term.
 //
+// The storage objects of the VolumeBinding filter are kept beside (volumes(), volume_binding.h).
+//
 // Updates are incremental: add/remove a node, add/remove an assigned (or assumed) pod. A pod
 // referring to a node that is not known yet is kept on a placeholder node that is not
 // schedulable until the node arrives.
@@ -22,6 +24,7 @@
 #include <vector>
 
 #include "scheduler/model.h"
+#include "scheduler/volume_binding.h"
 
 namespace podwarp::scheduler {
 
@@ -110,6 +113,10 @@ class Snapshot {
   // Bumped on every node add/update/remove.
   std::uint64_t node_epoch() const { return node_epoch_; }
 
+  // PersistentVolumeClaims, PersistentVolumes and StorageClasses (VolumeBinding).
+  VolumeCatalog& volumes() { return volumes_; }
+  const VolumeCatalog& volumes() const { return volumes_; }
+
  private:
   std::uint32_t node_index(const std::string& name, bool create);
   void rebuild_live();
@@ -140,6 +147,7 @@ class Snapshot {
   std::unordered_map<std::uint32_t, std::unordered_map<std::uint32_t, std::uint32_t>> domains_;
   std::uint64_t domains_epoch_ = ~0ull;
   std::uint64_t node_epoch_ = 0;
+  VolumeCatalog volumes_;
 };
 
 }  // namespace podwarp::scheduler

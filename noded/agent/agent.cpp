@@ -69,6 +69,7 @@ struct NodeAgent::Impl : std::enable_shared_from_this<Impl> {
   loop::EventRecorder events;
   pods::PodManager* pm = nullptr;
   std::shared_ptr<client::Informer> pods_inf, cm_inf, secret_inf, nodes_inf;
+  std::shared_ptr<client::Informer> pvc_inf, pv_inf;  // persistentVolumeClaim volumes
   std::shared_ptr<client::Informer> svc_inf;  // set_services(); started by its owner
   bool nodes_pending = false;  // an on_nodes call is posted
   bool pods_started = false;
@@ -212,6 +213,9 @@ struct NodeAgent::Impl : std::enable_shared_from_this<Impl> {
     pods_inf = client::Informer::create(ex, client, pods_res, "", po);
     cm_inf = client::Informer::create(ex, client, loop::resource("", "configmaps"), "");
     secret_inf = client::Informer::create(ex, client, loop::resource("", "secrets"), "");
+    pvc_inf =
+        client::Informer::create(ex, client, loop::resource("", "persistentvolumeclaims"), "");
+    pv_inf = client::Informer::create(ex, client, loop::resource("", "persistentvolumes"), "");
     std::weak_ptr<Impl> weak = weak_from_this();
     pods_inf->on_add([weak](const json::value& p) {
       if (auto s = weak.lock()) s->on_pod(p);
@@ -222,7 +226,7 @@ struct NodeAgent::Impl : std::enable_shared_from_this<Impl> {
     pods_inf->on_delete([weak](const json::value& p) {
       if (auto s = weak.lock()) s->on_pod_deleted(p);
     });
-    for (auto& i : {pods_inf, cm_inf, secret_inf}) i->start();
+    for (auto& i : {pods_inf, cm_inf, secret_inf, pvc_inf, pv_inf}) i->start();
     if (o.on_nodes) {
       nodes_inf = client::Informer::create(ex, client, nodes_res, "");
       // Events of one turn of the loop (a relist) are handed over once.
@@ -250,11 +254,15 @@ struct NodeAgent::Impl : std::enable_shared_from_this<Impl> {
   asio::awaitable<void> start_pods() {
     auto self = shared_from_this();
     while (!pods_inf->has_synced()) co_await sleep_for(ex, 10ms);
-    // ConfigMaps, Secrets and Services first (volumes and env need them), but not forever: a
-    // container whose env needs Services not read yet waits with CreateContainerConfigError.
-    for (auto deadline = Clock::now() + 5s;
-         !(cm_inf->has_synced() && secret_inf->has_synced() && (!svc_inf || svc_inf->has_synced())) &&
-         Clock::now() < deadline;)
+    // ConfigMaps, Secrets, claims, PVs and Services first (volumes and env need them), but not
+    // forever: a container whose env needs Services not read yet waits with
+    // CreateContainerConfigError, a volume whose claim was not read yet with FailedMount.
+    auto synced = [this] {
+      for (const auto* i : {&cm_inf, &secret_inf, &pvc_inf, &pv_inf})
+        if (!(*i)->has_synced()) return false;
+      return !svc_inf || svc_inf->has_synced();
+    };
+    for (auto deadline = Clock::now() + 5s; !synced() && Clock::now() < deadline;)
       co_await sleep_for(ex, 10ms);
     pods_started = true;
     std::set<std::string> present;
@@ -486,8 +494,12 @@ struct NodeAgent::Impl : std::enable_shared_from_this<Impl> {
 
   std::optional<json::value> lookup(std::string_view kind, std::string_view ns,
                                     std::string_view name) {
-    auto& inf = kind == "ConfigMap" ? cm_inf : secret_inf;
-    if (!inf) return std::nullopt;
+    client::Informer* inf = kind == "ConfigMap"               ? cm_inf.get()
+                            : kind == "Secret"                ? secret_inf.get()
+                            : kind == "PersistentVolumeClaim" ? pvc_inf.get()
+                            : kind == "PersistentVolume"      ? pv_inf.get()
+                                                              : nullptr;
+    if (inf == nullptr) return std::nullopt;
     auto p = inf->get(ns, name);
     if (!p) return std::nullopt;
     return *p;
@@ -538,7 +550,8 @@ NodeAgent::NodeAgent(asio::any_io_executor ex, client::Client client, AgentOptio
 }
 
 NodeAgent::~NodeAgent() {
-  for (auto* i : {&impl_->pods_inf, &impl_->cm_inf, &impl_->secret_inf, &impl_->nodes_inf})
+  for (auto* i : {&impl_->pods_inf, &impl_->cm_inf, &impl_->secret_inf, &impl_->nodes_inf,
+                  &impl_->pvc_inf, &impl_->pv_inf})
     if (*i) (*i)->stop();
 }
 

@@ -289,7 +289,7 @@ class PodManagerImpl final : public PodManager {
       };
     }
     if (!api) env.lookup = [objs](std::string_view kind, std::string_view ns, std::string_view name) -> std::optional<json::value> {
-      if (!objs) return std::nullopt;
+      if (!objs || (kind != "ConfigMap" && kind != "Secret")) return std::nullopt;
       const auto& m = kind == "ConfigMap" ? objs->first : objs->second;
       auto it = m.find(fmt::format("{}/{}", ns, name));
       if (it == m.end()) return std::nullopt;

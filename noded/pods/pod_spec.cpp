@@ -301,6 +301,12 @@ std::expected<PodDef, ManifestError> pod_from_json(json::value pod, const Static
         vd.host_path_type = get_string(*h, {"type"});
         if (vd.host_path.empty() || vd.host_path[0] != '/')
           return ck.fail(f + ".hostPath.path", "must be an absolute path");
+      } else if (auto* pvc = find_path(v, {"persistentVolumeClaim"})) {
+        vd.kind = VolumeDef::Kind::kPersistentVolumeClaim;
+        vd.source_name = get_string(*pvc, {"claimName"});
+        if (vd.source_name.empty())
+          return ck.fail(f + ".persistentVolumeClaim.claimName", "Required value");
+        vd.read_only = get_bool(*pvc, {"readOnly"});
       } else if (auto* c = find_path(v, {"configMap"}); c || find_path(v, {"secret"})) {
         bool is_cm = c != nullptr;
         const auto& src = is_cm ? *c : *find_path(v, {"secret"});

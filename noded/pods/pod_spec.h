@@ -72,13 +72,23 @@ struct ProjectionSource {
 };
 
 struct VolumeDef {
-  enum class Kind { kEmptyDir, kHostPath, kConfigMap, kSecret, kDownwardAPI, kProjected, kUnsupported };
+  enum class Kind {
+    kEmptyDir,
+    kHostPath,
+    kConfigMap,
+    kSecret,
+    kDownwardAPI,
+    kProjected,
+    kPersistentVolumeClaim,
+    kUnsupported
+  };
   std::string name;
   Kind kind = Kind::kUnsupported;
   bool memory_medium = false;   // emptyDir.medium: Memory (tmpfs)
   std::string size_limit;       // emptyDir.sizeLimit (tmpfs size=)
   std::string host_path, host_path_type;
-  std::string source_name;      // configMap.name / secret.secretName
+  std::string source_name;  // configMap.name / secret.secretName / persistentVolumeClaim.claimName
+  bool read_only = false;   // persistentVolumeClaim.readOnly: every mount of it read-only
   std::vector<KeyToPath> items;
   bool optional = false;
   int default_mode = 0644;

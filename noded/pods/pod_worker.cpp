@@ -536,8 +536,13 @@ asio::awaitable<void> PodWorker::run_pod() {
     log::warn("pods: {}: {}", pod_ref(def_), *err);
     for (auto& r : runs_) st(*r).state.message = *err;
     changed();
-    if (!co_await sleep(retry)) break;
-    retry = std::min(retry * 2, env_.timings.backoff_max);
+    // A claim that is missing or not bound yet (a WaitForFirstConsumer volume is provisioned
+    // once this pod has its node) is looked up again soon, in the informer cache, as the
+    // kubelet's volume manager polls; other failures back off.
+    const bool claim_wait = err->find("to be bound") != std::string::npos ||
+                            err->find("persistentvolumeclaim \"") != std::string::npos;
+    if (!co_await sleep(claim_wait ? std::min(retry, milliseconds(500)) : retry)) break;
+    if (!claim_wait) retry = std::min(retry * 2, env_.timings.backoff_max);
   }
   if (!stopping_) {
     asio::co_spawn(ex_, [self]() -> asio::awaitable<void> { co_await self->refresh_volumes(); },
@@ -838,7 +843,7 @@ asio::awaitable<std::optional<ExitInfo>> PodWorker::run_once(Run& r) {
   req.pod = &def_.pod;
   req.container = &def_.container_json(*r.def, r.init);
   req.image = &r.image;
-  req.mounts = container_mounts(*r.def, volumes_);
+  req.mounts = container_mounts(*r.def, volumes_, def_.volumes);
   req.stdout_fd = io->out_w;
   req.stderr_fd = io->err_w;
   if (r.console) {

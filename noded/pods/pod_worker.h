@@ -7,7 +7,8 @@
 //        |                 wait with reason ContainerCreating / PodInitializing)
 //        v
 //   VOLUMES: service-account tokens of projected volumes fetched (WorkerEnv::tokens), then
-//        |   emptyDir/tmpfs/hostPath/configMap/secret/downwardAPI/projected prepared; a failure
+//        |   emptyDir/tmpfs/hostPath/configMap/secret/downwardAPI/projected prepared and
+//        |   persistentVolumeClaim ones resolved (claim missing or unbound: wait); a failure
 //        |   emits FailedMount ("MountVolume.SetUp failed for volume \"v\" : ...") and is
 //        |   retried with backoff while the containers wait in ContainerCreating.
 //        |   From here until the pod ends, every WorkerTimings::volume_resync the
@@ -106,7 +107,7 @@ struct WorkerEnv {
   const PodStateStore* store = nullptr;
   std::string pod_log_dir = "/var/log/pods";
   logs::CriLogWriter::Options log_options;
-  ObjectLookup lookup;  // configMap/secret sources (volumes, env, imagePullSecrets)
+  ObjectLookup lookup;  // configMap/secret sources (volumes, env, imagePullSecrets), claims, PVs
   ServiceList services;  // service environment variables (API pods); unset: none
   TokenSource tokens;   // serviceAccountToken projections (null: such volumes fail to mount)
   // Node allocatable ("cpu", "memory", "ephemeral-storage"): resourceFieldRef limits.* default

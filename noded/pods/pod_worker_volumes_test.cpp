@@ -47,7 +47,7 @@ struct Fixture {
   TmpDir dir;
   PodStateStore& store = *new PodStateStore(dir.path + "/root");
   std::vector<Event> events;
-  std::map<std::string, json::value> objects;  // "Kind/name" in namespace team
+  std::map<std::string, json::value> objects;  // "Kind/name" in namespace team (PVs: cluster)
 
   WorkerEnv env() {
     WorkerEnv e;
@@ -62,7 +62,7 @@ struct Fixture {
     e.host_ip = "192.0.2.10";
     e.node_allocatable = {{"cpu", "2"}, {"memory", "4Gi"}};
     e.lookup = [this](std::string_view kind, std::string_view ns, std::string_view name) -> std::optional<json::value> {
-      if (ns != "team") return std::nullopt;
+      if (ns != "team" && !(ns.empty() && kind == "PersistentVolume")) return std::nullopt;
       auto it = objects.find(std::string(kind) + "/" + std::string(name));
       if (it == objects.end()) return std::nullopt;
       return it->second;
@@ -290,6 +290,85 @@ spec:
   ASSERT_NE(f.find("FailedToRetrieveImagePullSecret"), nullptr);
   EXPECT_EQ(f.find("FailedToRetrieveImagePullSecret")->message,
             "Unable to retrieve some image pull secrets (gone); attempting to pull the image may not succeed.");
+  w->stop();
+  ASSERT_TRUE(run_until(f.io, [&] { return w->terminated(); }));
+}
+
+// A claim in namespace team; volume "" and phase Pending: not bound yet.
+json::value claim(std::string_view volume, std::string_view phase) {
+  return json::object{
+      {"metadata", json::object{{"name", "data"}, {"namespace", "team"}, {"uid", "c-1"}}},
+      {"spec", json::object{{"volumeName", std::string(volume)}}},
+      {"status", json::object{{"phase", std::string(phase)}}}};
+}
+
+json::value volume_with(std::string_view source, json::value src) {
+  return json::object{
+      {"spec",
+       json::object{
+           {std::string(source), std::move(src)},
+           {"accessModes", json::array{"ReadWriteOnce"}},
+           {"claimRef", json::object{{"namespace", "team"}, {"name", "data"}, {"uid", "c-1"}}}}}};
+}
+
+const char* kClaimPod = R"(
+kind: Pod
+metadata: {name: db, namespace: team}
+spec:
+  volumes: [{name: data, persistentVolumeClaim: {claimName: data}}]
+  containers:
+  - name: c
+    image: busybox:1
+    volumeMounts: [{name: data, mountPath: /var/lib/db}]
+)";
+
+TEST(PodWorkerVolumes, UnboundClaimWaitsThenItsHostPathVolumeIsMounted) {
+  Fixture f;
+  std::string host = f.dir.path + "/local-path/pvc-1";
+  f.objects["PersistentVolumeClaim/data"] = claim("", "Pending");
+  std::vector<MountRequest> mounts;
+  f.rt.start_hook = [&](const ContainerStartRequest& r) -> std::optional<std::string> {
+    mounts = r.mounts;
+    return std::nullopt;
+  };
+  auto w = f.make(kClaimPod, f.env());
+  ASSERT_TRUE(run_until(f.io, [&] { return f.count("FailedMount") >= 2; }));
+  EXPECT_EQ(f.find("FailedMount")->message,
+            "MountVolume.SetUp failed for volume \"data\" : waiting for PersistentVolumeClaim data "
+            "to be bound");
+  EXPECT_EQ(w->status().app[0].state.reason, "ContainerCreating");
+  EXPECT_EQ(w->status().app[0].state.message, f.find("FailedMount")->message);
+  EXPECT_TRUE(f.rt.starts.empty());
+  f.objects["PersistentVolume/pvc-1"] =
+      volume_with("hostPath", json::object{{"path", host}, {"type", "DirectoryOrCreate"}});
+  f.objects["PersistentVolumeClaim/data"] = claim("pvc-1", "Bound");
+  ASSERT_TRUE(run_until(f.io, [&] { return w->phase() == "Running"; }));
+  ASSERT_EQ(mounts.size(), 1u);
+  EXPECT_EQ(mounts[0].host_path, host);
+  EXPECT_EQ(mounts[0].container_path, "/var/lib/db");
+  EXPECT_FALSE(mounts[0].read_only);
+  EXPECT_EQ(fs::status(host).permissions(), fs::perms::all);  // 0777: non-root containers write
+  w->stop();
+  ASSERT_TRUE(run_until(f.io, [&] { return w->terminated(); }));
+  EXPECT_TRUE(fs::is_directory(host));  // the claim's data outlives the pod
+}
+
+TEST(PodWorkerVolumes, MissingClaimThenUnsupportedSourceKeepThePodWaiting) {
+  Fixture f;
+  auto w = f.make(kClaimPod, f.env());
+  ASSERT_TRUE(run_until(f.io, [&] { return f.count("FailedMount") >= 1; }));
+  EXPECT_EQ(
+      w->status().app[0].state.message,
+      "MountVolume.SetUp failed for volume \"data\" : persistentvolumeclaim \"data\" not found");
+  f.objects["PersistentVolume/pv-nfs"] =
+      volume_with("nfs", json::object{{"server", "nfs.example"}, {"path", "/exports"}});
+  f.objects["PersistentVolumeClaim/data"] = claim("pv-nfs", "Bound");
+  ASSERT_TRUE(run_until(f.io, [&] {
+    return w->status().app[0].state.message.ends_with(
+        "unsupported PersistentVolume source for pv-nfs: nfs");
+  }));
+  EXPECT_EQ(w->phase(), "Pending");
+  EXPECT_TRUE(f.rt.starts.empty());
   w->stop();
   ASSERT_TRUE(run_until(f.io, [&] { return w->terminated(); }));
 }

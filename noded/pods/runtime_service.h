@@ -43,8 +43,9 @@ struct ImageInfo {
 
 enum class PullPolicy { kAlways, kIfNotPresent, kNever };
 
-// Looks up a ConfigMap/Secret object by kind ("ConfigMap"/"Secret"), namespace and name
-// (manifest folder in standalone mode, the API server's objects in API mode). nullopt: absent.
+// Looks up an object by kind ("ConfigMap", "Secret", "PersistentVolumeClaim", and
+// "PersistentVolume" with ns ""), namespace and name (manifest folder in standalone mode:
+// ConfigMaps and Secrets only; the API server's objects in API mode). nullopt: absent.
 using ObjectLookup = std::function<std::optional<json::value>(
     std::string_view kind, std::string_view ns, std::string_view name)>;
 

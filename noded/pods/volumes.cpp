@@ -52,6 +52,94 @@ bool on_tmpfs(VolumeDef::Kind k) {
   return k == VolumeDef::Kind::kSecret || k == VolumeDef::Kind::kProjected;
 }
 
+// A hostPath at `path` checked or created per its type (the API's HostPathType). A directory
+// DirectoryOrCreate makes is 0777 when `world_writable` (volumes of provisioned claims, as
+// local-path provisioners make them, so that non-root containers can write).
+std::expected<std::string, std::string> host_path_volume(const std::string& path,
+                                                         std::string_view type,
+                                                         bool world_writable) {
+  std::error_code ec;
+  if (type == "DirectoryOrCreate") {
+    bool created = fs::create_directories(path, ec);
+    if (ec) return std::unexpected(fmt::format("mkdir {}: {}", path, ec.message()));
+    if (created && world_writable && ::chmod(path.c_str(), 0777) != 0)
+      return std::unexpected(fmt::format("chmod {}: {}", path, std::strerror(errno)));
+  } else if (type == "FileOrCreate") {
+    if (!fs::exists(path)) {
+      fs::create_directories(fs::path(path).parent_path(), ec);
+      int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+      if (fd < 0) return std::unexpected(fmt::format("create {}: {}", path, std::strerror(errno)));
+      ::close(fd);
+    }
+  } else if (type == "Directory" && !fs::is_directory(path)) {
+    return std::unexpected(fmt::format("hostPath type check failed: {} is not a directory", path));
+  } else if (type == "File" && !fs::is_regular_file(path)) {
+    return std::unexpected(fmt::format("hostPath type check failed: {} is not a file", path));
+  } else if (type == "Socket" && !fs::is_socket(path)) {
+    return std::unexpected(fmt::format("hostPath type check failed: {} is not a socket", path));
+  }
+  return path;
+}
+
+// The fields of a PersistentVolumeSpec that are not its volume source.
+bool is_pv_spec_field(std::string_view k) {
+  for (std::string_view f : {"accessModes", "capacity", "claimRef", "mountOptions", "nodeAffinity",
+                             "persistentVolumeReclaimPolicy", "storageClassName", "volumeMode",
+                             "volumeAttributesClassName"})
+    if (k == f) return true;
+  return false;
+}
+
+// A persistentVolumeClaim volume: the claim in the pod's namespace, bound, and the host path
+// of its PersistentVolume (hostPath or local sources only).
+std::expected<std::string, std::string> claim_volume(const PodDef& pod, const VolumeDef& v,
+                                                     const ObjectLookup& lookup) {
+  const std::string& claim_name = v.source_name;
+  auto claim = lookup ? lookup("PersistentVolumeClaim", pod.ns, claim_name) : std::nullopt;
+  if (!claim)
+    return std::unexpected(fmt::format("persistentvolumeclaim \"{}\" not found", claim_name));
+  std::string pv_name(get_string(*claim, {"spec", "volumeName"}));
+  if (pv_name.empty() || get_string(*claim, {"status", "phase"}) != "Bound")
+    return std::unexpected(
+        fmt::format("waiting for PersistentVolumeClaim {} to be bound", claim_name));
+  auto pv = lookup("PersistentVolume", "", pv_name);
+  if (!pv) return std::unexpected(fmt::format("persistentvolume \"{}\" not found", pv_name));
+  // A claimRef naming another claim: the volume went to someone else (a stale volumeName).
+  if (const json::value* ref = find_path(*pv, {"spec", "claimRef"}); ref && ref->is_object()) {
+    std::string_view ref_uid = get_string(*ref, {"uid"});
+    std::string_view uid = get_string(*claim, {"metadata", "uid"});
+    if (get_string(*ref, {"name"}) != claim_name || get_string(*ref, {"namespace"}) != pod.ns ||
+        (!ref_uid.empty() && !uid.empty() && ref_uid != uid))
+      return std::unexpected(fmt::format("PersistentVolume {} is bound to another claim ({}/{})",
+                                         pv_name, get_string(*ref, {"namespace"}),
+                                         get_string(*ref, {"name"})));
+  }
+  const json::value* spec = find_path(*pv, {"spec"});
+  if (const json::value* hp = spec ? find_path(*spec, {"hostPath"}) : nullptr) {
+    std::string path(get_string(*hp, {"path"}));
+    if (path.empty() || path[0] != '/')
+      return std::unexpected(
+          fmt::format("PersistentVolume {}: hostPath.path \"{}\" is not absolute", pv_name, path));
+    return host_path_volume(path, get_string(*hp, {"type"}), true);
+  }
+  if (const json::value* local = spec ? find_path(*spec, {"local"}) : nullptr) {
+    std::string path(get_string(*local, {"path"}));
+    if (path.empty() || !fs::exists(path))
+      return std::unexpected(fmt::format(
+          "local volume path \"{}\" of PersistentVolume {} does not exist", path, pv_name));
+    return path;
+  }
+  std::string source = "none";
+  if (spec && spec->is_object())
+    for (const auto& [k, val] : spec->as_object())
+      if (val.is_object() && !is_pv_spec_field(k)) {
+        source = std::string(k);
+        break;
+      }
+  return std::unexpected(
+      fmt::format("unsupported PersistentVolume source for {}: {}", pv_name, source));
+}
+
 }  // namespace
 
 std::expected<std::string, std::string> prepare_volume(const PodDef& pod, const VolumeDef& v,
@@ -77,27 +165,10 @@ std::expected<std::string, std::string> prepare_volume(const PodDef& pod, const 
       }
       return d;
     }
-    case VolumeDef::Kind::kHostPath: {
-      const auto& t = v.host_path_type;
-      if (t == "DirectoryOrCreate") {
-        fs::create_directories(v.host_path, ec);
-        if (ec) return std::unexpected(fmt::format("mkdir {}: {}", v.host_path, ec.message()));
-      } else if (t == "FileOrCreate") {
-        if (!fs::exists(v.host_path)) {
-          fs::create_directories(fs::path(v.host_path).parent_path(), ec);
-          int fd = ::open(v.host_path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-          if (fd < 0) return std::unexpected(fmt::format("create {}: {}", v.host_path, std::strerror(errno)));
-          ::close(fd);
-        }
-      } else if (t == "Directory" && !fs::is_directory(v.host_path)) {
-        return std::unexpected(fmt::format("hostPath type check failed: {} is not a directory", v.host_path));
-      } else if (t == "File" && !fs::is_regular_file(v.host_path)) {
-        return std::unexpected(fmt::format("hostPath type check failed: {} is not a file", v.host_path));
-      } else if (t == "Socket" && !fs::is_socket(v.host_path)) {
-        return std::unexpected(fmt::format("hostPath type check failed: {} is not a socket", v.host_path));
-      }
-      return v.host_path;
-    }
+    case VolumeDef::Kind::kHostPath:
+      return host_path_volume(v.host_path, v.host_path_type, false);
+    case VolumeDef::Kind::kPersistentVolumeClaim:
+      return claim_volume(pod, v, lookup);
     case VolumeDef::Kind::kConfigMap:
     case VolumeDef::Kind::kSecret:
     case VolumeDef::Kind::kDownwardAPI:
@@ -119,7 +190,8 @@ std::expected<std::string, std::string> prepare_volume(const PodDef& pod, const 
       break;
   }
   return std::unexpected(
-      "unsupported volume type (supported: emptyDir, hostPath, configMap, secret, downwardAPI, projected)");
+      "unsupported volume type (supported: emptyDir, hostPath, configMap, secret, downwardAPI, "
+      "projected, persistentVolumeClaim)");
 }
 
 bool volume_refreshes(const VolumeDef& v) {
@@ -182,11 +254,14 @@ void unmount_all_under(const std::string& dir) {
 }
 
 std::vector<MountRequest> container_mounts(const ContainerDef& c,
-                                           const std::map<std::string, std::string>& volumes) {
+                                           const std::map<std::string, std::string>& volumes,
+                                           const std::vector<VolumeDef>& defs) {
   std::vector<MountRequest> out;
   for (const auto& m : c.mounts) {
     auto it = volumes.find(m.name);
     if (it == volumes.end()) continue;
+    bool read_only = m.read_only;
+    for (const auto& d : defs) read_only = read_only || (d.name == m.name && d.read_only);
     std::string src = it->second;
     if (!m.sub_path.empty()) {
       src += "/" + m.sub_path;
@@ -198,7 +273,7 @@ std::vector<MountRequest> container_mounts(const ContainerDef& c,
       auto base = fs::canonical(it->second, ec);
       if (!ec && real.string().starts_with(base.string() + "/")) src = real.string();
     }
-    out.push_back({src, m.mount_path, m.read_only});
+    out.push_back({src, m.mount_path, read_only});
   }
   return out;
 }

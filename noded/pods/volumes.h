@@ -7,6 +7,14 @@
 //   projected           from items/defaultMode; a missing source fails unless optional
 //   hostPath            the host path itself (type DirectoryOrCreate/FileOrCreate create it;
 //                       Directory/File/Socket are checked)
+//   persistentVolumeClaim  the claim (pod's namespace) must exist and be Bound (spec.volumeName,
+//                       status.phase), else `persistentvolumeclaim "c" not found` /
+//                       `waiting for PersistentVolumeClaim c to be bound` (the worker retries);
+//                       then its PersistentVolume's path: hostPath as above (a directory that
+//                       DirectoryOrCreate makes is 0777, as local-path provisioners do), local
+//                       (the path must exist); other sources fail with
+//                       `unsupported PersistentVolume source for <pv>: nfs`. readOnly comes from
+//                       the pod's volume (hostPath and local PV sources have no readOnly).
 // teardown_volumes unmounts the tmpfs mounts; the directories go with the pod dir.
 #pragma once
 
@@ -47,9 +55,11 @@ bool is_mount_point(const std::string& dir);
 std::expected<void, std::string> ensure_tmpfs(const std::string& dir, const std::string& opts,
                                               unsigned long extra_flags = 0);
 
-// The bind mounts of one container from its volumeMounts.
+// The bind mounts of one container from its volumeMounts; read-only when the mount says so
+// or its volume in `defs` does (persistentVolumeClaim.readOnly).
 std::vector<MountRequest> container_mounts(const ContainerDef& c,
-                                           const std::map<std::string, std::string>& volumes);
+                                           const std::map<std::string, std::string>& volumes,
+                                           const std::vector<VolumeDef>& defs = {});
 
 std::expected<std::string, std::string> base64_decode(std::string_view in);
 

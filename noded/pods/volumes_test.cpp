@@ -139,5 +139,110 @@ TEST(Volumes, SecretAndProjectedVolumesAreOnTmpfsAndGoWithThePod) {
   while (std::getline(mi, line)) EXPECT_EQ(line.find(pod_dir), std::string::npos) << line;
 }
 
+// Claims in namespace default and their PersistentVolumes (cluster-scoped: ns "").
+struct Claims {
+  std::map<std::string, json::value> claims, volumes;
+  void bind(const std::string& claim, const std::string& pv, json::value pv_spec) {
+    claims[claim] = json::object{{"spec", json::object{{"volumeName", pv}}},
+                                 {"status", json::object{{"phase", "Bound"}}}};
+    volumes[pv] = json::object{{"spec", std::move(pv_spec)}};
+  }
+  ObjectLookup lookup() const {
+    return [this](std::string_view kind, std::string_view ns,
+                  std::string_view name) -> std::optional<json::value> {
+      const auto& m = kind == "PersistentVolume" ? volumes : claims;
+      if ((kind == "PersistentVolume") != ns.empty() || (!ns.empty() && ns != "default") ||
+          (kind != "PersistentVolume" && kind != "PersistentVolumeClaim"))
+        return std::nullopt;
+      auto it = m.find(std::string(name));
+      if (it == m.end()) return std::nullopt;
+      return it->second;
+    };
+  }
+};
+
+TEST(Volumes, BoundClaimsMountTheirHostPathAndLocalVolumes) {
+  TmpDir t;
+  std::string hp = t.path + "/provisioned/pvc-1", local = t.path + "/disk";
+  fs::create_directories(local);
+  Claims c;
+  c.bind("data", "pvc-1",
+         json::object{{"hostPath", json::object{{"path", hp}, {"type", "DirectoryOrCreate"}}}});
+  c.bind("disk", "local-1", json::object{{"local", json::object{{"path", local}}}});
+  auto d =
+      pod("  - {name: data, persistentVolumeClaim: {claimName: data}}\n"
+          "  - {name: disk, persistentVolumeClaim: {claimName: disk, readOnly: true}}\n",
+          "    - {name: data, mountPath: /data}\n    - {name: disk, mountPath: /disk}\n");
+  auto v = prepare_volumes(d, t.path + "/pod", c.lookup());
+  ASSERT_TRUE(v) << v.error();
+  EXPECT_EQ(v->at("data"), hp);
+  EXPECT_EQ(fs::status(hp).permissions(), fs::perms::all);
+  EXPECT_EQ(v->at("disk"), local);
+  auto m = container_mounts(d.containers[0], *v, d.volumes);
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_EQ(m[0].host_path, hp);
+  EXPECT_FALSE(m[0].read_only);
+  EXPECT_EQ(m[1].host_path, local);
+  EXPECT_TRUE(m[1].read_only);  // persistentVolumeClaim.readOnly
+  // An existing directory keeps its mode.
+  fs::permissions(hp, fs::perms::owner_all);
+  ASSERT_TRUE(prepare_volumes(d, t.path + "/pod", c.lookup()));
+  EXPECT_EQ(fs::status(hp).permissions(), fs::perms::owner_all);
+}
+
+TEST(Volumes, ClaimsMissingUnboundOrWithUnsupportedSources) {
+  TmpDir t;
+  Claims c;
+  auto d = pod("  - {name: data, persistentVolumeClaim: {claimName: data}}\n",
+               "    - {name: data, mountPath: /data}\n");
+  auto e = prepare_volume(d, d.volumes[0], t.path, c.lookup());
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error(), "persistentvolumeclaim \"data\" not found");
+  c.claims["data"] = json::object{{"spec", json::object{{"volumeName", "pv-1"}}},
+                                  {"status", json::object{{"phase", "Pending"}}}};
+  e = prepare_volume(d, d.volumes[0], t.path, c.lookup());
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error(), "waiting for PersistentVolumeClaim data to be bound");
+  c.claims["data"] = json::object{{"status", json::object{{"phase", "Bound"}}}};
+  EXPECT_EQ(prepare_volume(d, d.volumes[0], t.path, c.lookup()).error(),
+            "waiting for PersistentVolumeClaim data to be bound");
+  c.bind("data", "pv-nfs",
+         json::object{{"capacity", json::object{{"storage", "1Gi"}}},
+                      {"nfs", json::object{{"server", "x"}, {"path", "/e"}}}});
+  EXPECT_EQ(prepare_volume(d, d.volumes[0], t.path, c.lookup()).error(),
+            "unsupported PersistentVolume source for pv-nfs: nfs");
+  c.bind("data", "pv-csi",
+         json::object{{"csi", json::object{{"driver", "d"}, {"volumeHandle", "h"}}}});
+  EXPECT_EQ(prepare_volume(d, d.volumes[0], t.path, c.lookup()).error(),
+            "unsupported PersistentVolume source for pv-csi: csi");
+  c.bind("data", "pv-local", json::object{{"local", json::object{{"path", t.path + "/nope"}}}});
+  EXPECT_EQ(
+      prepare_volume(d, d.volumes[0], t.path, c.lookup()).error(),
+      "local volume path \"" + t.path + "/nope\" of PersistentVolume pv-local does not exist");
+  c.claims["data"] = json::object{{"spec", json::object{{"volumeName", "gone"}}},
+                                  {"status", json::object{{"phase", "Bound"}}}};
+  EXPECT_EQ(prepare_volume(d, d.volumes[0], t.path, c.lookup()).error(),
+            "persistentvolume \"gone\" not found");
+  // A PV whose claimRef names another claim is not mounted.
+  c.bind("data", "pv-2",
+         json::object{{"hostPath", json::object{{"path", t.path + "/x"}}},
+                      {"claimRef", json::object{{"namespace", "other"}, {"name", "data"}}}});
+  EXPECT_EQ(prepare_volume(d, d.volumes[0], t.path, c.lookup()).error(),
+            "PersistentVolume pv-2 is bound to another claim (other/data)");
+  // Standalone pods (manifest folder lookup) see no claims.
+  EXPECT_EQ(prepare_volume(d, d.volumes[0], t.path, lookup()).error(),
+            "persistentvolumeclaim \"data\" not found");
+}
+
+TEST(Volumes, ClaimVolumeNeedsAClaimName) {
+  auto bad = parse_pod_manifest(
+      "kind: Pod\nmetadata: {name: v}\nspec:\n  volumes:\n"
+      "  - {name: data, persistentVolumeClaim: {readOnly: true}}\n"
+      "  containers:\n  - {name: c, image: x:1}\n",
+      {"", "f"});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().field, "spec.volumes[0].persistentVolumeClaim.claimName");
+}
+
 }  // namespace
 }  // namespace podwarp::noded::pods

@@ -14,6 +14,8 @@ import os
 import pty
 import select
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import time
@@ -63,6 +65,11 @@ class ClusterUpTest(UpClusterTestCase):
         self.assertEqual(ready[0]["status"], "True")
         self.assertTrue(node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith(
             "podwarp://"))
+        # The CRI socket (`podwarp up --cri`, the default) is there and accepts a connection.
+        sock_path = os.path.join(self.data, "run", "cri.sock")
+        self.assertTrue(stat.S_ISSOCK(os.stat(sock_path).st_mode), sock_path)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(sock_path)
         self.kubectl("create", "deployment", "web", f"--image={self.image}:httpd",
                      "--replicas=3")
         self.kubectl("rollout", "status", "deployment/web", "--timeout=120s", timeout=150)
@@ -257,6 +264,54 @@ class ClusterUpTest(UpClusterTestCase):
             self.assertEqual(got["spec"]["serviceAccountName"], "default")
         finally:
             self.kubectl("delete", "pod", "incluster", "--grace-period=1", check=False)
+
+    def test_05e_statefulset_volume(self):
+        """A StatefulSet with a volumeClaimTemplate on `podwarp up`'s default StorageClass
+        (local-path, WaitForFirstConsumer): the claim is created, provisioned on the pod's node
+        and bound; what the pod writes survives the pod being deleted and re-created."""
+        sc = self.kjson("get", "storageclass", "local-path")
+        self.assertEqual(sc["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"], "true")
+        self.assertIn("(default)", self.kubectl("get", "sc").stdout)
+        sts = {"apiVersion": "apps/v1", "kind": "StatefulSet",
+               "metadata": {"name": "db"},
+               "spec": {"serviceName": "db", "replicas": 1,
+                        "selector": {"matchLabels": {"app": "db"}},
+                        "template": {"metadata": {"labels": {"app": "db"}},
+                                     "spec": {"terminationGracePeriodSeconds": 1,
+                                              "containers": [{
+                                                  "name": "db", "image": f"{self.image}:latest",
+                                                  "command": ["sh", "-c",
+                                                              "echo boot >> /data/boots; exec sleep 100000"],
+                                                  "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}},
+                        "volumeClaimTemplates": [{
+                            "metadata": {"name": "data"},
+                            "spec": {"accessModes": ["ReadWriteOnce"],
+                                     "resources": {"requests": {"storage": "10Mi"}}}}]}}
+        self.kubectl("apply", "-f", "-", input=json.dumps(sts))
+        try:
+            def running_uid():
+                p = self.kjson("get", "pods", "-l", "app=db")["items"]
+                return p[0]["metadata"]["uid"] if p and p[0]["status"].get("phase") == "Running" else None
+            first = self.wait_until(running_uid, 90, "db-0 Running")
+            pvc = self.kjson("get", "pvc", "data-db-0")
+            self.assertEqual(pvc["status"]["phase"], "Bound")
+            self.assertEqual(pvc["spec"]["storageClassName"], "local-path")
+            pv = self.kjson("get", "pv", pvc["spec"]["volumeName"])
+            self.assertEqual(pv["spec"]["claimRef"]["name"], "data-db-0")
+            path = pv["spec"]["hostPath"]["path"]
+            self.assertTrue(path.startswith(os.path.join(self.data, "storage")), path)
+            self.assertEqual(self.kubectl("exec", "db-0", "--", "cat", "/data/boots").stdout, "boot\n")
+            self.kubectl("delete", "pod", "db-0", "--wait=false")
+            self.wait_until(lambda: (lambda u: u if u and u != first else None)(running_uid()), 90,
+                            "db-0 re-created and Running")
+            self.wait_until(lambda: self.kubectl("exec", "db-0", "--", "cat", "/data/boots",
+                                                 check=False).stdout == "boot\nboot\n",
+                            30, "the file written before survives")
+            with open(os.path.join(path, "boots")) as f:
+                self.assertEqual(f.read(), "boot\nboot\n")
+        finally:
+            self.kubectl("delete", "statefulset", "db", "--wait=false", check=False)
+            self.kubectl("delete", "pvc", "data-db-0", "--wait=false", check=False)
 
     def test_06_rollout_restart_replaces_pods(self):
         before = {p["metadata"]["name"] for p in self.pods("app=web")}

@@ -618,5 +618,48 @@ TEST(StatefulSetApi, ParallelCreatesAllAtOnce) {
   }));
 }
 
+TEST(StatefulSetApi, VolumeClaimTemplatesMakeOneClaimPerOrdinal) {
+  Cluster c(Cluster::kSts);
+  ASSERT_TRUE(c.error.empty()) << c.error;
+  // A claim that exists already is reused as it is.
+  c.create(pvcs_resource(), R"({"metadata":{"name":"data-vc-1","labels":{"mine":"yes"}},
+    "spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":"5Gi"}}}})");
+  json::value set =
+      c.create(statefulsets_resource(), R"({"apiVersion":"apps/v1","kind":"StatefulSet",
+    "metadata":{"name":"vc"},
+    "spec":{"replicas":2,"podManagementPolicy":"Parallel","serviceName":"vc",
+      "selector":{"matchLabels":{"app":"vc"}},
+      "persistentVolumeClaimRetentionPolicy":{"whenDeleted":"Delete"},
+      "template":{"metadata":{"labels":{"app":"vc"}},
+        "spec":{"containers":[{"name":"c","image":"db:1",
+                               "volumeMounts":[{"name":"data","mountPath":"/data"}]}],
+                "volumes":[{"name":"data","emptyDir":{}},{"name":"scratch","emptyDir":{}}]}},
+      "volumeClaimTemplates":[{"metadata":{"name":"data","labels":{"kind":"db"}},
+        "spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":"1Gi"}}}}]}})");
+  ASSERT_TRUE(c.fx->eventually([&] { return c.list(pods_resource(), "app=vc").size() == 2; }, 10s));
+  json::value claim = c.get(pvcs_resource(), "data-vc-0");
+  ASSERT_FALSE(claim.is_null());
+  EXPECT_EQ(get_string(claim, {"metadata", "labels", "app"}), "vc");
+  EXPECT_EQ(get_string(claim, {"metadata", "labels", "kind"}), "db");
+  EXPECT_EQ(get_string(claim, {"spec", "resources", "requests", "storage"}), "1Gi");
+  ASSERT_TRUE(controller_ref(claim)) << to_json(claim);
+  const json::value ref(*controller_ref(claim));
+  EXPECT_EQ(get_string(ref, {"kind"}), "StatefulSet");
+  EXPECT_EQ(get_string(ref, {"uid"}), uid_of(set));
+  json::value kept = c.get(pvcs_resource(), "data-vc-1");
+  EXPECT_EQ(get_string(kept, {"metadata", "labels", "mine"}), "yes");
+  EXPECT_EQ(find_path(kept, {"metadata", "ownerReferences"}), nullptr);
+  for (int i = 0; i < 2; ++i) {
+    json::value p = c.get(pods_resource(), "vc-" + std::to_string(i));
+    const json::value* vols = find_path(p, {"spec", "volumes"});
+    ASSERT_TRUE(vols && vols->is_array() && vols->get_array().size() >= 2) << to_json(p);
+    EXPECT_EQ(get_string(vols->get_array()[0], {"name"}), "data");
+    EXPECT_EQ(get_string(vols->get_array()[0], {"persistentVolumeClaim", "claimName"}),
+              "data-vc-" + std::to_string(i));
+    EXPECT_EQ(find_path(vols->get_array()[0], {"emptyDir"}), nullptr);
+    EXPECT_EQ(get_string(vols->get_array()[1], {"name"}), "scratch");
+  }
+}
+
 }  // namespace
 }  // namespace podwarp::apps

@@ -10,6 +10,7 @@
 namespace podwarp::apps {
 
 const api::Resource& pods_resource() { return loop::resource("", "pods"); }
+const api::Resource& pvcs_resource() { return loop::resource("", "persistentvolumeclaims"); }
 const api::Resource& nodes_resource() { return loop::resource("", "nodes"); }
 const api::Resource& replicasets_resource() { return loop::resource("apps", "replicasets"); }
 const api::Resource& deployments_resource() { return loop::resource("apps", "deployments"); }

@@ -37,6 +37,7 @@ const api::Resource& replicasets_resource();
 const api::Resource& deployments_resource();
 const api::Resource& daemonsets_resource();
 const api::Resource& statefulsets_resource();
+const api::Resource& pvcs_resource();
 
 using namespace loop::meta;  // name_of, namespace_of, uid_of, being_deleted, ...
 

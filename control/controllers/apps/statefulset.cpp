@@ -2,9 +2,15 @@
 // <set>-<ordinal>, OrderedReady and Parallel pod management, RollingUpdate (reverse ordinal,
 // partition) and OnDelete, revisions by controller-revision-hash.
 //
-// Not implemented: volumeClaimTemplates (claims are served, but not bound or mounted yet) and
-// ControllerRevision objects (not served either): the revision names are computed from the
-// current template ("<set>-<hash>"), so a pod re-created below the partition gets the update
+// volumeClaimTemplates: before a pod is created, each template's claim
+// <template>-<set>-<ordinal> is created when missing (labels: the template's plus the set's
+// matchLabels; a controller reference to the set when persistentVolumeClaimRetentionPolicy
+// whenDeleted is Delete) and the pod gets a volume named after the template that uses it.
+// Existing claims are reused as they are; whenScaled Delete is not implemented (claims of
+// scaled-down ordinals stay).
+//
+// Not implemented: ControllerRevision objects (not served): the revision names are computed from
+// the current template ("<set>-<hash>"), so a pod re-created below the partition gets the update
 // revision's template (upstream would use the stored current revision).
 #include <fmt/format.h>
 
@@ -56,6 +62,7 @@ class StatefulSetController : public loop::Controller {
     auto& inf = ctx.informers;
     sts_inf_ = &inf.informer(statefulsets_resource());
     pod_inf_ = &inf.informer(pods_resource());
+    pvc_inf_ = &inf.informer(pvcs_resource());
     loop::on_object_change(inf, statefulsets_resource(),
                            [this](const json::value& s) { queue_.add(key_of(s)); });
     inf.on_add(pods_resource(), [this](const json::value& p) { pod_changed(p); });
@@ -104,6 +111,9 @@ class StatefulSetController : public loop::Controller {
     labels["apps.kubernetes.io/pod-index"] = std::to_string(ordinal);
     labels[kRevisionHashLabel] = revision;
     json::object& spec = pod.as_object()["spec"].as_object();
+    if (auto r = co_await create_claims(set, ordinal, pod_name, spec); !r) {
+      co_return std::unexpected(r.error());
+    }
     spec["hostname"] = pod_name;
     std::string_view svc = get_string(set, {"spec", "serviceName"});
     if (!svc.empty()) spec["subdomain"] = svc;
@@ -118,6 +128,71 @@ class StatefulSetController : public loop::Controller {
     recorder_.record(set, "Normal", "SuccessfulCreate",
                      fmt::format("create Pod {} in StatefulSet {} successful", pod_name, set_name));
     co_return true;
+  }
+
+  // upstream createPersistentVolumeClaims + updateStorage: the missing claims of `ordinal`
+  // are created, and `pod_spec` gets one volume per claim template (replacing a volume of the
+  // same name).
+  Awaitable<Result<void>> create_claims(const json::value& set, std::int64_t ordinal,
+                                        const std::string& pod_name, json::object& pod_spec) {
+    const json::value* templates = find_path(set, {"spec", "volumeClaimTemplates"});
+    if (templates == nullptr || !templates->is_array() || templates->get_array().empty()) {
+      co_return Result<void>{};
+    }
+    const std::string ns(namespace_of(set));
+    const std::string set_name(name_of(set));
+    const bool owned = get_string(set, {"spec", "persistentVolumeClaimRetentionPolicy",
+                                        "whenDeleted"}) == "Delete";
+    json::array volumes;
+    std::vector<std::string> names;
+    for (const json::value& t : templates->get_array()) {
+      const std::string tname(name_of(t));
+      const std::string claim_name = fmt::format("{}-{}-{}", tname, set_name, ordinal);
+      names.push_back(tname);
+      volumes.push_back(json::object{
+          {"name", tname}, {"persistentVolumeClaim", json::object{{"claimName", claim_name}}}});
+      if (pvc_inf_->get(ns, claim_name)) continue;
+      json::object meta{{"name", claim_name}, {"namespace", ns}};
+      json::object labels;
+      if (const json::object* l = labels_of(t)) labels = *l;
+      if (const json::value* ml = find_path(set, {"spec", "selector", "matchLabels"});
+          ml && ml->is_object()) {
+        for (const auto& kv : ml->get_object()) labels[kv.key()] = kv.value();
+      }
+      if (!labels.empty()) meta["labels"] = std::move(labels);
+      if (const json::value* a = find_path(t, {"metadata", "annotations"}))
+        meta["annotations"] = *a;
+      if (owned) {
+        meta["ownerReferences"] = json::array{make_controller_ref(set, "apps/v1", "StatefulSet")};
+      }
+      const json::value* tspec = find_path(t, {"spec"});
+      json::value claim = json::object{{"apiVersion", "v1"},
+                                       {"kind", "PersistentVolumeClaim"},
+                                       {"metadata", std::move(meta)},
+                                       {"spec", tspec ? *tspec : json::object{}}};
+      auto r = co_await loop::api_create(client_, pvcs_resource(), ns, std::move(claim));
+      if (!r && !(r.error().code == 409 && r.error().reason == "AlreadyExists")) {
+        recorder_.record(
+            set, "Warning", "FailedCreate",
+            fmt::format("create Claim {} for Pod {} in StatefulSet {} failed error: {}", claim_name,
+                        pod_name, set_name, r.error().message));
+        co_return std::unexpected(r.error());
+      }
+      if (r) {
+        recorder_.record(set, "Normal", "SuccessfulCreate",
+                         fmt::format("create Claim {} Pod {} in StatefulSet {} success", claim_name,
+                                     pod_name, set_name));
+      }
+    }
+    if (const json::value* current = pod_spec.if_contains("volumes");
+        current && current->is_array()) {
+      for (const json::value& v : current->get_array()) {
+        std::string_view n = get_string(v, {"name"});
+        if (std::find(names.begin(), names.end(), n) == names.end()) volumes.push_back(v);
+      }
+    }
+    pod_spec["volumes"] = std::move(volumes);
+    co_return Result<void>{};
   }
 
   Awaitable<Result<void>> delete_pod(const json::value& set, const json::value& pod) {
@@ -318,6 +393,7 @@ class StatefulSetController : public loop::Controller {
   loop::WorkQueue queue_;
   client::Informer* sts_inf_ = nullptr;
   client::Informer* pod_inf_ = nullptr;
+  client::Informer* pvc_inf_ = nullptr;
 };
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include "core/endpoints.h"
 #include "core/garbage_collector.h"
 #include "core/namespace.h"
+#include "core/persistent_volume.h"
 #include "core/root_ca_publisher.h"
 #include "core/service_account.h"
 
@@ -21,6 +22,7 @@ loop::ControllerList make_core_controllers(loop::ControllerContext& ctx) {
   list.push_back(make_disruption_controller(ctx));
   list.push_back(make_root_ca_publisher(ctx));
   list.push_back(make_clusterrole_aggregation_controller(ctx));
+  list.push_back(make_persistent_volume_controller(ctx));
   return list;
 }
 

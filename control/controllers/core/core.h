@@ -1,6 +1,7 @@
 // The core controllers of podwarp-control's controller manager, with upstream
 // kube-controller-manager semantics: garbagecollector, namespace, serviceaccount, endpoints,
-// endpointslice, disruption, root-ca-cert-publisher.
+// endpointslice, disruption, root-ca-cert-publisher, clusterrole-aggregation,
+// persistentvolume-binder.
 //
 // make_core_controllers registers every controller's informer handlers on ctx.informers (call
 // it before ctx.informers.start()); start() each controller once the informers have synced.

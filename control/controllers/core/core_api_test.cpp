@@ -31,6 +31,10 @@ const api::Resource& kDeployments = resource("apps", "deployments");
 const api::Resource& kSlices = resource("discovery.k8s.io", "endpointslices");
 const api::Resource& kClusterRoles = resource("rbac.authorization.k8s.io", "clusterroles");
 const api::Resource& kPdbs = resource("policy", "poddisruptionbudgets");
+const api::Resource& kPvs = resource("", "persistentvolumes");
+const api::Resource& kClaims = resource("", "persistentvolumeclaims");
+const api::Resource& kClasses = resource("storage.k8s.io", "storageclasses");
+const api::Resource& kEvents = resource("", "events");
 
 // A fixture running the core controllers on fx.io().
 class Cluster {
@@ -574,6 +578,190 @@ TEST(CoreControllersApi, ClusterRoleAggregationFollowsTheLabelledRoles) {
   EXPECT_TRUE(fx.eventually([&] { return rules() == fewer; })) << rules();
   ASSERT_TRUE(c->remove(kClusterRoles, "", "a-nodes"));
   EXPECT_TRUE(fx.eventually([&] { return rules() == json::value(json::array()); })) << rules();
+}
+
+// --- persistentvolume-binder ------------------------------------------------------------------
+
+std::string pv_json(std::string_view name, std::string_view size, std::string_view policy,
+                    std::string_view extra_spec = "") {
+  return fmt::format(
+      R"({{"metadata":{{"name":"{}"}},"spec":{{"capacity":{{"storage":"{}"}},
+          "accessModes":["ReadWriteOnce"],"persistentVolumeReclaimPolicy":"{}",
+          "hostPath":{{"path":"/srv/{}"}}{}}}}})",
+      name, size, policy, name, extra_spec);
+}
+
+std::string claim_json(std::string_view name, std::string_view cls, std::string_view extra = "") {
+  return fmt::format(
+      R"({{"metadata":{{"name":"{}"}},"spec":{{"accessModes":["ReadWriteOnce"],
+          "storageClassName":"{}","resources":{{"requests":{{"storage":"1Gi"}}}}{}}}}})",
+      name, cls, extra);
+}
+
+std::string phase_of(Cluster& c, const api::Resource& r, std::string ns, std::string name) {
+  auto got = c.get(r, std::move(ns), std::move(name));
+  return got ? std::string(get_string(*got, {"status", "phase"})) : std::string("<none>");
+}
+
+// A node the binder sees as Ready (the test plays its noded).
+void ready_node(Cluster& c, std::string_view name) {
+  ASSERT_TRUE(c.create(kNodes, "",
+                       fmt::format(R"({{"metadata":{{"name":"{}","labels":{{
+                           "kubernetes.io/hostname":"{}"}}}}}})",
+                                   name, name)));
+  auto r = c.fx().run(c.client().patch(
+      kNodes, "", std::string(name), client::PatchType::merge,
+      R"({"status":{"conditions":[{"type":"Ready","status":"True"}]}})", {}, "status"));
+  ASSERT_TRUE(r) << r.error().to_string();
+}
+
+bool has_event(Cluster& c, std::string_view object, std::string_view reason) {
+  auto l = c.list(kEvents, "default");
+  if (!l) return false;
+  for (const json::value& e : find_path(*l, {"items"})->as_array()) {
+    if (get_string(e, {"involvedObject", "name"}) == object &&
+        get_string(e, {"reason"}) == reason) {
+      return true;
+    }
+  }
+  return false;
+}
+
+TEST(CoreControllersApi, PersistentVolumeStaticBindingAndRelease) {
+  auto c = Cluster::start();
+  ASSERT_TRUE(c);
+  auto& fx = c->fx();
+  ASSERT_TRUE(c->create(kPvs, "", pv_json("pv-big", "5Gi", "Retain")));
+  ASSERT_TRUE(c->create(kPvs, "", pv_json("pv-small", "2Gi", "Retain")));
+  ASSERT_TRUE(c->create(kPvs, "", pv_json("pv-tiny", "500Mi", "Retain")));
+  ASSERT_TRUE(c->create(kPvs, "", pv_json("pv-named", "3Gi", "Delete")));
+  EXPECT_TRUE(fx.eventually([&] { return phase_of(*c, kPvs, "", "pv-tiny") == "Available"; }));
+
+  // The smallest volume that fits.
+  ASSERT_TRUE(c->create(kClaims, "default", claim_json("small", "")));
+  ASSERT_TRUE(fx.eventually([&] { return phase_of(*c, kClaims, "default", "small") == "Bound"; }));
+  auto claim = c->get(kClaims, "default", "small");
+  ASSERT_TRUE(claim);
+  EXPECT_EQ(get_string(*claim, {"spec", "volumeName"}), "pv-small");
+  EXPECT_EQ(get_string(*claim, {"metadata", "annotations", "pv.kubernetes.io/bind-completed"}),
+            "yes");
+  EXPECT_EQ(get_string(*claim, {"metadata", "annotations", "pv.kubernetes.io/bound-by-controller"}),
+            "yes");
+  EXPECT_EQ(get_string(*claim, {"status", "capacity", "storage"}), "2Gi");
+  EXPECT_EQ(*find_path(*claim, {"status", "accessModes"}), parse(R"(["ReadWriteOnce"])"));
+  EXPECT_TRUE(fx.eventually([&] { return phase_of(*c, kPvs, "", "pv-small") == "Bound"; }));
+  auto vol = c->get(kPvs, "", "pv-small");
+  ASSERT_TRUE(vol);
+  EXPECT_EQ(get_string(*vol, {"spec", "claimRef", "uid"}), uid_of(*claim));
+  EXPECT_EQ(get_string(*vol, {"spec", "claimRef", "kind"}), "PersistentVolumeClaim");
+  EXPECT_EQ(get_string(*vol, {"spec", "claimRef", "namespace"}), "default");
+
+  // Pre-bound by the claim (spec.volumeName) and by the volume (claimRef without uid).
+  ASSERT_TRUE(
+      c->create(kClaims, "default", claim_json("named", "", R"(,"volumeName":"pv-named")")));
+  ASSERT_TRUE(c->create(kPvs, "",
+                        pv_json("pv-for-ref", "9Gi", "Retain",
+                                R"(,"claimRef":{"namespace":"default","name":"ref"})")));
+  ASSERT_TRUE(c->create(kClaims, "default", claim_json("ref", "")));
+  EXPECT_TRUE(fx.eventually([&] { return phase_of(*c, kClaims, "default", "named") == "Bound"; }));
+  EXPECT_TRUE(fx.eventually([&] { return phase_of(*c, kClaims, "default", "ref") == "Bound"; }));
+  auto ref = c->get(kClaims, "default", "ref");
+  ASSERT_TRUE(ref);
+  EXPECT_EQ(get_string(*ref, {"spec", "volumeName"}), "pv-for-ref");
+  EXPECT_TRUE(fx.eventually([&] { return phase_of(*c, kPvs, "", "pv-named") == "Bound"; }));
+
+  // Released on claim deletion; Retain keeps the volume, Delete on a volume podwarp did not
+  // provision keeps it too (no deleter for hostPath volumes).
+  ASSERT_TRUE(c->remove(kClaims, "default", "small"));
+  ASSERT_TRUE(c->remove(kClaims, "default", "named"));
+  EXPECT_TRUE(fx.eventually([&] { return phase_of(*c, kPvs, "", "pv-small") == "Released"; }));
+  EXPECT_TRUE(fx.eventually([&] { return phase_of(*c, kPvs, "", "pv-named") == "Released"; }));
+  fx.run_for(300ms);
+  EXPECT_EQ(phase_of(*c, kPvs, "", "pv-small"), "Released");
+  EXPECT_EQ(phase_of(*c, kPvs, "", "pv-tiny"), "Available");
+  // A released volume is not bound again.
+  ASSERT_TRUE(c->create(kClaims, "default", claim_json("again", "")));
+  EXPECT_TRUE(fx.eventually([&] { return phase_of(*c, kClaims, "default", "again") == "Bound"; }));
+  auto again = c->get(kClaims, "default", "again");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(get_string(*again, {"spec", "volumeName"}), "pv-big");
+}
+
+TEST(CoreControllersApi, LocalPathProvisioningWaitsForTheFirstConsumer) {
+  auto c = Cluster::start();
+  ASSERT_TRUE(c);
+  auto& fx = c->fx();
+  ready_node(*c, "n1");
+  ready_node(*c, "n2");
+  ASSERT_TRUE(c->create(kClasses, "", R"({"metadata":{"name":"local-path"},
+      "provisioner":"podwarp.io/local-path","parameters":{"path":"/var/lib/podwarp/storage"},
+      "volumeBindingMode":"WaitForFirstConsumer"})"));
+  ASSERT_TRUE(c->create(kClaims, "default", claim_json("wffc", "local-path")));
+  EXPECT_TRUE(fx.eventually([&] { return has_event(*c, "wffc", "WaitForFirstConsumer"); }));
+  EXPECT_EQ(c->count(kPvs, ""), 0u);
+  EXPECT_EQ(phase_of(*c, kClaims, "default", "wffc"), "Pending");
+
+  // The pod is scheduled to n2: the volume is made there and bound.
+  ASSERT_TRUE(c->create(kPods, "default", R"({"metadata":{"name":"user"},
+      "spec":{"nodeName":"n2","containers":[{"name":"c","image":"busybox"}],
+              "volumes":[{"name":"d","persistentVolumeClaim":{"claimName":"wffc"}}]}})"));
+  ASSERT_TRUE(fx.eventually([&] { return phase_of(*c, kClaims, "default", "wffc") == "Bound"; }));
+  auto claim = c->get(kClaims, "default", "wffc");
+  ASSERT_TRUE(claim);
+  const std::string pv_name = fmt::format("pvc-{}", uid_of(*claim));
+  EXPECT_EQ(get_string(*claim, {"spec", "volumeName"}), pv_name);
+  EXPECT_EQ(
+      get_string(*claim, {"metadata", "annotations", "volume.kubernetes.io/storage-provisioner"}),
+      "podwarp.io/local-path");
+  EXPECT_TRUE(fx.eventually([&] { return phase_of(*c, kPvs, "", pv_name) == "Bound"; }));
+  auto pv = c->get(kPvs, "", pv_name);
+  ASSERT_TRUE(pv);
+  EXPECT_EQ(get_string(*pv, {"spec", "hostPath", "path"}),
+            fmt::format("/var/lib/podwarp/storage/{}_default_wffc", pv_name));
+  EXPECT_EQ(get_string(*pv, {"spec", "hostPath", "type"}), "DirectoryOrCreate");
+  EXPECT_EQ(*find_path(*pv, {"spec", "nodeAffinity"}),
+            parse(R"({"required":{"nodeSelectorTerms":[{"matchExpressions":[
+                {"key":"kubernetes.io/hostname","operator":"In","values":["n2"]}]}]}})"));
+  EXPECT_EQ(get_string(*pv, {"spec", "claimRef", "uid"}), uid_of(*claim));
+  EXPECT_EQ(get_string(*pv, {"spec", "storageClassName"}), "local-path");
+  EXPECT_EQ(get_string(*pv, {"spec", "persistentVolumeReclaimPolicy"}), "Delete");
+  EXPECT_EQ(get_string(*pv, {"spec", "capacity", "storage"}), "1Gi");
+  EXPECT_TRUE(fx.eventually([&] { return has_event(*c, "wffc", "ProvisioningSucceeded"); }));
+
+  // Delete + provisioned by podwarp: the volume object goes with the claim.
+  ASSERT_TRUE(c->remove(kPods, "default", "user", "", 0));
+  ASSERT_TRUE(c->remove(kClaims, "default", "wffc"));
+  EXPECT_TRUE(fx.eventually([&] { return c->gone(kPvs, "", pv_name); }));
+}
+
+TEST(CoreControllersApi, LocalPathImmediateAndRetain) {
+  auto c = Cluster::start();
+  ASSERT_TRUE(c);
+  auto& fx = c->fx();
+  ASSERT_TRUE(c->create(kClasses, "", R"({"metadata":{"name":"now"},
+      "provisioner":"podwarp.io/local-path","parameters":{"path":"/srv/pv"},
+      "reclaimPolicy":"Retain","volumeBindingMode":"Immediate"})"));
+  ASSERT_TRUE(c->create(kClaims, "default", claim_json("imm", "now")));
+  // No Ready node yet: nothing is provisioned until one appears.
+  fx.run_for(300ms);
+  EXPECT_EQ(c->count(kPvs, ""), 0u);
+  ready_node(*c, "b-node");
+  ready_node(*c, "a-node");
+  ASSERT_TRUE(fx.eventually([&] { return phase_of(*c, kClaims, "default", "imm") == "Bound"; }));
+  auto claim = c->get(kClaims, "default", "imm");
+  ASSERT_TRUE(claim);
+  const std::string pv_name(get_string(*claim, {"spec", "volumeName"}));
+  auto pv = c->get(kPvs, "", pv_name);
+  ASSERT_TRUE(pv);
+  const json::value* values =
+      find_path(*pv, {"spec", "nodeAffinity", "required", "nodeSelectorTerms"});
+  ASSERT_TRUE(values);
+  EXPECT_NE(to_json(*values).find("-node"), std::string::npos) << to_json(*values);
+  EXPECT_EQ(get_string(*pv, {"spec", "persistentVolumeReclaimPolicy"}), "Retain");
+  ASSERT_TRUE(c->remove(kClaims, "default", "imm"));
+  EXPECT_TRUE(fx.eventually([&] { return phase_of(*c, kPvs, "", pv_name) == "Released"; }));
+  fx.run_for(300ms);
+  EXPECT_EQ(phase_of(*c, kPvs, "", pv_name), "Released");
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "core/endpoints.h"
 #include "core/garbage_collector.h"
 #include "core/namespace.h"
+#include "core/persistent_volume.h"
 #include "podwarp/time.h"
 
 namespace podwarp::controllers {
@@ -404,6 +405,105 @@ TEST(Namespace, DeletionConditionsAsUpstream) {
   json::array done = namespace_deletion_conditions(ns, NamespaceContent{}, "2027-01-01T00:00:00Z");
   EXPECT_EQ(get_string(done[3], {"reason"}), "ContentRemoved");
   EXPECT_EQ(get_string(done[3], {"lastTransitionTime"}), "2027-01-01T00:00:00Z");
+}
+
+// --- persistentvolume-binder --------------------------------------------------------------
+
+client::ObjectPtr pv(std::string_view name, std::string_view size, std::string_view extra = "",
+                     std::string_view modes = R"(["ReadWriteOnce"])",
+                     std::string_view phase = "Available") {
+  return obj(fmt::format(
+      R"({{"metadata":{{"name":"{}"{}}},
+          "spec":{{"capacity":{{"storage":"{}"}},"accessModes":{},"volumeMode":"Filesystem",
+                  "hostPath":{{"path":"/srv/{}"}}}},"status":{{"phase":"{}"}}}})",
+      name, extra, size, modes, name, phase));
+}
+
+json::value claim(std::string_view extra_spec = "",
+                  std::string_view modes = R"(["ReadWriteOnce"])") {
+  return parse(fmt::format(
+      R"({{"metadata":{{"name":"data","namespace":"ns","uid":"claim-uid"}},
+          "spec":{{"accessModes":{},"resources":{{"requests":{{"storage":"1Gi"}}}},
+                  "volumeMode":"Filesystem"{}}}}})",
+      modes, extra_spec));
+}
+
+TEST(PersistentVolumeBinder, SmallestFittingVolumeWins) {
+  std::vector<client::ObjectPtr> pvs{
+      pv("small", "500Mi"),  // too small
+      pv("big", "10Gi"),
+      pv("rox", "1Gi", "", R"(["ReadOnlyMany"])"),  // wrong access modes
+      pv("fit", "2Gi"),
+      pv("taken", "1Gi", "", R"(["ReadWriteOnce"])", "Bound"),  // not Available
+      pv("classy", "1Gi", R"(,"labels":{"x":"y"})"),
+  };
+  // "classy" (1Gi, no class, labels the claim does not select on) is the smallest fit; once it
+  // has a class of its own, "fit" (2Gi) is.
+  auto best = best_volume(claim(), pvs, nullptr, false);
+  ASSERT_TRUE(best);
+  EXPECT_EQ(name_of(*best), "classy");
+  pvs.back() = obj(R"({"metadata":{"name":"classy"},"spec":{"capacity":{"storage":"1Gi"},
+      "accessModes":["ReadWriteOnce"],"storageClassName":"fast","hostPath":{"path":"/x"}},
+      "status":{"phase":"Available"}})");
+  best = best_volume(claim(), pvs, nullptr, false);
+  ASSERT_TRUE(best);
+  EXPECT_EQ(name_of(*best), "fit");
+  EXPECT_EQ(volume_mismatch(*pvs[0], claim()), "requested PV is too small");
+  EXPECT_EQ(volume_mismatch(*pvs[2], claim()), "incompatible accessMode");
+  EXPECT_EQ(volume_mismatch(*pvs.back(), claim()), "storageClassName does not match");
+  // A claim asking for two modes needs a volume with both.
+  EXPECT_FALSE(best_volume(claim("", R"(["ReadWriteOnce","ReadOnlyMany"])"), pvs, nullptr, false));
+  // Delayed binding without a node: only a pre-bound volume.
+  EXPECT_FALSE(best_volume(claim(), pvs, nullptr, true));
+}
+
+TEST(PersistentVolumeBinder, SelectorAndPreBinding) {
+  std::vector<client::ObjectPtr> pvs{pv("a", "1Gi"),
+                                     pv("b", "5Gi", R"(,"labels":{"tier":"gold"})")};
+  auto best =
+      best_volume(claim(R"(,"selector":{"matchLabels":{"tier":"gold"}})"), pvs, nullptr, false);
+  ASSERT_TRUE(best);
+  EXPECT_EQ(name_of(*best), "b");
+  // A volume whose claimRef names the claim (no uid yet) is taken before any other, even when
+  // delayed binding waits for a node; one pre-bound to another claim is never taken.
+  pvs.push_back(obj(R"({"metadata":{"name":"mine"},"spec":{"capacity":{"storage":"8Gi"},
+      "accessModes":["ReadWriteOnce"],"hostPath":{"path":"/x"},
+      "claimRef":{"namespace":"ns","name":"data"}},"status":{"phase":"Available"}})"));
+  best = best_volume(claim(), pvs, nullptr, true);
+  ASSERT_TRUE(best);
+  EXPECT_EQ(name_of(*best), "mine");
+  std::vector<client::ObjectPtr> others{obj(R"({"metadata":{"name":"theirs"},
+      "spec":{"capacity":{"storage":"1Gi"},"accessModes":["ReadWriteOnce"],"hostPath":{"path":"/x"},
+      "claimRef":{"namespace":"ns","name":"other","uid":"u2"}},"status":{"phase":"Available"}})")};
+  EXPECT_FALSE(best_volume(claim(), others, nullptr, false));
+  // Node affinity: a volume pinned to n2 does not serve a claim whose pod is on n1.
+  std::vector<client::ObjectPtr> pinned{obj(R"({"metadata":{"name":"pinned"},
+      "spec":{"capacity":{"storage":"1Gi"},"accessModes":["ReadWriteOnce"],"local":{"path":"/x"},
+      "nodeAffinity":{"required":{"nodeSelectorTerms":[{"matchExpressions":[
+        {"key":"kubernetes.io/hostname","operator":"In","values":["n2"]}]}]}}},
+      "status":{"phase":"Available"}})")};
+  json::value n1 = parse(R"({"metadata":{"name":"n1","labels":{"kubernetes.io/hostname":"n1"}}})");
+  json::value n2 = parse(R"({"metadata":{"name":"n2","labels":{"kubernetes.io/hostname":"n2"}}})");
+  EXPECT_FALSE(best_volume(claim(), pinned, &n1, true));
+  EXPECT_TRUE(best_volume(claim(), pinned, &n2, true));
+}
+
+TEST(PersistentVolumeBinder, LocalPathVolume) {
+  json::value sc = parse(R"({"metadata":{"name":"local-path"},"provisioner":"podwarp.io/local-path",
+      "parameters":{"path":"/data/storage/"},"reclaimPolicy":"Retain"})");
+  json::value v = local_path_volume(claim(), sc, "n1");
+  EXPECT_EQ(name_of(v), "pvc-claim-uid");
+  EXPECT_EQ(get_string(v, {"spec", "hostPath", "path"}), "/data/storage/pvc-claim-uid_ns_data");
+  EXPECT_EQ(get_string(v, {"spec", "hostPath", "type"}), "DirectoryOrCreate");
+  EXPECT_EQ(get_string(v, {"spec", "capacity", "storage"}), "1Gi");
+  EXPECT_EQ(get_string(v, {"spec", "storageClassName"}), "local-path");
+  EXPECT_EQ(get_string(v, {"spec", "persistentVolumeReclaimPolicy"}), "Retain");
+  EXPECT_EQ(get_string(v, {"spec", "claimRef", "uid"}), "claim-uid");
+  EXPECT_EQ(get_string(v, {"metadata", "annotations", "pv.kubernetes.io/provisioned-by"}),
+            "podwarp.io/local-path");
+  EXPECT_EQ(*find_path(v, {"spec", "nodeAffinity"}),
+            parse(R"({"required":{"nodeSelectorTerms":[{"matchExpressions":[
+                {"key":"kubernetes.io/hostname","operator":"In","values":["n1"]}]}]}})"));
 }
 
 }  // namespace
