@@ -158,9 +158,9 @@ TEST(CompileTest, PodSelectorPeersAreOfThePolicysNamespaceOnly) {
                        "ingress":[{"from":[{"podSelector":{"matchLabels":{"app":"client"}}}]}]}})");
   Compiled c = w.compile();
   const Table& in = ingress(c, "10.244.1.2");
-  EXPECT_TRUE(allows(in, ip("10.244.1.3"), kTcp, 8080));
-  EXPECT_FALSE(allows(in, ip("10.244.1.5"), kTcp, 8080));
-  EXPECT_FALSE(allows(in, ip("10.244.2.3"), kTcp, 8080));
+  EXPECT_TRUE(allows(in, ip("10.244.1.3"), kTcp, 8088));
+  EXPECT_FALSE(allows(in, ip("10.244.1.5"), kTcp, 8088));
+  EXPECT_FALSE(allows(in, ip("10.244.2.3"), kTcp, 8088));
   EXPECT_EQ(in.peers, (std::map<Prefix, std::uint64_t>{{prefix("10.244.1.3", 32), 1}}));
 }
 
@@ -274,7 +274,7 @@ TEST(CompileTest, PortsProtocolsRangesAndEverything) {
                "spec":{"podSelector":{},"ingress":[
                  {"from":[{"ipBlock":{"cidr":"192.168.0.0/24"}}],"ports":[
                    {"port":80},{"protocol":"UDP","port":53},
-                   {"protocol":"TCP","port":8000,"endPort":8080},{"protocol":"SCTP"}]},
+                   {"protocol":"TCP","port":8000,"endPort":8088},{"protocol":"SCTP"}]},
                  {"from":[{"ipBlock":{"cidr":"192.168.1.0/24"}}]}]}})");
   Compiled c = w.compile();
   EXPECT_TRUE(c.problems.empty());
@@ -287,8 +287,8 @@ TEST(CompileTest, PortsProtocolsRangesAndEverything) {
   EXPECT_FALSE(allows(in, a, kTcp, 7999));
   EXPECT_TRUE(allows(in, a, kTcp, 8000));
   EXPECT_TRUE(allows(in, a, kTcp, 8040));
-  EXPECT_TRUE(allows(in, a, kTcp, 8080));
-  EXPECT_FALSE(allows(in, a, kTcp, 8081));
+  EXPECT_TRUE(allows(in, a, kTcp, 8088));
+  EXPECT_FALSE(allows(in, a, kTcp, 8089));
   EXPECT_TRUE(allows(in, a, 132, 1));
   EXPECT_TRUE(allows(in, a, 132, 65535));
   EXPECT_FALSE(allows(in, a, kIcmp, 0));
@@ -318,7 +318,7 @@ TEST(CompileTest, NamedPortsInIngressAreTheLocalPods) {
   World w;
   w.local("default", "web", R"({"app":"web"})", "10.244.1.2",
           R"({"containers":[{"name":"c","ports":[
-               {"name":"http","containerPort":8080},
+               {"name":"http","containerPort":8088},
                {"name":"dns","containerPort":5353,"protocol":"UDP"}]}]})");
   w.local("default", "other", R"({"app":"other"})", "10.244.1.3",
           R"({"containers":[{"name":"c","ports":[{"name":"http","containerPort":9090}]}]})");
@@ -329,14 +329,14 @@ TEST(CompileTest, NamedPortsInIngressAreTheLocalPods) {
   Compiled c = w.compile();
   EXPECT_TRUE(c.problems.empty());
   const Table& web = ingress(c, "10.244.1.2");
-  EXPECT_TRUE(allows(web, ip("1.2.3.4"), kTcp, 8080));  // from anywhere, ipBlock-style peers too
-  EXPECT_TRUE(allows(web, ip("10.244.1.3"), kTcp, 8080));
+  EXPECT_TRUE(allows(web, ip("1.2.3.4"), kTcp, 8088));  // from anywhere, ipBlock-style peers too
+  EXPECT_TRUE(allows(web, ip("10.244.1.3"), kTcp, 8088));
   EXPECT_FALSE(allows(web, ip("10.244.1.3"), kTcp, 9090));
   EXPECT_TRUE(allows(web, ip("10.244.1.3"), kUdp, 5353));
   EXPECT_FALSE(allows(web, ip("10.244.1.3"), kTcp, 5353));  // "dns" is UDP only
   const Table& other = ingress(c, "10.244.1.3");
   EXPECT_TRUE(allows(other, ip("10.244.1.2"), kTcp, 9090));
-  EXPECT_FALSE(allows(other, ip("10.244.1.2"), kTcp, 8080));
+  EXPECT_FALSE(allows(other, ip("10.244.1.2"), kTcp, 8088));
   EXPECT_FALSE(allows(other, ip("10.244.1.2"), kUdp, 5353));
 }
 
@@ -344,7 +344,7 @@ TEST(CompileTest, NamedPortsInEgressArePerPeerPod) {
   World w;
   w.local("default", "client", R"({"app":"client"})", "10.244.1.2");
   w.pod("default", "s1", R"({"app":"server"})", "10.244.2.1",
-        R"({"containers":[{"name":"c","ports":[{"name":"web","containerPort":8080}]}]})");
+        R"({"containers":[{"name":"c","ports":[{"name":"web","containerPort":8088}]}]})");
   w.pod(
       "default", "s2", R"({"app":"server"})", "10.244.2.2",
       R"({"containers":[{"name":"a"},{"name":"b","ports":[{"name":"web","containerPort":9090}]}]})");
@@ -359,11 +359,11 @@ TEST(CompileTest, NamedPortsInEgressArePerPeerPod) {
   Compiled c = w.compile();
   EXPECT_TRUE(c.problems.empty());
   const Table& out = egress(c, "10.244.1.2");
-  EXPECT_TRUE(allows(out, ip("10.244.2.1"), kTcp, 8080));
+  EXPECT_TRUE(allows(out, ip("10.244.2.1"), kTcp, 8088));
   EXPECT_FALSE(allows(out, ip("10.244.2.1"), kTcp, 9090));
   EXPECT_TRUE(allows(out, ip("10.244.2.2"), kTcp, 9090));
-  EXPECT_FALSE(allows(out, ip("10.244.2.2"), kTcp, 8080));
-  EXPECT_FALSE(allows(out, ip("10.244.2.3"), kTcp, 8080));
+  EXPECT_FALSE(allows(out, ip("10.244.2.2"), kTcp, 8088));
+  EXPECT_FALSE(allows(out, ip("10.244.2.3"), kTcp, 8088));
   EXPECT_FALSE(allows(out, ip("10.244.2.3"), kTcp, 9090));
   // In an ipBlock, a named port is only at the pods inside it that have it.
   EXPECT_TRUE(allows(out, ip("10.9.0.1"), kTcp, 7070));

@@ -26,6 +26,25 @@ std::string ip_text(std::uint32_t ip_net) {
 
 bool isolated(const netpolicy::EndpointPolicy& p) { return p.ingress || p.egress; }
 
+enum class Input { kPolicy, kPod, kNamespace };
+
+// Whether an update changes what netpolicy::compile() reads. Pods and Namespaces change mostly
+// in ways it does not read (conditions, container states, resourceVersion): those updates
+// schedule no recompute. A NetworkPolicy update always does.
+bool compile_input_changed(Input input, const json::value& old, const json::value& now) {
+  if (input == Input::kPolicy) return true;
+  auto same = [&](std::initializer_list<std::string_view> path) {
+    const json::value* a = find_path(old, path);
+    const json::value* b = find_path(now, path);
+    return a == nullptr ? b == nullptr : b != nullptr && *a == *b;
+  };
+  if (!same({"metadata", "labels"})) return true;
+  if (input == Input::kNamespace) return false;
+  return !same({"status", "podIP"}) || !same({"status", "podIPs"}) ||
+         !same({"status", "phase"}) || !same({"spec", "hostNetwork"}) ||
+         !same({"spec", "containers"});
+}
+
 metrics::Counter& packets_metric() {
   static auto& c = metrics::default_registry().counter(
       "podwarp_netpol_packets_total",
@@ -264,12 +283,13 @@ struct PolicySync::Impl : std::enable_shared_from_this<Impl> {
 
   void start() {
     std::weak_ptr<Impl> weak = weak_from_this();
-    for (auto* inf : {&policies, &pods, &namespaces}) {
+    for (auto [inf, input] : {std::pair{&policies, Input::kPolicy}, std::pair{&pods, Input::kPod},
+                              std::pair{&namespaces, Input::kNamespace}}) {
       (*inf)->on_add([weak](const json::value&) {
         if (auto s = weak.lock()) s->schedule();
       });
-      (*inf)->on_update([weak](const json::value&, const json::value&) {
-        if (auto s = weak.lock()) s->schedule();
+      (*inf)->on_update([weak, input](const json::value& old, const json::value& now) {
+        if (auto s = weak.lock(); s && compile_input_changed(input, old, now)) s->schedule();
       });
       (*inf)->on_delete([weak](const json::value&) {
         if (auto s = weak.lock()) s->schedule();

@@ -63,6 +63,7 @@ using bench::percentile;
 using bench::us_since;
 using noded::bpfutil::testing::AnonNetns;
 using noded::bpfutil::testing::run_cmd;
+using noded::bpfutil::testing::v4;
 
 namespace {
 
@@ -97,11 +98,6 @@ std::string peer_ip(int i) {  // 10.245.0.0/16 and up: never the client or the s
          std::to_string((h >> 8) & 255) + "." + std::to_string(h & 255);
 }
 
-std::uint32_t v4(const char* s) {
-  in_addr a{};
-  ::inet_pton(AF_INET, s, &a);
-  return a.s_addr;
-}
 
 template <typename... A>
 void progress(const char* fmt, A... args) {

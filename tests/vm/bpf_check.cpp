@@ -30,11 +30,7 @@ void check(bool ok, const std::string& what) {
   if (!ok) ++failed;
 }
 
-std::uint32_t v4(const char* s) {
-  in_addr a{};
-  ::inet_pton(AF_INET, s, &a);
-  return a.s_addr;
-}
+using bt::v4;
 
 void netpol_check(const std::string& dir) {
   np::DatapathOptions o;
