@@ -201,6 +201,10 @@ class FakeNodeApi:
                       "reason": "NonZeroExitCode",
                       "details": {"causes": [{"reason": "ExitCode", "message": "3"}]}}
         else:
+            # A real process writes a moment after the upgrade; output in the same instant can
+            # reach client-go's websocket executor before it has registered its streams ("Unknown
+            # stream id 1, discarding message", then "closed all streams": seen once in CI).
+            time.sleep(0.1)
             conn.sendall(ws_frame(b"\x01" + b"hello from " + " ".join(command).encode() + b"\n"))
             status = {"metadata": {}, "status": "Success"}
         conn.sendall(ws_frame(b"\x03" + json.dumps(status).encode()))
