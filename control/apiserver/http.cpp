@@ -104,18 +104,27 @@ std::chrono::steady_clock::time_point WatchFeed::due() {
   if (!deadline_) {
     const auto now = std::chrono::steady_clock::now();
     deadline_ = now + timeout;
-    next_bookmark_ = now + std::chrono::seconds(60);
+    next_bookmark_ = now + bookmark_interval;
   }
   return bookmarks ? std::min(*deadline_, next_bookmark_) : *deadline_;
 }
 
-bool WatchFeed::timed_out(std::shared_ptr<const std::string>& bookmark) {
+void WatchFeed::set_progress(std::int64_t revision) {
+  // Stored after the events it covers were pushed; read (acquire) before the bookmark is
+  // pushed behind them.
+  if (revision > progress_.load(std::memory_order_relaxed)) {
+    progress_.store(revision, std::memory_order_release);
+  }
+}
+
+bool WatchFeed::timed_out() {
   const auto now = std::chrono::steady_clock::now();
   if (now >= due()) {
     if (now >= *deadline_) return true;
-    if (bookmarks && now >= next_bookmark_ && make_bookmark) {
-      next_bookmark_ = now + std::chrono::seconds(60);
-      bookmark = std::make_shared<const std::string>(make_bookmark());
+    if (bookmarks && now >= next_bookmark_) {
+      next_bookmark_ = now + bookmark_interval;
+      const std::int64_t rev = progress_.load(std::memory_order_acquire);
+      if (rev > 0 && make_bookmark) push(std::make_shared<const std::string>(make_bookmark(rev)));
     }
   }
   return false;
@@ -133,12 +142,7 @@ boost::asio::awaitable<std::vector<std::shared_ptr<const std::string>>> WatchFee
     }
     boost::system::error_code ec;
     co_await signal_.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
-    std::shared_ptr<const std::string> bookmark;
-    if (timed_out(bookmark)) co_return frames;  // empty: the stream ends
-    if (bookmark) {
-      frames.push_back(std::move(bookmark));
-      co_return frames;
-    }
+    if (timed_out()) co_return frames;  // empty: the stream ends
   }
 }
 

@@ -6,6 +6,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -104,21 +105,27 @@ class WatchFeed : public std::enable_shared_from_this<WatchFeed> {
   boost::asio::awaitable<std::vector<std::shared_ptr<const std::string>>> next();
   // The timing under next(), for a consumer with its own timer: when the feed next needs
   // attention (its timeout, or the next bookmark; both counted from the first call), and,
-  // once that time passed, whether the timeout did (the stream ends) or else the BOOKMARK
-  // frame that is due (nullptr when none).
+  // once that time passed, whether the timeout did (the stream ends). A BOOKMARK that is due
+  // is pushed like any frame, behind the events queued before it.
   std::chrono::steady_clock::time_point due();
-  bool timed_out(std::shared_ptr<const std::string>& bookmark);
+  bool timed_out();
+
+  // Producer side: every event up to revision is in the queue (see
+  // CacheWatcher::progress); BOOKMARKs name the latest such revision.
+  void set_progress(std::int64_t revision);
 
   // Set by the Api when it creates the feed.
   std::chrono::seconds timeout{1800};
   bool bookmarks = false;
-  std::function<std::string()> make_bookmark;  // a BOOKMARK frame at the current revision
-  std::function<void()> on_finish;             // the consumer calls it once when done
+  std::chrono::milliseconds bookmark_interval = std::chrono::seconds(60);
+  std::function<std::string(std::int64_t)> make_bookmark;  // a BOOKMARK frame at a revision
+  std::function<void()> on_finish;  // the consumer calls it once when done
 
  private:
   void wake();  // REQUIRES: mu_ held
 
   mutable std::mutex mu_;
+  std::atomic<std::int64_t> progress_{0};
   std::vector<std::shared_ptr<const std::string>> queue_;  // GUARDED_BY(mu_)
   bool closed_ = false;                                    // GUARDED_BY(mu_)
   bool sleeping_ = false;                                  // GUARDED_BY(mu_)

@@ -444,15 +444,10 @@ asio::awaitable<void> H2Session::tick(std::shared_ptr<H2Stream> s) {
     s->ticker.expires_at(feed.due());
     co_await s->ticker.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (s->finished) break;
-    std::shared_ptr<const std::string> bookmark;
-    if (feed.timed_out(bookmark)) {
+    if (feed.timed_out()) {  // (a BOOKMARK that is due was pushed: its notify takes it)
       feed.close();  // what is queued still goes out, then the stream ends
       drain(*s);     // (or, when the client does not read, it is reset)
       break;
-    }
-    if (bookmark) {
-      std::string_view payload = chunk_payload(*bookmark);
-      append(*s, std::move(bookmark), payload);
     }
   }
 }

@@ -157,6 +157,36 @@ TEST(WatchFeed, NextEndsAtTheTimeoutAndWhenClosedAndDrained) {
   EXPECT_EQ(sizes, (std::vector<std::size_t>{1, 0}));
 }
 
+// A BOOKMARK names the feed's progress and goes behind the frames queued before it, so a
+// client never records a revision whose events it has not been sent yet.
+TEST(WatchFeed, BookmarksNameTheProgressBehindQueuedEvents) {
+  boost::asio::io_context io;
+  auto feed = std::make_shared<WatchFeed>(io.get_executor());
+  feed->bookmarks = true;
+  feed->bookmark_interval = std::chrono::milliseconds(0);
+  feed->make_bookmark = [](std::int64_t rev) { return http_chunk("B" + std::to_string(rev)); };
+  feed->set_progress(5);
+  std::vector<std::string> written;
+  boost::asio::co_spawn(io, [&]() -> boost::asio::awaitable<void> {
+    for (int i = 0; i < 2; ++i) {
+      for (const auto& f : co_await feed->next()) written.emplace_back(chunk_payload(*f));
+    }
+    feed->push(std::make_shared<const std::string>(http_chunk("e7")));
+    feed->push(std::make_shared<const std::string>(http_chunk("e7'")));
+    feed->set_progress(7);
+    feed->set_progress(6);  // progress never goes back
+    for (const auto& f : co_await feed->next()) written.emplace_back(chunk_payload(*f));
+    for (const auto& f : co_await feed->next()) written.emplace_back(chunk_payload(*f));
+  }, boost::asio::detached);
+  io.run();
+  ASSERT_GE(written.size(), 4u);
+  EXPECT_EQ(written[0], "B5");
+  EXPECT_EQ(written[1], "B5");
+  EXPECT_EQ(written[2], "e7");
+  EXPECT_EQ(written[3], "e7'");
+  for (std::size_t i = 4; i < written.size(); ++i) EXPECT_EQ(written[i], "B7");
+}
+
 TEST(Negotiate, PicksTheFirstRepresentationWeServe) {
   EXPECT_EQ(negotiate(""), Format::kJson);
   EXPECT_EQ(negotiate("application/json"), Format::kJson);

@@ -325,6 +325,8 @@ class HttpWatcher final : public CacheWatcher {
     feed_->push(ev.frame(as, representation_, [&] { return frame(as, *ev.object); }));
   }
 
+  void progress(std::int64_t revision) override { feed_->set_progress(revision); }
+
   void terminate(std::string reason) override {
     log::debug("watch on {} ended: {}", prefix_, reason);
     feed_->close();
@@ -432,9 +434,11 @@ asio::awaitable<Reply> Api::watch(const Request& req, asio::any_io_executor conn
     feed->close();
     co_return Reply{std::nullopt, feed};
   }
+  // Everything up to the cache's revision is in the feed now (the list or the replay).
+  feed->set_progress(std::max(after, cache_.revision()));
   WatchCache* cache = &cache_;
   auto api_executor = ex_;
-  feed->make_bookmark = [&r, cache] { return bookmark_frame(r, cache->published_revision(), false); };
+  feed->make_bookmark = [&r](std::int64_t rev) { return bookmark_frame(r, rev, false); };
   // The connection ends the stream: unregister on the cache's executor. (The feed holds no
   // reference to w, which holds the feed: no cycle.)
   feed->on_finish = [weak = std::weak_ptr<HttpWatcher>(w), cache, api_executor] {

@@ -80,12 +80,15 @@ class WatchGroup : public std::enable_shared_from_this<WatchGroup> {
     enqueue({.leave = w});
   }
   void publish(std::shared_ptr<const CacheEvent> ev) { enqueue({.event = std::move(ev)}); }
+  // The end of a batch of etcd events: everything up to revision has been published.
+  void progress(std::int64_t revision) { enqueue({.progress = revision}); }
 
  private:
   struct Entry {
     std::shared_ptr<CacheWatcher> join;
     CacheWatcher* leave = nullptr;
     std::shared_ptr<const CacheEvent> event;
+    std::int64_t progress = 0;
   };
 
   void enqueue(Entry e) {
@@ -107,9 +110,20 @@ class WatchGroup : public std::enable_shared_from_this<WatchGroup> {
       work_.swap(inbox_);  // both keep their capacity
       posted_ = false;
     }
+    // Only whole batches: events after the last batch end (a batch the cache's thread is
+    // still publishing) wait for the next run, which that batch's end posts. So a feed never
+    // gets part of a revision's events in one take and the rest in a later one.
+    std::size_t cut = 0;
+    for (std::size_t i = 0; i < work_.size(); ++i) {
+      if (work_[i].progress != 0) cut = i + 1;
+    }
+    while (cut < work_.size() && !work_[cut].event) ++cut;
     NotifyBatch batch;  // HTTP/2 connections on this thread are woken once, after all of it
-    for (Entry& e : work_) {
-      if (e.join) {
+    for (std::size_t i = 0; i < cut; ++i) {
+      Entry& e = work_[i];
+      if (e.progress != 0) {
+        for (const auto& m : members_) m->progress(e.progress);
+      } else if (e.join) {
         members_.push_back(std::move(e.join));
       } else if (e.leave != nullptr) {
         std::erase_if(members_, [&](const auto& m) { return m.get() == e.leave; });
@@ -119,6 +133,11 @@ class WatchGroup : public std::enable_shared_from_this<WatchGroup> {
           if (ev.key.starts_with(m->prefix())) deliver_filtered(*m, ev);
         }
       }
+    }
+    if (cut < work_.size()) {
+      std::lock_guard lock(mu_);
+      inbox_.insert(inbox_.begin(), std::make_move_iterator(work_.begin() + cut),
+                    std::make_move_iterator(work_.end()));
     }
     work_.clear();
   }
@@ -172,7 +191,6 @@ asio::awaitable<storage::Result<std::int64_t>> WatchCache::start() {
     if (ObjectPtr obj = decode(kv.value, kv.mod_revision)) objects_[kv.key] = std::move(obj);
   }
   revision_ = base;
-  published_.store(base, std::memory_order_relaxed);
   history_start_ = base;
   restart_watch();
   bool reached = co_await wait_for_revision(current, std::chrono::milliseconds(1500));
@@ -246,6 +264,11 @@ void WatchCache::on_events(std::vector<storage::WatchEvent> events, std::int64_t
   NotifyBatch batch;  // HTTP/2 connections are woken once, after the whole batch
   for (const storage::WatchEvent& ev : events) apply(ev);
   if (events.empty() && revision > revision_) set_revision(revision);
+  // The batch is in: every watcher may now name revision_ in a BOOKMARK.
+  for (const auto& group : groups_) {
+    if (group->registered > 0) group->progress(revision_);
+  }
+  for (CacheWatcher* w : direct_) w->progress(revision_);
 }
 
 void WatchCache::apply(const storage::WatchEvent& ev) {
@@ -360,7 +383,6 @@ void WatchCache::dispatch(const std::shared_ptr<const CacheEvent>& ev) {
 void WatchCache::set_revision(std::int64_t rev) {
   if (rev <= revision_) return;
   revision_ = rev;
-  published_.store(rev, std::memory_order_relaxed);
   while (!revision_waiters_.empty() && revision_waiters_.begin()->first <= revision_) {
     revision_waiters_.begin()->second->cancel();
     revision_waiters_.erase(revision_waiters_.begin());

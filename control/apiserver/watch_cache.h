@@ -141,6 +141,11 @@ class CacheWatcher {
   virtual const std::string& prefix() const = 0;
   virtual bool matches(const json::value& obj) const = 0;
   virtual void deliver(const CacheEvent& ev, EventType as) = 0;
+  // Every event up to `revision` that this watcher gets has been delivered: called after each
+  // batch of etcd events, on the thread that delivers them. Events of one revision (the
+  // creates of one grouped Txn share one) are never split by it, so a watch resumed from the
+  // revision a BOOKMARK names misses nothing.
+  virtual void progress(std::int64_t /*revision*/) {}
   // The cache stopped (or this watcher fell too far behind): close the stream. Called on the
   // cache's thread.
   virtual void terminate(std::string reason) = 0;
@@ -161,8 +166,6 @@ class WatchCache {
   boost::asio::awaitable<storage::Result<std::int64_t>> start();
 
   std::int64_t revision() const { return revision_; }
-  // revision(), readable from any thread (bookmarks written by connection threads).
-  std::int64_t published_revision() const { return published_.load(std::memory_order_relaxed); }
   bool ready() const { return ready_; }
 
   // Current objects whose key starts with prefix, in key order.
@@ -224,7 +227,6 @@ class WatchCache {
   std::deque<std::shared_ptr<const CacheEvent>> history_;
   std::int64_t history_start_ = 0;
   std::int64_t revision_ = 0;
-  std::atomic<std::int64_t> published_{0};
   bool ready_ = false;
   std::unique_ptr<storage::EtcdClient::Watch> watch_;
   // Every registered watcher, with its group (null: delivered here).

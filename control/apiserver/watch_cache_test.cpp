@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <future>
+#include <set>
 #include <thread>
 
 #include "storage/etcd_process.h"
@@ -260,6 +261,59 @@ TEST_F(WatchCacheTest, GroupJoinsInterleavedWithEventsMissNothing) {
   }
   EXPECT_EQ(all.size(), static_cast<std::size_t>(kWrites));
   for (const auto& [w, joined] : watchers) cache.remove_watcher(w.get());
+}
+
+// Creates grouped into one etcd Txn share a revision. A watcher on a connection thread gets
+// them all, and its progress (what BOOKMARKs name) never falls inside a revision: every event
+// before a progress mark is at or below it, every event after it above it.
+TEST_F(WatchCacheTest, GroupedCreatesNeverStraddleAProgressMark) {
+  WatchCache cache(io_.get_executor(), *client_, "/registry/");
+  ASSERT_TRUE(run(cache.start()));
+  ConnThread conn;
+  struct Marks : CacheWatcher {
+    const std::string& prefix() const override { return prefix_; }
+    bool matches(const json::value&) const override { return true; }
+    void deliver(const CacheEvent& ev, EventType) override { seen.emplace_back(ev.revision, false); }
+    void progress(std::int64_t rev) override { seen.emplace_back(rev, true); }
+    void terminate(std::string) override {}
+    std::string prefix_ = "/registry/configmaps/";
+    std::vector<std::pair<std::int64_t, bool>> seen;  // (revision, is a progress mark)
+  };
+  auto w = std::make_shared<Marks>();
+  ASSERT_TRUE(cache.add_watcher(w, 0, conn.executor()));
+  constexpr int kCreates = 300;
+  int done = 0;
+  std::set<std::int64_t> revisions;
+  for (int i = 0; i < kCreates; ++i) {
+    asio::co_spawn(io_, client_->create(fmt_key(i), obj("k", "x")),
+                   [&](std::exception_ptr, storage::Result<storage::KeyValue> r) {
+                     ASSERT_TRUE(r);
+                     revisions.insert(r->mod_revision);
+                     ++done;
+                   });
+  }
+  until([&] { return done == kCreates; });
+  EXPECT_LT(revisions.size(), static_cast<std::size_t>(kCreates)) << "no create was grouped";
+  until([&] { return cache.revision() >= *revisions.rbegin(); });
+  auto seen = conn.read_until([&] { return w->seen; }, [&](const auto& got) {
+    return !got.empty() && got.back().second && got.back().first >= *revisions.rbegin();
+  });
+  std::size_t events = 0;
+  std::int64_t mark = 0;
+  std::int64_t last_event = 0;
+  for (const auto& [rev, is_mark] : seen) {
+    if (is_mark) {
+      EXPECT_GE(rev, last_event) << "a progress mark below an event before it";
+      mark = rev;
+    } else {
+      ++events;
+      EXPECT_GT(rev, mark) << "an event at or below the progress mark before it";
+      EXPECT_GE(rev, last_event);
+      last_event = rev;
+    }
+  }
+  EXPECT_EQ(events, static_cast<std::size_t>(kCreates));
+  cache.remove_watcher(w.get());
 }
 
 // An event's frame is made once, whichever thread asks first, and shared; making it takes

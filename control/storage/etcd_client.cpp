@@ -32,26 +32,32 @@
 
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/url/pct_string_view.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -88,6 +94,7 @@ enum GrpcCode : int {
   kOk = 0,
   kCancelled = 1,
   kUnknown = 2,
+  kInvalidArgument = 3,
   kDeadlineExceeded = 4,
   kPermissionDenied = 7,
   kOutOfRange = 11,
@@ -889,10 +896,20 @@ class WatchHandle final : public EtcdClient::Watch {
 // ---------------------------------------------------------------------------------------------
 // The client
 
+// Grouped creates: at most this many creates per Txn (etcd's --max-txn-ops defaults to 128)
+// and this many bytes of values (its --max-request-bytes to 1.5 MiB). A larger value is sent
+// in its own Txn at once.
+constexpr std::size_t kMaxCreateGroup = 64;
+constexpr std::size_t kMaxCreateGroupBytes = 512 * 1024;
+constexpr std::size_t kMaxGroupedValue = 64 * 1024;
+
 class H2EtcdClient final : public EtcdClient {
  public:
-  H2EtcdClient(asio::any_io_executor executor, const std::vector<std::string>& endpoints)
-      : executor_(std::move(executor)), targets_(parse_targets(endpoints)) {}
+  H2EtcdClient(asio::any_io_executor executor, const std::vector<std::string>& endpoints,
+               const EtcdClientOptions& options)
+      : executor_(std::move(executor)),
+        targets_(parse_targets(endpoints)),
+        create_txns_limit_(options.create_txns_in_flight) {}
 
   ~H2EtcdClient() override {
     for (auto& weak : connections_) {
@@ -920,35 +937,27 @@ class H2EtcdClient final : public EtcdClient {
     co_return out;
   }
 
-  // Txn: if create_revision(key) == 0 then put else range.
+  // Txn: if create_revision(key) == 0 then put else range. Creates are grouped (group
+  // commit): while create_txns_limit_ create Txns are out, later creates queue, and when one
+  // ends what queued goes as one Txn of nested create Txns (send_group). A create finds no
+  // queue when etcd keeps up, and then goes at once.
   awaitable<Result<KeyValue>> create(std::string key, std::string value) override {
-    pb::TxnRequest txn;
-    pb::Compare* cmp = txn.add_compare();
-    cmp->set_key(key);
-    cmp->set_target(pb::Compare::CREATE);
-    cmp->set_result(pb::Compare::EQUAL);
-    cmp->set_create_revision(0);
-    pb::PutRequest* put = txn.add_success()->mutable_request_put();
-    put->set_key(key);
-    put->set_value(value);
-    txn.add_failure()->mutable_request_range()->set_key(key);
-
-    auto reply = co_await unary<pb::TxnResponse>(txn, kTxn);
-    if (!reply.status.ok()) {
-      co_return std::unexpected(rpc_error("Txn(create)", key, reply.target, reply.status));
+    const bool own_txn = create_txns_limit_ == 0 || value.size() > kMaxGroupedValue;
+    if (own_txn || (create_txns_ < create_txns_limit_ && create_queue_.empty())) {
+      if (!own_txn) ++create_txns_;
+      Result<KeyValue> result = co_await create_alone(std::move(key), std::move(value));
+      if (!own_txn) {
+        --create_txns_;
+        send_queued_creates();
+      }
+      co_return result;
     }
-    const pb::TxnResponse& resp = reply.response;
-    if (resp.succeeded()) {
-      const std::int64_t rev = resp.header().revision();
-      co_return KeyValue{.key = std::move(key),
-                         .value = std::move(value),
-                         .create_revision = rev,
-                         .mod_revision = rev};
-    }
-    StorageError err{.code = StorageErrc::kAlreadyExists,
-                     .message = fmt::format("etcd Txn(create) {}: key already exists", key)};
-    if (std::optional<KeyValue> cur = current_of(resp)) err.current = std::move(cur);
-    co_return std::unexpected(std::move(err));
+    auto queued = std::make_shared<QueuedCreate>(executor_, std::move(key), std::move(value));
+    create_queue_.push_back(queued);
+    send_queued_creates();
+    boost::system::error_code ec;
+    co_await queued->done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_return std::move(*queued->result);
   }
 
   // Txn: if mod_revision(key) == expected then put(prev_kv) else range. expected == 0: only
@@ -1082,6 +1091,125 @@ class H2EtcdClient final : public EtcdClient {
   }
 
  private:
+  // A create waiting for a grouped Txn; done is cancelled once result is set.
+  struct QueuedCreate {
+    QueuedCreate(asio::any_io_executor ex, std::string k, std::string v)
+        : key(std::move(k)), value(std::move(v)), done(ex, asio::steady_timer::time_point::max()) {}
+    std::string key;
+    std::string value;
+    std::optional<Result<KeyValue>> result;
+    asio::steady_timer done;
+  };
+
+  static pb::TxnRequest create_txn(const std::string& key, const std::string& value) {
+    pb::TxnRequest txn;
+    pb::Compare* cmp = txn.add_compare();
+    cmp->set_key(key);
+    cmp->set_target(pb::Compare::CREATE);
+    cmp->set_result(pb::Compare::EQUAL);
+    cmp->set_create_revision(0);
+    pb::PutRequest* put = txn.add_success()->mutable_request_put();
+    put->set_key(key);
+    put->set_value(value);
+    txn.add_failure()->mutable_request_range()->set_key(key);
+    return txn;
+  }
+
+  static Result<KeyValue> create_result(std::string key, std::string value,
+                                        const pb::TxnResponse& resp, std::int64_t revision) {
+    if (resp.succeeded()) {
+      return KeyValue{.key = std::move(key),
+                      .value = std::move(value),
+                      .create_revision = revision,
+                      .mod_revision = revision};
+    }
+    StorageError err{.code = StorageErrc::kAlreadyExists,
+                     .message = fmt::format("etcd Txn(create) {}: key already exists", key)};
+    if (std::optional<KeyValue> cur = current_of(resp)) err.current = std::move(cur);
+    return std::unexpected(std::move(err));
+  }
+
+  awaitable<Result<KeyValue>> create_alone(std::string key, std::string value) {
+    pb::TxnRequest txn = create_txn(key, value);
+    auto reply = co_await unary<pb::TxnResponse>(txn, kTxn);
+    if (!reply.status.ok()) {
+      co_return std::unexpected(rpc_error("Txn(create)", key, reply.target, reply.status));
+    }
+    co_return create_result(std::move(key), std::move(value), reply.response,
+                            reply.response.header().revision());
+  }
+
+  // Sends queued creates while fewer than the limit of create Txns are out, each group up to
+  // kMaxCreateGroup distinct keys (etcd refuses a Txn that puts one key twice; a repeated key
+  // waits for the next group) and kMaxCreateGroupBytes of values, in the order they came.
+  void send_queued_creates() {
+    while (create_txns_ < create_txns_limit_ && !create_queue_.empty()) {
+      std::vector<std::shared_ptr<QueuedCreate>> group;
+      std::unordered_set<std::string_view> keys;
+      std::size_t bytes = 0;
+      for (auto it = create_queue_.begin();
+           it != create_queue_.end() && group.size() < kMaxCreateGroup;) {
+        const QueuedCreate& c = **it;
+        if (!group.empty() && bytes + c.value.size() > kMaxCreateGroupBytes) break;
+        if (!keys.insert(c.key).second) {
+          ++it;
+          continue;
+        }
+        bytes += c.value.size();
+        group.push_back(std::move(*it));
+        it = create_queue_.erase(it);
+      }
+      ++create_txns_;
+      asio::co_spawn(executor_, send_group(std::move(group)), asio::detached);
+    }
+  }
+
+  // One Txn for the group: its success branch holds each create's own Txn, which etcd
+  // evaluates one by one (a failed compare fails only its own create). The group is applied
+  // at once and its creates share the Txn's revision. etcd refuses a group it finds too
+  // large (INVALID_ARGUMENT, nothing applied): then each create goes alone.
+  awaitable<void> send_group(std::vector<std::shared_ptr<QueuedCreate>> group) {
+    auto finish = [](QueuedCreate& c, Result<KeyValue> r) {
+      c.result = std::move(r);
+      c.done.cancel();
+    };
+    if (group.size() == 1) {
+      QueuedCreate& c = *group[0];
+      Result<KeyValue> r = co_await create_alone(std::move(c.key), std::move(c.value));
+      finish(c, std::move(r));
+    } else {
+      pb::TxnRequest txn;
+      for (const auto& c : group) {
+        *txn.add_success()->mutable_request_txn() = create_txn(c->key, c->value);
+      }
+      auto reply = co_await unary<pb::TxnResponse>(txn, kTxn);
+      const pb::TxnResponse& resp = reply.response;
+      const bool complete = static_cast<std::size_t>(resp.responses_size()) == group.size() &&
+                            std::all_of(resp.responses().begin(), resp.responses().end(),
+                                        [](const pb::ResponseOp& op) { return op.has_response_txn(); });
+      for (std::size_t i = 0; i < group.size(); ++i) {
+        QueuedCreate& c = *group[i];
+        if (reply.status.code == kInvalidArgument) {
+          Result<KeyValue> r = co_await create_alone(std::move(c.key), std::move(c.value));
+          finish(c, std::move(r));
+        } else if (!reply.status.ok()) {
+          finish(c, std::unexpected(rpc_error("Txn(create)", c.key, reply.target, reply.status)));
+        } else if (!complete) {
+          finish(c, std::unexpected(StorageError{
+                        .code = StorageErrc::kUnavailable,
+                        .message = fmt::format("etcd Txn(create) {}: malformed grouped response "
+                                               "from {}", c.key, reply.target)}));
+        } else {
+          finish(c, create_result(std::move(c.key), std::move(c.value),
+                                  resp.responses(static_cast<int>(i)).response_txn(),
+                                  resp.header().revision()));
+        }
+      }
+    }
+    --create_txns_;
+    send_queued_creates();
+  }
+
   // The kv the failure branch's range found, if any.
   static std::optional<KeyValue> current_of(const pb::TxnResponse& resp) {
     if (resp.responses_size() == 0 || !resp.responses(0).has_response_range()) {
@@ -1141,13 +1269,17 @@ class H2EtcdClient final : public EtcdClient {
   std::size_t current_ = 0;
   std::shared_ptr<Connection> conn_;
   std::vector<std::weak_ptr<Connection>> connections_;  // every one still alive, to close
+  int create_txns_ = 0;  // grouped create Txns out
+  const int create_txns_limit_;  // 0: no grouping
+  std::deque<std::shared_ptr<QueuedCreate>> create_queue_;
 };
 
 }  // namespace
 
 std::unique_ptr<EtcdClient> make_etcd_client(boost::asio::any_io_executor executor,
-                                             const std::vector<std::string>& endpoints) {
-  return std::make_unique<H2EtcdClient>(std::move(executor), endpoints);
+                                             const std::vector<std::string>& endpoints,
+                                             const EtcdClientOptions& options) {
+  return std::make_unique<H2EtcdClient>(std::move(executor), endpoints, options);
 }
 
 std::string prefix_end(std::string_view prefix) {

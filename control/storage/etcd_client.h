@@ -85,7 +85,9 @@ class EtcdClient {
   // The default argument is written RangeOptions() (value-initialized) for the same reason.
   virtual boost::asio::awaitable<Result<RangeResult>> range(std::string key,
                                                             RangeOptions opts = RangeOptions()) = 0;
-  // Creates key only if absent. Returns the new KeyValue (mod_revision set).
+  // Creates key only if absent. Returns the new KeyValue (mod_revision set). Concurrent
+  // creates may be applied in one Txn (EtcdClientOptions::create_txns_in_flight) and then
+  // share its revision.
   virtual boost::asio::awaitable<Result<KeyValue>> create(std::string key, std::string value) = 0;
   // Puts key only if its mod_revision equals expected_mod_revision. kConflict (with current)
   // when it differs, kNotFound when the key is gone. expected_mod_revision == 0 means
@@ -124,6 +126,17 @@ class EtcdClient {
                                        bool prev_kv, EventsFn on_events, ErrorFn on_error) = 0;
 };
 
+struct EtcdClientOptions {
+  // Group commit of creates. With N > 0, at most N create Txns are out at a time; creates
+  // made meanwhile wait and then go together as one Txn of nested create Txns (each with its
+  // own compare, so one existing key fails only its own create). That Txn is one etcd
+  // revision, so the creates in it share a mod_revision (the resourceVersion): etcd 3.4
+  // spends most of a small Txn's cost per Txn, not per key (its read view is copied for every
+  // Txn), so this takes about 40% of etcd's CPU off each create under load (apiserver_bench).
+  // A create that finds nothing out goes at once. 0: every create is its own Txn.
+  int create_txns_in_flight = 1;
+};
+
 // Connects to the first reachable of endpoints ("http://127.0.0.1:2379,..."), falling over
 // to the next on failure. Completions run on executor.
 // Each element may itself be a comma-separated list; "http://" is optional, TLS is not
@@ -131,7 +144,8 @@ class EtcdClient {
 // retried: a write may have been applied) and later calls go to the next endpoint. Every
 // unary call has a 10 s deadline. Throws std::invalid_argument if no endpoint is given.
 std::unique_ptr<EtcdClient> make_etcd_client(boost::asio::any_io_executor executor,
-                                             const std::vector<std::string>& endpoints);
+                                             const std::vector<std::string>& endpoints,
+                                             const EtcdClientOptions& options = {});
 
 // The end of the key range that holds exactly the keys starting with prefix.
 std::string prefix_end(std::string_view prefix);

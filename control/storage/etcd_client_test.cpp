@@ -23,6 +23,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <optional>
 #include <set>
 #include <thread>
 #include <cstring>
@@ -523,41 +525,146 @@ TEST_F(EtcdClientTest, DestroyingWatchesMidStreamIsSafe) {
   });
 }
 
+// Starts every (key, value) create at once on io and waits for all of them; results in the
+// same order.
+awaitable<std::vector<Result<KeyValue>>> create_all(
+    asio::io_context& io, EtcdClient& client,
+    const std::vector<std::pair<std::string, std::string>>& creates) {
+  std::vector<std::optional<Result<KeyValue>>> got(creates.size());
+  std::size_t finished = 0;
+  asio::steady_timer all_done(io.get_executor(), steady_clock::time_point::max());
+  for (std::size_t i = 0; i < creates.size(); ++i) {
+    asio::co_spawn(
+        io,
+        [&, i]() -> awaitable<void> {
+          got[i] = co_await client.create(creates[i].first, creates[i].second);
+          if (++finished == creates.size()) all_done.cancel();
+        },
+        asio::detached);
+  }
+  while (finished < creates.size()) {
+    co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  std::vector<Result<KeyValue>> out;
+  for (auto& g : got) out.push_back(std::move(*g));
+  co_return out;
+}
+
+// Every create succeeds and returns the revision etcd stored it at. Under the default group
+// commit, creates made while one is out share Txns (and so revisions); without it each
+// create has a revision of its own.
 TEST_F(EtcdClientTest, ThousandConcurrentCreatesAllSucceed) {
+  for (int in_flight : {1, 0}) {
+    run(io_, [&]() -> awaitable<void> {
+      auto client = make_etcd_client(io_.get_executor(), {etcd_->endpoint()},
+                                     EtcdClientOptions{.create_txns_in_flight = in_flight});
+      const std::string prefix = prefix_ + std::to_string(in_flight) + "/";
+      constexpr int kCreates = 1000;
+      std::vector<std::pair<std::string, std::string>> creates;
+      for (int i = 0; i < kCreates; ++i) creates.emplace_back(prefix + std::to_string(i), "v");
+      const auto start = steady_clock::now();
+      std::vector<Result<KeyValue>> results = co_await create_all(io_, *client, creates);
+      const auto elapsed = steady_clock::now() - start;
+      std::printf("[ info ] %d concurrent creates, %d create Txns in flight: %.1f ms total\n",
+                  kCreates, in_flight,
+                  std::chrono::duration<double, std::milli>(elapsed).count());
+      std::map<std::string, std::int64_t> returned;
+      std::set<std::int64_t> revisions;
+      for (auto& r : results) {
+        CO_ASSERT_OK(r);
+        EXPECT_EQ(r->create_revision, r->mod_revision);
+        returned[r->key] = r->mod_revision;
+        revisions.insert(r->mod_revision);
+      }
+      const RangeOptions all{.prefix = true};
+      auto stored = co_await client->range(prefix, all);
+      CO_ASSERT_OK(stored);
+      CO_ASSERT(stored->kvs.size() == kCreates);
+      for (const KeyValue& kv : stored->kvs) {
+        EXPECT_EQ(kv.mod_revision, returned[kv.key]) << kv.key;
+      }
+      EXPECT_GE(stored->revision, *revisions.rbegin());
+      if (in_flight == 0) {
+        EXPECT_EQ(revisions.size(), static_cast<std::size_t>(kCreates));
+      } else {
+        // The first create goes alone; the 999 made while it is out are grouped, at most
+        // 64 to a Txn.
+        EXPECT_LT(revisions.size(), static_cast<std::size_t>(kCreates) / 4);
+        EXPECT_GE(revisions.size(), 1u + (kCreates - 1 + 63) / 64);
+      }
+    });
+  }
+}
+
+// In one group: a key that exists fails only its own create (with the current value), a key
+// asked for twice is created once (the second waits for a later Txn and finds it), and a
+// value too large to group goes in a Txn of its own.
+TEST_F(EtcdClientTest, GroupedCreatesFailAndSucceedOneByOne) {
   run(io_, [&]() -> awaitable<void> {
-    constexpr int kCreates = 1000;
-    std::vector<std::int64_t> revs;
-    int finished = 0;
-    asio::steady_timer all_done(io_.get_executor(), steady_clock::time_point::max());
-    const auto start = steady_clock::now();
-    for (int i = 0; i < kCreates; ++i) {
-      asio::co_spawn(
-          io_,
-          [&, i]() -> awaitable<void> {
-            auto r = co_await client_->create(prefix_ + std::to_string(i), "v");
-            if (r) {
-              revs.push_back(r->mod_revision);
-            } else {
-              ADD_FAILURE() << r.error().message;
-            }
-            if (++finished == kCreates) all_done.cancel();
-          },
-          asio::detached);
+    const std::string taken = prefix_ + "taken";
+    CO_ASSERT_OK(co_await client_->create(taken, "old"));
+    std::vector<std::pair<std::string, std::string>> creates = {
+        {prefix_ + "first", "f"},  // goes alone; the others queue behind it
+        {prefix_ + "a", "a"},
+        {taken, "new"},
+        {prefix_ + "twice", "1"},
+        {prefix_ + "twice", "2"},
+        {prefix_ + "big", std::string(200 * 1024, 'x')},
+        {prefix_ + "b", "b"},
+    };
+    std::vector<Result<KeyValue>> r = co_await create_all(io_, *client_, creates);
+    CO_ASSERT(r.size() == creates.size());
+    CO_ASSERT_OK(r[0]);
+    CO_ASSERT_OK(r[1]);
+    CO_ASSERT_OK(r[6]);
+    EXPECT_EQ(r[1]->mod_revision, r[6]->mod_revision) << "a and b were grouped";
+    EXPECT_GT(r[1]->mod_revision, r[0]->mod_revision);
+    CO_ASSERT(!r[2]);
+    EXPECT_EQ(r[2].error().code, StorageErrc::kAlreadyExists);
+    CO_ASSERT(r[2].error().current.has_value());
+    EXPECT_EQ(r[2].error().current->value, "old");
+    CO_ASSERT_OK(r[3]);
+    EXPECT_EQ(r[3]->mod_revision, r[1]->mod_revision);
+    CO_ASSERT(!r[4]);
+    EXPECT_EQ(r[4].error().code, StorageErrc::kAlreadyExists);
+    CO_ASSERT(r[4].error().current.has_value());
+    EXPECT_EQ(r[4].error().current->value, "1");
+    CO_ASSERT_OK(r[5]);
+    EXPECT_NE(r[5]->mod_revision, r[1]->mod_revision) << "the large value went alone";
+    for (const char* k : {"a", "b", "twice", "big", "taken"}) {
+      auto got = co_await client_->range(prefix_ + k);
+      CO_ASSERT_OK(got);
+      CO_ASSERT(got->kvs.size() == 1);
     }
-    while (finished < kCreates) {
-      co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
+    auto got = co_await client_->range(taken);
+    CO_ASSERT_OK(got);
+    EXPECT_EQ(got->kvs[0].value, "old");
+  });
+}
+
+// etcd started with --max-txn-ops=4 refuses a group of more (INVALID_ARGUMENT, nothing
+// applied): each of its creates is then sent alone and succeeds.
+TEST(EtcdClientOwnServer, GroupsEtcdRefusesAreSentOneByOne) {
+  EtcdOptions opts;
+  opts.extra_args = {"--max-txn-ops=4"};
+  auto etcd = EtcdProcess::start(opts);
+  ASSERT_TRUE(etcd) << etcd.error().what();
+  asio::io_context io{1};
+  run(io, [&]() -> awaitable<void> {
+    auto client = make_etcd_client(io.get_executor(), {(*etcd)->endpoint()});
+    std::vector<std::pair<std::string, std::string>> creates;
+    for (int i = 0; i < 20; ++i) creates.emplace_back("/refused/" + std::to_string(i), "v");
+    std::vector<Result<KeyValue>> r = co_await create_all(io, *client, creates);
+    std::set<std::int64_t> revisions;
+    for (auto& one : r) {
+      CO_ASSERT_OK(one);
+      revisions.insert(one->mod_revision);
     }
-    const auto elapsed = steady_clock::now() - start;
-    std::printf("[ info ] %d concurrent creates: %.1f ms total\n", kCreates,
-                std::chrono::duration<double, std::milli>(elapsed).count());
-    CO_ASSERT(revs.size() == kCreates);
-    std::sort(revs.begin(), revs.end());
-    EXPECT_EQ(std::adjacent_find(revs.begin(), revs.end()), revs.end()) << "duplicate revision";
+    EXPECT_EQ(revisions.size(), creates.size());
     const RangeOptions count{.prefix = true, .count_only = true};
-    auto counted = co_await client_->range(prefix_, count);
+    auto counted = co_await client->range("/refused/", count);
     CO_ASSERT_OK(counted);
-    EXPECT_EQ(counted->count, kCreates);
-    EXPECT_GE(counted->revision, revs.back());
+    EXPECT_EQ(counted->count, 20);
   });
 }
 

@@ -9,7 +9,8 @@
 //     are the median of the rounds' ratios, so that the machine's changing load falls on
 //     each side alike. Reports creates/s, p50/p99 latency and the ratios. Before the rounds,
 //     for comparison: one phase of raw puts of the request body, one of create Txns with a
-//     watch on their prefix.
+//     watch on their prefix, one of create Txns each sent alone (the etcd client groups
+//     concurrent creates into one Txn, as podwarp-control's does: see EtcdClientOptions).
 //  2. list: GET /api/v1/namespaces/bench/pods?resourceVersion=0 of the N HTTP/1.1 creates
 //     from the watch cache (median).
 //  3. watch fan-out: W watchers on one namespace; E configmap writes, one at a time, half of
@@ -787,7 +788,7 @@ int main(int argc, char** argv) {
   // then those Txns again with one watch on their prefix, as an apiserver's cache keeps one
   // (etcd sends every event to it). For comparison, also raw puts of the request body,
   // which is ~5 times smaller than what is stored.
-  enum class Raw { kPutRequestBody, kPut, kTxn, kWatchedTxn };
+  enum class Raw { kPutRequestBody, kPut, kTxn, kWatchedTxn, kTxnAlone };
   std::string stored;  // what the apiserver stored for a probe pod, read back from etcd
   // Raw requests lo..hi-1 of one kind through `client`, `concurrency` in flight.
   auto raw_slice = [&](storage::EtcdClient& client, Raw mode, int lo,
@@ -795,6 +796,7 @@ int main(int argc, char** argv) {
     const std::string prefix = mode == Raw::kPutRequestBody ? "/raw-body/"
                                : mode == Raw::kPut          ? "/raw/"
                                : mode == Raw::kTxn          ? "/raw-txn/"
+                               : mode == Raw::kTxnAlone     ? "/raw-txn1/"
                                                             : "/raw-txnw/";
     int next = lo;
     std::function<asio::awaitable<void>(int)> worker = [&](int) -> asio::awaitable<void> {
@@ -804,7 +806,7 @@ int main(int argc, char** argv) {
         std::string pod = mode == Raw::kPutRequestBody ? pod_json("bench", fmt::format("pod-{}", i)) : stored;
         std::string key = fmt::format("{}pods/bench/pod-{}", prefix, i);
         auto s = Clock::now();
-        if (mode == Raw::kTxn || mode == Raw::kWatchedTxn) {
+        if (mode == Raw::kTxn || mode == Raw::kWatchedTxn || mode == Raw::kTxnAlone) {
           auto r = co_await client.create(std::move(key), std::move(pod));
           if (!r) throw std::runtime_error(r.error().message);
         } else {
@@ -818,10 +820,12 @@ int main(int argc, char** argv) {
     co_await std::move(all);                                  //  in a co_await)
   };
   // One whole phase of raw requests on a client of its own (with a watch on their prefix
-  // for kWatchedTxn).
+  // for kWatchedTxn; without the client's group commit for kTxnAlone: each create its own
+  // Txn, as upstream's apiserver sends them).
   auto raw_phase = [&](Raw mode, Measured& m) {
     asio::io_context io;
-    auto client = storage::make_etcd_client(io.get_executor(), {etcd_endpoint});
+    const storage::EtcdClientOptions opts{.create_txns_in_flight = mode == Raw::kTxnAlone ? 0 : 1};
+    auto client = storage::make_etcd_client(io.get_executor(), {etcd_endpoint}, opts);
     std::size_t watched = 0;
     std::unique_ptr<storage::EtcdClient::Watch> watch;
     if (mode == Raw::kWatchedTxn) {
@@ -844,7 +848,7 @@ int main(int argc, char** argv) {
     slice.end();
     if (mode == Raw::kWatchedTxn && watched == 0) fmt::print(stderr, "raw watch: saw no event\n");
   };
-  Measured raw, raw_body, raw_txn, raw_txnw, api, api_h2;
+  Measured raw, raw_body, raw_txn, raw_txnw, raw_txn1, api, api_h2;
 
   Control control;
   control.data_dir = fs::temp_directory_path() / fmt::format("podwarp-bench-{}", getpid());
@@ -890,6 +894,7 @@ int main(int argc, char** argv) {
   // stored bytes with one watch on their prefix.
   raw_phase(Raw::kPutRequestBody, raw_body);
   raw_phase(Raw::kWatchedTxn, raw_txnw);
+  raw_phase(Raw::kTxnAlone, raw_txn1);
 
   // 1. The creates against their peers, in `rounds` rounds of pods/rounds each: raw puts of
   // the stored bytes, raw create Txns of them, creates through the apiserver on C HTTP/1.1
@@ -1052,6 +1057,12 @@ int main(int argc, char** argv) {
              raw_txnw.per_op(&CpuSample::etcd), raw_txnw.per_op(&CpuSample::self),
              raw.per_op(&CpuSample::etcd), raw.per_op(&CpuSample::self),
              cpu_ratio(raw_txnw, raw, &CpuSample::etcd));
+  fmt::print("| raw etcd create Txns/s, each its own Txn (no group commit, as upstream's apiserver; one phase before the rounds) | {:.0f} | {:.0f} | {:.2f} |\n",
+             raw_txn1.stats.rate(), raw.stats.rate(), raw_txn1.stats.rate() / raw.stats.rate());
+  fmt::print("| ... etcd CPU ms per create Txn / bench client CPU ms | {:.3f} / {:.3f} | {:.3f} / {:.3f} | {:.2f} |\n",
+             raw_txn1.per_op(&CpuSample::etcd), raw_txn1.per_op(&CpuSample::self),
+             raw.per_op(&CpuSample::etcd), raw.per_op(&CpuSample::self),
+             cpu_ratio(raw_txn1, raw, &CpuSample::etcd));
   fmt::print("| list {} pods (rv=0) median ms | {:.1f} | - | - |\n", list_items,
              list_ms.empty() ? 0.0 : list_ms[list_ms.size() / 2]);
   // Watch delivery p50 / p99 (see FanOut): from an etcd commit, and from a create sent to the
