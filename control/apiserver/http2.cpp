@@ -130,7 +130,12 @@ class H2Session : public std::enable_shared_from_this<H2Session> {
     auto it = streams_.find(id);
     return it == streams_.end() ? nullptr : it->second.get();
   }
-  void kick() { wake_writer_.cancel(); }
+  // Wakes the writer if it waits (a fan-out kicks once per stream: only the first costs).
+  void kick() {
+    if (!writer_waiting_) return;
+    writer_waiting_ = false;
+    wake_writer_.cancel();
+  }
   asio::awaitable<void> reader();
   asio::awaitable<void> writer();
   void spawn(asio::awaitable<void> task);
@@ -163,6 +168,7 @@ class H2Session : public std::enable_shared_from_this<H2Session> {
   std::map<std::int32_t, std::shared_ptr<H2Stream>> streams_;
   std::size_t buffered_bodies_ = 0;
   asio::steady_timer wake_writer_;
+  bool writer_waiting_ = false;  // the writer sleeps on wake_writer_
   asio::steady_timer tasks_done_;
   int tasks_ = 0;  // handler, writer and ticker coroutines still running
   std::shared_ptr<ReadyList> ready_ = std::make_shared<ReadyList>();
@@ -549,7 +555,9 @@ asio::awaitable<void> H2Session::writer() {
     if (done_ || (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_))) {
       break;
     }
+    writer_waiting_ = true;
     co_await wake_writer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    writer_waiting_ = false;
   }
   done_ = true;
   shut_down(beast::get_lowest_layer(stream_).socket());  // ends the reader

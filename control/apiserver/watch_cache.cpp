@@ -268,7 +268,7 @@ void WatchCache::on_events(std::vector<storage::WatchEvent> events, std::int64_t
   for (const auto& group : groups_) {
     if (group->registered > 0) group->progress(revision_);
   }
-  for (CacheWatcher* w : direct_) w->progress(revision_);
+  for (CacheWatcher* w : direct_) w->progress(revision_);  // (no blanks outside dispatch)
 }
 
 void WatchCache::apply(const storage::WatchEvent& ev) {
@@ -370,13 +370,17 @@ void WatchCache::dispatch(const std::shared_ptr<const CacheEvent>& ev) {
   for (const auto& group : groups_) {
     if (group->registered > 0) group->publish(ev);
   }
-  // Copy: a watcher may remove itself (terminate) while we iterate.
-  std::vector<CacheWatcher*> targets;
-  for (CacheWatcher* w : direct_) {
-    if (ev->key.starts_with(w->prefix())) targets.push_back(w);
+  // By index, re-read each time: a watcher may remove itself (terminate) while we iterate,
+  // which blanks its slot (remove_watcher); the blanks are swept once the pass is over.
+  ++dispatching_;
+  const std::size_t n = direct_.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    CacheWatcher* w = direct_[i];
+    if (w != nullptr && ev->key.starts_with(w->prefix())) deliver_filtered(*w, *ev);
   }
-  for (CacheWatcher* w : targets) {
-    if (direct_.contains(w)) deliver_filtered(*w, *ev);
+  if (--dispatching_ == 0 && direct_blanks_) {
+    std::erase(direct_, nullptr);
+    direct_blanks_ = false;
   }
 }
 
@@ -444,7 +448,7 @@ std::expected<void, std::string> WatchCache::add_watcher(std::shared_ptr<CacheWa
     group = it->get();
     group->join(w);  // after the replay above, before any later event
   } else {
-    direct_.insert(w.get());
+    direct_.push_back(w.get());
   }
   CacheWatcher* key = w.get();
   watchers_[key] = {std::move(w), group};
@@ -456,8 +460,13 @@ void WatchCache::remove_watcher(CacheWatcher* w) {
   if (it == watchers_.end()) return;
   if (WatchGroup* group = it->second.second) {
     group->leave(w);
-  } else {
-    direct_.erase(w);
+  } else if (auto d = std::find(direct_.begin(), direct_.end(), w); d != direct_.end()) {
+    if (dispatching_ > 0) {
+      *d = nullptr;
+      direct_blanks_ = true;
+    } else {
+      direct_.erase(d);
+    }
   }
   watchers_.erase(it);
 }

@@ -28,7 +28,6 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "podwarp/json.h"
@@ -233,7 +232,9 @@ class WatchCache {
   std::unordered_map<CacheWatcher*, std::pair<std::shared_ptr<CacheWatcher>, WatchGroup*>> watchers_;
   // One per consumer executor, created on its first watcher.
   std::vector<std::shared_ptr<WatchGroup>> groups_;
-  std::unordered_set<CacheWatcher*> direct_;  // those without a group
+  std::vector<CacheWatcher*> direct_;  // those without a group, in the order they came
+  int dispatching_ = 0;                // dispatch() passes under way (a delivery may nest one)
+  bool direct_blanks_ = false;         // direct_ has slots blanked during a pass
   // expect_write(): key -> the write, until its event comes or it fails.
   std::unordered_map<std::string, std::shared_ptr<PendingWrite>> pending_;
   void drop_pending(const std::shared_ptr<PendingWrite>& w);
