@@ -7,12 +7,14 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <deque>
 #include <map>
 #include <set>
 
 #include "agent/api_pod.h"
+#include "agent/local_path.h"
 #include "loop/api.h"
 #include "loop/events.h"
 #include "pods/pod_status.h"
@@ -92,6 +94,8 @@ struct NodeAgent::Impl : std::enable_shared_from_this<Impl> {
   int status_writers = 0;                 // write_status coroutines running (slots taken)
   std::deque<std::string> status_waiting;  // uids waiting for a slot, oldest first
   std::set<std::string> deleting;     // uids whose DELETE is in flight
+  std::set<std::string> cleaning;     // local-path volumes whose directory is being removed
+  asio::thread_pool cleaner{1};       // removes them (a volume may hold many files)
 
   const api::Resource& pods_res = loop::resource("", "pods");
   const api::Resource& nodes_res = loop::resource("", "nodes");
@@ -226,6 +230,12 @@ struct NodeAgent::Impl : std::enable_shared_from_this<Impl> {
     pods_inf->on_delete([weak](const json::value& p) {
       if (auto s = weak.lock()) s->on_pod_deleted(p);
     });
+    pv_inf->on_add([weak](const json::value&) {
+      if (auto s = weak.lock()) s->clean_local_paths();
+    });
+    pv_inf->on_update([weak](const json::value&, const json::value&) {
+      if (auto s = weak.lock()) s->clean_local_paths();
+    });
     for (auto& i : {pods_inf, cm_inf, secret_inf, pvc_inf, pv_inf}) i->start();
     if (o.on_nodes) {
       nodes_inf = client::Informer::create(ex, client, nodes_res, "");
@@ -272,6 +282,81 @@ struct NodeAgent::Impl : std::enable_shared_from_this<Impl> {
     }
     pm->api_synced(present);
     log::info("agent: pods of node {} synced ({} pods in the API)", o.node.name, present.size());
+    clean_local_paths();
+  }
+
+  // ------------------------------------------------------------------ local-path volumes
+
+  // Whether a pod this node runs (or is about to) mounts the claim ns/name.
+  bool claim_in_use(const std::string& ns, const std::string& name) {
+    auto mounts = [&](const json::value& pod) {
+      if (get_string(pod, {"metadata", "namespace"}) != ns || is_terminal_phase(pod)) return false;
+      if (auto w = pm->worker(std::string(get_string(pod, {"metadata", "uid"})));
+          w && w->terminated()) {
+        return false;  // its containers are gone
+      }
+      const json::value* vols = find_path(pod, {"spec", "volumes"});
+      if (vols == nullptr || !vols->is_array()) return false;
+      for (const json::value& v : vols->as_array()) {
+        if (get_string(v, {"persistentVolumeClaim", "claimName"}) == name) return true;
+      }
+      return false;
+    };
+    for (const auto& p : pods_inf->list()) {
+      if (mounts(*p)) return true;
+    }
+    const json::value running = pm->pod_list();
+    if (const json::value* items = find_path(running, {"items"}); items && items->is_array()) {
+      for (const json::value& p : items->as_array()) {
+        if (mounts(p)) return true;
+      }
+    }
+    return false;
+  }
+
+  // Removes the directories of this node's local-path volumes being deleted whose claim no
+  // pod here mounts any more, then their finalizer (see local_path.h). Called on volume
+  // events, when a pod has stopped, and once the pods are synced.
+  void clean_local_paths() {
+    if (!pods_started || !pv_inf) return;
+    for (const auto& pv : pv_inf->list()) {
+      std::optional<std::filesystem::path> dir = local_path_to_clean(*pv, o.node.name);
+      if (!dir) continue;
+      std::string name(get_string(*pv, {"metadata", "name"}));
+      if (cleaning.contains(name)) continue;
+      if (auto claim = claim_of(*pv); claim && claim_in_use(claim->first, claim->second)) {
+        continue;  // again when that pod has stopped
+      }
+      cleaning.insert(name);
+      asio::co_spawn(ex, clean_local_path(name, *dir), asio::detached);
+    }
+  }
+
+  asio::awaitable<void> clean_local_path(std::string name, std::filesystem::path dir) {
+    auto self = shared_from_this();
+    // Named, not temporaries in the co_await: g++ 12 destroys those twice.
+    auto remove = [dir]() -> asio::awaitable<std::expected<void, std::string>> {
+      co_return remove_local_path(dir);
+    };
+    auto removal = asio::co_spawn(cleaner, std::move(remove), asio::use_awaitable);
+    std::expected<void, std::string> removed = co_await std::move(removal);
+    if (!removed) {
+      log::warn("agent: local-path volume {}: {}", name, removed.error());
+      cleaning.erase(name);
+      co_return;  // the next event of the volume tries again
+    }
+    const api::Resource& pvs = loop::resource("", "persistentvolumes");
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      auto cur = co_await loop::api_get(client, pvs, "", name);
+      if (!cur) break;  // gone already
+      auto r = co_await loop::api_update(client, pvs, "", without_cleanup_finalizer(*cur));
+      if (r || r.error().code != 409) {
+        if (r) log::info("agent: local-path volume {}: removed {}", name, dir.string());
+        if (!r) log::warn("agent: local-path volume {}: {}", name, r.error().to_string());
+        break;
+      }
+    }
+    cleaning.erase(name);
   }
 
   void on_pod(const json::value& pod) {
@@ -322,6 +407,7 @@ struct NodeAgent::Impl : std::enable_shared_from_this<Impl> {
       running_uid.erase(it);
     if (!pods_started) return;
     pm->remove_api_pod(uid, deletion_grace(pod));
+    clean_local_paths();  // a volume it held may be waiting
   }
 
   void pod_terminated(const std::string& ns, const std::string& name, const std::string& uid) {
@@ -331,6 +417,7 @@ struct NodeAgent::Impl : std::enable_shared_from_this<Impl> {
     auto obj = pods_inf ? pods_inf->get(ns, name) : nullptr;
     if (obj && get_string(*obj, {"metadata", "uid"}) == uid && deletion_grace(*obj))
       co_spawn_delete(ns, name, uid);
+    clean_local_paths();  // a volume it held may be waiting
   }
 
   void co_spawn_delete(const std::string& ns, const std::string& name, const std::string& uid) {

@@ -309,6 +309,14 @@ class ClusterUpTest(UpClusterTestCase):
                             30, "the file written before survives")
             with open(os.path.join(path, "boots")) as f:
                 self.assertEqual(f.read(), "boot\nboot\n")
+            # The claim deleted with its pod still stopping: the volume (reclaim policy Delete)
+            # is deleted and, once the pod is gone, noded removes its directory, then the volume.
+            self.kubectl("delete", "statefulset", "db", "--wait=false")
+            self.kubectl("delete", "pvc", "data-db-0", "--wait=false")
+            self.wait_until(lambda: self.kubectl("get", "pv", pv["metadata"]["name"],
+                                                 check=False).returncode != 0,
+                            90, "the volume deleted")
+            self.assertFalse(os.path.exists(path), path)
         finally:
             self.kubectl("delete", "statefulset", "db", "--wait=false", check=False)
             self.kubectl("delete", "pvc", "data-db-0", "--wait=false", check=False)

@@ -728,9 +728,20 @@ TEST(CoreControllersApi, LocalPathProvisioningWaitsForTheFirstConsumer) {
   EXPECT_EQ(get_string(*pv, {"spec", "capacity", "storage"}), "1Gi");
   EXPECT_TRUE(fx.eventually([&] { return has_event(*c, "wffc", "ProvisioningSucceeded"); }));
 
-  // Delete + provisioned by podwarp: the volume object goes with the claim.
+  EXPECT_EQ(*find_path(*pv, {"metadata", "finalizers"}),
+            parse(R"(["podwarp.io/local-path-cleanup"])"));
+
+  // Delete + provisioned by podwarp: the volume is released and deleted with the claim, and
+  // waits for n2's noded to remove its directory (the cleanup finalizer)...
   ASSERT_TRUE(c->remove(kPods, "default", "user", "", 0));
   ASSERT_TRUE(c->remove(kClaims, "default", "wffc"));
+  EXPECT_TRUE(fx.eventually([&] {
+    auto v = c->get(kPvs, "", pv_name);
+    return v && !get_string(*v, {"metadata", "deletionTimestamp"}).empty() &&
+           phase_of(*c, kPvs, "", pv_name) == "Released";
+  }));
+  // ... unless n2 is gone: then nobody is left to, and the controller lets it go.
+  ASSERT_TRUE(c->remove(kNodes, "", "n2"));
   EXPECT_TRUE(fx.eventually([&] { return c->gone(kPvs, "", pv_name); }));
 }
 

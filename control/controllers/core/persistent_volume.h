@@ -35,6 +35,10 @@
 namespace podwarp::controllers {
 
 inline constexpr std::string_view kLocalPathProvisioner = "podwarp.io/local-path";
+// On every volume the local-path provisioner creates: the noded of the volume's node removes
+// the host directory and then this finalizer when the volume is deleted
+// (noded/agent/local_path.h). If that node is gone, the controller removes it.
+inline constexpr std::string_view kLocalPathCleanupFinalizer = "podwarp.io/local-path-cleanup";
 
 std::unique_ptr<loop::Controller> make_persistent_volume_controller(loop::ControllerContext& ctx);
 
