@@ -95,6 +95,7 @@ struct NodeAgent::Impl : std::enable_shared_from_this<Impl> {
   std::deque<std::string> status_waiting;  // uids waiting for a slot, oldest first
   std::set<std::string> deleting;     // uids whose DELETE is in flight
   std::set<std::string> cleaning;     // local-path volumes whose directory is being removed
+  bool claims_wake_posted = false;    // a pm->claims_changed() is posted
   asio::thread_pool cleaner{1};       // removes them (a volume may hold many files)
 
   const api::Resource& pods_res = loop::resource("", "pods");
@@ -231,10 +232,16 @@ struct NodeAgent::Impl : std::enable_shared_from_this<Impl> {
       if (auto s = weak.lock()) s->on_pod_deleted(p);
     });
     pv_inf->on_add([weak](const json::value&) {
-      if (auto s = weak.lock()) s->clean_local_paths();
+      if (auto s = weak.lock()) s->volumes_changed(true);
     });
     pv_inf->on_update([weak](const json::value&, const json::value&) {
-      if (auto s = weak.lock()) s->clean_local_paths();
+      if (auto s = weak.lock()) s->volumes_changed(true);
+    });
+    pvc_inf->on_add([weak](const json::value&) {
+      if (auto s = weak.lock()) s->volumes_changed(false);
+    });
+    pvc_inf->on_update([weak](const json::value&, const json::value&) {
+      if (auto s = weak.lock()) s->volumes_changed(false);
     });
     for (auto& i : {pods_inf, cm_inf, secret_inf, pvc_inf, pv_inf}) i->start();
     if (o.on_nodes) {
@@ -283,6 +290,22 @@ struct NodeAgent::Impl : std::enable_shared_from_this<Impl> {
     pm->api_synced(present);
     log::info("agent: pods of node {} synced ({} pods in the API)", o.node.name, present.size());
     clean_local_paths();
+  }
+
+  // ------------------------------------------------------------------ volumes
+
+  // A claim or volume changed: pods waiting for a claim look again (once per turn of the
+  // loop, after the informer has the whole change), and for a volume, local-path cleanup.
+  void volumes_changed(bool volume) {
+    if (volume) clean_local_paths();
+    if (!pods_started || claims_wake_posted) return;
+    claims_wake_posted = true;
+    asio::post(ex, [weak = weak_from_this()] {
+      auto s = weak.lock();
+      if (!s) return;
+      s->claims_wake_posted = false;
+      s->pm->claims_changed();
+    });
   }
 
   // ------------------------------------------------------------------ local-path volumes

@@ -145,6 +145,10 @@ class PodManagerImpl final : public PodManager {
 
   bool has_record(const std::string& uid) const override { return persisted_.contains(uid); }
 
+  void claims_changed() override {
+    for (auto& [uid, w] : workers_) w->claims_changed();
+  }
+
   void stop_all(std::function<void()> done) override {
     stopping_ = true;
     timer_.cancel();

@@ -120,6 +120,8 @@ class PodManager {
   virtual void api_synced(const std::set<std::string>& present) = 0;
   // The worker of a UID (running or terminating), or nullptr.
   virtual std::shared_ptr<PodWorker> worker(const std::string& uid) const = 0;
+  // A PersistentVolumeClaim or PersistentVolume changed (PodWorker::claims_changed).
+  virtual void claims_changed() = 0;
   // Whether a persisted record of `uid` waits for its pod (before api_synced()).
   virtual bool has_record(const std::string& uid) const = 0;
 };

@@ -239,6 +239,11 @@ void PodWorker::start() {
   asio::co_spawn(ex_, [self]() -> asio::awaitable<void> { co_await self->run_pod(); }, asio::detached);
 }
 
+void PodWorker::claims_changed() {
+  if (!claim_wait_) return;
+  for (auto* t : sleepers_) t->cancel();
+}
+
 void PodWorker::stop() {
   if (stopping_) return;
   stopping_ = true;
@@ -541,7 +546,11 @@ asio::awaitable<void> PodWorker::run_pod() {
     // kubelet's volume manager polls; other failures back off.
     const bool claim_wait = err->find("to be bound") != std::string::npos ||
                             err->find("persistentvolumeclaim \"") != std::string::npos;
-    if (!co_await sleep(claim_wait ? std::min(retry, milliseconds(500)) : retry)) break;
+    // (claims_changed() ends a claim wait early.)
+    claim_wait_ = claim_wait;
+    const bool slept = co_await sleep(claim_wait ? std::min(retry, milliseconds(500)) : retry);
+    claim_wait_ = false;
+    if (!slept) break;
     if (!claim_wait) retry = std::min(retry * 2, env_.timings.backoff_max);
   }
   if (!stopping_) {

@@ -166,6 +166,9 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   // Runs the ephemeral containers of `pod` (the API pod after an update) that this worker does
   // not run yet; known ones are left as they are (the API refuses changes to them).
   void add_ephemeral_containers(const json::value& pod);
+  // A PersistentVolumeClaim or PersistentVolume changed: a worker waiting for its claim to be
+  // bound looks again now instead of at its next poll.
+  void claims_changed();
 
   struct Run;  // per-container supervisor state (pod_worker.cpp)
   PodWorker(boost::asio::any_io_executor ex, WorkerEnv env, PodDef def);
@@ -225,6 +228,7 @@ class PodWorker : public std::enable_shared_from_this<PodWorker> {
   std::string netns_;
   boost::asio::steady_timer changed_;
   std::vector<boost::asio::steady_timer*> sleepers_;
+  bool claim_wait_ = false;  // the volume step sleeps until a claim is bound
   bool stopping_ = false, terminated_ = false, main_done_ = false, failed_only_ = false;
   // spec.activeDeadlineSeconds passed: the pod is Failed (DeadlineExceeded), its containers are
   // stopped and nothing starts again; the worker then ends as a terminal pod does.

@@ -353,6 +353,25 @@ TEST(PodWorkerVolumes, UnboundClaimWaitsThenItsHostPathVolumeIsMounted) {
   EXPECT_TRUE(fs::is_directory(host));  // the claim's data outlives the pod
 }
 
+// A claim wait sleeps (here: 500 ms, the cap) until claims_changed() wakes it: the volume
+// step looks again at once.
+TEST(PodWorkerVolumes, ClaimsChangedEndsAClaimWait) {
+  Fixture f;
+  f.objects["PersistentVolumeClaim/data"] = claim("", "Pending");
+  auto env = f.env();
+  env.timings.backoff_base = std::chrono::seconds(60);
+  auto w = f.make(kClaimPod, env);
+  ASSERT_TRUE(run_until(f.io, [&] { return f.count("FailedMount") >= 1; }));
+  const auto first = f.count("FailedMount");
+  w->claims_changed();
+  const auto woken = std::chrono::steady_clock::now();
+  ASSERT_TRUE(run_until(f.io, [&] { return f.count("FailedMount") > first; }));
+  EXPECT_LT(std::chrono::steady_clock::now() - woken, std::chrono::milliseconds(400))
+      << "looked again at its next poll, not when woken";
+  w->stop();
+  ASSERT_TRUE(run_until(f.io, [&] { return w->terminated(); }));
+}
+
 TEST(PodWorkerVolumes, MissingClaimThenUnsupportedSourceKeepThePodWaiting) {
   Fixture f;
   auto w = f.make(kClaimPod, f.env());
