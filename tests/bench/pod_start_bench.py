@@ -981,12 +981,14 @@ def main():
             with open(args.json, "w") as fh:
                 json.dump({"summary": res, "burst_rows": burst["rows"]}, fh, indent=1)
     finally:
-        if watch is not None:
-            watch.stop()
-        if cluster is not None:
-            cluster.down()
-            cluster.unmount()
-        shutil.rmtree(base, ignore_errors=True)
+        try:
+            if watch is not None:
+                watch.stop()
+            if cluster is not None:
+                cluster.down()
+                cluster.unmount()
+        finally:  # also when the teardown itself fails (e.g. a missing binary)
+            shutil.rmtree(base, ignore_errors=True)
     return 0
 
 
