@@ -19,6 +19,14 @@ std::string_view namespace_of(const json::value& obj);
 std::string_view uid_of(const json::value& obj);
 // metadata.deletionTimestamp is set (not null).
 bool being_deleted(const json::value& obj);
+// metadata.finalizers holds `finalizer`.
+bool has_finalizer(const json::value& obj, std::string_view finalizer);
+// obj without `finalizer` in metadata.finalizers (the others kept, in order).
+json::value without_finalizer(const json::value& obj, std::string_view finalizer);
+// The one node a PersistentVolume's spec.nodeAffinity.required pins it to: exactly one term
+// with exactly one expression `kubernetes.io/hostname In [node]` (what local volumes and the
+// local-path provisioner write); "" for any other affinity.
+std::string_view pinned_node(const json::value& pv);
 // metadata.labels, or nullptr when absent or not an object.
 const json::object* labels_of(const json::value& obj);
 // "<ns>/<name>" -> {ns, name}; a key without '/' is {"", key}.

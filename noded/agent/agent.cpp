@@ -17,6 +17,7 @@
 #include "agent/local_path.h"
 #include "loop/api.h"
 #include "loop/events.h"
+#include "loop/meta.h"
 #include "pods/pod_status.h"
 #include "podwarp/informer.h"
 #include "podwarp/log.h"
@@ -372,7 +373,8 @@ struct NodeAgent::Impl : std::enable_shared_from_this<Impl> {
     for (int attempt = 0; attempt < 5; ++attempt) {
       auto cur = co_await loop::api_get(client, pvs, "", name);
       if (!cur) break;  // gone already
-      auto r = co_await loop::api_update(client, pvs, "", without_cleanup_finalizer(*cur));
+      json::value next = loop::without_finalizer(*cur, kLocalPathCleanupFinalizer);
+      auto r = co_await loop::api_update(client, pvs, "", std::move(next));
       if (r || r.error().code != 409) {
         if (r) log::info("agent: local-path volume {}: removed {}", name, dir.string());
         if (!r) log::warn("agent: local-path volume {}: {}", name, r.error().to_string());

@@ -35,9 +35,6 @@ std::optional<std::filesystem::path> local_path_to_clean(const json::value& pv,
 // exist is already clean.
 std::expected<void, std::string> remove_local_path(const std::filesystem::path& dir);
 
-// pv without the finalizer (for the update that lets its deletion finish).
-json::value without_cleanup_finalizer(const json::value& pv);
-
 // The claim (namespace, name) that pv's spec.claimRef names, if any.
 std::optional<std::pair<std::string, std::string>> claim_of(const json::value& pv);
 

@@ -6,6 +6,8 @@
 
 #include <fstream>
 
+#include "loop/meta.h"
+
 namespace podwarp::noded::agent {
 namespace {
 
@@ -49,7 +51,7 @@ TEST(LocalPath, OnlyDeletedVolumesOfThisNodeWithTheProvisionersNaming) {
   other.as_object()["metadata"].as_object()["annotations"].as_object()
       ["pv.kubernetes.io/provisioned-by"] = "example.com/nfs";
   EXPECT_EQ(local_path_to_clean(other, "n1"), std::nullopt);
-  json::value done = without_cleanup_finalizer(volume(good));
+  json::value done = loop::without_finalizer(volume(good), kLocalPathCleanupFinalizer);
   EXPECT_EQ(done.at("metadata").at("finalizers"), json::array{"kubernetes.io/pv-protection"});
   EXPECT_EQ(local_path_to_clean(done, "n1"), std::nullopt);
   EXPECT_EQ(claim_of(done), (std::pair<std::string, std::string>{"default", "data-db-0"}));

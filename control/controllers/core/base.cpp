@@ -7,14 +7,6 @@
 
 namespace podwarp::controllers {
 
-bool has_finalizer(const json::value& obj, std::string_view finalizer) {
-  const json::value* f = find_path(obj, {"metadata", "finalizers"});
-  if (f == nullptr || !f->is_array()) return false;
-  for (const json::value& v : f->get_array()) {
-    if (v.is_string() && v.get_string() == finalizer) return true;
-  }
-  return false;
-}
 std::string key_of(const json::value& obj) {
   std::string_view ns = namespace_of(obj);
   std::string k;

@@ -33,8 +33,7 @@ using client::Result;
 // The table entry of a built-in resource ("" core group); aborts on a typo (programming error).
 using loop::resource;
 
-using namespace loop::meta;  // name_of, namespace_of, uid_of, being_deleted, ...
-bool has_finalizer(const json::value& obj, std::string_view finalizer);
+using namespace loop::meta;  // name_of, namespace_of, uid_of, being_deleted, has_finalizer, ...
 // "<ns>/<name>" or "<name>" (its inverse is split_key).
 std::string key_of(const json::value& obj);
 

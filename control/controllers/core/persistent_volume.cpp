@@ -536,40 +536,16 @@ class PersistentVolumeController : public ControllerBase {
   // A local-path volume being deleted whose node no longer exists: nobody is left to remove
   // its directory, so its cleanup finalizer goes (the node and its disk are gone).
   Awaitable<Result<void>> orphaned_cleanup(const json::value& pv) {
-    const json::value* f = find_path(pv, {"metadata", "finalizers"});
-    if (f == nullptr || !f->is_array()) co_return Result<void>{};
-    const json::array& list = f->as_array();
-    auto it = std::find_if(list.begin(), list.end(), [](const json::value& v) {
-      return v.is_string() && v.as_string() == kLocalPathCleanupFinalizer;
-    });
-    if (it == list.end()) co_return Result<void>{};
-    const std::string node(local_path_node(pv));
+    if (!has_finalizer(pv, kLocalPathCleanupFinalizer)) co_return Result<void>{};
+    const std::string node(pinned_node(pv));
     if (node.empty() || nodes_.get("", node) != nullptr) co_return Result<void>{};
     auto live = co_await loop::api_get(client_, node_res_, "", node);
     if (live || !live.error().is_not_found()) co_return Result<void>{};
-    json::value next = pv;
-    json::array& fin = next.as_object()["metadata"].as_object()["finalizers"].as_array();
-    fin.erase(fin.begin() + (it - list.begin()));
     log::info("persistentvolume-binder: volume {}: node {} is gone, removing finalizer {}",
               name_of(pv), node, kLocalPathCleanupFinalizer);
+    json::value next = without_finalizer(pv, kLocalPathCleanupFinalizer);
     auto r = co_await loop::api_update(client_, pv_res_, "", std::move(next));
     co_return outcome(r);
-  }
-
-  // The node a local-path volume's required affinity names (kubernetes.io/hostname), or "".
-  static std::string_view local_path_node(const json::value& pv) {
-    const json::value* terms =
-        find_path(pv, {"spec", "nodeAffinity", "required", "nodeSelectorTerms"});
-    if (terms == nullptr || !terms->is_array() || terms->as_array().empty()) return {};
-    const json::value* exprs = find_path(terms->as_array()[0], {"matchExpressions"});
-    if (exprs == nullptr || !exprs->is_array() || exprs->as_array().empty()) return {};
-    const json::value& e = exprs->as_array()[0];
-    const json::value* values = find_path(e, {"values"});
-    if (get_string(e, {"key"}) != "kubernetes.io/hostname" || values == nullptr ||
-        !values->is_array() || values->as_array().empty() || !values->as_array()[0].is_string()) {
-      return {};
-    }
-    return values->as_array()[0].as_string();
   }
 
   Awaitable<Result<void>> set_volume_phase(const json::value& pv, std::string_view phase) {
