@@ -16,6 +16,25 @@
 //  - the writer drains nghttp2 (nghttp2_session_mem_send) into one buffer and writes it; it
 //    sleeps until something is submitted or resumed, and ends the session when nghttp2 wants
 //    neither to read nor to write.
+// A streamed body (a watch, or a relayed node body) does not go through nghttp2's data
+// provider: its DATA frames are framed here, straight into the writer's buffer, when the
+// frame is taken from the feed. nghttp2's provider costs a resume, a scheduler push and pop
+// and a copy per frame and stream, which was most of the CPU of fanning an event out to a
+// thousand watch streams. nghttp2 still sends the stream's HEADERS, its end (an empty DATA
+// frame with END_STREAM, once every raw frame is out) and everything else; whole responses
+// still use its provider. Flow control of the raw frames is kept here:
+//  - a raw stream's send window starts as nghttp2's (the peer's initial window and updates so
+//    far; nghttp2 sent nothing on it), follows SETTINGS_INITIAL_WINDOW_SIZE changes, and takes
+//    the stream's WINDOW_UPDATEs, which nghttp2 does not see (it would count them on a window
+//    it never spends, up to an overflow); it is given them only while its own window for the
+//    stream is not positive, so that it can send the END_STREAM frame;
+//  - the connection window is counted here for both kinds (conn_window_): raw frames and
+//    whatever nghttp2's provider hands out (read_body) spend it; a connection WINDOW_UPDATE
+//    adds to it, and reaches nghttp2 only as far as it lifts nghttp2's window up to this one,
+//    so that nghttp2's never overflows, and never lets it send what the peer did not grant;
+//  - a raw frame follows its stream's HEADERS (it is framed only once nghttp2 reports them
+//    sent) and precedes nghttp2's END_STREAM (nghttp2 is let end the stream only when nothing
+//    raw is left, and the writer puts raw frames before nghttp2's output).
 // Limits: request headers 64 KiB, a request body the server's max_body_bytes (413, as
 // HTTP/1.1), request bodies buffered on one connection 64 MiB (429), 1 MiB of unsent response
 // data per stream before its feed is no longer taken from (the feed then closes a slow watch
@@ -57,6 +76,9 @@ constexpr std::size_t kMaxHeaderBytes = 64 * 1024;
 constexpr std::size_t kMaxBufferedBodies = 64 * 1024 * 1024;
 constexpr std::size_t kHighWater = 1024 * 1024;
 constexpr std::size_t kWriteBatch = 256 * 1024;
+// Raw DATA frames framed ahead of the writer: past this, frames wait in their stream's pending
+// data (a client that stops reading then meets kHighWater there, whatever windows it granted).
+constexpr std::size_t kRawBacklog = 1024 * 1024;
 constexpr std::chrono::seconds kIdle{120};
 constexpr std::chrono::seconds kStalledWrite{60};
 constexpr std::int32_t kStreamWindow = 1 << 20;
@@ -68,6 +90,12 @@ struct H2Stream {
       : id(stream_id), ticker(ex, std::chrono::steady_clock::time_point::max()) {}
 
   std::int32_t id;
+  // A streamed body, framed here (see the top of this file), and its send window.
+  bool raw = false;
+  bool headers_sent = false;  // nghttp2 sent the response HEADERS
+  bool flushing = false;      // in flush_
+  bool conn_waiting = false;  // in conn_blocked_
+  std::int64_t window = 0;    // raw only
   // The request.
   std::string method, path, accept, content_type, authorization;
   std::vector<std::pair<std::string, std::string>> headers;  // regular ones, for a node relay
@@ -122,6 +150,7 @@ class H2Session : public std::enable_shared_from_this<H2Session> {
   static int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* self);
   static int on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t error_code,
                              void* self);
+  static int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* self);
   static ssize_t read_body(nghttp2_session*, std::int32_t stream_id, std::uint8_t* buf,
                            std::size_t length, std::uint32_t* flags, nghttp2_data_source* source,
                            void* self);
@@ -159,6 +188,21 @@ class H2Session : public std::enable_shared_from_this<H2Session> {
   }
   void append(H2Stream& s, Frame hold, std::string_view bytes);
   void end_body(H2Stream& s);
+  // Raw DATA frames (see the top of this file).
+  void frame_data(std::string& out, H2Stream& s, std::string_view bytes);  // windows allow
+  std::size_t raw_room(const H2Stream& s) const;  // bytes that may go now, by both windows
+  // Frames s's pending data into `out` as far as the windows allow and `out` stays under
+  // `limit` (else s is flushed again at the writer's next pass).
+  void send_pending(H2Stream& s, std::string& out, std::size_t limit);
+  void flush(H2Stream& s);  // send_pending at the writer's next pass
+  void wait_for_connection_window(H2Stream& s);
+  void take_raw(std::string& out);
+  void ended_raw(H2Stream& s);  // nothing raw left: nghttp2 may end the stream
+  // Received bytes: everything goes to nghttp2 but the WINDOW_UPDATE frames handled here.
+  bool receive(const std::uint8_t* data, std::size_t n);
+  bool pass(std::string_view bytes);  // to nghttp2
+  bool window_update(const std::uint8_t* frame);  // a whole 13-byte frame
+  void settings_received();
 
   ApiServer& server_;
   TlsStream& stream_;
@@ -174,6 +218,20 @@ class H2Session : public std::enable_shared_from_this<H2Session> {
   std::shared_ptr<ReadyList> ready_ = std::make_shared<ReadyList>();
   std::vector<std::int32_t> ready_ids_;  // drain_ready's, swapped with ready_->ids
   std::vector<Frame> frames_;             // drain's, swapped with the feeds' queues
+  // Raw DATA frames: framed when taken from a feed, written before nghttp2's next output.
+  std::string raw_out_;
+  std::vector<std::int32_t> flush_;        // raw streams whose pending may go out now
+  std::vector<std::int32_t> conn_blocked_;  // streams waiting for the connection window
+  std::int64_t conn_window_ = NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE;
+  std::int64_t peer_initial_window_ = NGHTTP2_INITIAL_WINDOW_SIZE;
+  std::size_t max_frame_ = 16384;  // the peer's SETTINGS_MAX_FRAME_SIZE (RFC 9113 default)
+  // The reader's parse of the frames received (only their bounds, and WINDOW_UPDATEs).
+  std::size_t preface_left_ = NGHTTP2_CLIENT_MAGIC_LEN;
+  std::size_t frame_left_ = 0;               // payload bytes of the current frame still to come
+  std::array<std::uint8_t, 13> head_{};      // a frame header, or a whole WINDOW_UPDATE
+  std::size_t head_have_ = 0;
+  bool in_header_block_ = false;  // HEADERS without END_HEADERS: only CONTINUATION may follow
+  std::string to_nghttp2_;
   bool done_ = false;
   SocketDeadline<tcp::socket> idle_;     // no stream open
   SocketDeadline<tcp::socket> stalled_;  // a write in progress
@@ -239,6 +297,10 @@ int H2Session::on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t stream
 
 int H2Session::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* self_ptr) {
   auto* self = static_cast<H2Session*>(self_ptr);
+  if (frame->hd.type == NGHTTP2_SETTINGS && (frame->hd.flags & NGHTTP2_FLAG_ACK) == 0) {
+    self->settings_received();  // (nghttp2 applied them before this call)
+    return 0;
+  }
   if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
       (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) == 0) {
     return 0;
@@ -265,10 +327,34 @@ int H2Session::on_stream_close(nghttp2_session*, std::int32_t stream_id, std::ui
   return 0;
 }
 
+int H2Session::on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* self_ptr) {
+  auto* self = static_cast<H2Session*>(self_ptr);
+  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+  H2Stream* s = self->find(frame->hd.stream_id);
+  if (s == nullptr) return 0;
+  s->headers_sent = true;
+  if (s->raw && !s->pending.empty()) self->flush(*s);  // (not framed inside nghttp2's call)
+  return 0;
+}
+
 ssize_t H2Session::read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t length,
                              std::uint32_t* flags, nghttp2_data_source* source, void* self_ptr) {
   auto* self = static_cast<H2Session*>(self_ptr);
   auto* s = static_cast<H2Stream*>(source->ptr);
+  if (s->raw) {  // its DATA frames are framed here; nghttp2 only ends the stream
+    if (s->pending.empty() && s->eof) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      return 0;
+    }
+    s->deferred = true;
+    return NGHTTP2_ERR_DEFERRED;
+  }
+  if (self->conn_window_ <= 0 && !s->pending.empty()) {  // raw frames spent it
+    s->deferred = true;
+    self->wait_for_connection_window(*s);
+    return NGHTTP2_ERR_DEFERRED;
+  }
+  length = std::min(length, static_cast<std::size_t>(std::max<std::int64_t>(self->conn_window_, 0)));
   std::size_t n = 0;
   while (n < length && !s->pending.empty()) {
     auto& [hold, bytes] = s->pending.front();
@@ -279,14 +365,7 @@ ssize_t H2Session::read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf, 
     s->pending_bytes -= k;
     if (bytes.empty()) s->pending.pop_front();
   }
-  if (s->stalled && s->pending_bytes < kHighWater / 2) {
-    s->stalled = false;  // take from the feed again, outside nghttp2's callback
-    asio::post(self->ex_, [weak = self->weak_from_this(), id = s->id] {
-      auto session = weak.lock();
-      if (!session) return;
-      if (H2Stream* st = session->find(id)) session->drain(*st);
-    });
-  }
+  self->conn_window_ -= static_cast<std::int64_t>(n);
   if (s->pending.empty()) {
     if (s->eof) {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -332,6 +411,10 @@ void H2Session::respond(H2Stream& s, unsigned status, std::string_view content_t
     s.pending_bytes += hold->size();
   }
   s.eof = !streamed;
+  if (streamed) {  // framed here; its window so far is nghttp2's (which sent nothing on it)
+    s.raw = true;
+    s.window = std::max(0, nghttp2_session_get_stream_remote_window_size(session_, s.id));
+  }
   // nghttp2 copies the header fields; the provider's source (the stream) outlives its use:
   // streams_ holds it until nghttp2 closes the stream.
   int rv = nghttp2_submit_response(session_, s.id, nva.data(), nva.size(),
@@ -342,23 +425,244 @@ void H2Session::respond(H2Stream& s, unsigned status, std::string_view content_t
 
 void H2Session::append(H2Stream& s, Frame hold, std::string_view bytes) {
   if (s.closed || bytes.empty()) return;
+  // The common case of a watch: nothing waits before this frame and the windows allow it.
+  if (s.headers_sent && s.pending.empty() && bytes.size() <= raw_room(s) &&
+      bytes.size() <= max_frame_ && raw_out_.size() < kRawBacklog) {
+    frame_data(raw_out_, s, bytes);
+    kick();
+    return;
+  }
   s.pending.emplace_back(std::move(hold), bytes);
   s.pending_bytes += bytes.size();
-  if (s.deferred) {
-    s.deferred = false;
-    nghttp2_session_resume_data(session_, s.id);
-    kick();
-  }
+  if (s.headers_sent) send_pending(s, raw_out_, kRawBacklog);
 }
 
 void H2Session::end_body(H2Stream& s) {
   if (s.closed) return;
   s.eof = true;
+  if (s.pending.empty()) ended_raw(s);
+}
+
+std::size_t H2Session::raw_room(const H2Stream& s) const {
+  return static_cast<std::size_t>(std::max<std::int64_t>(std::min(s.window, conn_window_), 0));
+}
+
+void H2Session::frame_data(std::string& out, H2Stream& s, std::string_view bytes) {
+  const auto len = static_cast<std::uint32_t>(bytes.size());
+  const auto id = static_cast<std::uint32_t>(s.id);
+  const std::array<char, 9> head{
+      static_cast<char>(len >> 16), static_cast<char>(len >> 8), static_cast<char>(len),
+      static_cast<char>(NGHTTP2_DATA), 0,
+      static_cast<char>(id >> 24), static_cast<char>(id >> 16), static_cast<char>(id >> 8),
+      static_cast<char>(id)};
+  out.append(head.data(), head.size());
+  out.append(bytes);
+  s.window -= len;
+  conn_window_ -= len;
+}
+
+void H2Session::send_pending(H2Stream& s, std::string& out, std::size_t limit) {
+  if (s.closed || !s.headers_sent) return;
+  while (!s.pending.empty()) {
+    if (out.size() >= limit) {
+      flush(s);
+      break;
+    }
+    const std::size_t room = raw_room(s);
+    if (room == 0) {
+      if (conn_window_ <= 0) wait_for_connection_window(s);
+      break;  // (else its stream WINDOW_UPDATE flushes it)
+    }
+    auto& [hold, bytes] = s.pending.front();
+    const std::size_t k = std::min({bytes.size(), room, max_frame_});
+    frame_data(out, s, bytes.substr(0, k));
+    bytes.remove_prefix(k);
+    s.pending_bytes -= k;
+    if (bytes.empty()) s.pending.pop_front();
+  }
+  kick();
+  if (s.stalled && s.pending_bytes < kHighWater / 2) {
+    s.stalled = false;  // take from the feed again
+    asio::post(ex_, [weak = weak_from_this(), id = s.id] {
+      auto session = weak.lock();
+      if (!session) return;
+      if (H2Stream* st = session->find(id)) session->drain(*st);
+    });
+  }
+  if (s.pending.empty() && s.eof) ended_raw(s);
+}
+
+void H2Session::flush(H2Stream& s) {
+  if (!s.flushing) {
+    s.flushing = true;
+    flush_.push_back(s.id);
+  }
+  kick();
+}
+
+void H2Session::wait_for_connection_window(H2Stream& s) {
+  if (s.conn_waiting) return;
+  s.conn_waiting = true;
+  conn_blocked_.push_back(s.id);
+}
+
+void H2Session::take_raw(std::string& out) {
+  if (out.empty()) {
+    out.swap(raw_out_);  // (both keep their capacity, turn about)
+  } else {
+    out.append(raw_out_);
+  }
+  raw_out_.clear();
+  if (flush_.empty()) return;
+  std::vector<std::int32_t> ids;
+  ids.swap(flush_);
+  for (std::int32_t id : ids) {
+    H2Stream* s = find(id);
+    if (s == nullptr) continue;
+    s->flushing = false;
+    send_pending(*s, out, kWriteBatch);  // (past it, s is flushed again)
+  }
+}
+
+void H2Session::ended_raw(H2Stream& s) {
   if (s.deferred) {
     s.deferred = false;
     nghttp2_session_resume_data(session_, s.id);
   }
   kick();
+}
+
+bool H2Session::pass(std::string_view bytes) {
+  if (bytes.empty()) return true;
+  const ssize_t rv = nghttp2_session_mem_recv(
+      session_, reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
+  if (rv < 0) {
+    log::debug("http2: {}", nghttp2_strerror(static_cast<int>(rv)));
+    return false;
+  }
+  return true;
+}
+
+bool H2Session::receive(const std::uint8_t* data, std::size_t n) {
+  to_nghttp2_.clear();
+  const char* bytes = reinterpret_cast<const char*>(data);
+  std::size_t i = 0;
+  while (i < n) {
+    if (preface_left_ > 0 || frame_left_ > 0) {  // to nghttp2 as it comes
+      std::size_t& left = preface_left_ > 0 ? preface_left_ : frame_left_;
+      const std::size_t k = std::min(left, n - i);
+      to_nghttp2_.append(bytes + i, k);
+      i += k;
+      left -= k;
+      continue;
+    }
+    const std::size_t want = head_have_ < 9 ? 9 : head_.size();  // a header; a WINDOW_UPDATE
+    const std::size_t k = std::min(want - head_have_, n - i);
+    std::memcpy(head_.data() + head_have_, bytes + i, k);
+    head_have_ += k;
+    i += k;
+    if (head_have_ < want) break;  // the rest comes in a later read
+    const std::size_t len = (std::size_t{head_[0]} << 16) | (std::size_t{head_[1]} << 8) | head_[2];
+    const std::uint8_t type = head_[3], flags = head_[4];
+    if (want == 9 && type == NGHTTP2_WINDOW_UPDATE && len == 4 && !in_header_block_) continue;
+    head_have_ = 0;
+    if (want == head_.size()) {  // a whole WINDOW_UPDATE: what came before it goes first
+      if (!pass(to_nghttp2_)) return false;
+      to_nghttp2_.clear();
+      if (!window_update(head_.data())) return false;
+      continue;
+    }
+    to_nghttp2_.append(reinterpret_cast<const char*>(head_.data()), 9);
+    frame_left_ = len;
+    if (type == NGHTTP2_HEADERS || type == NGHTTP2_PUSH_PROMISE || type == NGHTTP2_CONTINUATION) {
+      in_header_block_ = (flags & NGHTTP2_FLAG_END_HEADERS) == 0;
+    }
+  }
+  return pass(to_nghttp2_);
+}
+
+bool H2Session::window_update(const std::uint8_t* frame) {
+  constexpr std::int64_t kMaxWindow = NGHTTP2_MAX_WINDOW_SIZE;
+  auto u31 = [](const std::uint8_t* p) {
+    return ((std::uint32_t{p[0]} & 0x7f) << 24) | (std::uint32_t{p[1]} << 16) |
+           (std::uint32_t{p[2]} << 8) | p[3];
+  };
+  const std::int32_t id = static_cast<std::int32_t>(u31(frame + 5));
+  const std::uint32_t increment = u31(frame + 9);
+  const std::string_view whole(reinterpret_cast<const char*>(frame), 13);
+  if (increment == 0) return pass(whole);  // a protocol error: nghttp2 answers it
+  if (id == 0) {
+    conn_window_ += increment;
+    if (conn_window_ > kMaxWindow) {
+      nghttp2_session_terminate_session(session_, NGHTTP2_FLOW_CONTROL_ERROR);
+      kick();
+      return true;
+    }
+    // Lift nghttp2's window as far as this one, never past it.
+    const std::int64_t lift = std::min<std::int64_t>(
+        increment, conn_window_ - nghttp2_session_get_remote_window_size(session_));
+    if (lift > 0) {
+      std::array<std::uint8_t, 13> copy;
+      std::memcpy(copy.data(), frame, copy.size());
+      copy[9] = static_cast<std::uint8_t>(lift >> 24);
+      copy[10] = static_cast<std::uint8_t>(lift >> 16);
+      copy[11] = static_cast<std::uint8_t>(lift >> 8);
+      copy[12] = static_cast<std::uint8_t>(lift);
+      if (!pass(std::string_view(reinterpret_cast<const char*>(copy.data()), copy.size()))) {
+        return false;
+      }
+    }
+    if (conn_window_ > 0 && !conn_blocked_.empty()) {
+      std::vector<std::int32_t> ids;
+      ids.swap(conn_blocked_);
+      for (std::int32_t blocked : ids) {
+        H2Stream* s = find(blocked);
+        if (s == nullptr || s->closed) continue;
+        s->conn_waiting = false;
+        if (s->raw) {
+          flush(*s);
+        } else if (s->deferred) {
+          s->deferred = false;
+          nghttp2_session_resume_data(session_, s->id);
+        }
+      }
+      kick();
+    }
+    return true;
+  }
+  H2Stream* s = find(id);
+  if (s == nullptr || !s->raw || s->closed) return pass(whole);  // nghttp2's to count
+  s->window += increment;
+  if (s->window > kMaxWindow) {
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_FLOW_CONTROL_ERROR);
+    kick();
+    return true;
+  }
+  // nghttp2 sends this stream only its END_STREAM frame, for which its window must be open.
+  if (nghttp2_session_get_stream_remote_window_size(session_, id) <= 0 && !pass(whole)) {
+    return false;
+  }
+  if (!s->pending.empty()) flush(*s);
+  return true;
+}
+
+void H2Session::settings_received() {
+  max_frame_ = nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_FRAME_SIZE);
+  const std::int64_t initial =
+      nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE);
+  const std::int64_t delta = initial - peer_initial_window_;
+  peer_initial_window_ = initial;
+  if (delta == 0) return;
+  for (auto& [id, s] : streams_) {
+    if (!s->raw || s->closed) continue;
+    s->window += delta;
+    if (s->window > NGHTTP2_MAX_WINDOW_SIZE) {
+      nghttp2_session_terminate_session(session_, NGHTTP2_FLOW_CONTROL_ERROR);
+      kick();
+      return;
+    }
+    if (delta > 0 && !s->pending.empty()) flush(*s);
+  }
 }
 
 void H2Session::spawn(asio::awaitable<void> task) {
@@ -515,11 +819,7 @@ asio::awaitable<void> H2Session::reader() {
     const std::size_t n = co_await stream_.async_read_some(
         asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
     if (n > 0) {
-      const ssize_t rv = nghttp2_session_mem_recv(session_, buf.data(), n);
-      if (rv < 0) {
-        log::debug("http2: {}", nghttp2_strerror(static_cast<int>(rv)));
-        break;
-      }
+      if (!receive(buf.data(), n)) break;
       kick();
     }
     if (ec) break;
@@ -533,16 +833,23 @@ asio::awaitable<void> H2Session::writer() {
   boost::system::error_code ec;
   while (true) {
     out.clear();
-    while (out.size() < kWriteBatch) {
-      const std::uint8_t* data = nullptr;
-      const ssize_t n = nghttp2_session_mem_send(session_, &data);
-      if (n < 0) {
-        log::debug("http2: {}", nghttp2_strerror(static_cast<int>(n)));
-        done_ = true;
-        break;
+    bool failed = false;
+    while (out.size() < kWriteBatch && !failed) {
+      // Raw DATA frames first: an END_STREAM that nghttp2 has to send comes after them.
+      const std::size_t before = out.size();
+      take_raw(out);
+      while (out.size() < kWriteBatch) {
+        const std::uint8_t* data = nullptr;
+        const ssize_t n = nghttp2_session_mem_send(session_, &data);
+        if (n < 0) {
+          log::debug("http2: {}", nghttp2_strerror(static_cast<int>(n)));
+          done_ = failed = true;
+          break;
+        }
+        if (n == 0) break;
+        out.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
       }
-      if (n == 0) break;
-      out.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+      if (out.size() == before) break;  // (HEADERS just sent may have raw frames to follow)
     }
     if (!out.empty()) {
       stalled_.expires_after(kStalledWrite);
@@ -571,6 +878,7 @@ asio::awaitable<void> H2Session::run() {
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk);
   nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame_recv);
   nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
+  nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, on_frame_send);
   const int rv = nghttp2_session_server_new(&session_, callbacks, this);
   nghttp2_session_callbacks_del(callbacks);
   if (rv != 0) co_return;

@@ -1071,6 +1071,8 @@ int main(int argc, char** argv) {
     Stats sent{0, f.from_sent}, commit{0, f.from_commit};
     fmt::print("| watch delivery p50 / p99 ms, {}: from the etcd commit ({} deliveries) | {:.2f} / {:.2f} | - | - |\n",
                how, f.from_commit.size(), commit.pct(0.5), commit.pct(0.99));
+    fmt::print("| ... from the etcd commit: p1 / p10 / p90 ms (how the fan-out spreads) | {:.2f} / {:.2f} / {:.2f} | - | - |\n",
+               commit.pct(0.01), commit.pct(0.1), commit.pct(0.9));
     fmt::print("| ... from the create sent to the apiserver ({} deliveries) | {:.2f} / {:.2f} | - | - |\n",
                f.from_sent.size(), sent.pct(0.5), sent.pct(0.99));
     fmt::print("| ... CPU ms per event (1 write, {} deliveries): podwarp-control / bench client | {:.2f} / {:.2f} | - | - |\n",

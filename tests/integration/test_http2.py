@@ -430,6 +430,112 @@ class Http2Test(harness.ClusterTestCase):
                                  "the unread watch was not reset\n" + self.control_log_tail())
                 self.assertTrue(ping_acked)
 
+    def test_flow_control_of_watch_and_list_on_one_connection(self):
+        """A client with small windows that grants more only as it reads: a watch's events
+        (framed by podwarp itself) and a list (framed by nghttp2) share the connection window,
+        and neither ever exceeds a window (python3-h2 raises FlowControlError if so); a lowered
+        SETTINGS_INITIAL_WINDOW_SIZE mid-stream applies to the open streams; WINDOW_UPDATEs
+        split across TLS records are read right; every byte arrives and both streams end."""
+        import socket
+        import ssl
+        import h2.config
+        import h2.connection
+        import h2.events
+        import h2.settings
+        ns = "h2-flow"
+        self.cluster.kubectl("create", "namespace", ns)
+        names = [f"cm-{i}" for i in range(8)]
+        for i, name in enumerate(names):  # 8 x 20 KB
+            self.cluster.kubectl("create", "configmap", name, "-n", ns,
+                                 f"--from-literal=v={chr(ord('a') + i) * 20000}")
+        ctx = ssl.create_default_context(cafile=self.ca)
+        ctx.load_cert_chain(self.cert, self.key)
+        ctx.set_alpn_protocols(["h2"])
+        initial = h2.settings.SettingCodes.INITIAL_WINDOW_SIZE
+        with socket.create_connection(("127.0.0.1", self.cluster.port), timeout=30) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+                conn.initiate_connection()
+                # Stream windows larger than the connection's (65,535, granted back as read):
+                # first the connection window binds, then (lowered) the streams'.
+                conn.update_settings({initial: 200000})
+
+                def get(sid, path):
+                    conn.send_headers(sid, [(":method", "GET"), (":scheme", "https"),
+                                            (":authority", "127.0.0.1"), (":path", path)],
+                                      end_stream=True)
+                get(1, f"/api/v1/namespaces/{ns}/configmaps?watch=true&resourceVersion=0"
+                       "&timeoutSeconds=3")
+                get(3, f"/api/v1/namespaces/{ns}/configmaps")
+                tls.sendall(conn.data_to_send())
+                bodies = {1: b"", 3: b""}
+                unacked = {0: 0, 1: 0, 3: 0}  # bytes read and not yet granted back
+                status = {}
+                ended = set()
+                lowered = False
+                split = 0
+                deadline = time.time() + 30
+                while time.time() < deadline and ended != {1, 3}:
+                    data = tls.recv(65536)
+                    self.assertTrue(data, "the server closed the connection\n" +
+                                    self.control_log_tail())
+                    acks = []
+                    for ev in conn.receive_data(data):
+                        if isinstance(ev, h2.events.ResponseReceived):
+                            status[ev.stream_id] = dict(ev.headers).get(b":status")
+                        elif isinstance(ev, h2.events.DataReceived):
+                            bodies[ev.stream_id] += ev.data
+                            if ev.flow_controlled_length:
+                                acks.append((ev.flow_controlled_length, ev.stream_id))
+                        elif isinstance(ev, h2.events.StreamEnded):
+                            ended.add(ev.stream_id)
+                        elif isinstance(ev, h2.events.StreamReset):
+                            self.fail(f"stream {ev.stream_id} reset: {ev.error_code}")
+                    if not lowered and len(bodies[1]) > 0:
+                        conn.update_settings({initial: 4096})  # the open streams shrink
+                        lowered = True
+                    # Grant back what was read, but only once the connection window is used
+                    # up (most of a stream's): a server that sends past a window makes
+                    # python3-h2 raise, as it must.
+                    for n, sid in acks:
+                        unacked[0] += n
+                        unacked[sid] += n
+                    if unacked[0] >= 65535:
+                        conn.increment_flow_control_window(unacked[0])
+                        unacked[0] = 0
+                    stream_window = 4096 if lowered else 200000
+                    for sid in (1, 3):
+                        if sid not in ended and unacked[sid] >= stream_window * 3 // 4:
+                            conn.increment_flow_control_window(unacked[sid], stream_id=sid)
+                            unacked[sid] = 0
+                    out = conn.data_to_send()
+                    if out and split < 3:  # WINDOW_UPDATEs a byte per TLS record
+                        split += 1
+                        for b in range(len(out)):
+                            tls.sendall(out[b:b + 1])
+                    else:
+                        tls.sendall(out)
+                self.assertEqual(ended, {1, 3}, f"streams ended: {ended}\n" + self.control_log_tail())
+                self.assertEqual(status, {1: b"200", 3: b"200"})
+                self.assertTrue(lowered)
+                events = [json.loads(line) for line in bodies[1].decode().splitlines()]
+                added = [e for e in events if e["type"] == "ADDED"]
+                self.assertEqual([e["object"]["metadata"]["name"] for e in added], names)
+                for i, e in enumerate(added):
+                    self.assertEqual(e["object"]["data"]["v"], chr(ord("a") + i) * 20000)
+                listed = json.loads(bodies[3])
+                self.assertEqual([o["metadata"]["name"] for o in listed["items"]], names)
+                # The connection still serves requests after both ended.
+                get(5, "/version")
+                tls.sendall(conn.data_to_send())
+                got = None
+                while got is None and time.time() < deadline:
+                    for ev in conn.receive_data(tls.recv(65536)):
+                        if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == 5:
+                            got = dict(ev.headers).get(b":status")
+                    tls.sendall(conn.data_to_send())
+                self.assertEqual(got, b"200")
+
 
 if __name__ == "__main__":
     harness.main()
