@@ -53,6 +53,10 @@ void WatchFeed::wake() {
 void WatchFeed::push(std::shared_ptr<const std::string> frame) {
   std::lock_guard lock(mu_);
   if (closed_) return;
+  if (sink_ && sleeping_ && queue_.empty() && std::this_thread::get_id() == sink_thread_ &&
+      sink_(frame)) {
+    return;  // taken at once, on the consumer's own thread
+  }
   if (queue_.size() >= kMaxQueued) {
     closed_ = true;  // the client does not keep up: end the stream, it will re-watch
     wake();
@@ -67,9 +71,16 @@ void WatchFeed::set_notify(std::function<void()> notify) {
   notify_ = std::move(notify);
 }
 
+void WatchFeed::set_sink(std::function<bool(const std::shared_ptr<const std::string>&)> sink) {
+  std::lock_guard lock(mu_);
+  sink_ = std::move(sink);
+  sink_thread_ = std::this_thread::get_id();
+}
+
 void WatchFeed::close() {
   std::lock_guard lock(mu_);
   closed_ = true;
+  sink_ = nullptr;
   wake();
 }
 

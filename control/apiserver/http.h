@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "apiserver/status.h"
@@ -88,6 +89,12 @@ class WatchFeed : public std::enable_shared_from_this<WatchFeed> {
   // frame (or the close) after each take(); the consumer takes again only when notified. It
   // must not call back into the feed.
   void set_notify(std::function<void()> notify);
+  // Such a consumer may also take frames as they are pushed: set on the consumer's thread
+  // (whose executor one thread runs), `sink` is called, with the lock held, for a frame pushed
+  // on that same thread while nothing is queued and the consumer took everything before:
+  // instead of queueing the frame and notifying. It returns false when it cannot take the
+  // frame now (it is then queued as usual). Dropped at close().
+  void set_sink(std::function<bool(const std::shared_ptr<const std::string>&)> sink);
   void close();  // no more frames; the consumer ends the stream after what is queued
 
   // Consumer side. take() returns what is queued; when empty (or always, with a notify) it
@@ -130,6 +137,8 @@ class WatchFeed : public std::enable_shared_from_this<WatchFeed> {
   bool closed_ = false;                                    // GUARDED_BY(mu_)
   bool sleeping_ = false;                                  // GUARDED_BY(mu_)
   std::function<void()> notify_;                           // GUARDED_BY(mu_)
+  std::function<bool(const std::shared_ptr<const std::string>&)> sink_;  // GUARDED_BY(mu_)
+  std::thread::id sink_thread_;                                           // GUARDED_BY(mu_)
   boost::asio::any_io_executor consumer_;
   boost::asio::steady_timer signal_;
   // Consumer side: when the stream ends, the next bookmark, and when signal_ is set to expire.

@@ -186,7 +186,7 @@ class H2Session : public std::enable_shared_from_this<H2Session> {
     Response r = Response::error(e);
     respond(s, r.status, r.content_type, r.headers, std::move(r.body), false);
   }
-  void append(H2Stream& s, Frame hold, std::string_view bytes);
+  void append(H2Stream& s, const Frame& hold, std::string_view bytes);
   void end_body(H2Stream& s);
   // Raw DATA frames (see the top of this file).
   void frame_data(std::string& out, H2Stream& s, std::string_view bytes);  // windows allow
@@ -423,7 +423,7 @@ void H2Session::respond(H2Stream& s, unsigned status, std::string_view content_t
   kick();
 }
 
-void H2Session::append(H2Stream& s, Frame hold, std::string_view bytes) {
+void H2Session::append(H2Stream& s, const Frame& hold, std::string_view bytes) {
   if (s.closed || bytes.empty()) return;
   // The common case of a watch: nothing waits before this frame and the windows allow it.
   if (s.headers_sent && s.pending.empty() && bytes.size() <= raw_room(s) &&
@@ -432,7 +432,7 @@ void H2Session::append(H2Stream& s, Frame hold, std::string_view bytes) {
     kick();
     return;
   }
-  s.pending.emplace_back(std::move(hold), bytes);
+  s.pending.emplace_back(hold, bytes);
   s.pending_bytes += bytes.size();
   if (s.headers_sent) send_pending(s, raw_out_, kRawBacklog);
 }
@@ -700,6 +700,14 @@ void H2Session::serve_feed(const std::shared_ptr<H2Stream>& s, std::shared_ptr<W
       });
     });
   });
+  // A frame the watch cache pushes on this thread (--worker-threads 0) skips the queue, the
+  // ready list and drain: framed at once. Not past kHighWater: the feed queues it, and drain
+  // notices the stall.
+  s->feed->set_sink([this, st = s.get()](const Frame& f) {
+    if (st->closed || st->pending_bytes >= kHighWater) return false;
+    append(*st, f, chunk_payload(*f));
+    return true;
+  });
   spawn(tick(s));
   drain(*s);
 }
@@ -732,7 +740,7 @@ void H2Session::drain(H2Stream& s) {
   const bool ended = s.feed->take(frames_);
   for (Frame& f : frames_) {
     std::string_view payload = chunk_payload(*f);
-    append(s, std::move(f), payload);
+    append(s, f, payload);
   }
   frames_.clear();
   if (ended) finish(s);  // after these frames, which go out before the end of the stream

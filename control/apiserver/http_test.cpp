@@ -6,6 +6,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
+#include <thread>
+
 #include "apiserver/http.h"
 #include "apiserver/negotiate.h"
 #include "apiserver/service_allocator.h"
@@ -123,6 +125,47 @@ TEST(WatchFeed, NotifyIsEdgeTriggeredAfterEachTake) {
   EXPECT_TRUE(ended);
   EXPECT_TRUE(feed.take().empty());
   feed.push(std::make_shared<const std::string>(http_chunk("e")));  // after close: dropped
+  EXPECT_EQ(feed.queued(), 0u);
+}
+
+// The HTTP/2 consumer's sink: a frame pushed on the consumer's own thread, with nothing queued
+// and everything taken, goes straight to it; otherwise (not yet taken, refused, another
+// thread, closed) the feed queues and notifies as before, keeping the frames' order.
+TEST(WatchFeed, SinkTakesFramesPushedOnTheConsumersThreadInOrder) {
+  boost::asio::io_context io;
+  WatchFeed feed(io.get_executor());
+  int notified = 0;
+  std::vector<std::string> sunk;
+  bool accept = true;
+  feed.set_notify([&] { ++notified; });
+  feed.set_sink([&](const std::shared_ptr<const std::string>& f) {
+    if (accept) sunk.push_back(*f);
+    return accept;
+  });
+  feed.push(std::make_shared<const std::string>("a"));  // not taken yet: queued
+  EXPECT_TRUE(sunk.empty());
+  EXPECT_EQ(feed.take().size(), 1u);
+  feed.push(std::make_shared<const std::string>("b"));
+  feed.push(std::make_shared<const std::string>("c"));
+  EXPECT_EQ(sunk, (std::vector<std::string>{"b", "c"}));
+  EXPECT_EQ(notified, 0);
+  EXPECT_EQ(feed.queued(), 0u);
+  accept = false;  // the sink cannot take "d": queued, notified; "e" must not overtake it
+  feed.push(std::make_shared<const std::string>("d"));
+  accept = true;
+  feed.push(std::make_shared<const std::string>("e"));
+  EXPECT_EQ(notified, 1);
+  EXPECT_EQ(sunk.size(), 2u);
+  std::vector<std::string> taken;
+  for (const auto& f : feed.take()) taken.push_back(*f);
+  EXPECT_EQ(taken, (std::vector<std::string>{"d", "e"}));
+  std::thread([&] { feed.push(std::make_shared<const std::string>("f")); }).join();
+  EXPECT_EQ(sunk.size(), 2u);  // pushed on another thread: queued
+  EXPECT_EQ(notified, 2);
+  EXPECT_EQ(feed.take().size(), 1u);
+  feed.close();
+  feed.push(std::make_shared<const std::string>("g"));  // after close: dropped
+  EXPECT_EQ(sunk.size(), 2u);
   EXPECT_EQ(feed.queued(), 0u);
 }
 
