@@ -268,7 +268,9 @@ void WatchCache::on_events(std::vector<storage::WatchEvent> events, std::int64_t
   for (const auto& group : groups_) {
     if (group->registered > 0) group->progress(revision_);
   }
-  for (CacheWatcher* w : direct_) w->progress(revision_);  // (no blanks outside dispatch)
+  for (const PrefixBucket& b : direct_) {
+    for (CacheWatcher* w : b.watchers) w->progress(revision_);  // (no blanks outside dispatch)
+  }
 }
 
 void WatchCache::apply(const storage::WatchEvent& ev) {
@@ -371,15 +373,20 @@ void WatchCache::dispatch(const std::shared_ptr<const CacheEvent>& ev) {
     if (group->registered > 0) group->publish(ev);
   }
   // By index, re-read each time: a watcher may remove itself (terminate) while we iterate,
-  // which blanks its slot (remove_watcher); the blanks are swept once the pass is over.
+  // which blanks its slot (remove_watcher), or a delivery may add one (not given this
+  // event); the blanks are swept once the pass is over.
   ++dispatching_;
-  const std::size_t n = direct_.size();
-  for (std::size_t i = 0; i < n; ++i) {
-    CacheWatcher* w = direct_[i];
-    if (w != nullptr && ev->key.starts_with(w->prefix())) deliver_filtered(*w, *ev);
+  const std::size_t buckets = direct_.size();
+  for (std::size_t b = 0; b < buckets; ++b) {
+    if (!ev->key.starts_with(direct_[b].prefix)) continue;
+    const std::size_t n = direct_[b].watchers.size();
+    for (std::size_t i = 0; i < n; ++i) {
+      if (CacheWatcher* w = direct_[b].watchers[i]) deliver_filtered(*w, *ev);
+    }
   }
   if (--dispatching_ == 0 && direct_blanks_) {
-    std::erase(direct_, nullptr);
+    for (PrefixBucket& b : direct_) std::erase(b.watchers, nullptr);
+    std::erase_if(direct_, [](const PrefixBucket& b) { return b.watchers.empty(); });
     direct_blanks_ = false;
   }
 }
@@ -448,7 +455,10 @@ std::expected<void, std::string> WatchCache::add_watcher(std::shared_ptr<CacheWa
     group = it->get();
     group->join(w);  // after the replay above, before any later event
   } else {
-    direct_.push_back(w.get());
+    auto b = std::find_if(direct_.begin(), direct_.end(),
+                          [&](const PrefixBucket& b) { return b.prefix == w->prefix(); });
+    if (b == direct_.end()) b = direct_.insert(b, PrefixBucket{w->prefix(), {}});
+    b->watchers.push_back(w.get());
   }
   CacheWatcher* key = w.get();
   watchers_[key] = {std::move(w), group};
@@ -460,12 +470,18 @@ void WatchCache::remove_watcher(CacheWatcher* w) {
   if (it == watchers_.end()) return;
   if (WatchGroup* group = it->second.second) {
     group->leave(w);
-  } else if (auto d = std::find(direct_.begin(), direct_.end(), w); d != direct_.end()) {
-    if (dispatching_ > 0) {
-      *d = nullptr;
-      direct_blanks_ = true;
-    } else {
-      direct_.erase(d);
+  } else {
+    for (auto b = direct_.begin(); b != direct_.end(); ++b) {
+      auto d = std::find(b->watchers.begin(), b->watchers.end(), w);
+      if (d == b->watchers.end()) continue;
+      if (dispatching_ > 0) {
+        *d = nullptr;
+        direct_blanks_ = true;
+      } else {
+        b->watchers.erase(d);
+        if (b->watchers.empty()) direct_.erase(b);
+      }
+      break;
     }
   }
   watchers_.erase(it);

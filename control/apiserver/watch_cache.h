@@ -232,9 +232,15 @@ class WatchCache {
   std::unordered_map<CacheWatcher*, std::pair<std::shared_ptr<CacheWatcher>, WatchGroup*>> watchers_;
   // One per consumer executor, created on its first watcher.
   std::vector<std::shared_ptr<WatchGroup>> groups_;
-  std::vector<CacheWatcher*> direct_;  // those without a group, in the order they came
-  int dispatching_ = 0;                // dispatch() passes under way (a delivery may nest one)
-  bool direct_blanks_ = false;         // direct_ has slots blanked during a pass
+  // Those without a group, by prefix (an event's key is compared once per distinct prefix,
+  // not once per watcher), each bucket in the order they came.
+  struct PrefixBucket {
+    std::string prefix;
+    std::vector<CacheWatcher*> watchers;
+  };
+  std::vector<PrefixBucket> direct_;
+  int dispatching_ = 0;         // dispatch() passes under way (a delivery may nest one)
+  bool direct_blanks_ = false;  // direct_ has slots blanked during a pass
   // expect_write(): key -> the write, until its event comes or it fails.
   std::unordered_map<std::string, std::shared_ptr<PendingWrite>> pending_;
   void drop_pending(const std::shared_ptr<PendingWrite>& w);
