@@ -411,9 +411,11 @@ void H2Session::respond(H2Stream& s, unsigned status, std::string_view content_t
     s.pending_bytes += hold->size();
   }
   s.eof = !streamed;
-  if (streamed) {  // framed here; its window so far is nghttp2's (which sent nothing on it)
-    s.raw = true;
-    s.window = std::max(0, nghttp2_session_get_stream_remote_window_size(session_, s.id));
+  if (streamed) {  // framed here; its window so far is nghttp2's (which sent nothing on it;
+    s.raw = true;  // below zero after a lowered SETTINGS_INITIAL_WINDOW_SIZE)
+    if (nghttp2_session_find_stream(session_, s.id) != nullptr) {
+      s.window = nghttp2_session_get_stream_remote_window_size(session_, s.id);
+    }
   }
   // nghttp2 copies the header fields; the provider's source (the stream) outlives its use:
   // streams_ holds it until nghttp2 closes the stream.
