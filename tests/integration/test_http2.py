@@ -435,7 +435,8 @@ class Http2Test(harness.ClusterTestCase):
         (framed by podwarp itself) and a list (framed by nghttp2) share the connection window,
         and neither ever exceeds a window (python3-h2 raises FlowControlError if so); a lowered
         SETTINGS_INITIAL_WINDOW_SIZE mid-stream applies to the open streams; WINDOW_UPDATEs
-        split across TLS records are read right; every byte arrives and both streams end."""
+        split across TLS records are read right; every byte arrives and both streams end. A
+        live event (cm-8, created once the 8 replayed ones are in) takes the same path."""
         import socket
         import ssl
         import h2.config
@@ -465,7 +466,7 @@ class Http2Test(harness.ClusterTestCase):
                                             (":authority", "127.0.0.1"), (":path", path)],
                                       end_stream=True)
                 get(1, f"/api/v1/namespaces/{ns}/configmaps?watch=true&resourceVersion=0"
-                       "&timeoutSeconds=3")
+                       "&timeoutSeconds=6")
                 get(3, f"/api/v1/namespaces/{ns}/configmaps")
                 tls.sendall(conn.data_to_send())
                 bodies = {1: b"", 3: b""}
@@ -473,6 +474,7 @@ class Http2Test(harness.ClusterTestCase):
                 status = {}
                 ended = set()
                 lowered = False
+                live = False
                 split = 0
                 deadline = time.time() + 30
                 while time.time() < deadline and ended != {1, 3}:
@@ -491,6 +493,10 @@ class Http2Test(harness.ClusterTestCase):
                             ended.add(ev.stream_id)
                         elif isinstance(ev, h2.events.StreamReset):
                             self.fail(f"stream {ev.stream_id} reset: {ev.error_code}")
+                    if not live and bodies[1].count(b"\n") >= len(names):
+                        self.cluster.kubectl("create", "configmap", "cm-8", "-n", ns,
+                                             f"--from-literal=v={'i' * 20000}")
+                        live = True
                     if not lowered and len(bodies[1]) > 0:
                         conn.update_settings({initial: 4096})  # the open streams shrink
                         lowered = True
@@ -520,7 +526,9 @@ class Http2Test(harness.ClusterTestCase):
                 self.assertTrue(lowered)
                 events = [json.loads(line) for line in bodies[1].decode().splitlines()]
                 added = [e for e in events if e["type"] == "ADDED"]
-                self.assertEqual([e["object"]["metadata"]["name"] for e in added], names)
+                self.assertTrue(live)
+                self.assertEqual([e["object"]["metadata"]["name"] for e in added],
+                                 names + ["cm-8"])
                 for i, e in enumerate(added):
                     self.assertEqual(e["object"]["data"]["v"], chr(ord("a") + i) * 20000)
                 listed = json.loads(bodies[3])
