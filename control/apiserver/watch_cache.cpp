@@ -471,9 +471,11 @@ void WatchCache::remove_watcher(CacheWatcher* w) {
   if (WatchGroup* group = it->second.second) {
     group->leave(w);
   } else {
-    for (auto b = direct_.begin(); b != direct_.end(); ++b) {
-      auto d = std::find(b->watchers.begin(), b->watchers.end(), w);
-      if (d == b->watchers.end()) continue;
+    auto b = std::find_if(direct_.begin(), direct_.end(),
+                          [&](const PrefixBucket& b) { return b.prefix == w->prefix(); });
+    auto d = b == direct_.end() ? decltype(b->watchers.begin()){}
+                                : std::find(b->watchers.begin(), b->watchers.end(), w);
+    if (b != direct_.end() && d != b->watchers.end()) {
       if (dispatching_ > 0) {
         *d = nullptr;
         direct_blanks_ = true;
@@ -481,7 +483,6 @@ void WatchCache::remove_watcher(CacheWatcher* w) {
         b->watchers.erase(d);
         if (b->watchers.empty()) direct_.erase(b);
       }
-      break;
     }
   }
   watchers_.erase(it);

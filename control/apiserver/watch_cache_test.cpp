@@ -167,6 +167,54 @@ TEST_F(WatchCacheTest, FilterTransitionsAreAddsAndDeletes) {
   cache.remove_watcher(w.get());
 }
 
+// The cache's own watchers, kept by prefix: each gets the events under its prefix (one
+// prefix inside another, two watchers on one); one that leaves while an event is delivered
+// (its own delivery removes it and another) gets nothing after, and the rest keep theirs.
+TEST_F(WatchCacheTest, DirectWatchersByPrefixAndLeavingDuringDelivery) {
+  WatchCache cache(io_.get_executor(), *client_, "/registry/");
+  ASSERT_TRUE(run(cache.start()));
+  class Leaver : public Recorder {
+   public:
+    Leaver(WatchCache& cache, std::string prefix) : Recorder(std::move(prefix)), cache_(cache) {}
+    void deliver(const CacheEvent& ev, EventType as) override {
+      Recorder::deliver(ev, as);
+      for (CacheWatcher* w : leave) cache_.remove_watcher(w);
+      leave.clear();
+    }
+    std::vector<CacheWatcher*> leave;
+
+   private:
+    WatchCache& cache_;
+  };
+  auto all = std::make_shared<Recorder>("/registry/configmaps/");
+  auto leaver = std::make_shared<Leaver>(cache, "/registry/configmaps/");
+  auto ns = std::make_shared<Recorder>("/registry/configmaps/ns/");
+  auto other = std::make_shared<Recorder>("/registry/configmaps/ns/");
+  auto secrets = std::make_shared<Recorder>("/registry/secrets/");
+  for (const auto& w : {std::shared_ptr<Recorder>(all), std::shared_ptr<Recorder>(leaver), ns,
+                        other, secrets}) {
+    ASSERT_TRUE(cache.add_watcher(w, 0));
+  }
+  put("/registry/configmaps/ns/a", obj("a", "x"));
+  std::int64_t rev = put("/registry/configmaps/elsewhere/b", obj("b", "x"));
+  until([&] { return cache.revision() >= rev; });
+  leaver->leave = {leaver.get(), other.get()};
+  rev = put("/registry/configmaps/ns/c", obj("c", "x"));  // leaver (and other) go during it
+  until([&] { return cache.revision() >= rev; });
+  rev = put("/registry/configmaps/ns/d", obj("d", "x"));
+  put("/registry/secrets/ns/s", obj("s", "x"));
+  rev = put("/registry/configmaps/ns/e", obj("e", "x"));
+  until([&] { return cache.revision() >= rev; });
+  using V = std::vector<std::string>;
+  EXPECT_EQ(all->events, (V{"ADDED a", "ADDED b", "ADDED c", "ADDED d", "ADDED e"}));
+  EXPECT_EQ(leaver->events, (V{"ADDED a", "ADDED b", "ADDED c"}));
+  EXPECT_EQ(ns->events, (V{"ADDED a", "ADDED c", "ADDED d", "ADDED e"}));
+  // other's bucket comes after leaver's: removed before c reached it.
+  EXPECT_EQ(other->events, (V{"ADDED a"}));
+  EXPECT_EQ(secrets->events, (V{"ADDED s"}));
+  for (const auto& w : {std::shared_ptr<Recorder>(all), ns, secrets}) cache.remove_watcher(w.get());
+}
+
 // Watchers registered for another executor get the replay at once (on the cache's thread),
 // then every later event on that executor's thread, in order; after remove_watcher, none.
 TEST_F(WatchCacheTest, WatchersOfAnotherThreadGetEventsThere) {
