@@ -122,16 +122,14 @@ class WatchGroup : public std::enable_shared_from_this<WatchGroup> {
     for (std::size_t i = 0; i < cut; ++i) {
       Entry& e = work_[i];
       if (e.progress != 0) {
-        for (const auto& m : members_) m->progress(e.progress);
+        members_.for_each([&](CacheWatcher& m) { m.progress(e.progress); });
       } else if (e.join) {
-        members_.push_back(std::move(e.join));
+        members_.add(std::move(e.join));
       } else if (e.leave != nullptr) {
-        std::erase_if(members_, [&](const auto& m) { return m.get() == e.leave; });
+        members_.remove(e.leave);
       } else {
         const CacheEvent& ev = *e.event;
-        for (const auto& m : members_) {
-          if (ev.key.starts_with(m->prefix())) deliver_filtered(*m, ev);
-        }
+        members_.for_key(ev.key, [&](CacheWatcher& m) { deliver_filtered(m, ev); });
       }
     }
     if (cut < work_.size()) {
@@ -148,8 +146,39 @@ class WatchGroup : public std::enable_shared_from_this<WatchGroup> {
   bool posted_ = false;       // GUARDED_BY(mu_)
   // The group's thread only.
   std::vector<Entry> work_;
-  std::vector<std::shared_ptr<CacheWatcher>> members_;
+  PrefixIndex members_;
 };
+
+void PrefixIndex::add(std::shared_ptr<CacheWatcher> w) {
+  auto b = std::find_if(buckets_.begin(), buckets_.end(),
+                        [&](const Bucket& b) { return b.prefix == w->prefix(); });
+  if (b == buckets_.end()) b = buckets_.insert(b, Bucket{w->prefix(), {}});
+  b->watchers.push_back(std::move(w));
+}
+
+void PrefixIndex::remove(const CacheWatcher* w) {
+  auto b = std::find_if(buckets_.begin(), buckets_.end(),
+                        [&](const Bucket& b) { return b.prefix == w->prefix(); });
+  if (b == buckets_.end()) return;
+  auto d = std::find_if(b->watchers.begin(), b->watchers.end(),
+                        [&](const auto& m) { return m.get() == w; });
+  if (d == b->watchers.end()) return;
+  if (passes_ > 0) {
+    departed_.push_back(std::move(*d));  // blanks the slot; kept alive until the pass ends
+    blanks_ = true;
+    return;
+  }
+  b->watchers.erase(d);
+  if (b->watchers.empty()) buckets_.erase(b);
+}
+
+void PrefixIndex::end_pass() {
+  if (--passes_ > 0 || !blanks_) return;
+  for (Bucket& b : buckets_) std::erase(b.watchers, nullptr);
+  std::erase_if(buckets_, [](const Bucket& b) { return b.watchers.empty(); });
+  blanks_ = false;
+  departed_.clear();
+}
 
 WatchCache::WatchCache(asio::any_io_executor ex, storage::EtcdClient& etcd, std::string root)
     : ex_(std::move(ex)), etcd_(etcd), root_(std::move(root)) {}
@@ -268,9 +297,7 @@ void WatchCache::on_events(std::vector<storage::WatchEvent> events, std::int64_t
   for (const auto& group : groups_) {
     if (group->registered > 0) group->progress(revision_);
   }
-  for (const PrefixBucket& b : direct_) {
-    for (CacheWatcher* w : b.watchers) w->progress(revision_);  // (no blanks outside dispatch)
-  }
+  direct_.for_each([&](CacheWatcher& w) { w.progress(revision_); });
 }
 
 void WatchCache::apply(const storage::WatchEvent& ev) {
@@ -372,23 +399,8 @@ void WatchCache::dispatch(const std::shared_ptr<const CacheEvent>& ev) {
   for (const auto& group : groups_) {
     if (group->registered > 0) group->publish(ev);
   }
-  // By index, re-read each time: a watcher may remove itself (terminate) while we iterate,
-  // which blanks its slot (remove_watcher), or a delivery may add one (not given this
-  // event); the blanks are swept once the pass is over.
-  ++dispatching_;
-  const std::size_t buckets = direct_.size();
-  for (std::size_t b = 0; b < buckets; ++b) {
-    if (!ev->key.starts_with(direct_[b].prefix)) continue;
-    const std::size_t n = direct_[b].watchers.size();
-    for (std::size_t i = 0; i < n; ++i) {
-      if (CacheWatcher* w = direct_[b].watchers[i]) deliver_filtered(*w, *ev);
-    }
-  }
-  if (--dispatching_ == 0 && direct_blanks_) {
-    for (PrefixBucket& b : direct_) std::erase(b.watchers, nullptr);
-    std::erase_if(direct_, [](const PrefixBucket& b) { return b.watchers.empty(); });
-    direct_blanks_ = false;
-  }
+  // A watcher may remove itself (terminate) while it is delivered to: PrefixIndex allows it.
+  direct_.for_key(ev->key, [&](CacheWatcher& w) { deliver_filtered(w, *ev); });
 }
 
 void WatchCache::set_revision(std::int64_t rev) {
@@ -455,10 +467,7 @@ std::expected<void, std::string> WatchCache::add_watcher(std::shared_ptr<CacheWa
     group = it->get();
     group->join(w);  // after the replay above, before any later event
   } else {
-    auto b = std::find_if(direct_.begin(), direct_.end(),
-                          [&](const PrefixBucket& b) { return b.prefix == w->prefix(); });
-    if (b == direct_.end()) b = direct_.insert(b, PrefixBucket{w->prefix(), {}});
-    b->watchers.push_back(w.get());
+    direct_.add(w);
   }
   CacheWatcher* key = w.get();
   watchers_[key] = {std::move(w), group};
@@ -471,19 +480,7 @@ void WatchCache::remove_watcher(CacheWatcher* w) {
   if (WatchGroup* group = it->second.second) {
     group->leave(w);
   } else {
-    auto b = std::find_if(direct_.begin(), direct_.end(),
-                          [&](const PrefixBucket& b) { return b.prefix == w->prefix(); });
-    auto d = b == direct_.end() ? decltype(b->watchers.begin()){}
-                                : std::find(b->watchers.begin(), b->watchers.end(), w);
-    if (b != direct_.end() && d != b->watchers.end()) {
-      if (dispatching_ > 0) {
-        *d = nullptr;
-        direct_blanks_ = true;
-      } else {
-        b->watchers.erase(d);
-        if (b->watchers.empty()) direct_.erase(b);
-      }
-    }
+    direct_.remove(w);
   }
   watchers_.erase(it);
 }

@@ -27,6 +27,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -150,6 +151,51 @@ class CacheWatcher {
   virtual void terminate(std::string reason) = 0;
 };
 
+// Watchers by prefix, in the order they came within each prefix: an event's key is compared
+// once per distinct prefix, not once per watcher (a cold string each). One thread's. A
+// watcher may leave, or another join, while an event is delivered: the leaver's slot is
+// blanked (the watcher kept alive) until the outermost pass ends; the joiner gets the next
+// event.
+class PrefixIndex {
+ public:
+  void add(std::shared_ptr<CacheWatcher> w);
+  void remove(const CacheWatcher* w);
+  // fn(watcher) for each watcher whose prefix `key` starts with.
+  template <typename Fn>
+  void for_key(std::string_view key, Fn&& fn) {
+    ++passes_;
+    const std::size_t buckets = buckets_.size();  // by index, re-read: fn may add or remove
+    for (std::size_t b = 0; b < buckets; ++b) {
+      if (!key.starts_with(buckets_[b].prefix)) continue;
+      const std::size_t n = buckets_[b].watchers.size();
+      for (std::size_t i = 0; i < n; ++i) {
+        if (CacheWatcher* w = buckets_[b].watchers[i].get()) fn(*w);
+      }
+    }
+    end_pass();
+  }
+  template <typename Fn>
+  void for_each(Fn&& fn) {
+    for (const Bucket& b : buckets_) {
+      for (const auto& w : b.watchers) {
+        if (w) fn(*w);
+      }
+    }
+  }
+
+ private:
+  struct Bucket {
+    std::string prefix;
+    std::vector<std::shared_ptr<CacheWatcher>> watchers;
+  };
+  void end_pass();
+
+  std::vector<Bucket> buckets_;
+  int passes_ = 0;       // for_key() passes under way (a delivery may nest one)
+  bool blanks_ = false;  // slots blanked during a pass
+  std::vector<std::shared_ptr<CacheWatcher>> departed_;  // their watchers, until it ends
+};
+
 class WatchGroup;
 
 class WatchCache {
@@ -232,15 +278,7 @@ class WatchCache {
   std::unordered_map<CacheWatcher*, std::pair<std::shared_ptr<CacheWatcher>, WatchGroup*>> watchers_;
   // One per consumer executor, created on its first watcher.
   std::vector<std::shared_ptr<WatchGroup>> groups_;
-  // Those without a group, by prefix (an event's key is compared once per distinct prefix,
-  // not once per watcher), each bucket in the order they came.
-  struct PrefixBucket {
-    std::string prefix;
-    std::vector<CacheWatcher*> watchers;
-  };
-  std::vector<PrefixBucket> direct_;
-  int dispatching_ = 0;         // dispatch() passes under way (a delivery may nest one)
-  bool direct_blanks_ = false;  // direct_ has slots blanked during a pass
+  PrefixIndex direct_;  // those without a group
   // expect_write(): key -> the write, until its event comes or it fails.
   std::unordered_map<std::string, std::shared_ptr<PendingWrite>> pending_;
   void drop_pending(const std::shared_ptr<PendingWrite>& w);
